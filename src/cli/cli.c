@@ -13,6 +13,7 @@
 
 static const CliCmd *const cli_tables[] = {
     cli_vm_cmds,
+    cli_device_cmds,
 };
 
 void

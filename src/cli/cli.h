@@ -5,6 +5,7 @@
 #include <glib.h>
 #include <json-glib/json-glib.h>
 
+#include "hotplug-vm.h"
 #include "qmp-conn.h"
 
 G_BEGIN_DECLS
@@ -41,6 +42,7 @@ struct CliCmd {
 
 /* One table per verb group, each ending with a zeroed entry. */
 extern const CliCmd cli_vm_cmds[];
+extern const CliCmd cli_device_cmds[];
 
 /* Run hotplugctl; returns the exit code. */
 int cli_main(int argc, char **argv);
@@ -61,5 +63,30 @@ QmpConn *cli_vm_connect(CliContext *ctx, const char *vm, GError **error);
 
 /* Print a JSON node as one compact line on stdout. */
 void cli_print_json(JsonNode *node);
+
+/* ---- operations (cli-op.c) ---------------------------------------- */
+
+/* The options every unplug verb takes. */
+typedef struct {
+    HotplugUnplugOptions unplug;
+    gboolean no_wait;
+} CliUnplugArgs;
+
+/* Parse argv (argv[0] is the verb) into positional arguments (returned,
+ * NULL-terminated, borrowed strings) and the unplug options.  On a usage
+ * error prints it and returns NULL. */
+char **cli_parse_unplug_args(const CliCmd *cmd, int argc, char **argv, CliUnplugArgs *out);
+/* Parse "SEC" (may be fractional) into milliseconds. */
+gboolean cli_parse_seconds(const char *text, guint *ms);
+
+/* Direct mode: connect to the socket and start an engine on it. */
+HotplugVm *cli_engine_open(CliContext *ctx, const char *vm, GError **error);
+void cli_engine_close(HotplugVm *vm);
+
+/* Wait for op to end (or, with no_wait, to be accepted by QEMU), showing
+ * attempts and progress; print the result; return the exit code. */
+int cli_op_wait(CliContext *ctx, HotplugVm *vm, HotplugOp *op, gboolean no_wait);
+/* Exit code and message for an error from hotplug_vm_*(). */
+int cli_op_error(CliContext *ctx, const GError *error);
 
 G_END_DECLS

@@ -126,7 +126,9 @@ qmp_message_sort(QmpMessage *msg, GError **error)
             JsonObject *t = json_node_get_object(ts);
             gint64 s = qmp_json_get_int_default(t, "seconds", -1);
             gint64 us = qmp_json_get_int_default(t, "microseconds", 0);
-            if (s >= 0)
+            /* out of range reads as absent (and must not overflow) */
+            if (s >= 0 && s <= (G_MAXINT64 - (G_USEC_PER_SEC - 1)) / G_USEC_PER_SEC && us >= 0 &&
+                us < G_USEC_PER_SEC)
                 msg->timestamp_us = s * G_USEC_PER_SEC + us;
         }
         return TRUE;

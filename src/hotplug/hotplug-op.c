@@ -1,0 +1,219 @@
+#define G_LOG_DOMAIN "hotplug"
+#include "config.h"
+
+#include <stdarg.h>
+
+#include "hotplug-priv.h"
+#include "qmp-error.h"
+
+static guint64 hotplug_op_next_id = 1;
+
+void
+hotplug_op_set_next_id(guint64 next)
+{
+    hotplug_op_next_id = next;
+}
+
+static const char *const hotplug_kind_names[] = {
+    [HOTPLUG_KIND_DEVICE] = "device",   [HOTPLUG_KIND_VCPU] = "vcpu",
+    [HOTPLUG_KIND_MEMORY] = "memory",   [HOTPLUG_KIND_DISK] = "disk",
+    [HOTPLUG_KIND_HOSTDEV] = "hostdev",
+};
+
+const char *
+hotplug_kind_name(HotplugKind k)
+{
+    return k < G_N_ELEMENTS(hotplug_kind_names) ? hotplug_kind_names[k] : "unknown";
+}
+
+gboolean
+hotplug_kind_from_name(const char *name, HotplugKind *out)
+{
+    for (guint i = 0; i < G_N_ELEMENTS(hotplug_kind_names); i++) {
+        if (g_str_equal(name, hotplug_kind_names[i])) {
+            *out = i;
+            return TRUE;
+        }
+    }
+    return FALSE;
+}
+
+const char *
+hotplug_action_name(HotplugAction a)
+{
+    return a == HOTPLUG_ACTION_PLUG ? "plug" : "unplug";
+}
+
+const char *
+hotplug_op_state_name(HotplugOpState s)
+{
+    switch (s) {
+    case HOTPLUG_OP_SENDING:
+        return "sending";
+    case HOTPLUG_OP_WAITING:
+        return "waiting";
+    case HOTPLUG_OP_RETRY_WAIT:
+        return "retry-wait";
+    case HOTPLUG_OP_CLEANUP:
+        return "cleanup";
+    case HOTPLUG_OP_TRACKED:
+        return "tracked";
+    case HOTPLUG_OP_DONE:
+        return "done";
+    }
+    return "unknown";
+}
+
+HotplugOp *
+hotplug_op_new(HotplugVm *vm, HotplugKind kind, HotplugAction action, const char *device)
+{
+    HotplugOp *op = g_new0(HotplugOp, 1);
+
+    op->ref = 1;
+    op->id = hotplug_op_next_id++;
+    op->vm = vm;
+    op->vm_name = g_strdup(hotplug_vm_get_name(vm));
+    op->device = g_strdup(device);
+    op->kind = kind;
+    op->action = action;
+    op->state = HOTPLUG_OP_SENDING;
+    op->max_attempts = 1;
+    op->start_us = g_get_monotonic_time();
+    op->end_us = -1;
+    return op;
+}
+
+HotplugOp *
+hotplug_op_ref(HotplugOp *op)
+{
+    op->ref++;
+    return op;
+}
+
+void
+hotplug_op_unref(HotplugOp *op)
+{
+    if (!op || --op->ref > 0)
+        return;
+    timeout_deadline_free(op->deadline);
+    timeout_deadline_free(op->retry);
+    g_clear_error(&op->error);
+    if (op->steps)
+        g_ptr_array_unref(op->steps);
+    if (op->cleanup)
+        g_ptr_array_unref(op->cleanup);
+    g_free(op->detail);
+    g_free(op->device);
+    g_free(op->vm_name);
+    g_free(op);
+}
+
+void
+hotplug_op_set_detail(HotplugOp *op, const char *fmt, ...)
+{
+    va_list ap;
+
+    g_free(op->detail);
+    va_start(ap, fmt);
+    op->detail = g_strdup_vprintf(fmt, ap);
+    va_end(ap);
+}
+
+void
+hotplug_op_set_error(HotplugOp *op, const GError *error)
+{
+    g_clear_error(&op->error);
+    if (error)
+        op->error = g_error_copy(error);
+}
+
+guint64 hotplug_op_get_id(const HotplugOp *op) { return op->id; }
+const char *hotplug_op_get_vm_name(const HotplugOp *op) { return op->vm_name; }
+const char *hotplug_op_get_device(const HotplugOp *op) { return op->device; }
+HotplugKind hotplug_op_get_kind(const HotplugOp *op) { return op->kind; }
+HotplugAction hotplug_op_get_action(const HotplugOp *op) { return op->action; }
+HotplugOpState hotplug_op_get_state(const HotplugOp *op) { return op->state; }
+HotplugOutcome hotplug_op_get_outcome(const HotplugOp *op) { return op->outcome; }
+HotplugOutcome hotplug_op_get_attempt_outcome(const HotplugOp *op) { return op->attempt_outcome; }
+guint hotplug_op_get_attempts(const HotplugOp *op) { return op->attempts; }
+guint hotplug_op_get_max_attempts(const HotplugOp *op) { return op->max_attempts; }
+guint hotplug_op_get_timeout_ms(const HotplugOp *op) { return op->timeout_ms; }
+const GError *hotplug_op_get_error(const HotplugOp *op) { return op->error; }
+const char *hotplug_op_get_detail(const HotplugOp *op) { return op->detail; }
+
+gboolean
+hotplug_op_is_final(const HotplugOp *op)
+{
+    return op->outcome != HOTPLUG_OUTCOME_NONE;
+}
+
+gint64
+hotplug_op_get_elapsed_ms(const HotplugOp *op)
+{
+    gint64 end = op->end_us >= 0 ? op->end_us : g_get_monotonic_time();
+    return (end - op->start_us) / 1000;
+}
+
+gint64
+hotplug_op_get_remaining_ms(const HotplugOp *op)
+{
+    return op->deadline ? timeout_deadline_remaining_ms(op->deadline) : -1;
+}
+
+gint64
+hotplug_op_get_next_attempt_ms(const HotplugOp *op)
+{
+    return op->retry ? timeout_deadline_remaining_ms(op->retry) : -1;
+}
+
+JsonNode *
+hotplug_op_to_json(const HotplugOp *op)
+{
+    g_autoptr(JsonBuilder) b = json_builder_new();
+    HotplugOutcome shown = op->outcome != HOTPLUG_OUTCOME_NONE ? op->outcome : op->attempt_outcome;
+
+    json_builder_begin_object(b);
+    json_builder_set_member_name(b, "op");
+    json_builder_add_int_value(b, (gint64)op->id);
+    json_builder_set_member_name(b, "vm");
+    json_builder_add_string_value(b, op->vm_name);
+    json_builder_set_member_name(b, "device");
+    json_builder_add_string_value(b, op->device);
+    json_builder_set_member_name(b, "kind");
+    json_builder_add_string_value(b, hotplug_kind_name(op->kind));
+    json_builder_set_member_name(b, "action");
+    json_builder_add_string_value(b, hotplug_action_name(op->action));
+    json_builder_set_member_name(b, "outcome");
+    json_builder_add_string_value(b, hotplug_outcome_name(shown));
+    json_builder_set_member_name(b, "state");
+    json_builder_add_string_value(b, hotplug_op_state_name(op->state));
+    json_builder_set_member_name(b, "attempts");
+    json_builder_add_int_value(b, op->attempts);
+    json_builder_set_member_name(b, "elapsed_ms");
+    json_builder_add_int_value(b, hotplug_op_get_elapsed_ms(op));
+    if (op->action == HOTPLUG_ACTION_UNPLUG) {
+        json_builder_set_member_name(b, "timeout_ms");
+        json_builder_add_int_value(b, op->timeout_ms);
+    }
+    if (op->error) {
+        const char *cls = qmp_error_class_name(op->error);
+        json_builder_set_member_name(b, "error");
+        json_builder_begin_object(b);
+        json_builder_set_member_name(b, "class");
+        if (cls)
+            json_builder_add_string_value(b, cls);
+        else if (op->error->domain == HOTPLUG_ERROR && op->error->code == HOTPLUG_ERROR_BAD_PROPERTY)
+            json_builder_add_string_value(b, "InvalidProperty");
+        else
+            json_builder_add_string_value(b, "LocalError");
+        json_builder_set_member_name(b, "desc");
+        json_builder_add_string_value(b, op->error->message);
+        json_builder_end_object(b);
+    }
+    if (op->detail) {
+        json_builder_set_member_name(b, "detail");
+        json_builder_add_string_value(b, op->detail);
+    }
+    json_builder_end_object(b);
+    return json_builder_get_root(b);
+}

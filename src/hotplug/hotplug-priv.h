@@ -1,0 +1,48 @@
+/* Internals shared by hotplug-op.c and hotplug-vm.c. */
+#pragma once
+
+#include "hotplug-op.h"
+#include "hotplug-vm.h"
+#include "timeout.h"
+
+typedef enum {
+    HOTPLUG_CONFIRM_NONE,
+    HOTPLUG_CONFIRM_PROBE,        /* a hint it may be gone: check, keep waiting if not */
+    HOTPLUG_CONFIRM_DEADLINE,     /* the deadline passed */
+    HOTPLUG_CONFIRM_GUEST_ERROR,  /* the guest refused */
+} HotplugConfirm;
+
+struct HotplugOp {
+    gint ref;
+    guint64 id;
+    HotplugVm *vm;  /* NULL once the VM is freed */
+    char *vm_name;
+    char *device;
+    HotplugKind kind;
+    HotplugAction action;
+    HotplugOpState state;
+    HotplugOutcome outcome;
+    HotplugOutcome attempt_outcome;
+    guint attempts;
+    guint max_attempts;
+    guint timeout_ms;
+    guint retry_interval_ms;
+    gint64 start_us;
+    gint64 end_us;
+    gint64 last_attempt_us;
+    TimeoutDeadline *deadline;  /* the unplug deadline */
+    TimeoutDeadline *retry;     /* when the next attempt may go */
+    GError *error;
+    char *detail;
+    HotplugConfirm confirm;     /* a confirmation asked for */
+    guint64 confirm_ticket;     /* ... at this point of the VM's counter */
+    GPtrArray *steps;           /* plug: HotplugStep to run */
+    guint steps_done;
+    GPtrArray *cleanup;         /* unplug: HotplugStep after the device is gone */
+    guint cleanup_done;
+};
+
+HotplugOp *hotplug_op_new(HotplugVm *vm, HotplugKind kind, HotplugAction action,
+                          const char *device);
+void hotplug_op_set_detail(HotplugOp *op, const char *fmt, ...) G_GNUC_PRINTF(2, 3);
+void hotplug_op_set_error(HotplugOp *op, const GError *error);

@@ -1,0 +1,1207 @@
+#define G_LOG_DOMAIN "hotplug"
+#include "config.h"
+
+#include <string.h>
+
+#include "hotplug-priv.h"
+#include "hotplug-props.h"
+#include "qmp-json.h"
+
+#define PERIPHERAL "/machine/peripheral/"
+
+/* ACPI _OST: source 3 is an eject request, 0x103 eject processing;
+ * status 0x84 means "in progress", 1 and 0x80-0x83 are failures. */
+#define ACPI_OST_EJECT_REQUEST    0x03
+#define ACPI_OST_EJECT_PROCESSING 0x103
+#define ACPI_OST_SUCCESS          0x00
+#define ACPI_OST_IN_PROGRESS      0x84
+
+typedef struct {
+    guint id;
+    HotplugVmListener cb;
+    gpointer opaque;
+} HotplugListenerEntry;
+
+struct HotplugVm {
+    char *name;
+    QmpConn *conn;
+    guint conn_listener;
+    HotplugVmOptions opts;
+    GHashTable *ops;           /* device -> HotplugOp (ref), not DONE */
+    GArray *listeners;         /* HotplugListenerEntry */
+    guint next_listener_id;
+    GHashTable *prop_cache;    /* driver -> HotplugPropTypes */
+    guint64 confirm_counter;   /* bumped by every confirmation request */
+    gboolean confirm_inflight;
+    GPtrArray *queries;        /* HotplugVmQuery in flight: cut loose on free */
+};
+
+/* Anything in flight that points back at the VM. */
+typedef struct {
+    HotplugVm *vm;  /* NULL once the VM is freed */
+} HotplugVmQuery;
+
+static gpointer
+hotplug_vm_query_new(HotplugVm *vm, gsize size)
+{
+    HotplugVmQuery *q = g_malloc0(size);
+
+    q->vm = vm;
+    g_ptr_array_add(vm->queries, q);
+    return q;
+}
+
+/* The query's VM (NULL if freed); the query leaves the VM's list. */
+static HotplugVm *
+hotplug_vm_query_end(gpointer query)
+{
+    HotplugVmQuery *q = query;
+
+    if (q->vm)
+        g_ptr_array_remove_fast(q->vm->queries, q);
+    return q->vm;
+}
+
+static void hotplug_vm_request_confirm(HotplugVm *vm, HotplugOp *op, HotplugConfirm why);
+static void hotplug_vm_send_unplug(HotplugVm *vm, HotplugOp *op);
+static void hotplug_vm_run_plug_step(HotplugVm *vm, HotplugOp *op);
+static void hotplug_vm_device_gone(HotplugVm *vm, HotplugOp *op);
+
+const char *
+hotplug_op_event_name(HotplugOpEvent ev)
+{
+    switch (ev) {
+    case HOTPLUG_OP_EV_REQUEST:
+        return "request";
+    case HOTPLUG_OP_EV_ATTEMPT:
+        return "attempt";
+    case HOTPLUG_OP_EV_ATTEMPT_RESULT:
+        return "attempt-result";
+    case HOTPLUG_OP_EV_OUTCOME:
+        return "outcome";
+    case HOTPLUG_OP_EV_LATE:
+        return "late";
+    }
+    return "unknown";
+}
+
+/* ---- listeners ---------------------------------------------------- */
+
+guint
+hotplug_vm_add_listener(HotplugVm *vm, const HotplugVmListener *l, gpointer opaque)
+{
+    HotplugListenerEntry e = {++vm->next_listener_id, *l, opaque};
+
+    g_array_append_val(vm->listeners, e);
+    return e.id;
+}
+
+void
+hotplug_vm_remove_listener(HotplugVm *vm, guint id)
+{
+    for (guint i = 0; i < vm->listeners->len; i++) {
+        HotplugListenerEntry *e = &g_array_index(vm->listeners, HotplugListenerEntry, i);
+        if (e->id == id) {
+            /* keep the slot while a dispatch may be walking the array */
+            memset(&e->cb, 0, sizeof(e->cb));
+            e->id = 0;
+        }
+    }
+}
+
+static void
+hotplug_vm_emit(HotplugVm *vm, HotplugOp *op, HotplugOpEvent ev)
+{
+    g_debug("%s: op %" G_GUINT64_FORMAT " %s %s: %s (%s, attempt %u)", vm->name, op->id,
+            hotplug_action_name(op->action), op->device, hotplug_op_event_name(ev),
+            hotplug_outcome_name(op->outcome ? op->outcome : op->attempt_outcome), op->attempts);
+    hotplug_op_ref(op);
+    for (guint i = 0; i < vm->listeners->len; i++) {
+        HotplugListenerEntry e = g_array_index(vm->listeners, HotplugListenerEntry, i);
+        if (e.cb.op)
+            e.cb.op(vm, op, ev, e.opaque);
+    }
+    hotplug_op_unref(op);
+}
+
+static void
+hotplug_vm_emit_qemu_event(HotplugVm *vm, const QmpEvent *ev, HotplugOp *op)
+{
+    for (guint i = 0; i < vm->listeners->len; i++) {
+        HotplugListenerEntry e = g_array_index(vm->listeners, HotplugListenerEntry, i);
+        if (e.cb.qemu_event)
+            e.cb.qemu_event(vm, ev, op, e.opaque);
+    }
+}
+
+/* ---- operation bookkeeping ------------------------------------------ */
+
+HotplugOp *
+hotplug_vm_find_op(HotplugVm *vm, const char *device)
+{
+    return g_hash_table_lookup(vm->ops, device);
+}
+
+static gint
+hotplug_op_id_cmp(gconstpointer a, gconstpointer b)
+{
+    const HotplugOp *x = *(HotplugOp *const *)a, *y = *(HotplugOp *const *)b;
+    return x->id < y->id ? -1 : x->id > y->id;
+}
+
+GPtrArray *
+hotplug_vm_list_ops(HotplugVm *vm)
+{
+    GPtrArray *list = g_ptr_array_new();
+    GHashTableIter it;
+    gpointer value;
+
+    g_hash_table_iter_init(&it, vm->ops);
+    while (g_hash_table_iter_next(&it, NULL, &value))
+        g_ptr_array_add(list, value);
+    g_ptr_array_sort(list, hotplug_op_id_cmp);
+    return list;
+}
+
+static void
+hotplug_vm_stop_timers(HotplugOp *op)
+{
+    if (op->deadline)
+        timeout_deadline_cancel(op->deadline);
+    if (op->retry)
+        timeout_deadline_cancel(op->retry);
+}
+
+/* op is DONE: drop it from the table, and its link to the VM. */
+static void
+hotplug_vm_forget(HotplugVm *vm, HotplugOp *op)
+{
+    op->vm = NULL;
+    if (g_hash_table_lookup(vm->ops, op->device) == op)
+        g_hash_table_remove(vm->ops, op->device);
+}
+
+/* The final outcome.  not-deleted and guest-error stay tracked, so a
+ * later removal is reported as deleted-late. */
+static void
+hotplug_vm_finish(HotplugVm *vm, HotplugOp *op, HotplugOutcome outcome)
+{
+    hotplug_op_ref(op);
+    hotplug_vm_stop_timers(op);
+    op->confirm = HOTPLUG_CONFIRM_NONE;
+    op->attempt_outcome = outcome;
+    if (op->state == HOTPLUG_OP_TRACKED && outcome == HOTPLUG_OUTCOME_DELETED) {
+        op->outcome = HOTPLUG_OUTCOME_DELETED_LATE;
+        op->state = HOTPLUG_OP_DONE;
+        hotplug_vm_forget(vm, op);
+        hotplug_vm_emit(vm, op, HOTPLUG_OP_EV_LATE);
+    } else {
+        op->outcome = outcome;
+        op->end_us = g_get_monotonic_time();
+        if (outcome == HOTPLUG_OUTCOME_NOT_DELETED || outcome == HOTPLUG_OUTCOME_GUEST_ERROR) {
+            op->state = HOTPLUG_OP_TRACKED;
+        } else {
+            op->state = HOTPLUG_OP_DONE;
+            hotplug_vm_forget(vm, op);
+        }
+        hotplug_vm_emit(vm, op, HOTPLUG_OP_EV_OUTCOME);
+    }
+    hotplug_op_unref(op);
+}
+
+/* An attempt ended without the device going: retry or give the outcome. */
+static void
+hotplug_vm_end_attempt(HotplugVm *vm, HotplugOp *op, HotplugOutcome outcome)
+{
+    gint64 next;
+
+    if (op->attempts >= op->max_attempts) {
+        hotplug_vm_finish(vm, op, outcome);
+        return;
+    }
+    timeout_deadline_cancel(op->deadline);
+    op->attempt_outcome = outcome;
+    op->state = HOTPLUG_OP_RETRY_WAIT;
+    /* never sooner than the interval after the previous attempt */
+    next = MAX(op->last_attempt_us + (gint64)op->retry_interval_ms * 1000, g_get_monotonic_time());
+    timeout_deadline_arm_at(op->retry, next);
+    hotplug_vm_emit(vm, op, HOTPLUG_OP_EV_ATTEMPT_RESULT);
+}
+
+static void
+hotplug_vm_gone_all(HotplugVm *vm, const char *why)
+{
+    g_autoptr(GPtrArray) ops = hotplug_vm_list_ops(vm);
+
+    for (guint i = 0; i < ops->len; i++) {
+        HotplugOp *op = ops->pdata[i];
+        if (op->state == HOTPLUG_OP_TRACKED) {
+            /* it already has its outcome; nothing more can come */
+            hotplug_vm_stop_timers(op);
+            op->state = HOTPLUG_OP_DONE;
+            hotplug_vm_forget(vm, op);
+            continue;
+        }
+        if (op->state == HOTPLUG_OP_DONE)
+            continue;
+        hotplug_op_set_detail(op, "%s", why);
+        hotplug_vm_finish(vm, op, HOTPLUG_OUTCOME_VM_GONE);
+    }
+}
+
+/* ---- confirming against QEMU's own state ---------------------------- */
+
+typedef struct {
+    HotplugVmQuery base;
+    guint64 ticket;
+} HotplugConfirmQuery;
+
+static gboolean
+hotplug_peripheral_has(JsonArray *list, const char *device)
+{
+    for (guint i = 0; list && i < json_array_get_length(list); i++) {
+        JsonObject *e = qmp_json_node_object(json_array_get_element(list, i));
+        const char *name = qmp_json_get_string(e, "name");
+        const char *type = qmp_json_get_string(e, "type");
+        if (name && type && g_str_equal(name, device) && g_str_has_prefix(type, "child<"))
+            return TRUE;
+    }
+    return FALSE;
+}
+
+static void hotplug_vm_send_confirm(HotplugVm *vm);
+
+static void
+hotplug_vm_confirm_cb(QmpConn *conn, JsonNode *ret, const GError *error, gpointer opaque)
+{
+    HotplugConfirmQuery *q = opaque;
+    HotplugVm *vm = hotplug_vm_query_end(q);
+    guint64 ticket = q->ticket;
+    g_autoptr(GPtrArray) ops = NULL;
+    gboolean again = FALSE;
+
+    g_free(q);
+    if (!vm)
+        return;
+    vm->confirm_inflight = FALSE;
+    ops = hotplug_vm_list_ops(vm);
+    for (guint i = 0; i < ops->len; i++)
+        hotplug_op_ref(ops->pdata[i]);
+    for (guint i = 0; i < ops->len; i++) {
+        HotplugOp *op = ops->pdata[i];
+        HotplugConfirm why = op->confirm;
+
+        if (why == HOTPLUG_CONFIRM_NONE || op->state == HOTPLUG_OP_DONE)
+            continue;
+        if (op->confirm_ticket > ticket) {
+            again = TRUE; /* asked after this query went out */
+            continue;
+        }
+        op->confirm = HOTPLUG_CONFIRM_NONE;
+        if (error) {
+            /* QEMU cannot tell us: without a connection the VM is gone
+             * for this unplug once its deadline has passed */
+            if (why != HOTPLUG_CONFIRM_PROBE) {
+                hotplug_op_set_detail(op, "cannot confirm: %s", error->message);
+                hotplug_vm_finish(vm, op, HOTPLUG_OUTCOME_VM_GONE);
+            }
+            continue;
+        }
+        if (!hotplug_peripheral_has(qmp_json_node_array(ret), op->device)) {
+            hotplug_vm_device_gone(vm, op);
+            continue;
+        }
+        switch (why) {
+        case HOTPLUG_CONFIRM_DEADLINE:
+            if (op->state == HOTPLUG_OP_WAITING) {
+                hotplug_op_set_detail(op, "still present after %u ms", op->timeout_ms);
+                hotplug_vm_end_attempt(vm, op, HOTPLUG_OUTCOME_NOT_DELETED);
+            }
+            break;
+        case HOTPLUG_CONFIRM_GUEST_ERROR:
+            if (op->state == HOTPLUG_OP_WAITING || op->state == HOTPLUG_OP_SENDING)
+                hotplug_vm_end_attempt(vm, op, HOTPLUG_OUTCOME_GUEST_ERROR);
+            break;
+        default:
+            break;
+        }
+    }
+    for (guint i = 0; i < ops->len; i++)
+        hotplug_op_unref(ops->pdata[i]);
+    if (again)
+        hotplug_vm_send_confirm(vm);
+}
+
+static void
+hotplug_vm_send_confirm(HotplugVm *vm)
+{
+    HotplugConfirmQuery *q;
+    JsonObject *args;
+    g_autoptr(GError) error = NULL;
+
+    if (vm->confirm_inflight)
+        return; /* its reply sends the next one */
+    q = hotplug_vm_query_new(vm, sizeof(HotplugConfirmQuery));
+    q->ticket = vm->confirm_counter;
+    args = json_object_new();
+    json_object_set_string_member(args, "path", "/machine/peripheral");
+    if (!qmp_conn_execute(vm->conn, "qom-list", json_node_init_object(json_node_alloc(), args),
+                          hotplug_vm_confirm_cb, q, &error)) {
+        json_object_unref(args);
+        /* answer with the error at once, as the reply would */
+        vm->confirm_inflight = TRUE;
+        hotplug_vm_confirm_cb(vm->conn, NULL, error, q);
+        return;
+    }
+    json_object_unref(args);
+    vm->confirm_inflight = TRUE;
+}
+
+static void
+hotplug_vm_request_confirm(HotplugVm *vm, HotplugOp *op, HotplugConfirm why)
+{
+    if (why > op->confirm)
+        op->confirm = why;
+    op->confirm_ticket = ++vm->confirm_counter;
+    hotplug_vm_send_confirm(vm);
+}
+
+/* ---- cleanup after an unplug ---------------------------------------- */
+
+static void hotplug_vm_run_cleanup(HotplugVm *vm, HotplugOp *op);
+
+static void
+hotplug_vm_cleanup_step_cb(QmpConn *conn, JsonNode *ret, const GError *error, gpointer opaque)
+{
+    HotplugOp *op = opaque;
+    HotplugStep *s;
+
+    if (op->vm && op->state == HOTPLUG_OP_CLEANUP) {
+        s = op->cleanup->pdata[op->cleanup_done];
+        if (error) {
+            g_autofree char *prev = g_steal_pointer(&op->detail);
+            hotplug_op_set_detail(op, "%s%scleanup %s failed: %s", prev ? prev : "",
+                                  prev ? "; " : "", s->cmd, error->message);
+        }
+        op->cleanup_done++;
+        hotplug_vm_run_cleanup(op->vm, op);
+    }
+    hotplug_op_unref(op);
+}
+
+static void
+hotplug_vm_run_cleanup(HotplugVm *vm, HotplugOp *op)
+{
+    g_autoptr(GError) error = NULL;
+    HotplugStep *s;
+
+    if (!op->cleanup || op->cleanup_done >= op->cleanup->len) {
+        hotplug_vm_finish(vm, op, HOTPLUG_OUTCOME_DELETED);
+        return;
+    }
+    s = op->cleanup->pdata[op->cleanup_done];
+    if (!qmp_conn_execute(vm->conn, s->cmd, s->args ? json_node_ref(s->args) : NULL,
+                          hotplug_vm_cleanup_step_cb, hotplug_op_ref(op), &error)) {
+        hotplug_op_unref(op);
+        hotplug_op_set_detail(op, "device deleted, cleanup %s not sent: %s", s->cmd,
+                              error->message);
+        hotplug_vm_finish(vm, op, HOTPLUG_OUTCOME_DELETED);
+    }
+}
+
+/* QEMU confirmed the device is gone. */
+static void
+hotplug_vm_device_gone(HotplugVm *vm, HotplugOp *op)
+{
+    if (op->action != HOTPLUG_ACTION_UNPLUG || op->state == HOTPLUG_OP_DONE ||
+        op->state == HOTPLUG_OP_CLEANUP)
+        return;
+    hotplug_vm_stop_timers(op);
+    if (op->state == HOTPLUG_OP_TRACKED) {
+        /* report it late; cleanup still runs first */
+        if (op->cleanup && op->cleanup_done < op->cleanup->len) {
+            op->state = HOTPLUG_OP_CLEANUP;
+            op->outcome = HOTPLUG_OUTCOME_NONE;
+            op->attempt_outcome = HOTPLUG_OUTCOME_DELETED_LATE;
+            hotplug_vm_run_cleanup(vm, op);
+            return;
+        }
+        hotplug_vm_finish(vm, op, HOTPLUG_OUTCOME_DELETED);
+        return;
+    }
+    op->state = HOTPLUG_OP_CLEANUP;
+    hotplug_vm_run_cleanup(vm, op);
+}
+
+void
+hotplug_op_set_cleanup(HotplugOp *op, GPtrArray *steps)
+{
+    if (op->cleanup)
+        g_ptr_array_unref(op->cleanup);
+    op->cleanup = steps;
+    op->cleanup_done = 0;
+}
+
+/* ---- unplug ----------------------------------------------------------- */
+
+static void
+hotplug_vm_deadline_cb(TimeoutDeadline *d, gpointer opaque)
+{
+    HotplugOp *op = opaque;
+
+    if (op->vm && op->state == HOTPLUG_OP_WAITING)
+        hotplug_vm_request_confirm(op->vm, op, HOTPLUG_CONFIRM_DEADLINE);
+}
+
+static void
+hotplug_vm_retry_cb(TimeoutDeadline *d, gpointer opaque)
+{
+    HotplugOp *op = opaque;
+
+    if (op->vm && op->state == HOTPLUG_OP_RETRY_WAIT)
+        hotplug_vm_send_unplug(op->vm, op);
+}
+
+static gboolean
+hotplug_error_is_in_progress(const GError *error)
+{
+    return error->domain == QMP_ERROR && error->code == QMP_ERROR_GENERIC &&
+           strstr(error->message, "already in the process of unplug") != NULL;
+}
+
+static void
+hotplug_vm_unplug_reply_cb(QmpConn *conn, JsonNode *ret, const GError *error, gpointer opaque)
+{
+    HotplugOp *op = opaque;
+    HotplugVm *vm = op->vm;
+
+    if (!vm || op->state != HOTPLUG_OP_SENDING)
+        goto out; /* an event decided it before the reply came */
+    if (!error || hotplug_error_is_in_progress(error)) {
+        if (error)
+            hotplug_op_set_detail(op, "QEMU is still processing the previous request");
+        op->state = HOTPLUG_OP_WAITING;
+        timeout_deadline_arm(op->deadline, op->timeout_ms);
+        /* a guest refusal that came before the reply */
+        if (op->confirm != HOTPLUG_CONFIRM_NONE)
+            hotplug_vm_send_confirm(vm);
+    } else if (error->domain == QMP_ERROR && error->code == QMP_ERROR_CLOSED) {
+        if (vm->opts.gone_on_close) {
+            hotplug_op_set_detail(op, "%s", error->message);
+            hotplug_vm_finish(vm, op, HOTPLUG_OUTCOME_VM_GONE);
+        } else {
+            /* reconciled on reconnect, or vm-gone at the deadline */
+            op->state = HOTPLUG_OP_WAITING;
+            timeout_deadline_arm(op->deadline, op->timeout_ms);
+        }
+    } else if (error->domain == QMP_ERROR && error->code == QMP_ERROR_DEVICE_NOT_FOUND &&
+               op->attempts > 1) {
+        /* we asked before, so it existed: now it is gone */
+        hotplug_vm_device_gone(vm, op);
+    } else {
+        hotplug_op_set_error(op, error);
+        hotplug_vm_finish(vm, op, HOTPLUG_OUTCOME_REJECTED);
+    }
+out:
+    hotplug_op_unref(op);
+}
+
+static void
+hotplug_vm_send_unplug(HotplugVm *vm, HotplugOp *op)
+{
+    g_autoptr(GError) error = NULL;
+    JsonObject *args = json_object_new();
+
+    op->attempts++;
+    op->last_attempt_us = g_get_monotonic_time();
+    op->state = HOTPLUG_OP_SENDING;
+    op->attempt_outcome = HOTPLUG_OUTCOME_NONE;
+    hotplug_vm_emit(vm, op, HOTPLUG_OP_EV_ATTEMPT);
+    if (op->state != HOTPLUG_OP_SENDING) {
+        json_object_unref(args);
+        return;
+    }
+    json_object_set_string_member(args, "id", op->device);
+    if (!qmp_conn_execute(vm->conn, "device_del", json_node_init_object(json_node_alloc(), args),
+                          hotplug_vm_unplug_reply_cb, hotplug_op_ref(op), &error)) {
+        hotplug_op_unref(op);
+        hotplug_op_set_detail(op, "%s", error->message);
+        hotplug_vm_finish(vm, op, HOTPLUG_OUTCOME_VM_GONE);
+    }
+    json_object_unref(args);
+}
+
+/* A new request on a device whose unplug is tracked: the tracked one
+ * keeps its outcome and is watched no more. */
+static void
+hotplug_vm_supersede(HotplugVm *vm, HotplugOp *op)
+{
+    hotplug_vm_stop_timers(op);
+    op->state = HOTPLUG_OP_DONE;
+    hotplug_vm_forget(vm, op);
+}
+
+static TimeoutClass
+hotplug_kind_timeout_class(HotplugKind kind)
+{
+    switch (kind) {
+    case HOTPLUG_KIND_VCPU:
+        return TIMEOUT_CLASS_CPU;
+    case HOTPLUG_KIND_MEMORY:
+        return TIMEOUT_CLASS_MEMORY;
+    default:
+        return TIMEOUT_CLASS_PCI;
+    }
+}
+
+static gboolean
+hotplug_vm_check_ready(HotplugVm *vm, GError **error)
+{
+    if (qmp_conn_get_state(vm->conn) == QMP_CONN_READY)
+        return TRUE;
+    g_set_error(error, HOTPLUG_ERROR, HOTPLUG_ERROR_VM_GONE, "VM %s is not connected (%s)%s%s",
+                vm->name, qmp_conn_state_name(qmp_conn_get_state(vm->conn)),
+                qmp_conn_get_last_error(vm->conn) ? ": " : "",
+                qmp_conn_get_last_error(vm->conn) ? qmp_conn_get_last_error(vm->conn)->message
+                                                  : "");
+    return FALSE;
+}
+
+HotplugOp *
+hotplug_vm_unplug(HotplugVm *vm, HotplugKind kind, const char *device,
+                  const HotplugUnplugOptions *opts, gboolean *attached, GError **error)
+{
+    HotplugOp *op = g_hash_table_lookup(vm->ops, device);
+    HotplugUnplugOptions none = {0};
+
+    if (attached)
+        *attached = FALSE;
+    if (!opts)
+        opts = &none;
+    if (!device || !*device) {
+        g_set_error(error, HOTPLUG_ERROR, HOTPLUG_ERROR_INVALID, "no device id given");
+        return NULL;
+    }
+    if (op && op->state != HOTPLUG_OP_TRACKED) {
+        if (op->action == HOTPLUG_ACTION_UNPLUG) {
+            if (attached)
+                *attached = TRUE;
+            return hotplug_op_ref(op);
+        }
+        g_set_error(error, HOTPLUG_ERROR, HOTPLUG_ERROR_BUSY,
+                    "device %s of VM %s is being plugged (operation %" G_GUINT64_FORMAT ")",
+                    device, vm->name, op->id);
+        return NULL;
+    }
+    if (!hotplug_vm_check_ready(vm, error))
+        return NULL;
+    if (op)
+        hotplug_vm_supersede(vm, op);
+    op = hotplug_op_new(vm, kind, HOTPLUG_ACTION_UNPLUG, device);
+    op->timeout_ms = opts->timeout_ms ? opts->timeout_ms
+                                      : vm->opts.timeouts.ms[hotplug_kind_timeout_class(kind)];
+    op->max_attempts = 1 + opts->retries;
+    op->retry_interval_ms = opts->retry_interval_ms;
+    op->deadline = timeout_deadline_new(qmp_conn_get_base(vm->conn), hotplug_vm_deadline_cb, op);
+    op->retry = timeout_deadline_new(qmp_conn_get_base(vm->conn), hotplug_vm_retry_cb, op);
+    /* the record exists before device_del goes out: an event that beats
+     * the reply finds it */
+    g_hash_table_insert(vm->ops, op->device, op);
+    hotplug_vm_emit(vm, op, HOTPLUG_OP_EV_REQUEST);
+    hotplug_op_ref(op);
+    if (op->state == HOTPLUG_OP_SENDING)
+        hotplug_vm_send_unplug(vm, op);
+    return op;
+}
+
+/* ---- plug ------------------------------------------------------------- */
+
+HotplugStep *
+hotplug_step_new(const char *cmd, JsonNode *args, const char *undo_cmd, JsonNode *undo_args)
+{
+    HotplugStep *s = g_new0(HotplugStep, 1);
+
+    s->cmd = g_strdup(cmd);
+    s->args = args;
+    s->undo_cmd = g_strdup(undo_cmd);
+    s->undo_args = undo_args;
+    return s;
+}
+
+void
+hotplug_step_free(HotplugStep *s)
+{
+    if (!s)
+        return;
+    g_free(s->cmd);
+    g_free(s->undo_cmd);
+    if (s->args)
+        json_node_unref(s->args);
+    if (s->undo_args)
+        json_node_unref(s->undo_args);
+    g_free(s);
+}
+
+static void
+hotplug_vm_undo_cb(QmpConn *conn, JsonNode *ret, const GError *error, gpointer opaque)
+{
+    HotplugOp *op = opaque;
+    HotplugVm *vm = op->vm;
+
+    if (!vm || op->state == HOTPLUG_OP_DONE)
+        goto out;
+    if (error) {
+        HotplugStep *s = op->steps->pdata[op->steps_done - 1];
+        g_autofree char *prev = g_steal_pointer(&op->detail);
+        hotplug_op_set_detail(op, "%s%sundo %s failed: %s", prev ? prev : "", prev ? "; " : "",
+                              s->undo_cmd, error->message);
+    }
+    op->steps_done--;
+    hotplug_vm_run_plug_step(vm, op);
+out:
+    hotplug_op_unref(op);
+}
+
+/* Undo the steps done, newest first; then the outcome is rejected. */
+static void
+hotplug_vm_undo_next(HotplugVm *vm, HotplugOp *op)
+{
+    g_autoptr(GError) error = NULL;
+
+    while (op->steps_done > 0) {
+        HotplugStep *s = op->steps->pdata[op->steps_done - 1];
+        if (!s->undo_cmd) {
+            op->steps_done--;
+            continue;
+        }
+        if (qmp_conn_execute(vm->conn, s->undo_cmd,
+                             s->undo_args ? json_node_ref(s->undo_args) : NULL,
+                             hotplug_vm_undo_cb, hotplug_op_ref(op), &error))
+            return;
+        hotplug_op_unref(op);
+        g_clear_error(&error);
+        op->steps_done--;
+    }
+    hotplug_vm_finish(vm, op, HOTPLUG_OUTCOME_REJECTED);
+}
+
+static void
+hotplug_vm_plug_step_cb(QmpConn *conn, JsonNode *ret, const GError *error, gpointer opaque)
+{
+    HotplugOp *op = opaque;
+    HotplugVm *vm = op->vm;
+
+    if (!vm || op->state != HOTPLUG_OP_SENDING)
+        goto out;
+    if (error) {
+        HotplugStep *s = op->steps->pdata[op->steps_done];
+        hotplug_op_set_error(op, error);
+        if (op->steps->len > 1)
+            hotplug_op_set_detail(op, "step %u of %u (%s) failed", op->steps_done + 1,
+                                  op->steps->len, s->cmd);
+        if (error->domain == QMP_ERROR && error->code == QMP_ERROR_CLOSED) {
+            hotplug_vm_finish(vm, op, HOTPLUG_OUTCOME_VM_GONE);
+            goto out;
+        }
+        /* undo: the state machine walks steps_done back down */
+        op->state = HOTPLUG_OP_CLEANUP;
+        hotplug_vm_undo_next(vm, op);
+        goto out;
+    }
+    op->steps_done++;
+    hotplug_vm_run_plug_step(vm, op);
+out:
+    hotplug_op_unref(op);
+}
+
+static void
+hotplug_vm_run_plug_step(HotplugVm *vm, HotplugOp *op)
+{
+    g_autoptr(GError) error = NULL;
+    HotplugStep *s;
+
+    if (op->state == HOTPLUG_OP_CLEANUP) {
+        hotplug_vm_undo_next(vm, op);
+        return;
+    }
+    if (op->steps_done >= op->steps->len) {
+        hotplug_vm_finish(vm, op, HOTPLUG_OUTCOME_ADDED);
+        return;
+    }
+    s = op->steps->pdata[op->steps_done];
+    if (!qmp_conn_execute(vm->conn, s->cmd, s->args ? json_node_ref(s->args) : NULL,
+                          hotplug_vm_plug_step_cb, hotplug_op_ref(op), &error)) {
+        hotplug_op_unref(op);
+        hotplug_op_set_error(op, error);
+        hotplug_vm_finish(vm, op, HOTPLUG_OUTCOME_VM_GONE);
+    }
+}
+
+static HotplugOp *
+hotplug_vm_begin_plug(HotplugVm *vm, HotplugKind kind, const char *device, GError **error)
+{
+    HotplugOp *op;
+
+    if (!device || !*device) {
+        g_set_error(error, HOTPLUG_ERROR, HOTPLUG_ERROR_INVALID, "no device id given");
+        return NULL;
+    }
+    op = g_hash_table_lookup(vm->ops, device);
+    if (op && op->state != HOTPLUG_OP_TRACKED) {
+        g_set_error(error, HOTPLUG_ERROR, HOTPLUG_ERROR_BUSY,
+                    "device %s of VM %s has an operation under way (%" G_GUINT64_FORMAT ", %s)",
+                    device, vm->name, op->id, hotplug_action_name(op->action));
+        return NULL;
+    }
+    if (!hotplug_vm_check_ready(vm, error))
+        return NULL;
+    if (op)
+        hotplug_vm_supersede(vm, op);
+    op = hotplug_op_new(vm, kind, HOTPLUG_ACTION_PLUG, device);
+    g_hash_table_insert(vm->ops, op->device, hotplug_op_ref(op));
+    hotplug_vm_emit(vm, op, HOTPLUG_OP_EV_REQUEST);
+    return op;
+}
+
+static void
+hotplug_vm_start_steps(HotplugVm *vm, HotplugOp *op, GPtrArray *steps)
+{
+    op->steps = steps;
+    op->steps_done = 0;
+    op->attempts = 1;
+    hotplug_vm_emit(vm, op, HOTPLUG_OP_EV_ATTEMPT);
+    if (op->state == HOTPLUG_OP_SENDING)
+        hotplug_vm_run_plug_step(vm, op);
+}
+
+HotplugOp *
+hotplug_vm_plug(HotplugVm *vm, HotplugKind kind, const char *device, GPtrArray *steps,
+                GError **error)
+{
+    HotplugOp *op = hotplug_vm_begin_plug(vm, kind, device, error);
+
+    if (!op) {
+        g_ptr_array_unref(steps);
+        return NULL;
+    }
+    hotplug_vm_start_steps(vm, op, steps);
+    return op;
+}
+
+typedef struct {
+    HotplugOp *op;
+    char *driver;
+    char **props;
+} HotplugPlugDevice;
+
+static void
+hotplug_vm_plug_device_go(HotplugVm *vm, HotplugPlugDevice *pd, HotplugPropTypes *types)
+{
+    g_autoptr(GError) error = NULL;
+    JsonObject *args = json_object_new();
+    GPtrArray *steps;
+    JsonNode *args_node;
+
+    json_object_set_string_member(args, "driver", pd->driver);
+    json_object_set_string_member(args, "id", pd->op->device);
+    args_node = json_node_init_object(json_node_alloc(), args);
+    json_object_unref(args);
+    if (!hotplug_props_convert(types, pd->driver, (const char *const *)pd->props, args,
+                               &error)) {
+        json_node_unref(args_node);
+        hotplug_op_set_error(pd->op, error);
+        hotplug_op_set_detail(pd->op, "nothing was sent to QEMU");
+        pd->op->attempts = 0;
+        hotplug_vm_finish(vm, pd->op, HOTPLUG_OUTCOME_REJECTED);
+        return;
+    }
+    steps = g_ptr_array_new_with_free_func((GDestroyNotify)hotplug_step_free);
+    g_ptr_array_add(steps, hotplug_step_new("device_add", args_node, NULL, NULL));
+    hotplug_vm_start_steps(vm, pd->op, steps);
+}
+
+static void
+hotplug_plug_device_free(HotplugPlugDevice *pd)
+{
+    hotplug_op_unref(pd->op);
+    g_free(pd->driver);
+    g_strfreev(pd->props);
+    g_free(pd);
+}
+
+static void
+hotplug_vm_dlp_cb(QmpConn *conn, JsonNode *ret, const GError *error, gpointer opaque)
+{
+    HotplugPlugDevice *pd = opaque;
+    HotplugVm *vm = pd->op->vm;
+    HotplugPropTypes *types = NULL;
+
+    if (!vm || pd->op->state != HOTPLUG_OP_SENDING)
+        goto out;
+    if (error && error->domain == QMP_ERROR && error->code == QMP_ERROR_CLOSED) {
+        hotplug_op_set_error(pd->op, error);
+        hotplug_vm_finish(vm, pd->op, HOTPLUG_OUTCOME_VM_GONE);
+        goto out;
+    }
+    if (!error) {
+        types = hotplug_prop_types_new(ret);
+        g_hash_table_insert(vm->prop_cache, g_strdup(pd->driver), types);
+    }
+    /* an unknown driver: send anyway, QEMU's own error text is the answer */
+    hotplug_vm_plug_device_go(vm, pd, types);
+out:
+    hotplug_plug_device_free(pd);
+}
+
+HotplugOp *
+hotplug_vm_plug_device(HotplugVm *vm, const char *driver, const char *id,
+                       const char *const *props, GError **error)
+{
+    HotplugPlugDevice *pd;
+    HotplugPropTypes *types;
+    g_autoptr(GError) local = NULL;
+    JsonObject *args;
+    HotplugOp *op;
+
+    if (!driver || !*driver) {
+        g_set_error(error, HOTPLUG_ERROR, HOTPLUG_ERROR_INVALID, "no driver given");
+        return NULL;
+    }
+    op = hotplug_vm_begin_plug(vm, HOTPLUG_KIND_DEVICE, id, error);
+    if (!op)
+        return NULL;
+    pd = g_new0(HotplugPlugDevice, 1);
+    pd->op = hotplug_op_ref(op);
+    pd->driver = g_strdup(driver);
+    pd->props = g_strdupv((char **)props);
+
+    types = g_hash_table_lookup(vm->prop_cache, driver);
+    if (types || !props || !*props) {
+        hotplug_vm_plug_device_go(vm, pd, types);
+        hotplug_plug_device_free(pd);
+        return op;
+    }
+    args = json_object_new();
+    json_object_set_string_member(args, "typename", driver);
+    if (!qmp_conn_execute(vm->conn, "device-list-properties",
+                          json_node_init_object(json_node_alloc(), args), hotplug_vm_dlp_cb, pd,
+                          &local)) {
+        hotplug_op_set_error(op, local);
+        hotplug_vm_finish(vm, op, HOTPLUG_OUTCOME_VM_GONE);
+        hotplug_plug_device_free(pd);
+    }
+    json_object_unref(args);
+    return op;
+}
+
+/* ---- device list -------------------------------------------------------- */
+
+typedef struct {
+    HotplugVmQuery base;
+    HotplugDevicesFunc done;
+    gpointer opaque;
+} HotplugDevicesQuery;
+
+static void
+hotplug_vm_devices_cb(QmpConn *conn, JsonNode *ret, const GError *error, gpointer opaque)
+{
+    HotplugDevicesQuery *q = opaque;
+    HotplugVm *vm = hotplug_vm_query_end(q);
+    g_autoptr(JsonBuilder) b = NULL;
+    g_autoptr(JsonNode) root = NULL;
+    JsonArray *list;
+
+    if (!vm) {
+        g_free(q);
+        return;
+    }
+    if (error) {
+        q->done(vm, NULL, error, q->opaque);
+        g_free(q);
+        return;
+    }
+    list = qmp_json_node_array(ret);
+    b = json_builder_new();
+    json_builder_begin_array(b);
+    for (guint i = 0; list && i < json_array_get_length(list); i++) {
+        JsonObject *e = qmp_json_node_object(json_array_get_element(list, i));
+        const char *name = qmp_json_get_string(e, "name");
+        const char *type = qmp_json_get_string(e, "type");
+        HotplugOp *op;
+        g_autofree char *bare = NULL;
+
+        if (!name || !type || !g_str_has_prefix(type, "child<") || !g_str_has_suffix(type, ">"))
+            continue;
+        bare = g_strndup(type + 6, strlen(type) - 7);
+        op = g_hash_table_lookup(vm->ops, name);
+        json_builder_begin_object(b);
+        json_builder_set_member_name(b, "id");
+        json_builder_add_string_value(b, name);
+        json_builder_set_member_name(b, "type");
+        json_builder_add_string_value(b, bare);
+        json_builder_set_member_name(b, "pending");
+        if (op) {
+            json_builder_begin_object(b);
+            json_builder_set_member_name(b, "op");
+            json_builder_add_int_value(b, (gint64)op->id);
+            json_builder_set_member_name(b, "action");
+            json_builder_add_string_value(b, hotplug_action_name(op->action));
+            json_builder_set_member_name(b, "state");
+            json_builder_add_string_value(b, hotplug_op_state_name(op->state));
+            json_builder_set_member_name(b, "attempts");
+            json_builder_add_int_value(b, op->attempts);
+            json_builder_end_object(b);
+        } else {
+            json_builder_add_null_value(b);
+        }
+        json_builder_end_object(b);
+    }
+    json_builder_end_array(b);
+    root = json_builder_get_root(b);
+    q->done(vm, root, NULL, q->opaque);
+    g_free(q);
+}
+
+gboolean
+hotplug_vm_query_devices(HotplugVm *vm, HotplugDevicesFunc done, gpointer opaque,
+                         GError **error)
+{
+    HotplugDevicesQuery *q = hotplug_vm_query_new(vm, sizeof(HotplugDevicesQuery));
+    JsonObject *args = json_object_new();
+    gboolean ok;
+
+    q->done = done;
+    q->opaque = opaque;
+    json_object_set_string_member(args, "path", "/machine/peripheral");
+    ok = qmp_conn_execute(vm->conn, "qom-list", json_node_init_object(json_node_alloc(), args),
+                          hotplug_vm_devices_cb, q, error);
+    json_object_unref(args);
+    if (!ok) {
+        hotplug_vm_query_end(q);
+        g_free(q);
+    }
+    return ok;
+}
+
+/* ---- QEMU events -------------------------------------------------------- */
+
+/* The device id an event's path names, and whether the path is a child
+ * of it (/machine/peripheral/net0/virtio-backend). */
+static char *
+hotplug_device_from_path(const char *path, gboolean *child)
+{
+    const char *rest, *slash;
+
+    *child = FALSE;
+    if (!path || !g_str_has_prefix(path, PERIPHERAL))
+        return NULL;
+    rest = path + strlen(PERIPHERAL);
+    slash = strchr(rest, '/');
+    if (slash) {
+        *child = TRUE;
+        return g_strndup(rest, slash - rest);
+    }
+    return *rest ? g_strdup(rest) : NULL;
+}
+
+static HotplugOp *
+hotplug_vm_event_op(HotplugVm *vm, JsonObject *data, gboolean *child)
+{
+    g_autofree char *id = hotplug_device_from_path(qmp_json_get_string(data, "path"), child);
+    const char *device = qmp_json_get_string(data, "device");
+
+    if (!id && device) {
+        *child = FALSE;
+        return g_hash_table_lookup(vm->ops, device);
+    }
+    return id ? g_hash_table_lookup(vm->ops, id) : NULL;
+}
+
+static void
+hotplug_vm_on_device_deleted(HotplugVm *vm, const QmpEvent *ev)
+{
+    gboolean child = FALSE;
+    HotplugOp *op = hotplug_vm_event_op(vm, ev->data, &child);
+
+    hotplug_vm_emit_qemu_event(vm, ev, op);
+    if (!op || op->action != HOTPLUG_ACTION_UNPLUG)
+        return;
+    if (child) {
+        /* a part of it went: check whether the whole did (x86 vCPUs
+         * never get their own DEVICE_DELETED) */
+        hotplug_vm_request_confirm(vm, op, HOTPLUG_CONFIRM_PROBE);
+        return;
+    }
+    hotplug_vm_device_gone(vm, op);
+}
+
+static void
+hotplug_vm_on_guest_error(HotplugVm *vm, const QmpEvent *ev)
+{
+    gboolean child = FALSE;
+    HotplugOp *op = hotplug_vm_event_op(vm, ev->data, &child);
+
+    hotplug_vm_emit_qemu_event(vm, ev, op);
+    if (!op || child || op->action != HOTPLUG_ACTION_UNPLUG)
+        return;
+    if (op->state != HOTPLUG_OP_WAITING && op->state != HOTPLUG_OP_SENDING)
+        return;
+    hotplug_op_set_detail(op, "%s%s%s", ev->name,
+                          qmp_json_get_string(ev->data, "msg") ? ": " : "",
+                          qmp_json_get_string(ev->data, "msg") ?: "");
+    hotplug_vm_request_confirm(vm, op, HOTPLUG_CONFIRM_GUEST_ERROR);
+}
+
+static void
+hotplug_vm_on_acpi_ost(HotplugVm *vm, const QmpEvent *ev)
+{
+    JsonObject *info = qmp_json_get_object(ev->data, "info");
+    const char *device = qmp_json_get_string(info, "device");
+    HotplugOp *op = device ? g_hash_table_lookup(vm->ops, device) : NULL;
+    gint64 source = qmp_json_get_int_default(info, "source", -1);
+    gint64 status = qmp_json_get_int_default(info, "status", -1);
+
+    hotplug_vm_emit_qemu_event(vm, ev, op);
+    if (!op || op->action != HOTPLUG_ACTION_UNPLUG)
+        return;
+    if (source != ACPI_OST_EJECT_REQUEST && source != ACPI_OST_EJECT_PROCESSING)
+        return;
+    if (status == ACPI_OST_IN_PROGRESS)
+        return;
+    if (status == ACPI_OST_SUCCESS) {
+        hotplug_vm_request_confirm(vm, op, HOTPLUG_CONFIRM_PROBE);
+        return;
+    }
+    if (op->state != HOTPLUG_OP_WAITING && op->state != HOTPLUG_OP_SENDING)
+        return;
+    hotplug_op_set_detail(op, "the guest refused: ACPI_DEVICE_OST source 0x%" G_GINT64_MODIFIER
+                          "x status 0x%" G_GINT64_MODIFIER "x", source, status);
+    hotplug_vm_request_confirm(vm, op, HOTPLUG_CONFIRM_GUEST_ERROR);
+}
+
+static void
+hotplug_vm_probe_all(HotplugVm *vm)
+{
+    g_autoptr(GPtrArray) ops = hotplug_vm_list_ops(vm);
+    gboolean any = FALSE;
+
+    for (guint i = 0; i < ops->len; i++) {
+        HotplugOp *op = ops->pdata[i];
+        if (op->action != HOTPLUG_ACTION_UNPLUG || op->state == HOTPLUG_OP_CLEANUP)
+            continue;
+        if (op->confirm < HOTPLUG_CONFIRM_PROBE)
+            op->confirm = HOTPLUG_CONFIRM_PROBE;
+        op->confirm_ticket = ++vm->confirm_counter;
+        any = TRUE;
+    }
+    if (any)
+        hotplug_vm_send_confirm(vm);
+}
+
+static void
+hotplug_vm_conn_event_cb(QmpConn *conn, const QmpEvent *ev, gpointer opaque)
+{
+    HotplugVm *vm = opaque;
+
+    if (g_str_equal(ev->name, "DEVICE_DELETED")) {
+        hotplug_vm_on_device_deleted(vm, ev);
+    } else if (g_str_equal(ev->name, "DEVICE_UNPLUG_GUEST_ERROR") ||
+               g_str_equal(ev->name, "MEM_UNPLUG_ERROR")) {
+        hotplug_vm_on_guest_error(vm, ev);
+    } else if (g_str_equal(ev->name, "ACPI_DEVICE_OST")) {
+        hotplug_vm_on_acpi_ost(vm, ev);
+    } else if (g_str_equal(ev->name, "RESET")) {
+        /* a reset completes pending ACPI PCI unplugs in QEMU */
+        hotplug_vm_emit_qemu_event(vm, ev, NULL);
+        hotplug_vm_probe_all(vm);
+    } else if (g_str_equal(ev->name, "SHUTDOWN")) {
+        hotplug_vm_emit_qemu_event(vm, ev, NULL);
+        hotplug_vm_gone_all(vm, "QEMU shut down");
+    }
+}
+
+static void
+hotplug_vm_conn_state_cb(QmpConn *conn, QmpConnState state, const GError *error,
+                         gpointer opaque)
+{
+    HotplugVm *vm = opaque;
+
+    if (state == QMP_CONN_CLOSED) {
+        vm->confirm_inflight = FALSE;
+        if (vm->opts.gone_on_close)
+            hotplug_vm_gone_all(vm, error ? error->message : "QMP connection closed");
+    } else if (state == QMP_CONN_READY) {
+        /* QEMU may have changed while we were away */
+        g_hash_table_remove_all(vm->prop_cache);
+        hotplug_vm_probe_all(vm);
+    }
+}
+
+/* ---- life cycle ----------------------------------------------------------- */
+
+HotplugVm *
+hotplug_vm_new(const char *name, QmpConn *conn, const HotplugVmOptions *opts)
+{
+    static const QmpConnListener l = {
+        .event = hotplug_vm_conn_event_cb,
+        .state = hotplug_vm_conn_state_cb,
+    };
+    HotplugVm *vm = g_new0(HotplugVm, 1);
+    gboolean defaults = TRUE;
+
+    vm->name = g_strdup(name);
+    vm->conn = qmp_conn_ref(conn);
+    if (opts)
+        vm->opts = *opts;
+    for (guint i = 0; i < TIMEOUT_CLASS_COUNT; i++)
+        if (vm->opts.timeouts.ms[i])
+            defaults = FALSE;
+    if (defaults)
+        timeout_policy_init(&vm->opts.timeouts);
+    vm->ops = g_hash_table_new_full(g_str_hash, g_str_equal, NULL,
+                                    (GDestroyNotify)hotplug_op_unref);
+    vm->listeners = g_array_new(FALSE, TRUE, sizeof(HotplugListenerEntry));
+    vm->prop_cache = g_hash_table_new_full(g_str_hash, g_str_equal, g_free,
+                                           (GDestroyNotify)hotplug_prop_types_free);
+    vm->queries = g_ptr_array_new();
+    vm->conn_listener = qmp_conn_add_listener(conn, &l, vm);
+    return vm;
+}
+
+void
+hotplug_vm_free(HotplugVm *vm)
+{
+    GHashTableIter it;
+    gpointer value;
+
+    if (!vm)
+        return;
+    qmp_conn_remove_listener(vm->conn, vm->conn_listener);
+    for (guint i = 0; i < vm->queries->len; i++)
+        ((HotplugVmQuery *)vm->queries->pdata[i])->vm = NULL;
+    g_ptr_array_unref(vm->queries);
+    g_hash_table_iter_init(&it, vm->ops);
+    while (g_hash_table_iter_next(&it, NULL, &value)) {
+        HotplugOp *op = value;
+        hotplug_vm_stop_timers(op);
+        op->vm = NULL;
+    }
+    g_hash_table_unref(vm->ops);
+    g_array_unref(vm->listeners);
+    g_hash_table_unref(vm->prop_cache);
+    qmp_conn_unref(vm->conn);
+    g_free(vm->name);
+    g_free(vm);
+}
+
+const char *
+hotplug_vm_get_name(HotplugVm *vm)
+{
+    return vm->name;
+}
+
+QmpConn *
+hotplug_vm_get_conn(HotplugVm *vm)
+{
+    return vm->conn;
+}
