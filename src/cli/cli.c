@@ -8,18 +8,19 @@
 #include <unistd.h>
 
 #include "cli.h"
-
-#define CLI_CONNECT_TIMEOUT_MS 15000
+#include "hotplug-service.h"
 
 static const CliCmd *const cli_tables[] = {
     cli_vm_cmds,
     cli_device_cmds,
+    cli_ops_cmds,
 };
 
 void
 cli_print_cmd_help(FILE *stream, const CliCmd *cmd)
 {
-    fprintf(stream, "usage: hotplugctl %s %s %s\n", cmd->group, cmd->name, cmd->usage);
+    fprintf(stream, "usage: hotplugctl %s%s%s %s\n", cmd->group, *cmd->name ? " " : "", cmd->name,
+            cmd->usage);
     fprintf(stream, "\n%s\n", cmd->summary);
     if (cmd->help)
         fprintf(stream, "\n%s\n", cmd->help);
@@ -36,7 +37,8 @@ cli_usage_error(const CliCmd *cmd, const char *fmt, ...)
     va_end(ap);
     fprintf(stderr, "hotplugctl: %s\n", msg);
     if (cmd)
-        fprintf(stderr, "usage: hotplugctl %s %s %s\n", cmd->group, cmd->name, cmd->usage);
+        fprintf(stderr, "usage: hotplugctl %s%s%s %s\n", cmd->group, *cmd->name ? " " : "",
+                cmd->name, cmd->usage);
     return CLI_EXIT_USAGE;
 }
 
@@ -54,13 +56,13 @@ cli_error(CliContext *ctx, int code, const GError *error)
     if (ctx->json) {
         g_autoptr(JsonBuilder) b = json_builder_new();
         g_autoptr(JsonNode) root = NULL;
-        const char *cls = qmp_error_class_name(error);
+        const char *cls = hotplug_error_class(error);
 
         json_builder_begin_object(b);
         json_builder_set_member_name(b, "error");
         json_builder_begin_object(b);
         json_builder_set_member_name(b, "class");
-        json_builder_add_string_value(b, cls ? cls : "LocalError");
+        json_builder_add_string_value(b, cls);
         json_builder_set_member_name(b, "desc");
         json_builder_add_string_value(b, error->message);
         json_builder_end_object(b);
@@ -78,26 +80,6 @@ cli_vm_is_path(const char *vm)
     return strchr(vm, '/') != NULL;
 }
 
-QmpConn *
-cli_vm_connect(CliContext *ctx, const char *vm, GError **error)
-{
-    g_autoptr(QmpConn) conn = NULL;
-
-    if (!cli_vm_is_path(vm)) {
-        g_set_error(error, QMP_ERROR, QMP_ERROR_CONNECT,
-                    "'%s' is a VM name, which needs hotplugd, and this build has no daemon yet; "
-                    "give the path of the VM's QMP socket instead (direct mode), e.g. ./%s",
-                    vm, vm);
-        return NULL;
-    }
-    conn = qmp_conn_new(ctx->base, vm, NULL);
-    if (!qmp_conn_open(conn, error))
-        return NULL;
-    if (!qmp_conn_wait_ready(conn, CLI_CONNECT_TIMEOUT_MS, error))
-        return NULL;
-    return g_steal_pointer(&conn);
-}
-
 /* ---- the verb table ------------------------------------------------- */
 
 static void
@@ -112,7 +94,8 @@ cli_print_usage(FILE *stream)
             "Commands:\n");
     for (guint t = 0; t < G_N_ELEMENTS(cli_tables); t++) {
         for (const CliCmd *c = cli_tables[t]; c->name; c++) {
-            g_autofree char *left = g_strdup_printf("%s %s %s", c->group, c->name, c->usage);
+            g_autofree char *left = g_strdup_printf("%s%s%s %s", c->group, *c->name ? " " : "",
+                                                    c->name, c->usage);
             fprintf(stream, "  %-44s %s\n", left, c->summary);
         }
     }
@@ -175,6 +158,8 @@ cli_find(const char *group, const char *verb)
     if (gi < 0)
         return NULL;
     gname = groups->pdata[gi];
+    if (!*cli_tables[gi][0].name)
+        return &cli_tables[gi][0]; /* a one-word command: ops, events */
     if (!verb) {
         fprintf(stderr, "hotplugctl: '%s' needs a verb:", gname);
         for (const CliCmd *c = cli_tables[gi]; c->name; c++)
@@ -251,7 +236,7 @@ cli_main(int argc, char **argv)
     cmd = cli_find(argv[optind], optind + 1 < argc ? argv[optind + 1] : NULL);
     if (!cmd)
         return CLI_EXIT_USAGE;
-    for (int i = optind + 2; i < argc; i++) {
+    for (int i = optind + (*cmd->name ? 2 : 1); i < argc; i++) {
         if (g_str_equal(argv[i], "--"))
             break;
         if (g_str_equal(argv[i], "--help") || g_str_equal(argv[i], "-h")) {
@@ -264,7 +249,7 @@ cli_main(int argc, char **argv)
     ctx.base = event_base_new();
     {
         /* the verb sees argv from its own name on; getopt starts afresh */
-        int first = optind + 1;
+        int first = optind + (*cmd->name ? 1 : 0);
         optind = 0;
         rc = cmd->exec(&ctx, cmd, argc - first, argv + first);
     }

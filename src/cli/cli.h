@@ -2,6 +2,7 @@
 #pragma once
 
 #include <event2/event.h>
+#include <getopt.h>
 #include <glib.h>
 #include <json-glib/json-glib.h>
 
@@ -40,9 +41,23 @@ struct CliCmd {
     int (*exec)(CliContext *ctx, const CliCmd *cmd, int argc, char **argv);
 };
 
+/* The options and outcomes every unplug verb shares, for its --help. */
+#define CLI_UNPLUG_HELP                                                                      \
+    "  --timeout SEC          deadline for each attempt (default: 5 for PCI devices,\n"      \
+    "                         30 for vCPUs and memory)\n"                                    \
+    "  --retry N              after guest-error or not-deleted, ask again up to N times\n"   \
+    "  --retry-interval SEC   at least SEC between attempts (default 2)\n"                    \
+    "  --no-wait              return once QEMU accepted the request (exit 0)\n"              \
+    "\n"                                                                                     \
+    "Outcomes: deleted (exit 0), rejected (3: QEMU refused the command), guest-error\n"      \
+    "(4: the guest refused), not-deleted (5: still present at the deadline),\n"              \
+    "vm-gone (6: QEMU went away).  A removal is always confirmed against QEMU's\n"           \
+    "own device tree before not-deleted is reported."
+
 /* One table per verb group, each ending with a zeroed entry. */
 extern const CliCmd cli_vm_cmds[];
 extern const CliCmd cli_device_cmds[];
+extern const CliCmd cli_ops_cmds[];
 
 /* Run hotplugctl; returns the exit code. */
 int cli_main(int argc, char **argv);
@@ -57,36 +72,62 @@ int cli_error(CliContext *ctx, int code, const GError *error);
 
 /* TRUE when VM names a QMP socket (direct mode): anything with a '/'. */
 gboolean cli_vm_is_path(const char *vm);
-/* Connect to VM in direct mode and wait for QMP to be ready.  A VM name
- * (daemon mode) is refused with a clear message until hotplugd exists. */
-QmpConn *cli_vm_connect(CliContext *ctx, const char *vm, GError **error);
 
 /* Print a JSON node as one compact line on stdout. */
 void cli_print_json(JsonNode *node);
 
-/* ---- operations (cli-op.c) ---------------------------------------- */
+/* ---- requests (cli-request.c) ---------------------------------------
+ *
+ * How a verb works: it turns argv into a service command and JSON
+ * arguments ("device-del" {"id": ...}) and calls cli_request(), which runs
+ * the command in-process for a socket path or through hotplugd for a VM
+ * name.  The command itself lives in the library as a HotplugCommand (see
+ * hotplug-service.h, hotplug_service_register), so hotplugd and direct mode
+ * run the same code. */
 
-/* The options every unplug verb takes. */
+/* Run cmd with args (taken) and put its result in *ret.  A VM that is a
+ * socket path runs in-process (direct mode); a VM name, or vm NULL, goes
+ * to hotplugd.  args gets "vm" set when vm is given.  Attempt results and
+ * (on a terminal) progress are shown while waiting.  Returns 0, or an
+ * exit code after printing the error. */
+int cli_request(CliContext *ctx, const char *vm, const char *cmd, JsonObject *args,
+                JsonNode **ret);
+/* The same, refusing direct mode with a message naming what needs hotplugd. */
+int cli_request_daemon(CliContext *ctx, const char *cmd, JsonObject *args, JsonNode **ret);
+
+/* Parse argv (argv[0] is the verb) into positional arguments (returned,
+ * NULL-terminated, borrowed) and the unplug options --timeout, --retry,
+ * --retry-interval, --no-wait, set in args only when given.  extra lists
+ * more options the verb takes, as getopt long options with flag NULL and
+ * val >= 256; they land in args under their name (strings; "" for
+ * no_argument).  On a usage error prints it and returns NULL. */
+char **cli_parse_args(const CliCmd *cmd, int argc, char **argv, gboolean unplug,
+                      const struct option *extra, JsonObject *args);
+/* Parse "SEC" (may be fractional) into milliseconds. */
+gboolean cli_parse_seconds(const char *text, guint *ms);
+
+/* Print an op result ({...outcome...} or {"ops": [...]}) and return its
+ * exit code (the worst of several). */
+int cli_print_op_result(CliContext *ctx, JsonNode *ret);
+/* Exit code for an error (by its class). */
+int cli_exit_for_error(const GError *error);
+
+/* Default control socket: $XDG_RUNTIME_DIR/hotplugd/control.sock, or
+ * /run/hotplugd/control.sock for root. */
+char *cli_default_socket(void);
+
+/* ---- the older direct-mode API (cli-compat.c) -----------------------
+ * Kept while verbs move to service commands; new code uses cli_request(). */
+
 typedef struct {
     HotplugUnplugOptions unplug;
     gboolean no_wait;
 } CliUnplugArgs;
 
-/* Parse argv (argv[0] is the verb) into positional arguments (returned,
- * NULL-terminated, borrowed strings) and the unplug options.  On a usage
- * error prints it and returns NULL. */
 char **cli_parse_unplug_args(const CliCmd *cmd, int argc, char **argv, CliUnplugArgs *out);
-/* Parse "SEC" (may be fractional) into milliseconds. */
-gboolean cli_parse_seconds(const char *text, guint *ms);
-
-/* Direct mode: connect to the socket and start an engine on it. */
 HotplugVm *cli_engine_open(CliContext *ctx, const char *vm, GError **error);
 void cli_engine_close(HotplugVm *vm);
-
-/* Wait for op to end (or, with no_wait, to be accepted by QEMU), showing
- * attempts and progress; print the result; return the exit code. */
 int cli_op_wait(CliContext *ctx, HotplugVm *vm, HotplugOp *op, gboolean no_wait);
-/* Exit code and message for an error from hotplug_vm_*(). */
 int cli_op_error(CliContext *ctx, const GError *error);
 
 G_END_DECLS

@@ -1,92 +1,147 @@
-/* hotplugctl vm ...: what a VM is and can do. */
+/* hotplugctl vm ...: the VMs hotplugd knows, and what a VM is and can do. */
 #define G_LOG_DOMAIN "hotplugctl"
 #include "config.h"
 
 #include <stdio.h>
 
 #include "cli.h"
-#include "qmp-caps.h"
+#include "qmp-json.h"
 
-#define CLI_PROBE_TIMEOUT_MS 30000
-
-typedef struct {
-    gboolean done;
-    QmpCaps *caps;
-    GError *error;
-} CliProbe;
-
-static void
-cmd_vm_probe_cb(QmpConn *conn, QmpCaps *caps, const GError *error, gpointer opaque)
+static int
+cmd_vm_list_exec(CliContext *ctx, const CliCmd *cmd, int argc, char **argv)
 {
-    CliProbe *p = opaque;
+    g_autoptr(JsonNode) ret = NULL;
+    JsonArray *a;
+    int rc;
 
-    p->done = TRUE;
-    p->caps = caps;
-    if (error)
-        p->error = g_error_copy(error);
+    if (argc != 1)
+        return cli_usage_error(cmd, "too many arguments");
+    rc = cli_request_daemon(ctx, "vm-list", json_object_new(), &ret);
+    if (rc)
+        return rc;
+    if (ctx->json) {
+        cli_print_json(ret);
+        return CLI_EXIT_OK;
+    }
+    a = qmp_json_node_array(ret);
+    printf("%-20s %-12s %-5s %s\n", "NAME", "STATE", "OPS", "QMP");
+    for (guint i = 0; a && i < json_array_get_length(a); i++) {
+        JsonObject *o = qmp_json_node_object(json_array_get_element(a, i));
+        const char *err = qmp_json_get_string(o, "error");
+        printf("%-20s %-12s %-5" G_GINT64_FORMAT " %s%s%s%s\n", qmp_json_get_string(o, "name"),
+               qmp_json_get_string(o, "state"), qmp_json_get_int_default(o, "ops", 0),
+               qmp_json_get_string(o, "qmp"), err ? " (" : "", err ? err : "", err ? ")" : "");
+    }
+    return CLI_EXIT_OK;
+}
+
+static int
+cmd_vm_add_exec(CliContext *ctx, const CliCmd *cmd, int argc, char **argv)
+{
+    g_autoptr(JsonNode) ret = NULL;
+    g_autofree char *abs = NULL;
+    JsonObject *args;
+    int rc;
+
+    if (argc != 3)
+        return cli_usage_error(cmd, argc < 3 ? "missing NAME or QMP_PATH" : "too many arguments");
+    /* the daemon may run elsewhere in the file system: give it a full path */
+    abs = g_canonicalize_filename(argv[2], NULL);
+    args = json_object_new();
+    json_object_set_string_member(args, "name", argv[1]);
+    json_object_set_string_member(args, "qmp", abs);
+    rc = cli_request_daemon(ctx, "vm-add", args, &ret);
+    if (rc)
+        return rc;
+    if (ctx->json)
+        cli_print_json(ret);
+    else
+        printf("%s: added (%s)\n", argv[1], abs);
+    return CLI_EXIT_OK;
+}
+
+static int
+cmd_vm_remove_exec(CliContext *ctx, const CliCmd *cmd, int argc, char **argv)
+{
+    g_autoptr(JsonNode) ret = NULL;
+    JsonObject *args;
+    int rc;
+
+    if (argc != 2)
+        return cli_usage_error(cmd, argc < 2 ? "missing NAME" : "too many arguments");
+    args = json_object_new();
+    json_object_set_string_member(args, "name", argv[1]);
+    rc = cli_request_daemon(ctx, "vm-remove", args, &ret);
+    if (rc)
+        return rc;
+    if (ctx->json)
+        cli_print_json(ret);
+    else
+        printf("%s: removed\n", argv[1]);
+    return CLI_EXIT_OK;
 }
 
 static int
 cmd_vm_info_exec(CliContext *ctx, const CliCmd *cmd, int argc, char **argv)
 {
-    g_autoptr(GError) error = NULL;
-    g_autoptr(QmpConn) conn = NULL;
-    g_autoptr(QmpCaps) caps = NULL;
-    CliProbe p = {0};
+    g_autoptr(JsonNode) ret = NULL;
+    JsonObject *o;
+    JsonArray *caps;
+    int rc;
 
     if (argc != 2)
         return cli_usage_error(cmd, argc < 2 ? "missing VM" : "too many arguments");
-    conn = cli_vm_connect(ctx, argv[1], &error);
-    if (!conn)
-        return cli_error(ctx, CLI_EXIT_ERROR, error);
-    if (!qmp_caps_probe(conn, cmd_vm_probe_cb, &p, &error))
-        return cli_error(ctx, CLI_EXIT_ERROR, error);
-    if (!qmp_loop_run_until(ctx->base, &p.done, CLI_PROBE_TIMEOUT_MS)) {
-        g_set_error(&error, QMP_ERROR, QMP_ERROR_TIMEOUT, "%s did not answer the probe in %d s",
-                    argv[1], CLI_PROBE_TIMEOUT_MS / 1000);
-        qmp_conn_close(conn); /* the probe's callbacks run now, against p */
-        g_clear_pointer(&p.caps, qmp_caps_free);
-        g_clear_error(&p.error);
-        return cli_error(ctx, CLI_EXIT_ERROR, error);
-    }
-    if (p.error) {
-        error = p.error;
-        return cli_error(ctx, CLI_EXIT_ERROR, error);
-    }
-    caps = p.caps;
-
+    rc = cli_request(ctx, argv[1], "vm-info", json_object_new(), &ret);
+    if (rc)
+        return rc;
     if (ctx->json) {
-        g_autoptr(JsonNode) root = qmp_caps_to_json(caps);
-        JsonObject *o = json_node_get_object(root);
-        json_object_set_string_member(o, "vm", argv[1]);
-        cli_print_json(root);
-    } else {
-        const char *const *list = qmp_caps_list(caps);
-        printf("vm:           %s\n", argv[1]);
-        printf("qemu:         %d.%d.%d\n", qmp_caps_version_major(caps),
-               qmp_caps_version_minor(caps), qmp_caps_version_micro(caps));
-        printf("package:      %s\n", qmp_caps_package(caps));
-        printf("machine:      %s\n", qmp_caps_machine_type(caps) ?: "(unknown)");
-        printf("status:       %s\n", qmp_caps_run_state(caps) ?: "(unknown)");
-        printf("capabilities:");
-        for (; *list; list++)
-            printf(" %s", *list);
-        printf("\n");
+        cli_print_json(ret);
+        return CLI_EXIT_OK;
     }
-    qmp_conn_close(conn);
+    o = qmp_json_node_object(ret);
+    printf("vm:           %s\n", qmp_json_get_string(o, "vm"));
+    printf("qemu:         %s\n", qmp_json_get_string(o, "version"));
+    printf("package:      %s\n", qmp_json_get_string(o, "package"));
+    printf("machine:      %s\n", qmp_json_get_string(o, "machine"));
+    printf("status:       %s\n", qmp_json_get_string(o, "status"));
+    printf("capabilities:");
+    caps = qmp_json_get_array(o, "capabilities");
+    for (guint i = 0; caps && i < json_array_get_length(caps); i++)
+        printf(" %s", qmp_json_node_string(json_array_get_element(caps, i)));
+    printf("\n");
     return CLI_EXIT_OK;
 }
 
 const CliCmd cli_vm_cmds[] = {
     {
         .group = "vm",
+        .name = "list",
+        .usage = "",
+        .summary = "the VMs hotplugd manages, with their connection state",
+        .exec = cmd_vm_list_exec,
+    },
+    {
+        .group = "vm",
+        .name = "add",
+        .usage = "NAME QMP_PATH",
+        .summary = "register a VM with hotplugd by the path of its QMP socket",
+        .exec = cmd_vm_add_exec,
+    },
+    {
+        .group = "vm",
+        .name = "remove",
+        .usage = "NAME",
+        .summary = "stop managing a VM (its pending operations end as vm-gone)",
+        .exec = cmd_vm_remove_exec,
+    },
+    {
+        .group = "vm",
         .name = "info",
         .usage = "VM",
         .summary = "QEMU version, package, machine type, run state and hotplug capabilities",
-        .help = "Connects to the VM's QMP socket, probes query-version, query-qmp-schema,\n"
-                "query-status, the machine type and query-hotpluggable-cpus, and prints\n"
-                "what it found.  With --json, one object with version, package, machine,\n"
-                "status and capabilities.",
+        .help = "Probes query-version, query-qmp-schema, query-status, the machine type and\n"
+                "query-hotpluggable-cpus, and prints what it found.  With --json, one object\n"
+                "with vm, version, package, machine, status and capabilities.",
         .exec = cmd_vm_info_exec,
     },
     {0},

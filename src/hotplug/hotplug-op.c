@@ -79,6 +79,7 @@ hotplug_op_new(HotplugVm *vm, HotplugKind kind, HotplugAction action, const char
     op->state = HOTPLUG_OP_SENDING;
     op->max_attempts = 1;
     op->start_us = g_get_monotonic_time();
+    op->start_wall_us = g_get_real_time();
     op->end_us = -1;
     return op;
 }
@@ -161,6 +162,31 @@ hotplug_op_get_remaining_ms(const HotplugOp *op)
 }
 
 gint64
+hotplug_op_get_start_wall_us(const HotplugOp *op)
+{
+    return op->start_wall_us;
+}
+
+guint
+hotplug_op_get_retry_interval_ms(const HotplugOp *op)
+{
+    return op->retry_interval_ms;
+}
+
+gint64
+hotplug_op_get_deadline_wall_us(const HotplugOp *op)
+{
+    gint64 when = op->deadline ? timeout_deadline_when(op->deadline) : -1;
+    return when < 0 ? -1 : g_get_real_time() + (when - g_get_monotonic_time());
+}
+
+GPtrArray *
+hotplug_op_get_cleanup(const HotplugOp *op)
+{
+    return op->cleanup;
+}
+
+gint64
 hotplug_op_get_next_attempt_ms(const HotplugOp *op)
 {
     return op->retry ? timeout_deadline_remaining_ms(op->retry) : -1;
@@ -189,6 +215,8 @@ hotplug_op_to_json(const HotplugOp *op)
     json_builder_add_string_value(b, hotplug_op_state_name(op->state));
     json_builder_set_member_name(b, "attempts");
     json_builder_add_int_value(b, op->attempts);
+    json_builder_set_member_name(b, "max_attempts");
+    json_builder_add_int_value(b, op->max_attempts);
     json_builder_set_member_name(b, "elapsed_ms");
     json_builder_add_int_value(b, hotplug_op_get_elapsed_ms(op));
     if (op->action == HOTPLUG_ACTION_UNPLUG) {

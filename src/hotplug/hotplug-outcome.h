@@ -15,6 +15,7 @@ typedef enum {
     HOTPLUG_ERROR_BUSY,          /* an operation on that device is under way */
     HOTPLUG_ERROR_UNSUPPORTED,   /* this QEMU or machine cannot do it */
     HOTPLUG_ERROR_VM_GONE,       /* the VM's QMP connection is gone */
+    HOTPLUG_ERROR_NOT_FOUND,     /* no such VM, command or operation */
 } HotplugErrorCode;
 
 typedef enum {

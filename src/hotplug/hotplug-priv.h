@@ -10,6 +10,7 @@ typedef enum {
     HOTPLUG_CONFIRM_PROBE,        /* a hint it may be gone: check, keep waiting if not */
     HOTPLUG_CONFIRM_DEADLINE,     /* the deadline passed */
     HOTPLUG_CONFIRM_GUEST_ERROR,  /* the guest refused */
+    HOTPLUG_CONFIRM_PLUG,         /* a plug adopted after a restart: present or not? */
 } HotplugConfirm;
 
 struct HotplugOp {
@@ -28,6 +29,7 @@ struct HotplugOp {
     guint timeout_ms;
     guint retry_interval_ms;
     gint64 start_us;
+    gint64 start_wall_us;       /* g_get_real_time() at the request */
     gint64 end_us;
     gint64 last_attempt_us;
     TimeoutDeadline *deadline;  /* the unplug deadline */

@@ -186,11 +186,17 @@ hotplug_vm_forget(HotplugVm *vm, HotplugOp *op)
 static void
 hotplug_vm_finish(HotplugVm *vm, HotplugOp *op, HotplugOutcome outcome)
 {
+    /* a tracked unplug whose device went later, directly or after its
+     * cleanup (hotplug_vm_device_gone marks that run DELETED_LATE) */
+    gboolean late = op->state == HOTPLUG_OP_TRACKED ||
+                    (op->state == HOTPLUG_OP_CLEANUP &&
+                     op->attempt_outcome == HOTPLUG_OUTCOME_DELETED_LATE);
+
     hotplug_op_ref(op);
     hotplug_vm_stop_timers(op);
     op->confirm = HOTPLUG_CONFIRM_NONE;
     op->attempt_outcome = outcome;
-    if (op->state == HOTPLUG_OP_TRACKED && outcome == HOTPLUG_OUTCOME_DELETED) {
+    if (late && outcome == HOTPLUG_OUTCOME_DELETED) {
         op->outcome = HOTPLUG_OUTCOME_DELETED_LATE;
         op->state = HOTPLUG_OP_DONE;
         hotplug_vm_forget(vm, op);
@@ -298,6 +304,13 @@ hotplug_vm_confirm_cb(QmpConn *conn, JsonNode *ret, const GError *error, gpointe
             continue;
         }
         op->confirm = HOTPLUG_CONFIRM_NONE;
+        if (why == HOTPLUG_CONFIRM_PLUG && !error) {
+            gboolean present = hotplug_peripheral_has(qmp_json_node_array(ret), op->device);
+            if (!present)
+                hotplug_op_set_detail(op, "not present after hotplugd restarted");
+            hotplug_vm_finish(vm, op, present ? HOTPLUG_OUTCOME_ADDED : HOTPLUG_OUTCOME_REJECTED);
+            continue;
+        }
         if (error) {
             /* QEMU cannot tell us: without a connection the VM is gone
              * for this unplug once its deadline has passed */
@@ -312,6 +325,8 @@ hotplug_vm_confirm_cb(QmpConn *conn, JsonNode *ret, const GError *error, gpointe
             continue;
         }
         switch (why) {
+        case HOTPLUG_CONFIRM_PLUG:
+            break; /* present: handled below */
         case HOTPLUG_CONFIRM_DEADLINE:
             if (op->state == HOTPLUG_OP_WAITING) {
                 hotplug_op_set_detail(op, "still present after %u ms", op->timeout_ms);
@@ -1079,6 +1094,59 @@ hotplug_vm_on_acpi_ost(HotplugVm *vm, const QmpEvent *ev)
     hotplug_vm_request_confirm(vm, op, HOTPLUG_CONFIRM_GUEST_ERROR);
 }
 
+static void hotplug_vm_probe_all(HotplugVm *vm);
+
+HotplugOp *
+hotplug_vm_adopt(HotplugVm *vm, const HotplugAdopt *a, GError **error)
+{
+    HotplugOp *op;
+    gint64 now_wall = g_get_real_time(), now = g_get_monotonic_time();
+
+    if (!a->device || g_hash_table_contains(vm->ops, a->device)) {
+        g_set_error(error, HOTPLUG_ERROR, HOTPLUG_ERROR_BUSY,
+                    "VM %s already has an operation on %s", vm->name,
+                    a->device ? a->device : "(none)");
+        return NULL;
+    }
+    op = hotplug_op_new(vm, a->kind, a->action, a->device);
+    op->id = a->id;
+    op->attempts = a->attempts;
+    op->max_attempts = MAX(1, a->max_attempts);
+    op->timeout_ms = a->timeout_ms;
+    op->retry_interval_ms = a->retry_interval_ms;
+    op->start_wall_us = a->start_wall_us;
+    op->start_us = now - MAX(0, now_wall - a->start_wall_us);
+    op->last_attempt_us = now;
+    op->cleanup = a->cleanup;
+    op->deadline = timeout_deadline_new(qmp_conn_get_base(vm->conn), hotplug_vm_deadline_cb, op);
+    op->retry = timeout_deadline_new(qmp_conn_get_base(vm->conn), hotplug_vm_retry_cb, op);
+    g_hash_table_insert(vm->ops, op->device, op);
+    if (a->action == HOTPLUG_ACTION_PLUG) {
+        op->state = HOTPLUG_OP_SENDING;
+        op->confirm = HOTPLUG_CONFIRM_PLUG;
+    } else if (a->tracked != HOTPLUG_OUTCOME_NONE) {
+        op->state = HOTPLUG_OP_TRACKED;
+        op->outcome = a->tracked;
+        op->attempt_outcome = a->tracked;
+        op->end_us = now;
+        op->confirm = HOTPLUG_CONFIRM_PROBE;
+    } else {
+        /* waiting (or between attempts): the deadline decides if QEMU
+         * has not removed it; past deadlines fire at once */
+        op->state = HOTPLUG_OP_WAITING;
+        op->confirm = HOTPLUG_CONFIRM_PROBE;
+        timeout_deadline_arm_at(op->deadline,
+                                a->deadline_wall_us < 0
+                                    ? now
+                                    : now + MAX(0, a->deadline_wall_us - now_wall));
+    }
+    op->confirm_ticket = ++vm->confirm_counter;
+    if (qmp_conn_get_state(vm->conn) == QMP_CONN_READY)
+        hotplug_vm_send_confirm(vm);
+    /* else the probe goes out when the connection is ready */
+    return hotplug_op_ref(op);
+}
+
 static void
 hotplug_vm_probe_all(HotplugVm *vm)
 {
@@ -1087,6 +1155,11 @@ hotplug_vm_probe_all(HotplugVm *vm)
 
     for (guint i = 0; i < ops->len; i++) {
         HotplugOp *op = ops->pdata[i];
+        if (op->confirm == HOTPLUG_CONFIRM_PLUG) {
+            op->confirm_ticket = ++vm->confirm_counter;
+            any = TRUE;
+            continue;
+        }
         if (op->action != HOTPLUG_ACTION_UNPLUG || op->state == HOTPLUG_OP_CLEANUP)
             continue;
         if (op->confirm < HOTPLUG_CONFIRM_PROBE)

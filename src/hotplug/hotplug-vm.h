@@ -105,6 +105,29 @@ HotplugOp *hotplug_vm_plug_device(HotplugVm *vm, const char *driver, const char 
  * the outcome is announced after them.  steps is taken. */
 void hotplug_op_set_cleanup(HotplugOp *op, GPtrArray *steps);
 
+/* An operation a daemon's journal had open when it stopped.  The engine
+ * takes it over: an unplug waits for its remaining deadline (at once when
+ * it passed while the daemon was down), and as soon as QEMU answers, its
+ * device tree decides: gone is deleted (deleted-late when it was tracked),
+ * present keeps waiting; a VM that never answers is vm-gone.  A plug ends
+ * added when the device is there, else rejected. */
+typedef struct {
+    guint64 id;
+    HotplugKind kind;
+    HotplugAction action;
+    const char *device;
+    guint attempts;
+    guint max_attempts;
+    guint timeout_ms;
+    guint retry_interval_ms;
+    gint64 start_wall_us;
+    gint64 deadline_wall_us;   /* -1: none armed (retry-wait, tracked) */
+    HotplugOutcome tracked;    /* NOT_DELETED / GUEST_ERROR when it ended so; else NONE */
+    GPtrArray *cleanup;        /* HotplugStep, taken; may be NULL */
+} HotplugAdopt;
+
+HotplugOp *hotplug_vm_adopt(HotplugVm *vm, const HotplugAdopt *a, GError **error);
+
 typedef void (*HotplugDevicesFunc)(HotplugVm *vm, JsonNode *devices /* array, borrowed */,
                                    const GError *error, gpointer opaque);
 /* The devices under /machine/peripheral: [{id, type, pending}] where

@@ -3,6 +3,7 @@
 
 #include <errno.h>
 #include <netdb.h>
+#include <signal.h>
 #include <string.h>
 #include <sys/socket.h>
 #include <sys/un.h>
@@ -89,10 +90,32 @@ qmp_conn_name(QmpConn *c)
     return c->address ? c->address : "(fd)";
 }
 
+/* A write to a peer that went away must fail with EPIPE, not kill the
+ * process: libevent writes with writev(), which cannot pass MSG_NOSIGNAL.
+ * A handler the program installed itself is left alone. */
+static void
+qmp_conn_ignore_sigpipe(void)
+{
+    static gsize done;
+
+    if (g_once_init_enter(&done)) {
+        struct sigaction sa;
+
+        if (sigaction(SIGPIPE, NULL, &sa) == 0 && sa.sa_handler == SIG_DFL &&
+            !(sa.sa_flags & SA_SIGINFO)) {
+            sa.sa_handler = SIG_IGN;
+            sigaction(SIGPIPE, &sa, NULL);
+        }
+        g_once_init_leave(&done, 1);
+    }
+}
+
 static QmpConn *
 qmp_conn_alloc(struct event_base *base, const QmpConnOptions *opts)
 {
     QmpConn *c = g_new0(QmpConn, 1);
+
+    qmp_conn_ignore_sigpipe();
 
     c->ref = 1;
     c->base = base;
@@ -376,6 +399,7 @@ static void
 qmp_conn_fail(QmpConn *c, GError *reason)
 {
     g_autoptr(GError) err = reason;
+    QmpConnState was = c->state;
 
     qmp_conn_ref(c);
     evtimer_del(c->greeting_ev);
@@ -387,11 +411,12 @@ qmp_conn_fail(QmpConn *c, GError *reason)
         g_debug("%s: closed: %s", qmp_conn_name(c), err->message);
     g_clear_error(&c->last_error);
     c->last_error = g_error_copy(err);
+    /* CLOSED before the callbacks run: a command they issue is refused
+     * instead of being written to the freed bufferevent */
+    c->state = QMP_CONN_CLOSED;
     qmp_conn_fail_commands(c, err);
-    if (c->state != QMP_CONN_CLOSED) {
-        c->state = QMP_CONN_CLOSED;
+    if (was != QMP_CONN_CLOSED && c->state == QMP_CONN_CLOSED)
         qmp_conn_notify_state(c, err);
-    }
     if (c->opts.reconnect && c->address && !c->user_closed &&
         !evtimer_pending(c->reconnect_ev, NULL))
         qmp_conn_schedule_reconnect(c);
@@ -506,7 +531,8 @@ qmp_conn_open(QmpConn *c, GError **error)
 static void
 qmp_conn_reconnect_cb(evutil_socket_t fd, short what, void *opaque)
 {
-    QmpConn *c = opaque;
+    /* a listener may drop the last reference on CONNECTING */
+    g_autoptr(QmpConn) c = qmp_conn_ref(opaque);
     g_autoptr(GError) local = NULL;
 
     if (c->state != QMP_CONN_CLOSED || c->user_closed)
@@ -535,7 +561,8 @@ qmp_conn_greeting_timeout_cb(evutil_socket_t fd, short what, void *opaque)
 static void
 qmp_conn_bev_event_cb(struct bufferevent *bev, short what, void *opaque)
 {
-    QmpConn *c = opaque;
+    /* a listener may drop the last reference while we notify */
+    g_autoptr(QmpConn) c = qmp_conn_ref(opaque);
 
     if (what & BEV_EVENT_CONNECTED) {
         g_debug("%s: connected", qmp_conn_name(c));
@@ -634,8 +661,10 @@ qmp_conn_handle_reply(QmpConn *c, QmpMessage *msg)
     }
     if (msg->type == QMP_MSG_ERROR)
         err = qmp_error_from_json(msg->error);
-    if (cmd->done)
-        cmd->done(c, err ? NULL : msg->ret, err, cmd->opaque);
+    if (cmd->done) {
+        JsonNode *error_node = json_object_get_member(json_node_get_object(msg->root), "error");
+        cmd->done(c, err ? error_node : msg->ret, err, cmd->opaque);
+    }
     qmp_cmd_free(cmd);
     qmp_conn_pump(c);
 }
@@ -686,7 +715,8 @@ qmp_conn_read_cb(struct bufferevent *bev, void *opaque)
         g_autofree char *line = NULL;
 
         if (eol.pos < 0) {
-            if (evbuffer_get_length(in) > c->opts.max_line)
+            /* max_line bytes and the "\r" of their line ending may wait */
+            if (evbuffer_get_length(in) > c->opts.max_line + 1)
                 qmp_conn_fail(c, g_error_new(QMP_ERROR, QMP_ERROR_TOO_LONG,
                                              "QMP line from %s longer than %zu bytes",
                                              qmp_conn_name(c), c->opts.max_line));
@@ -705,6 +735,12 @@ qmp_conn_read_cb(struct bufferevent *bev, void *opaque)
         if (len && line[len - 1] == '\r')
             len--;
         line[len] = '\0';
+        if (len > c->opts.max_line) {
+            qmp_conn_fail(c, g_error_new(QMP_ERROR, QMP_ERROR_TOO_LONG,
+                                         "QMP line from %s longer than %zu bytes",
+                                         qmp_conn_name(c), c->opts.max_line));
+            break;
+        }
         qmp_conn_handle_line(c, line, len);
     }
     qmp_conn_unref(c);

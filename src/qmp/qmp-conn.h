@@ -40,9 +40,11 @@ typedef struct {
     gboolean no_oob;             /* do not enable oob even when offered */
 } QmpConnOptions;
 
-/* ret is the "return" member, borrowed; NULL when error is set.  Called
- * exactly once per accepted command: with the reply, or with a
- * QMP_ERROR_CLOSED error when the connection goes first. */
+/* ret is the "return" member, borrowed.  When error is set, ret is the
+ * reply's "error" object for an {"error": ...} reply (so a caller can read
+ * a class QMP_ERROR does not know), else NULL.  Called exactly once per
+ * accepted command: with the reply, or with a QMP_ERROR_CLOSED error when
+ * the connection goes first. */
 typedef void (*QmpReplyFunc)(QmpConn *conn, JsonNode *ret, const GError *error,
                              gpointer opaque);
 

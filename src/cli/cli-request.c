@@ -1,0 +1,386 @@
+/* hotplugctl: running a command in-process (direct mode) or through
+ * hotplugd, showing progress, and turning results into exit codes. */
+#define G_LOG_DOMAIN "hotplugctl"
+#include "config.h"
+
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "cli.h"
+#include "hotplug-service.h"
+#include "qmp-json.h"
+
+#define CLI_CONNECT_TIMEOUT_MS 15000
+#define CLI_PROGRESS_MS 100
+#define CLI_DEFAULT_RETRY_INTERVAL_MS 2000
+
+char *
+cli_default_socket(void)
+{
+    const char *runtime = g_getenv("XDG_RUNTIME_DIR");
+
+    if (getuid() == 0 || !runtime || !*runtime)
+        return g_strdup("/run/hotplugd/control.sock");
+    return g_build_filename(runtime, "hotplugd", "control.sock", NULL);
+}
+
+gboolean
+cli_parse_seconds(const char *text, guint *ms)
+{
+    char *end = NULL;
+    double v = g_ascii_strtod(text, &end);
+
+    if (!*text || *end || !isfinite(v) || v < 0 || v > 86400.0 * 365)
+        return FALSE;
+    *ms = (guint)llround(v * 1000.0);
+    return TRUE;
+}
+
+char **
+cli_parse_args(const CliCmd *cmd, int argc, char **argv, gboolean unplug,
+               const struct option *extra, JsonObject *args)
+{
+    static const struct option unplug_opts[] = {
+        {"timeout", required_argument, NULL, 't'},
+        {"retry", required_argument, NULL, 'r'},
+        {"retry-interval", required_argument, NULL, 'i'},
+        {"no-wait", no_argument, NULL, 'n'},
+    };
+    g_autoptr(GArray) opts = g_array_new(TRUE, TRUE, sizeof(struct option));
+    GPtrArray *pos = g_ptr_array_new();
+    const char *name = NULL;
+    int ch, index;
+    guint ms;
+
+    if (unplug)
+        g_array_append_vals(opts, unplug_opts, G_N_ELEMENTS(unplug_opts));
+    for (; extra && extra->name; extra++)
+        g_array_append_vals(opts, extra, 1);
+    opterr = 0;
+    optind = 0;
+    while ((ch = getopt_long(argc, argv, "-", (struct option *)opts->data, &index)) != -1) {
+        const char *opt = argv[optind - 1];
+        name = ch == 't' ? "--timeout" : ch == 'r' ? "--retry" : ch == 'i' ? "--retry-interval" : opt;
+        switch (ch) {
+        case 1:
+            g_ptr_array_add(pos, optarg);
+            break;
+        case 't':
+            if (!cli_parse_seconds(optarg, &ms) || ms == 0)
+                goto bad_value;
+            json_object_set_double_member(args, "timeout", ms / 1000.0);
+            break;
+        case 'r': {
+            char *end;
+            guint64 n = g_ascii_strtoull(optarg, &end, 10);
+            if (!*optarg || *end || n > 1000)
+                goto bad_value;
+            json_object_set_int_member(args, "retry", (gint64)n);
+            break;
+        }
+        case 'i':
+            if (!cli_parse_seconds(optarg, &ms))
+                goto bad_value;
+            json_object_set_double_member(args, "retry-interval", ms / 1000.0);
+            break;
+        case 'n':
+            json_object_set_boolean_member(args, "no-wait", TRUE);
+            break;
+        case ':':
+            cli_usage_error(cmd, "option '%s' needs a value", opt);
+            goto fail;
+        default:
+            if (ch >= 256) {
+                const struct option *o = &g_array_index(opts, struct option, index);
+                json_object_set_string_member(args, o->name, optarg ? optarg : "");
+                break;
+            }
+            cli_usage_error(cmd, "unknown option '%s'", opt);
+            goto fail;
+        }
+    }
+    g_ptr_array_add(pos, NULL);
+    return (char **)g_ptr_array_free(pos, FALSE);
+
+bad_value:
+    cli_usage_error(cmd, "bad value '%s' for %s", optarg, name);
+fail:
+    g_ptr_array_free(pos, TRUE);
+    return NULL;
+}
+
+/* ---- waiting, with progress --------------------------------------------- */
+
+typedef struct {
+    CliContext *ctx;
+    gboolean done;
+    JsonNode *ret;
+    GError *error;
+    /* progress, from the latest ATTEMPT event */
+    char *device;
+    guint attempt, max_attempts;
+    gint64 attempt_start_us;
+    gint64 timeout_ms;
+    gboolean progress_shown;
+    struct event *tick;
+} CliWait;
+
+static void
+cli_progress_clear(CliWait *w)
+{
+    if (w->progress_shown) {
+        fprintf(stderr, "\r\033[K");
+        w->progress_shown = FALSE;
+    }
+}
+
+static void
+cli_wait_event(CliWait *w, const char *name, JsonNode *data)
+{
+    JsonObject *o = qmp_json_node_object(data);
+    const char *device = qmp_json_get_string(o, "device");
+
+    if (!o || !device)
+        return;
+    if (g_str_equal(name, "ATTEMPT")) {
+        g_free(w->device);
+        w->device = g_strdup(device);
+        w->attempt = (guint)qmp_json_get_int_default(o, "attempts", 0);
+        w->max_attempts = (guint)qmp_json_get_int_default(o, "max_attempts", 1);
+        w->timeout_ms = g_str_equal(qmp_json_get_string(o, "action") ?: "", "unplug")
+                            ? qmp_json_get_int_default(o, "timeout_ms", 0)
+                            : 0;
+        w->attempt_start_us = g_get_monotonic_time();
+    } else if (g_str_equal(name, "ATTEMPT_RESULT") && !w->ctx->json) {
+        const char *detail = qmp_json_get_string(o, "detail");
+        cli_progress_clear(w);
+        fprintf(stderr, "%s: attempt %" G_GINT64_FORMAT "/%" G_GINT64_FORMAT ": %s%s%s%s\n",
+                device, qmp_json_get_int_default(o, "attempts", 0),
+                qmp_json_get_int_default(o, "max_attempts", 0),
+                qmp_json_get_string(o, "outcome") ?: "?", detail ? " (" : "", detail ? detail : "",
+                detail ? "); trying again" : "; trying again");
+        w->timeout_ms = 0;
+    }
+}
+
+static void
+cli_tick_cb(evutil_socket_t fd, short what, void *opaque)
+{
+    CliWait *w = opaque;
+    double elapsed;
+
+    if (!w->ctx->tty || w->ctx->json || !w->device || !w->timeout_ms)
+        return;
+    elapsed = (g_get_monotonic_time() - w->attempt_start_us) / 1e6;
+    fprintf(stderr, "\r\033[K%s: waiting for QEMU, %.1f s of %.1f s (attempt %u/%u)", w->device,
+            elapsed, w->timeout_ms / 1000.0, w->attempt, w->max_attempts);
+    w->progress_shown = TRUE;
+}
+
+static void
+cli_wait_run(CliWait *w)
+{
+    struct timeval tv = {0, CLI_PROGRESS_MS * 1000};
+
+    w->tick = event_new(w->ctx->base, -1, EV_PERSIST, cli_tick_cb, w);
+    event_add(w->tick, &tv);
+    qmp_loop_run_until(w->ctx->base, &w->done, 0);
+    event_free(w->tick);
+    cli_progress_clear(w);
+    g_free(w->device);
+}
+
+/* ---- direct mode ------------------------------------------------------ */
+
+static void
+cli_direct_reply_cb(HotplugRequest *req, JsonNode *ret, const GError *error, gpointer opaque)
+{
+    CliWait *w = opaque;
+
+    w->done = TRUE;
+    if (error)
+        w->error = g_error_copy(error);
+    else
+        w->ret = json_node_ref(ret);
+}
+
+static void
+cli_direct_event_cb(HotplugRequest *req, const char *name, JsonNode *data, gpointer opaque)
+{
+    cli_wait_event(opaque, name, data);
+}
+
+static int
+cli_request_direct(CliContext *ctx, const char *vm, const char *cmd, JsonObject *args,
+                   JsonNode **ret)
+{
+    static const HotplugRequestCallbacks cb = {cli_direct_reply_cb, cli_direct_event_cb};
+    HotplugServiceOptions opts = {.direct = TRUE};
+    g_autoptr(HotplugService) svc = NULL;
+    g_autoptr(GError) error = NULL;
+    CliWait w = {.ctx = ctx};
+
+    opts.default_unplug.retry_interval_ms = CLI_DEFAULT_RETRY_INTERVAL_MS;
+    svc = hotplug_service_new(ctx->base, &opts);
+    if (!hotplug_service_add_vm(svc, vm, vm, &error) ||
+        !qmp_conn_wait_ready(hotplug_vm_get_conn(hotplug_service_get_vm(svc, vm)),
+                             CLI_CONNECT_TIMEOUT_MS, &error))
+        return cli_error(ctx, CLI_EXIT_ERROR, error);
+    hotplug_service_execute(svc, cmd, args, &cb, &w);
+    if (!w.done)
+        cli_wait_run(&w);
+    if (w.error) {
+        int rc = cli_error(ctx, cli_exit_for_error(w.error), w.error);
+        g_error_free(w.error);
+        return rc;
+    }
+    *ret = w.ret;
+    return CLI_EXIT_OK;
+}
+
+/* ---- through hotplugd ---------------------------------------------------- */
+
+static void
+cli_daemon_reply_cb(QmpConn *conn, JsonNode *ret, const GError *error, gpointer opaque)
+{
+    CliWait *w = opaque;
+    JsonObject *e = error ? qmp_json_node_object(ret) : NULL;
+
+    w->done = TRUE;
+    if (e)
+        w->error = hotplug_error_from_class(qmp_json_get_string(e, "class"),
+                                            qmp_json_get_string(e, "desc"));
+    else if (error)
+        w->error = g_error_copy(error);
+    else
+        w->ret = json_node_ref(ret);
+}
+
+static void
+cli_daemon_event_cb(QmpConn *conn, const QmpEvent *ev, gpointer opaque)
+{
+    JsonNode *data = json_node_init_object(json_node_alloc(), ev->data);
+
+    cli_wait_event(opaque, ev->name, data);
+    json_node_unref(data);
+}
+
+int
+cli_request_daemon(CliContext *ctx, const char *cmd, JsonObject *args, JsonNode **ret)
+{
+    static const QmpConnListener l = {.event = cli_daemon_event_cb};
+    g_autofree char *path = ctx->socket_path ? g_strdup(ctx->socket_path) : cli_default_socket();
+    g_autoptr(QmpConn) conn = qmp_conn_new(ctx->base, path, NULL);
+    g_autoptr(GError) error = NULL;
+    g_autoptr(JsonObject) owned = args;
+    CliWait w = {.ctx = ctx};
+
+    qmp_conn_add_listener(conn, &l, &w);
+    if (!qmp_conn_open(conn, &error) ||
+        !qmp_conn_wait_ready(conn, CLI_CONNECT_TIMEOUT_MS, &error)) {
+        g_autoptr(GError) e = g_error_new(
+            HOTPLUG_ERROR, HOTPLUG_ERROR_FAILED,
+            "cannot reach hotplugd at %s: %s\n(is hotplugd running?  --socket PATH or "
+            "$HOTPLUGD_SOCKET name another one; a QMP socket path as VM works without it)",
+            path, error->message);
+        return cli_error(ctx, CLI_EXIT_ERROR, e);
+    }
+    if (!qmp_conn_execute(conn, cmd, json_node_init_object(json_node_alloc(), args),
+                          cli_daemon_reply_cb, &w, &error))
+        return cli_error(ctx, CLI_EXIT_ERROR, error);
+    cli_wait_run(&w);
+    qmp_conn_close(conn);
+    if (w.error) {
+        int rc = cli_error(ctx, cli_exit_for_error(w.error), w.error);
+        g_error_free(w.error);
+        return rc;
+    }
+    *ret = w.ret;
+    return CLI_EXIT_OK;
+}
+
+int
+cli_request(CliContext *ctx, const char *vm, const char *cmd, JsonObject *args, JsonNode **ret)
+{
+    g_autoptr(JsonObject) owned = args;
+
+    if (vm)
+        json_object_set_string_member(args, "vm", vm);
+    if (vm && cli_vm_is_path(vm))
+        return cli_request_direct(ctx, vm, cmd, args, ret);
+    return cli_request_daemon(ctx, cmd, json_object_ref(args), ret);
+}
+
+/* ---- results ---------------------------------------------------------------- */
+
+int
+cli_exit_for_error(const GError *error)
+{
+    const char *cls = hotplug_error_class(error);
+
+    if (g_str_equal(cls, "InvalidArgument") || g_str_equal(cls, "InvalidProperty"))
+        return CLI_EXIT_USAGE;
+    if (g_str_equal(cls, "VmGone"))
+        return CLI_EXIT_VM_GONE;
+    return CLI_EXIT_ERROR;
+}
+
+static int
+cli_print_one_op(CliContext *ctx, JsonObject *o)
+{
+    const char *outcome = qmp_json_get_string(o, "outcome") ?: "?";
+    const char *state = qmp_json_get_string(o, "state") ?: "";
+    const char *detail = qmp_json_get_string(o, "detail");
+    JsonObject *err = qmp_json_get_object(o, "error");
+    gint64 attempts = qmp_json_get_int_default(o, "attempts", 0);
+    HotplugOutcome oc;
+
+    if (g_str_equal(outcome, "pending")) {
+        if (!ctx->json)
+            printf("%s: %s requested, QEMU accepted it (operation %" G_GINT64_FORMAT
+                   "); the outcome goes to the event log\n",
+                   qmp_json_get_string(o, "device"), qmp_json_get_string(o, "action"),
+                   qmp_json_get_int_default(o, "op", 0));
+        return CLI_EXIT_OK;
+    }
+    if (!ctx->json) {
+        printf("%s: %s", qmp_json_get_string(o, "device"), outcome);
+        if (err)
+            printf(": %s: %s", qmp_json_get_string(err, "class"),
+                   qmp_json_get_string(err, "desc"));
+        printf(" (%" G_GINT64_FORMAT " attempt%s, %" G_GINT64_FORMAT " ms)", attempts,
+               attempts == 1 ? "" : "s", qmp_json_get_int_default(o, "elapsed_ms", 0));
+        if (detail)
+            printf(": %s", detail);
+        if (g_str_equal(state, "tracked"))
+            printf(" [still tracked]");
+        printf("\n");
+    }
+    if (err && g_strcmp0(qmp_json_get_string(err, "class"), "InvalidProperty") == 0)
+        return CLI_EXIT_USAGE;
+    if (!hotplug_outcome_from_name(outcome, &oc))
+        return CLI_EXIT_ERROR;
+    return hotplug_outcome_exit_code(oc);
+}
+
+int
+cli_print_op_result(CliContext *ctx, JsonNode *ret)
+{
+    JsonObject *o = qmp_json_node_object(ret);
+    JsonArray *ops = qmp_json_get_array(o, "ops");
+    int worst = CLI_EXIT_OK;
+
+    if (ctx->json)
+        cli_print_json(ret);
+    if (!ops)
+        return o ? cli_print_one_op(ctx, o) : CLI_EXIT_ERROR;
+    for (guint i = 0; i < json_array_get_length(ops); i++) {
+        JsonObject *op = qmp_json_node_object(json_array_get_element(ops, i));
+        int rc = op ? cli_print_one_op(ctx, op) : CLI_EXIT_ERROR;
+        worst = MAX(worst, rc);
+    }
+    return worst;
+}
