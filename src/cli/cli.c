@@ -14,6 +14,7 @@ static const CliCmd *const cli_tables[] = {
     cli_vm_cmds,
     cli_device_cmds,
     cli_ops_cmds,
+    cli_events_cmds,
 };
 
 void

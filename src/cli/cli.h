@@ -58,6 +58,7 @@ struct CliCmd {
 extern const CliCmd cli_vm_cmds[];
 extern const CliCmd cli_device_cmds[];
 extern const CliCmd cli_ops_cmds[];
+extern const CliCmd cli_events_cmds[];
 
 /* Run hotplugctl; returns the exit code. */
 int cli_main(int argc, char **argv);

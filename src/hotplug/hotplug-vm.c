@@ -1135,9 +1135,10 @@ hotplug_vm_adopt(HotplugVm *vm, const HotplugAdopt *a, GError **error)
          * has not removed it; past deadlines fire at once */
         op->state = HOTPLUG_OP_WAITING;
         op->confirm = HOTPLUG_CONFIRM_PROBE;
+        /* no deadline on record (QEMU had not answered yet): a full one */
         timeout_deadline_arm_at(op->deadline,
                                 a->deadline_wall_us < 0
-                                    ? now
+                                    ? now + (gint64)a->timeout_ms * 1000
                                     : now + MAX(0, a->deadline_wall_us - now_wall));
     }
     op->confirm_ticket = ++vm->confirm_counter;

@@ -298,6 +298,9 @@ qmp_conn_send(QmpConn *c, QmpCmd *cmd)
     g_debug("%s -> %s", qmp_conn_name(c), cmd->line);
     g_hash_table_insert(c->inflight, &cmd->id, cmd);
     bufferevent_write(c->bev, cmd->line, strlen(cmd->line));
+    /* QEMU needs no line ending, but hotplugd's control socket reads
+     * lines; for QEMU it is one more byte of whitespace */
+    bufferevent_write(c->bev, "\n", 1);
 }
 
 /* Put waiting commands on the wire while there is room. */

@@ -1,0 +1,503 @@
+#define G_LOG_DOMAIN "hotplugd"
+#include "config.h"
+
+#include <errno.h>
+#include <grp.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/un.h>
+#include <unistd.h>
+
+#include <event2/buffer.h>
+#include <event2/bufferevent.h>
+#include <event2/listener.h>
+
+#include "control.h"
+#include "hotplug-outcome.h"
+#include "qmp-json.h"
+#include "qmp-message.h"
+
+struct ControlServer {
+    struct event_base *base;
+    struct evconnlistener *listener;
+    struct event *backoff_ev;
+    ControlOptions opts;
+    char *path;
+    char *version;
+    ControlCallbacks cb;
+    gpointer opaque;
+    GHashTable *clients;  /* ControlClient set */
+    guint64 next_id;
+};
+
+struct ControlClient {
+    ControlServer *srv;
+    guint64 id;
+    struct bufferevent *bev;
+    gboolean negotiated;
+    gboolean closing;
+    pid_t pid;
+    uid_t uid;
+    void (*drain_fn)(ControlClient *, gpointer);
+    gpointer drain_opaque;
+    gpointer data;
+    GDestroyNotify data_destroy;
+};
+
+static void control_client_free(ControlClient *cl);
+
+/* ---- output ------------------------------------------------------------ */
+
+gsize
+control_client_pending_output(ControlClient *cl)
+{
+    return cl->bev ? evbuffer_get_length(bufferevent_get_output(cl->bev)) : 0;
+}
+
+gboolean
+control_client_send_line(ControlClient *cl, const char *line, gsize len)
+{
+    if (!cl->bev || cl->closing)
+        return FALSE;
+    if (control_client_pending_output(cl) + len > cl->srv->opts.max_output)
+        return FALSE;
+    bufferevent_write(cl->bev, line, len);
+    bufferevent_write(cl->bev, "\r\n", 2);
+    return TRUE;
+}
+
+/* Control messages (replies, errors) are small and always queued: a client
+ * that does not read is cut off by its subscription, not here. */
+static void
+control_client_send_node(ControlClient *cl, JsonNode *node)
+{
+    g_autofree char *text = NULL;
+
+    if (!cl->bev || cl->closing)
+        return;
+    text = json_to_string(node, FALSE);
+    bufferevent_write(cl->bev, text, strlen(text));
+    bufferevent_write(cl->bev, "\r\n", 2);
+}
+
+void
+control_client_return(ControlClient *cl, JsonNode *id, JsonNode *ret)
+{
+    JsonObject *o = json_object_new();
+    g_autoptr(JsonNode) n = json_node_init_object(json_node_alloc(), o);
+
+    json_object_set_member(o, "return", ret ? json_node_copy(ret)
+                                            : json_node_init_object(json_node_alloc(),
+                                                                    json_object_new()));
+    if (id)
+        json_object_set_member(o, "id", json_node_copy(id));
+    json_object_unref(o);
+    control_client_send_node(cl, n);
+}
+
+void
+control_client_error(ControlClient *cl, JsonNode *id, const char *cls, const char *desc)
+{
+    JsonObject *o = json_object_new();
+    JsonObject *e = json_object_new();
+    g_autoptr(JsonNode) n = json_node_init_object(json_node_alloc(), o);
+
+    json_object_set_string_member(e, "class", cls);
+    json_object_set_string_member(e, "desc", desc);
+    json_object_set_object_member(o, "error", e);
+    if (id)
+        json_object_set_member(o, "id", json_node_copy(id));
+    json_object_unref(o);
+    control_client_send_node(cl, n);
+}
+
+void
+control_client_event(ControlClient *cl, const char *name, JsonNode *data)
+{
+    gint64 now = g_get_real_time();
+    JsonObject *o = json_object_new();
+    JsonObject *ts = json_object_new();
+    g_autoptr(JsonNode) n = json_node_init_object(json_node_alloc(), o);
+
+    json_object_set_string_member(o, "event", name);
+    if (data)
+        json_object_set_member(o, "data", json_node_copy(data));
+    json_object_set_int_member(ts, "seconds", now / G_USEC_PER_SEC);
+    json_object_set_int_member(ts, "microseconds", now % G_USEC_PER_SEC);
+    json_object_set_object_member(o, "timestamp", ts);
+    json_object_unref(o);
+    control_client_send_node(cl, n);
+}
+
+static void
+control_client_write_cb(struct bufferevent *bev, void *opaque)
+{
+    ControlClient *cl = opaque;
+
+    if (cl->closing) {
+        /* everything queued is written */
+        control_client_free(cl);
+        return;
+    }
+    if (cl->drain_fn)
+        cl->drain_fn(cl, cl->drain_opaque);
+}
+
+void
+control_client_close_after_flush(ControlClient *cl)
+{
+    if (cl->closing)
+        return;
+    cl->closing = TRUE;
+    bufferevent_disable(cl->bev, EV_READ);
+    if (control_client_pending_output(cl) == 0)
+        control_client_free(cl);
+    else
+        bufferevent_setwatermark(cl->bev, EV_WRITE, 0, 0);
+}
+
+void
+control_client_set_drain_cb(ControlClient *cl, void (*fn)(ControlClient *, gpointer),
+                            gpointer opaque)
+{
+    cl->drain_fn = fn;
+    cl->drain_opaque = opaque;
+}
+
+/* ---- input ------------------------------------------------------------- */
+
+static void
+control_client_handle_line(ControlClient *cl, const char *line, gsize len)
+{
+    g_autoptr(JsonParser) parser = json_parser_new();
+    g_autoptr(GError) error = NULL;
+    JsonObject *msg;
+    JsonNode *id, *args_node;
+    const char *cmd;
+
+    while (len && g_ascii_isspace(line[len - 1]))
+        len--;
+    if (len == 0)
+        return;
+    if (qmp_json_depth(line, len, QMP_DEFAULT_MAX_DEPTH) > QMP_DEFAULT_MAX_DEPTH) {
+        control_client_error(cl, NULL, "GenericError", "JSON nested too deeply");
+        return;
+    }
+    if (memchr(line, '\0', len) || !json_parser_load_from_data(parser, line, (gssize)len, &error)) {
+        g_autofree char *desc = g_strdup_printf("JSON parse error: %s",
+                                                error ? error->message : "NUL byte");
+        control_client_error(cl, NULL, "GenericError", desc);
+        return;
+    }
+    msg = qmp_json_node_object(json_parser_get_root(parser));
+    if (!msg) {
+        control_client_error(cl, NULL, "GenericError", "a command must be a JSON object");
+        return;
+    }
+    id = json_object_get_member(msg, "id");
+    cmd = qmp_json_get_string(msg, "execute");
+    if (!cmd) {
+        control_client_error(cl, id, "GenericError", "missing member 'execute' (a string)");
+        return;
+    }
+    {
+        g_autoptr(GList) members = json_object_get_members(msg);
+        for (GList *l = members; l; l = l->next) {
+            const char *m = l->data;
+            if (!g_str_equal(m, "execute") && !g_str_equal(m, "arguments") &&
+                !g_str_equal(m, "id")) {
+                g_autofree char *desc = g_strdup_printf("unknown member '%s'", m);
+                control_client_error(cl, id, "GenericError", desc);
+                return;
+            }
+        }
+    }
+    args_node = json_object_get_member(msg, "arguments");
+    if (args_node && !JSON_NODE_HOLDS_OBJECT(args_node)) {
+        control_client_error(cl, id, "GenericError", "'arguments' must be an object");
+        return;
+    }
+    if (g_str_equal(cmd, "qmp_capabilities")) {
+        if (cl->negotiated) {
+            control_client_error(cl, id, "CommandNotFound",
+                                 "Capabilities negotiation is already complete, command ignored");
+            return;
+        }
+        cl->negotiated = TRUE;
+        control_client_return(cl, id, NULL);
+        return;
+    }
+    if (!cl->negotiated) {
+        control_client_error(cl, id, "CommandNotFound",
+                             "Expecting capabilities negotiation with 'qmp_capabilities'");
+        return;
+    }
+    {
+        g_autoptr(JsonObject) empty = json_object_new();
+        cl->srv->cb.execute(cl->srv, cl, cmd,
+                            args_node ? json_node_get_object(args_node) : empty, id,
+                            cl->srv->opaque);
+    }
+}
+
+static void
+control_client_read_cb(struct bufferevent *bev, void *opaque)
+{
+    ControlClient *cl = opaque;
+    struct evbuffer *in = bufferevent_get_input(bev);
+
+    while (!cl->closing) {
+        struct evbuffer_ptr eol = evbuffer_search(in, "\n", 1, NULL);
+        g_autofree char *line = NULL;
+
+        if (eol.pos < 0) {
+            if (evbuffer_get_length(in) > CONTROL_MAX_LINE) {
+                g_message("control client %" G_GUINT64_FORMAT " (pid %d): line over %u bytes, "
+                          "disconnected", cl->id, (int)cl->pid, CONTROL_MAX_LINE);
+                control_client_error(cl, NULL, "GenericError", "line too long");
+                control_client_close_after_flush(cl);
+            }
+            return;
+        }
+        if ((gsize)eol.pos > CONTROL_MAX_LINE) {
+            control_client_error(cl, NULL, "GenericError", "line too long");
+            control_client_close_after_flush(cl);
+            return;
+        }
+        line = g_malloc((gsize)eol.pos + 1);
+        evbuffer_remove(in, line, (gsize)eol.pos);
+        evbuffer_drain(in, 1);
+        line[eol.pos] = '\0';
+        control_client_handle_line(cl, line, (gsize)eol.pos);
+    }
+}
+
+static void
+control_client_event_cb(struct bufferevent *bev, short what, void *opaque)
+{
+    ControlClient *cl = opaque;
+
+    if (what & (BEV_EVENT_EOF | BEV_EVENT_ERROR))
+        control_client_free(cl);
+}
+
+/* ---- clients ---------------------------------------------------------------- */
+
+static void
+control_client_free(ControlClient *cl)
+{
+    ControlServer *srv = cl->srv;
+
+    if (!g_hash_table_steal(srv->clients, cl))
+        return;
+    if (srv->cb.closed)
+        srv->cb.closed(srv, cl, srv->opaque);
+    if (cl->data_destroy)
+        cl->data_destroy(cl->data);
+    if (cl->bev)
+        bufferevent_free(cl->bev);
+    g_free(cl);
+}
+
+pid_t control_client_pid(ControlClient *cl) { return cl->pid; }
+uid_t control_client_uid(ControlClient *cl) { return cl->uid; }
+guint64 control_client_id(ControlClient *cl) { return cl->id; }
+gpointer control_client_get_data(ControlClient *cl) { return cl->data; }
+
+void
+control_client_set_data(ControlClient *cl, gpointer data, GDestroyNotify destroy)
+{
+    if (cl->data_destroy)
+        cl->data_destroy(cl->data);
+    cl->data = data;
+    cl->data_destroy = destroy;
+}
+
+static void
+control_server_greet(ControlClient *cl)
+{
+    g_autofree char *greeting = g_strdup_printf(
+        "{\"QMP\":{\"version\":{\"qemu\":{\"major\":0,\"minor\":0,\"micro\":0},"
+        "\"package\":\"hotplugd %s\"},\"capabilities\":[],"
+        "\"hotplugd\":{\"version\":\"%s\",\"protocol\":%d}}}",
+        cl->srv->version, cl->srv->version, CONTROL_PROTOCOL_VERSION);
+
+    control_client_send_line(cl, greeting, strlen(greeting));
+}
+
+static void
+control_server_accept_cb(struct evconnlistener *l, evutil_socket_t fd, struct sockaddr *sa,
+                         int len, void *opaque)
+{
+    ControlServer *srv = opaque;
+    ControlClient *cl = g_new0(ControlClient, 1);
+    struct ucred cred = {0};
+    socklen_t clen = sizeof(cred);
+
+    cl->srv = srv;
+    cl->id = ++srv->next_id;
+    cl->pid = -1;
+    cl->uid = (uid_t)-1;
+    if (getsockopt(fd, SOL_SOCKET, SO_PEERCRED, &cred, &clen) == 0) {
+        cl->pid = cred.pid;
+        cl->uid = cred.uid;
+    }
+    cl->bev = bufferevent_socket_new(srv->base, fd, BEV_OPT_CLOSE_ON_FREE);
+    bufferevent_setcb(cl->bev, control_client_read_cb, control_client_write_cb,
+                      control_client_event_cb, cl);
+    /* the write callback fires when output falls to half the cap */
+    bufferevent_setwatermark(cl->bev, EV_WRITE, srv->opts.max_output / 2, 0);
+    bufferevent_enable(cl->bev, EV_READ | EV_WRITE);
+    g_hash_table_add(srv->clients, cl);
+    g_debug("control client %" G_GUINT64_FORMAT " connected (pid %d, uid %d)", cl->id,
+            (int)cl->pid, (int)cl->uid);
+    control_server_greet(cl);
+}
+
+static void
+control_server_resume_cb(evutil_socket_t fd, short what, void *opaque)
+{
+    ControlServer *srv = opaque;
+
+    if (srv->listener)
+        evconnlistener_enable(srv->listener);
+}
+
+static void
+control_server_error_cb(struct evconnlistener *l, void *opaque)
+{
+    ControlServer *srv = opaque;
+    int err = EVUTIL_SOCKET_ERROR();
+    struct timeval tv = {1, 0};
+
+    /* out of file descriptors: stop accepting for a second, do not spin */
+    g_warning("control socket accept failed: %s; pausing for 1 s", g_strerror(err));
+    evconnlistener_disable(l);
+    evtimer_add(srv->backoff_ev, &tv);
+}
+
+ControlServer *
+control_server_new(struct event_base *base, const ControlOptions *opts,
+                   const ControlCallbacks *cb, gpointer opaque, GError **error)
+{
+    ControlServer *srv;
+    struct sockaddr_un sun = {.sun_family = AF_UNIX};
+    g_autofree char *dir = NULL;
+    mode_t old_umask;
+    int fd;
+
+    if (strlen(opts->path) >= sizeof(sun.sun_path)) {
+        g_set_error(error, HOTPLUG_ERROR, HOTPLUG_ERROR_INVALID,
+                    "control socket path %s is too long", opts->path);
+        return NULL;
+    }
+    dir = g_path_get_dirname(opts->path);
+    if (g_mkdir_with_parents(dir, 0755) < 0) {
+        int err = errno;
+        g_set_error(error, HOTPLUG_ERROR, HOTPLUG_ERROR_FAILED, "cannot create %s: %s", dir,
+                    g_strerror(err));
+        return NULL;
+    }
+    strcpy(sun.sun_path, opts->path);
+    /* a stale socket from a killed daemon: the state-dir lock proves no
+     * other daemon owns it */
+    if (unlink(opts->path) < 0 && errno != ENOENT) {
+        int err = errno;
+        g_set_error(error, HOTPLUG_ERROR, HOTPLUG_ERROR_FAILED, "cannot remove old socket %s: %s",
+                    opts->path, g_strerror(err));
+        return NULL;
+    }
+    fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
+    old_umask = umask(0177);
+    if (fd < 0 || bind(fd, (struct sockaddr *)&sun, sizeof(sun)) < 0) {
+        int err = errno;
+        umask(old_umask);
+        if (fd >= 0)
+            close(fd);
+        g_set_error(error, HOTPLUG_ERROR, HOTPLUG_ERROR_FAILED, "cannot bind %s: %s", opts->path,
+                    g_strerror(err));
+        return NULL;
+    }
+    umask(old_umask);
+    if (opts->group) {
+        struct group *gr = getgrnam(opts->group);
+        if (!gr || chown(opts->path, (uid_t)-1, gr->gr_gid) < 0) {
+            int err = errno;
+            close(fd);
+            g_set_error(error, HOTPLUG_ERROR, HOTPLUG_ERROR_FAILED,
+                        "cannot give %s to group %s: %s", opts->path, opts->group,
+                        gr ? g_strerror(err) : "no such group");
+            return NULL;
+        }
+    }
+    if (chmod(opts->path, opts->mode) < 0) {
+        int err = errno;
+        close(fd);
+        g_set_error(error, HOTPLUG_ERROR, HOTPLUG_ERROR_FAILED, "cannot chmod %s: %s",
+                    opts->path, g_strerror(err));
+        return NULL;
+    }
+    srv = g_new0(ControlServer, 1);
+    srv->base = base;
+    srv->opts = *opts;
+    srv->path = g_strdup(opts->path);
+    srv->version = g_strdup(opts->version ? opts->version : PACKAGE_VERSION);
+    srv->opts.path = srv->path;
+    srv->opts.group = NULL;
+    srv->opts.version = srv->version;
+    if (!srv->opts.max_output)
+        srv->opts.max_output = 4u << 20;
+    srv->cb = *cb;
+    srv->opaque = opaque;
+    srv->clients = g_hash_table_new(g_direct_hash, g_direct_equal);
+    srv->backoff_ev = evtimer_new(base, control_server_resume_cb, srv);
+    srv->listener = evconnlistener_new(base, control_server_accept_cb, srv,
+                                       LEV_OPT_CLOSE_ON_FREE | LEV_OPT_CLOSE_ON_EXEC, 64, fd);
+    if (!srv->listener) {
+        close(fd);
+        control_server_free(srv);
+        g_set_error(error, HOTPLUG_ERROR, HOTPLUG_ERROR_FAILED, "cannot listen on %s",
+                    opts->path);
+        return NULL;
+    }
+    evconnlistener_set_error_cb(srv->listener, control_server_error_cb);
+    return srv;
+}
+
+void
+control_server_stop_accepting(ControlServer *srv)
+{
+    if (srv->listener) {
+        evconnlistener_free(srv->listener);
+        srv->listener = NULL;
+        unlink(srv->path);
+    }
+}
+
+guint
+control_server_n_clients(ControlServer *srv)
+{
+    return g_hash_table_size(srv->clients);
+}
+
+void
+control_server_free(ControlServer *srv)
+{
+    GHashTableIter it;
+    gpointer key;
+
+    if (!srv)
+        return;
+    control_server_stop_accepting(srv);
+    while (g_hash_table_size(srv->clients)) {
+        g_hash_table_iter_init(&it, srv->clients);
+        g_hash_table_iter_next(&it, &key, NULL);
+        control_client_free(key);
+    }
+    g_hash_table_unref(srv->clients);
+    event_free(srv->backoff_ev);
+    g_free(srv->path);
+    g_free(srv->version);
+    g_free(srv);
+}

@@ -1,0 +1,840 @@
+#define G_LOG_DOMAIN "event-log"
+#include "config.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "event-log.h"
+#include "qmp-json.h"
+
+G_DEFINE_QUARK(event-log-error-quark, event_log_error)
+
+#define SEG_PREFIX "events-"
+#define SEG_SUFFIX ".log"
+#define SEG_DIGITS 20
+#define HWM_NAME "seq.hwm"
+#define HWM_TMP_NAME "seq.hwm.tmp"
+
+typedef struct {
+    guint64 first; /* the seq in the file name */
+    guint64 size;  /* bytes of whole records */
+} EventLogSegment;
+
+struct EventLog {
+    char *dir;
+    int dir_fd;
+    guint64 max_bytes;
+    guint64 segment_bytes;
+    GArray *segs; /* EventLogSegment, oldest first; the last one is open as fd */
+    int fd;       /* the newest segment, read-write */
+    guint64 total;
+    guint64 last_seq;
+    guint64 hwm_reserved; /* what seq.hwm holds on disk */
+    guint64 hwm_segment;
+    gboolean dirty;     /* written since the last fdatasync */
+    gboolean dir_dirty; /* a segment was created since the directory's last fsync */
+    gboolean tail_bad;  /* a failed write may have left bytes past the newest size */
+    JsonGenerator *gen;
+    JsonParser *parser;
+};
+
+static gboolean G_GNUC_PRINTF(3, 4)
+event_log_set_errno(GError **error, int errsv, const char *fmt, ...)
+{
+    va_list ap;
+    g_autofree char *what = NULL;
+
+    va_start(ap, fmt);
+    what = g_strdup_vprintf(fmt, ap);
+    va_end(ap);
+    g_set_error(error, EVENT_LOG_ERROR, EVENT_LOG_ERROR_IO, "%s: %s", what, g_strerror(errsv));
+    return FALSE;
+}
+
+static EventLogSegment *
+event_log_newest(EventLog *log)
+{
+    if (log->segs->len == 0)
+        return NULL;
+    return &g_array_index(log->segs, EventLogSegment, log->segs->len - 1);
+}
+
+static char *
+event_log_seg_name(guint64 first)
+{
+    return g_strdup_printf(SEG_PREFIX "%0*" G_GUINT64_FORMAT SEG_SUFFIX, SEG_DIGITS, first);
+}
+
+/* "events-00000000000000000042.log" -> 42 */
+static gboolean
+event_log_seg_parse_name(const char *name, guint64 *first)
+{
+    gsize plen = strlen(SEG_PREFIX);
+    guint64 v = 0;
+
+    if (strlen(name) != plen + SEG_DIGITS + strlen(SEG_SUFFIX) ||
+        !g_str_has_prefix(name, SEG_PREFIX) || !g_str_has_suffix(name, SEG_SUFFIX))
+        return FALSE;
+    for (gsize i = plen; i < plen + SEG_DIGITS; i++) {
+        if (!g_ascii_isdigit(name[i]))
+            return FALSE;
+        if (v > (G_MAXUINT64 - 9) / 10)
+            return FALSE;
+        v = v * 10 + (guint64)(name[i] - '0');
+    }
+    if (v == 0)
+        return FALSE;
+    *first = v;
+    return TRUE;
+}
+
+static gint
+event_log_seg_cmp(gconstpointer a, gconstpointer b)
+{
+    const EventLogSegment *sa = a;
+    const EventLogSegment *sb = b;
+
+    return sa->first < sb->first ? -1 : sa->first > sb->first;
+}
+
+/* pwrite all of buf at off; on failure *done says how much went out. */
+static gboolean
+event_log_pwrite_all(int fd, const char *buf, gsize len, guint64 off, gsize *done, int *errsv)
+{
+    gsize n = 0;
+
+    while (n < len) {
+        ssize_t r = pwrite(fd, buf + n, len - n, (off_t)(off + n));
+
+        if (r < 0) {
+            if (errno == EINTR)
+                continue;
+            *errsv = errno;
+            *done = n;
+            return FALSE;
+        }
+        if (r == 0) {
+            *errsv = EIO;
+            *done = n;
+            return FALSE;
+        }
+        n += (gsize)r;
+    }
+    *done = n;
+    return TRUE;
+}
+
+/* The seq of a line we wrote ({"seq":N,...}) without parsing all of it. */
+static gboolean
+event_log_line_seq(const char *line, gsize len, guint64 *seq)
+{
+    const char *p = line;
+    const char *end = line + len;
+    guint64 v = 0;
+
+#define SKIP_WS                                                                                    \
+    while (p < end && (*p == ' ' || *p == '\t' || *p == '\r' || *p == '\n'))                     \
+        p++
+    SKIP_WS;
+    if (p >= end || *p != '{')
+        return FALSE;
+    p++;
+    SKIP_WS;
+    if (end - p < 5 || memcmp(p, "\"seq\"", 5) != 0)
+        return FALSE;
+    p += 5;
+    SKIP_WS;
+    if (p >= end || *p != ':')
+        return FALSE;
+    p++;
+    SKIP_WS;
+#undef SKIP_WS
+    if (p >= end || !g_ascii_isdigit(*p))
+        return FALSE;
+    while (p < end && g_ascii_isdigit(*p)) {
+        if (v > (G_MAXINT64 - 9) / 10)
+            return FALSE;
+        v = v * 10 + (guint64)(*p - '0');
+        p++;
+    }
+    if (p >= end || (*p != ',' && *p != '}' && *p != ' '))
+        return FALSE;
+    *seq = v;
+    return v >= 1;
+}
+
+/* Full parse of one line: a new ref to the object when it is a record. */
+static JsonObject *
+event_log_parse_line(EventLog *log, const char *line, gsize len, guint64 *seq)
+{
+    JsonObject *obj;
+    gint64 v = 0;
+
+    if (!json_parser_load_from_data(log->parser, line, (gssize)len, NULL))
+        return NULL;
+    obj = qmp_json_node_object(json_parser_get_root(log->parser));
+    if (!obj || !qmp_json_get_int(obj, "seq", &v) || v < 1)
+        return NULL;
+    *seq = (guint64)v;
+    return json_object_ref(obj);
+}
+
+/* Deep copy (json_node_copy shares objects and arrays). */
+static JsonNode *
+event_log_node_copy(JsonNode *node)
+{
+    if (JSON_NODE_HOLDS_OBJECT(node)) {
+        JsonObject *src = json_node_get_object(node);
+        g_autoptr(JsonObject) dst = json_object_new();
+        GList *names = src ? json_object_get_members(src) : NULL;
+
+        for (GList *l = names; l; l = l->next)
+            json_object_set_member(dst, l->data,
+                                   event_log_node_copy(json_object_get_member(src, l->data)));
+        g_list_free(names);
+        return json_node_init_object(json_node_alloc(), dst);
+    }
+    if (JSON_NODE_HOLDS_ARRAY(node)) {
+        JsonArray *src = json_node_get_array(node);
+        guint n = src ? json_array_get_length(src) : 0;
+        g_autoptr(JsonArray) dst = json_array_sized_new(n);
+
+        for (guint i = 0; i < n; i++)
+            json_array_add_element(dst, event_log_node_copy(json_array_get_element(src, i)));
+        return json_node_init_array(json_node_alloc(), dst);
+    }
+    return json_node_copy(node);
+}
+
+static char *
+event_log_format_time(gint64 usec)
+{
+    g_autoptr(GDateTime) dt = g_date_time_new_from_unix_utc(usec / G_USEC_PER_SEC);
+    g_autofree char *base = g_date_time_format(dt, "%Y-%m-%dT%H:%M:%S");
+
+    return g_strdup_printf("%s.%06dZ", base, (int)(usec % G_USEC_PER_SEC));
+}
+
+/* seq.hwm: "<reserved> <segment>\n", written atomically and durably. */
+static gboolean
+event_log_write_hwm(EventLog *log, guint64 reserved, guint64 segment, GError **error)
+{
+    char buf[64];
+    int len = g_snprintf(buf, sizeof buf, "%" G_GUINT64_FORMAT " %" G_GUINT64_FORMAT "\n",
+                         reserved, segment);
+    gsize done = 0;
+    int errsv = 0;
+    int fd;
+
+    fd = openat(log->dir_fd, HWM_TMP_NAME, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+    if (fd < 0)
+        return event_log_set_errno(error, errno, "creating %s/%s", log->dir, HWM_TMP_NAME);
+    if (!event_log_pwrite_all(fd, buf, (gsize)len, 0, &done, &errsv) || fdatasync(fd) < 0) {
+        if (errsv == 0)
+            errsv = errno;
+        close(fd);
+        unlinkat(log->dir_fd, HWM_TMP_NAME, 0);
+        return event_log_set_errno(error, errsv, "writing %s/%s", log->dir, HWM_TMP_NAME);
+    }
+    if (close(fd) < 0) {
+        errsv = errno;
+        unlinkat(log->dir_fd, HWM_TMP_NAME, 0);
+        return event_log_set_errno(error, errsv, "writing %s/%s", log->dir, HWM_TMP_NAME);
+    }
+    if (renameat(log->dir_fd, HWM_TMP_NAME, log->dir_fd, HWM_NAME) < 0) {
+        errsv = errno;
+        unlinkat(log->dir_fd, HWM_TMP_NAME, 0);
+        return event_log_set_errno(error, errsv, "renaming %s/%s", log->dir, HWM_TMP_NAME);
+    }
+    /* Makes the rename durable, and any segment created before it. */
+    if (fsync(log->dir_fd) < 0)
+        return event_log_set_errno(error, errno, "syncing %s", log->dir);
+    log->dir_dirty = FALSE;
+    log->hwm_reserved = reserved;
+    log->hwm_segment = segment;
+    return TRUE;
+}
+
+/* Missing or unreadable seq.hwm reads as 0 0. */
+static void
+event_log_read_hwm(EventLog *log)
+{
+    char buf[64];
+    ssize_t n;
+    char *end = NULL;
+    guint64 reserved, segment;
+    int fd;
+
+    log->hwm_reserved = 0;
+    log->hwm_segment = 0;
+    fd = openat(log->dir_fd, HWM_NAME, O_RDONLY | O_CLOEXEC);
+    if (fd < 0) {
+        if (errno != ENOENT)
+            g_warning("%s/%s: %s", log->dir, HWM_NAME, g_strerror(errno));
+        return;
+    }
+    do
+        n = pread(fd, buf, sizeof buf - 1, 0);
+    while (n < 0 && errno == EINTR);
+    close(fd);
+    if (n <= 0)
+        goto bad;
+    buf[n] = '\0';
+    if (!g_ascii_isdigit(buf[0]))
+        goto bad;
+    reserved = g_ascii_strtoull(buf, &end, 10);
+    if (*end != ' ' || !g_ascii_isdigit(end[1]))
+        goto bad;
+    segment = g_ascii_strtoull(end + 1, &end, 10);
+    if (*end != '\n' || reserved > G_MAXINT64 || segment > G_MAXINT64)
+        goto bad;
+    log->hwm_reserved = reserved;
+    log->hwm_segment = segment;
+    return;
+bad:
+    g_warning("%s/%s: not a valid high-water mark, ignored", log->dir, HWM_NAME);
+}
+
+/* Creates segment `first` and makes it the one written to.  The previous
+ * one must have been synced by the caller. */
+static gboolean
+event_log_new_segment(EventLog *log, guint64 first, GError **error)
+{
+    g_autofree char *name = event_log_seg_name(first);
+    EventLogSegment seg = {first, 0};
+    struct stat st;
+    int fd;
+
+    fd = openat(log->dir_fd, name, O_RDWR | O_CREAT | O_CLOEXEC, 0600);
+    if (fd < 0)
+        return event_log_set_errno(error, errno, "creating %s/%s", log->dir, name);
+    if (fstat(fd, &st) < 0) {
+        int errsv = errno;
+
+        close(fd);
+        return event_log_set_errno(error, errsv, "%s/%s", log->dir, name);
+    }
+    if (st.st_size != 0) {
+        close(fd);
+        g_set_error(error, EVENT_LOG_ERROR, EVENT_LOG_ERROR_IO,
+                    "%s/%s: a new segment already exists and is not empty", log->dir, name);
+        return FALSE;
+    }
+    if (log->fd >= 0)
+        close(log->fd);
+    log->fd = fd;
+    log->dirty = FALSE;
+    log->tail_bad = FALSE;
+    log->dir_dirty = TRUE;
+    g_array_append_val(log->segs, seg);
+    g_debug("%s: new segment %s", log->dir, name);
+    return TRUE;
+}
+
+/* Drops oldest segments while over max_bytes; never the newest. */
+static void
+event_log_retain(EventLog *log)
+{
+    while (log->segs->len > 1 && log->total > log->max_bytes) {
+        EventLogSegment *s = &g_array_index(log->segs, EventLogSegment, 0);
+        g_autofree char *name = event_log_seg_name(s->first);
+
+        if (unlinkat(log->dir_fd, name, 0) < 0 && errno != ENOENT) {
+            g_warning("retention: removing %s/%s: %s", log->dir, name, g_strerror(errno));
+            return;
+        }
+        g_debug("retention: removed %s/%s (%" G_GUINT64_FORMAT " bytes)", log->dir, name, s->size);
+        log->total -= s->size;
+        g_array_remove_index(log->segs, 0);
+    }
+}
+
+/* Reads segment fd from the start: *valid_end gets the end of the last good
+ * record, *last_start its start and *last its seq (0 when none).  Lines are
+ * checked by their seq prefix only, unless full. */
+static gboolean
+event_log_scan(EventLog *log, int fd, guint64 first, gboolean full, guint64 *valid_end,
+               guint64 *last_start, guint64 *last, GError **error)
+{
+    FILE *f;
+    int dfd;
+    char *line = NULL;
+    size_t cap = 0;
+    ssize_t n;
+    guint64 off = 0;
+
+    *valid_end = 0;
+    *last_start = 0;
+    *last = 0;
+    dfd = fcntl(fd, F_DUPFD_CLOEXEC, 0);
+    if (dfd < 0)
+        return event_log_set_errno(error, errno, "%s", log->dir);
+    f = fdopen(dfd, "r");
+    if (!f) {
+        int errsv = errno;
+
+        close(dfd);
+        return event_log_set_errno(error, errsv, "%s", log->dir);
+    }
+    rewind(f);
+    while ((n = getline(&line, &cap, f)) > 0) {
+        guint64 seq = 0;
+        gboolean ok;
+
+        if (line[n - 1] != '\n')
+            break; /* torn: no end of line */
+        if (full) {
+            g_autoptr(JsonObject) obj = event_log_parse_line(log, line, (gsize)n - 1, &seq);
+
+            ok = obj != NULL;
+        } else {
+            ok = event_log_line_seq(line, (gsize)n - 1, &seq);
+        }
+        if (ok && seq > *last && seq >= first) {
+            *last = seq;
+            *last_start = off;
+            *valid_end = off + (guint64)n;
+        }
+        off += (guint64)n;
+    }
+    if (ferror(f)) {
+        int errsv = errno;
+
+        free(line);
+        fclose(f);
+        return event_log_set_errno(error, errsv, "reading %s", log->dir);
+    }
+    free(line);
+    fclose(f);
+    return TRUE;
+}
+
+/* Finds the last good record of the newest segment and cuts what follows
+ * (a torn record).  *found_last: its seq, or first - 1 when empty. */
+static gboolean
+event_log_recover_newest(EventLog *log, guint64 *found_last, GError **error)
+{
+    EventLogSegment *seg = event_log_newest(log);
+    g_autofree char *name = event_log_seg_name(seg->first);
+    guint64 valid_end, last_start, last;
+    struct stat st;
+
+    log->fd = openat(log->dir_fd, name, O_RDWR | O_CLOEXEC);
+    if (log->fd < 0)
+        return event_log_set_errno(error, errno, "opening %s/%s", log->dir, name);
+    if (fstat(log->fd, &st) < 0)
+        return event_log_set_errno(error, errno, "%s/%s", log->dir, name);
+    if (!event_log_scan(log, log->fd, seg->first, FALSE, &valid_end, &last_start, &last, error))
+        return FALSE;
+    if (last > 0) {
+        /* The prefix looked right; make sure the whole last record does. */
+        gsize len = (gsize)(valid_end - last_start);
+        g_autofree char *buf = g_malloc(len);
+        ssize_t r;
+        guint64 seq = 0;
+        g_autoptr(JsonObject) obj = NULL;
+
+        do
+            r = pread(log->fd, buf, len, (off_t)last_start);
+        while (r < 0 && errno == EINTR);
+        if (r < 0)
+            return event_log_set_errno(error, errno, "reading %s/%s", log->dir, name);
+        if ((gsize)r == len)
+            obj = event_log_parse_line(log, buf, len - 1, &seq);
+        if (!obj || seq != last) {
+            g_message("%s/%s: last record is not valid JSON, checking every record", log->dir,
+                      name);
+            if (!event_log_scan(log, log->fd, seg->first, TRUE, &valid_end, &last_start, &last,
+                                error))
+                return FALSE;
+        }
+    }
+    if ((guint64)st.st_size > valid_end) {
+        g_message("%s/%s: cutting a torn record (%" G_GUINT64_FORMAT " bytes at %" G_GUINT64_FORMAT
+                  ")",
+                  log->dir, name, (guint64)st.st_size - valid_end, valid_end);
+        if (ftruncate(log->fd, (off_t)valid_end) < 0 || fdatasync(log->fd) < 0)
+            return event_log_set_errno(error, errno, "truncating %s/%s", log->dir, name);
+    }
+    seg->size = valid_end;
+    *found_last = last > 0 ? last : seg->first - 1;
+    return TRUE;
+}
+
+EventLog *
+event_log_open(const char *dir, const EventLogOptions *opts, GError **error)
+{
+    g_autoptr(EventLog) log = NULL;
+    g_autoptr(GDir) d = NULL;
+    const char *name;
+    guint64 found_last = 0;
+    guint64 newest = 0;
+    GError *err = NULL;
+
+    g_return_val_if_fail(dir != NULL, NULL);
+    g_return_val_if_fail(error == NULL || *error == NULL, NULL);
+
+    log = g_new0(EventLog, 1);
+    log->dir = g_strdup(dir);
+    log->dir_fd = -1;
+    log->fd = -1;
+    log->segs = g_array_new(FALSE, FALSE, sizeof(EventLogSegment));
+    log->gen = json_generator_new();
+    log->parser = json_parser_new();
+    log->max_bytes = opts && opts->max_bytes ? opts->max_bytes : EVENT_LOG_DEFAULT_MAX_BYTES;
+    log->segment_bytes =
+        opts && opts->segment_bytes ? opts->segment_bytes : EVENT_LOG_DEFAULT_SEGMENT_BYTES;
+
+    if (g_mkdir_with_parents(dir, 0700) < 0) {
+        event_log_set_errno(error, errno, "creating %s", dir);
+        return NULL;
+    }
+    log->dir_fd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    if (log->dir_fd < 0) {
+        event_log_set_errno(error, errno, "opening %s", dir);
+        return NULL;
+    }
+    d = g_dir_open(dir, 0, &err);
+    if (!d) {
+        g_set_error(error, EVENT_LOG_ERROR, EVENT_LOG_ERROR_IO, "%s", err->message);
+        g_error_free(err);
+        return NULL;
+    }
+    while ((name = g_dir_read_name(d))) {
+        EventLogSegment seg = {0, 0};
+        struct stat st;
+
+        if (g_str_equal(name, HWM_TMP_NAME)) {
+            /* A crash while writing seq.hwm: the old one is still there. */
+            unlinkat(log->dir_fd, name, 0);
+            continue;
+        }
+        if (!event_log_seg_parse_name(name, &seg.first))
+            continue;
+        if (fstatat(log->dir_fd, name, &st, 0) < 0) {
+            event_log_set_errno(error, errno, "%s/%s", dir, name);
+            return NULL;
+        }
+        if (!S_ISREG(st.st_mode))
+            continue;
+        seg.size = (guint64)st.st_size;
+        g_array_append_val(log->segs, seg);
+    }
+    g_array_sort(log->segs, event_log_seg_cmp);
+    event_log_read_hwm(log);
+
+    if (log->segs->len > 0) {
+        if (!event_log_recover_newest(log, &found_last, error))
+            return NULL;
+        newest = event_log_newest(log)->first;
+    }
+    log->last_seq = found_last;
+    if (log->hwm_segment > newest) {
+        /* The segment seq.hwm names is gone (removed by hand): the last
+         * records cannot be read back; continue after the reservation. */
+        g_warning("%s: newest segments are missing; seq continues after %" G_GUINT64_FORMAT,
+                  dir, MAX(found_last, log->hwm_reserved));
+        log->last_seq = MAX(found_last, log->hwm_reserved);
+    }
+    if (log->segs->len == 0 || log->last_seq != found_last) {
+        /* Keep "a segment's first record has the seq of its name". */
+        if (!event_log_new_segment(log, log->last_seq + 1, error))
+            return NULL;
+    }
+    for (guint i = 0; i < log->segs->len; i++)
+        log->total += g_array_index(log->segs, EventLogSegment, i).size;
+    event_log_retain(log);
+    g_debug("%s: %u segments, %" G_GUINT64_FORMAT " bytes, seq %" G_GUINT64_FORMAT
+            "..%" G_GUINT64_FORMAT,
+            dir, log->segs->len, log->total, event_log_first_seq(log), log->last_seq);
+    return g_steal_pointer(&log);
+}
+
+void
+event_log_free(EventLog *log)
+{
+    g_autoptr(GError) err = NULL;
+
+    if (!log)
+        return;
+    if (log->fd >= 0 && !event_log_flush(log, &err))
+        g_warning("%s: %s", log->dir, err->message);
+    if (log->fd >= 0)
+        close(log->fd);
+    if (log->dir_fd >= 0)
+        close(log->dir_fd);
+    g_array_unref(log->segs);
+    g_object_unref(log->gen);
+    g_object_unref(log->parser);
+    g_free(log->dir);
+    g_free(log);
+}
+
+/* The stored record: seq, time, then record's members. */
+static JsonObject *
+event_log_build(JsonObject *record, guint64 seq)
+{
+    JsonObject *obj = json_object_new();
+    GList *names = json_object_get_members(record);
+    g_autofree char *time = event_log_format_time(g_get_real_time());
+
+    json_object_set_int_member(obj, "seq", (gint64)seq);
+    json_object_set_string_member(obj, "time", time);
+    for (GList *l = names; l; l = l->next) {
+        const char *m = l->data;
+
+        if (g_str_equal(m, "seq") || g_str_equal(m, "time"))
+            continue;
+        json_object_set_member(obj, m, event_log_node_copy(json_object_get_member(record, m)));
+    }
+    g_list_free(names);
+    return obj;
+}
+
+guint64
+event_log_append(EventLog *log, JsonObject *record, JsonObject **out, GError **error)
+{
+    g_autoptr(JsonObject) stored = NULL;
+    g_autoptr(JsonNode) root = NULL;
+    g_autofree char *text = NULL;
+    g_autoptr(GString) line = NULL;
+    EventLogSegment *cur;
+    gboolean rolled = FALSE;
+    guint64 seq;
+    gsize len = 0;
+    gsize done = 0;
+    int errsv = 0;
+
+    g_return_val_if_fail(log != NULL, 0);
+    g_return_val_if_fail(record != NULL, 0);
+    g_return_val_if_fail(error == NULL || *error == NULL, 0);
+
+    if (out)
+        *out = NULL;
+    seq = log->last_seq + 1;
+    if (seq > G_MAXINT64 - EVENT_LOG_HWM_STEP) {
+        g_set_error(error, EVENT_LOG_ERROR, EVENT_LOG_ERROR_INVALID, "%s: seq exhausted",
+                    log->dir);
+        return 0;
+    }
+
+    stored = event_log_build(record, seq);
+    root = json_node_init_object(json_node_alloc(), stored);
+    json_generator_set_root(log->gen, root);
+    text = json_generator_to_data(log->gen, &len);
+    json_generator_set_root(log->gen, NULL);
+    line = g_string_new_len(text, (gssize)len);
+    g_string_append_c(line, '\n');
+
+    cur = event_log_newest(log);
+    if (log->tail_bad) {
+        /* A failed write left part of a record: cut it before going on. */
+        if (ftruncate(log->fd, (off_t)cur->size) < 0)
+            return event_log_set_errno(error, errno, "%s: repairing the newest segment",
+                                       log->dir);
+        log->tail_bad = FALSE;
+    }
+    if (cur->size >= log->segment_bytes) {
+        if (log->dirty && fdatasync(log->fd) < 0)
+            return event_log_set_errno(error, errno, "%s: syncing", log->dir);
+        log->dirty = FALSE;
+        if (!event_log_new_segment(log, seq, error))
+            return 0;
+        rolled = TRUE;
+        cur = event_log_newest(log);
+    }
+    if (seq > log->hwm_reserved || log->hwm_segment != cur->first) {
+        if (!event_log_write_hwm(log, MAX(log->hwm_reserved, seq - 1 + EVENT_LOG_HWM_STEP),
+                                 cur->first, error))
+            return 0;
+    }
+
+    if (!event_log_pwrite_all(log->fd, line->str, line->len, cur->size, &done, &errsv)) {
+        if (done > 0 && ftruncate(log->fd, (off_t)cur->size) < 0)
+            log->tail_bad = TRUE;
+        return event_log_set_errno(error, errsv, "%s: appending a record", log->dir);
+    }
+    cur->size += line->len;
+    log->total += line->len;
+    log->last_seq = seq;
+    log->dirty = TRUE;
+    if (rolled)
+        event_log_retain(log);
+    if (out)
+        *out = g_steal_pointer(&stored);
+    return seq;
+}
+
+gboolean
+event_log_flush(EventLog *log, GError **error)
+{
+    g_return_val_if_fail(log != NULL, FALSE);
+
+    if (log->dirty) {
+        if (fdatasync(log->fd) < 0)
+            return event_log_set_errno(error, errno, "%s: syncing", log->dir);
+        log->dirty = FALSE;
+    }
+    if (log->dir_dirty) {
+        if (fsync(log->dir_fd) < 0)
+            return event_log_set_errno(error, errno, "syncing %s", log->dir);
+        log->dir_dirty = FALSE;
+    }
+    return TRUE;
+}
+
+guint64
+event_log_first_seq(EventLog *log)
+{
+    g_return_val_if_fail(log != NULL, 0);
+
+    for (guint i = 0; i < log->segs->len; i++) {
+        const EventLogSegment *s = &g_array_index(log->segs, EventLogSegment, i);
+
+        if (s->size > 0)
+            return s->first;
+    }
+    return 0;
+}
+
+guint64
+event_log_last_seq(EventLog *log)
+{
+    g_return_val_if_fail(log != NULL, 0);
+    return log->last_seq;
+}
+
+guint64
+event_log_size(EventLog *log)
+{
+    g_return_val_if_fail(log != NULL, 0);
+    return log->total;
+}
+
+/* Index of the segment that holds seq (the last one whose name <= seq). */
+static guint
+event_log_find_segment(EventLog *log, guint64 seq)
+{
+    guint lo = 0;
+    guint hi = log->segs->len;
+
+    while (hi - lo > 1) {
+        guint mid = lo + (hi - lo) / 2;
+
+        if (g_array_index(log->segs, EventLogSegment, mid).first <= seq)
+            lo = mid;
+        else
+            hi = mid;
+    }
+    return lo;
+}
+
+gboolean
+event_log_read_since(EventLog *log, guint64 since, EventLogFunc fn, gpointer opaque,
+                     guint64 *gap_from, guint64 *gap_to, GError **error)
+{
+    g_autoptr(GArray) firsts = NULL;
+    guint64 first, gap_end, limit, delivered;
+    char *line = NULL;
+    size_t cap = 0;
+    gboolean ok = TRUE;
+    gboolean stop = FALSE;
+
+    g_return_val_if_fail(log != NULL, FALSE);
+    g_return_val_if_fail(fn != NULL, FALSE);
+    g_return_val_if_fail(error == NULL || *error == NULL, FALSE);
+
+    first = event_log_first_seq(log);
+    gap_end = first ? first - 1 : log->last_seq;
+    if (gap_from)
+        *gap_from = since < gap_end ? since + 1 : 0;
+    if (gap_to)
+        *gap_to = since < gap_end ? gap_end : 0;
+
+    limit = log->last_seq;
+    if (since >= limit || first == 0)
+        return TRUE;
+
+    /* The segments to read, taken now (fn cannot change them, but be sure). */
+    firsts = g_array_new(FALSE, FALSE, sizeof(guint64));
+    for (guint i = event_log_find_segment(log, since + 1); i < log->segs->len; i++)
+        g_array_append_val(firsts, g_array_index(log->segs, EventLogSegment, i).first);
+
+    delivered = since;
+    for (guint i = 0; i < firsts->len && !stop; i++) {
+        g_autofree char *name = event_log_seg_name(g_array_index(firsts, guint64, i));
+        ssize_t n;
+        FILE *f;
+        int fd;
+
+        fd = openat(log->dir_fd, name, O_RDONLY | O_CLOEXEC);
+        if (fd < 0) {
+            if (errno == ENOENT)
+                continue;
+            ok = event_log_set_errno(error, errno, "opening %s/%s", log->dir, name);
+            break;
+        }
+        f = fdopen(fd, "r");
+        if (!f) {
+            ok = event_log_set_errno(error, errno, "opening %s/%s", log->dir, name);
+            close(fd);
+            break;
+        }
+        while (!stop && (n = getline(&line, &cap, f)) > 0) {
+            g_autoptr(JsonObject) obj = NULL;
+            guint64 seq = 0;
+            guint64 full_seq = 0;
+
+            if (line[n - 1] != '\n')
+                break;
+            if (event_log_line_seq(line, (gsize)n - 1, &seq) && seq <= delivered)
+                continue;
+            if (seq > limit) {
+                stop = TRUE;
+                break;
+            }
+            obj = event_log_parse_line(log, line, (gsize)n - 1, &full_seq);
+            if (!obj) {
+                g_warning("%s/%s: skipping a record that is not valid JSON", log->dir, name);
+                continue;
+            }
+            if (full_seq <= delivered)
+                continue;
+            if (full_seq > limit) {
+                stop = TRUE;
+                break;
+            }
+            delivered = full_seq;
+            if (!fn(obj, opaque))
+                stop = TRUE;
+        }
+        if (!stop && ferror(f)) {
+            ok = event_log_set_errno(error, errno, "reading %s/%s", log->dir, name);
+            stop = TRUE;
+        }
+        fclose(f);
+    }
+    free(line);
+    return ok;
+}
+
+gboolean
+event_log_filter_match(const EventLogFilter *f, JsonObject *record)
+{
+    g_return_val_if_fail(record != NULL, FALSE);
+
+    if (!f)
+        return TRUE;
+    if (f->vm && g_strcmp0(qmp_json_get_string(record, "vm"), f->vm) != 0)
+        return FALSE;
+    if (f->device && g_strcmp0(qmp_json_get_string(record, "device"), f->device) != 0)
+        return FALSE;
+    if (f->kind && g_strcmp0(qmp_json_get_string(record, "kind"), f->kind) != 0)
+        return FALSE;
+    return TRUE;
+}

@@ -1,0 +1,495 @@
+#define G_LOG_DOMAIN "journal"
+#include "config.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "journal.h"
+#include "qmp-json.h"
+
+G_DEFINE_QUARK(journal-error-quark, journal_error)
+
+struct Journal {
+    char *path;
+    char *tmp_path;
+    char *dir;
+    int fd;
+    int dir_fd;
+    guint64 size;     /* bytes of whole lines */
+    guint n_lines;    /* lines in the file */
+    guint compact_at; /* after a failed compaction: not again before this many lines */
+    guint64 max_op;
+    GTree *open;        /* guint64 *op -> JsonObject (our own copy) */
+    gboolean dirty;     /* written since the last fdatasync */
+    gboolean dir_dirty; /* the directory entry may not be durable yet */
+    gboolean tail_bad;  /* a failed write may have left bytes past size */
+    JsonGenerator *gen;
+};
+
+static gboolean G_GNUC_PRINTF(3, 4)
+journal_set_errno(GError **error, int errsv, const char *fmt, ...)
+{
+    va_list ap;
+    g_autofree char *what = NULL;
+
+    va_start(ap, fmt);
+    what = g_strdup_vprintf(fmt, ap);
+    va_end(ap);
+    g_set_error(error, JOURNAL_ERROR, JOURNAL_ERROR_IO, "%s: %s", what, g_strerror(errsv));
+    return FALSE;
+}
+
+static gint
+journal_op_cmp(gconstpointer a, gconstpointer b, gpointer unused)
+{
+    guint64 x = *(const guint64 *)a;
+    guint64 y = *(const guint64 *)b;
+
+    return x < y ? -1 : x > y;
+}
+
+static guint64 *
+journal_op_key(guint64 op)
+{
+    guint64 *key = g_new(guint64, 1);
+
+    *key = op;
+    return key;
+}
+
+/* Deep copy (json_node_copy shares objects and arrays). */
+static JsonNode *
+journal_node_copy(JsonNode *node)
+{
+    if (JSON_NODE_HOLDS_OBJECT(node)) {
+        JsonObject *src = json_node_get_object(node);
+        g_autoptr(JsonObject) dst = json_object_new();
+        GList *names = src ? json_object_get_members(src) : NULL;
+
+        for (GList *l = names; l; l = l->next)
+            json_object_set_member(dst, l->data,
+                                   journal_node_copy(json_object_get_member(src, l->data)));
+        g_list_free(names);
+        return json_node_init_object(json_node_alloc(), dst);
+    }
+    if (JSON_NODE_HOLDS_ARRAY(node)) {
+        JsonArray *src = json_node_get_array(node);
+        guint n = src ? json_array_get_length(src) : 0;
+        g_autoptr(JsonArray) dst = json_array_sized_new(n);
+
+        for (guint i = 0; i < n; i++)
+            json_array_add_element(dst, journal_node_copy(json_array_get_element(src, i)));
+        return json_node_init_array(json_node_alloc(), dst);
+    }
+    return json_node_copy(node);
+}
+
+static JsonObject *
+journal_object_copy(JsonObject *obj)
+{
+    g_autoptr(JsonNode) node = json_node_init_object(json_node_alloc(), obj);
+    g_autoptr(JsonNode) copy = journal_node_copy(node);
+
+    return json_object_ref(json_node_get_object(copy));
+}
+
+/* obj as one compact line, "\n" included. */
+static void
+journal_line(Journal *j, JsonObject *obj, GString *out)
+{
+    g_autoptr(JsonNode) root = json_node_init_object(json_node_alloc(), obj);
+    g_autofree char *text = NULL;
+    gsize len = 0;
+
+    json_generator_set_root(j->gen, root);
+    text = json_generator_to_data(j->gen, &len);
+    json_generator_set_root(j->gen, NULL);
+    g_string_append_len(out, text, (gssize)len);
+    g_string_append_c(out, '\n');
+}
+
+static gboolean
+journal_pwrite_all(int fd, const char *buf, gsize len, guint64 off, gsize *done, int *errsv)
+{
+    gsize n = 0;
+
+    while (n < len) {
+        ssize_t r = pwrite(fd, buf + n, len - n, (off_t)(off + n));
+
+        if (r < 0) {
+            if (errno == EINTR)
+                continue;
+            *errsv = errno;
+            *done = n;
+            return FALSE;
+        }
+        if (r == 0) {
+            *errsv = EIO;
+            *done = n;
+            return FALSE;
+        }
+        n += (gsize)r;
+    }
+    *done = n;
+    return TRUE;
+}
+
+/* Appends one line; on failure the file is as before (or marked for repair). */
+static gboolean
+journal_write_line(Journal *j, JsonObject *obj, GError **error)
+{
+    g_autoptr(GString) line = g_string_new(NULL);
+    gsize done = 0;
+    int errsv = 0;
+
+    journal_line(j, obj, line);
+    if (j->tail_bad) {
+        if (ftruncate(j->fd, (off_t)j->size) < 0)
+            return journal_set_errno(error, errno, "%s: repairing", j->path);
+        j->tail_bad = FALSE;
+    }
+    if (!journal_pwrite_all(j->fd, line->str, line->len, j->size, &done, &errsv)) {
+        if (done > 0 && ftruncate(j->fd, (off_t)j->size) < 0)
+            j->tail_bad = TRUE;
+        return journal_set_errno(error, errsv, "%s: writing", j->path);
+    }
+    j->size += line->len;
+    j->n_lines++;
+    j->dirty = TRUE;
+    return TRUE;
+}
+
+static gboolean
+journal_compact_add_cb(gpointer key, gpointer value, gpointer opaque)
+{
+    gpointer *ctx = opaque;
+    g_autoptr(JsonObject) put = json_object_new();
+
+    json_object_set_object_member(put, "put", json_object_ref(value));
+    journal_line(ctx[0], put, ctx[1]);
+    return FALSE;
+}
+
+/* Rewrites the file with only max_op and the open records. */
+static gboolean
+journal_compact(Journal *j, GError **error)
+{
+    g_autoptr(GString) buf = g_string_new(NULL);
+    g_autoptr(JsonObject) head = json_object_new();
+    gpointer ctx[2] = {j, buf};
+    gsize done = 0;
+    int errsv = 0;
+    int fd;
+
+    json_object_set_int_member(head, "max_op", (gint64)j->max_op);
+    journal_line(j, head, buf);
+    g_tree_foreach(j->open, journal_compact_add_cb, ctx);
+
+    fd = open(j->tmp_path, O_RDWR | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+    if (fd < 0)
+        return journal_set_errno(error, errno, "creating %s", j->tmp_path);
+    if (!journal_pwrite_all(fd, buf->str, buf->len, 0, &done, &errsv) || fdatasync(fd) < 0 ||
+        rename(j->tmp_path, j->path) < 0) {
+        if (errsv == 0)
+            errsv = errno;
+        close(fd);
+        unlink(j->tmp_path);
+        return journal_set_errno(error, errsv, "compacting into %s", j->tmp_path);
+    }
+    /* The new file is the journal now, whatever happens next. */
+    close(j->fd);
+    j->fd = fd;
+    j->size = buf->len;
+    j->n_lines = 1 + (guint)g_tree_nnodes(j->open);
+    j->dirty = FALSE;
+    j->tail_bad = FALSE;
+    j->compact_at = 0;
+    j->dir_dirty = TRUE;
+    if (fsync(j->dir_fd) < 0)
+        return journal_set_errno(error, errno, "syncing the directory of %s", j->path);
+    j->dir_dirty = FALSE;
+    g_debug("%s: compacted to %u lines", j->path, j->n_lines);
+    return TRUE;
+}
+
+static void
+journal_maybe_compact(Journal *j)
+{
+    g_autoptr(GError) err = NULL;
+    guint n_open = (guint)g_tree_nnodes(j->open);
+
+    if (j->n_lines <= JOURNAL_COMPACT_MIN_LINES || j->n_lines <= JOURNAL_COMPACT_RATIO * n_open ||
+        j->n_lines <= j->compact_at)
+        return;
+    if (!journal_compact(j, &err)) {
+        /* Not fatal: the long file is still right.  Try again later. */
+        g_warning("%s", err->message);
+        j->compact_at = j->n_lines + JOURNAL_COMPACT_MIN_LINES;
+    }
+}
+
+/* Applies one replayed line; FALSE when it is not a journal line. */
+static gboolean
+journal_apply(Journal *j, JsonObject *line)
+{
+    JsonObject *rec;
+    gint64 v;
+
+    if ((rec = qmp_json_get_object(line, "put"))) {
+        if (!qmp_json_get_int(rec, "op", &v) || v < 1)
+            return FALSE;
+        g_tree_replace(j->open, journal_op_key((guint64)v),
+                       journal_object_copy(rec));
+        j->max_op = MAX(j->max_op, (guint64)v);
+        return TRUE;
+    }
+    if (qmp_json_get_int(line, "del", &v) && v >= 1) {
+        g_tree_remove(j->open, &(guint64){(guint64)v});
+        return TRUE;
+    }
+    if (qmp_json_get_int(line, "max_op", &v) && v >= 0) {
+        j->max_op = MAX(j->max_op, (guint64)v);
+        return TRUE;
+    }
+    return FALSE;
+}
+
+static gboolean
+journal_replay(Journal *j, GError **error)
+{
+    g_autoptr(JsonParser) parser = json_parser_new();
+    struct stat st;
+    char *line = NULL;
+    size_t cap = 0;
+    ssize_t n;
+    guint64 off = 0;
+    guint64 valid_end = 0;
+    guint n_valid = 0;
+    guint n_lines = 0;
+    guint n_bad = 0;
+    FILE *f;
+    int fd;
+
+    if (fstat(j->fd, &st) < 0)
+        return journal_set_errno(error, errno, "%s", j->path);
+    fd = fcntl(j->fd, F_DUPFD_CLOEXEC, 0);
+    if (fd < 0)
+        return journal_set_errno(error, errno, "%s", j->path);
+    f = fdopen(fd, "r");
+    if (!f) {
+        int errsv = errno;
+
+        close(fd);
+        return journal_set_errno(error, errsv, "%s", j->path);
+    }
+    rewind(f);
+    while ((n = getline(&line, &cap, f)) > 0) {
+        JsonObject *obj;
+
+        if (line[n - 1] != '\n')
+            break; /* torn */
+        off += (guint64)n;
+        n_lines++;
+        if (!json_parser_load_from_data(parser, line, n - 1, NULL) ||
+            !(obj = qmp_json_node_object(json_parser_get_root(parser))) ||
+            !journal_apply(j, obj)) {
+            n_bad++;
+            continue;
+        }
+        valid_end = off;
+        n_valid = n_lines;
+    }
+    if (ferror(f)) {
+        int errsv = errno;
+
+        free(line);
+        fclose(f);
+        return journal_set_errno(error, errsv, "reading %s", j->path);
+    }
+    free(line);
+    fclose(f);
+
+    if (n_bad > n_lines - n_valid)
+        g_warning("%s: skipped %u lines that are not journal records", j->path,
+                  n_bad - (n_lines - n_valid));
+    if ((guint64)st.st_size > valid_end) {
+        g_message("%s: cutting a torn record (%" G_GUINT64_FORMAT " bytes at %" G_GUINT64_FORMAT
+                  ")",
+                  j->path, (guint64)st.st_size - valid_end, valid_end);
+        if (ftruncate(j->fd, (off_t)valid_end) < 0 || fdatasync(j->fd) < 0)
+            return journal_set_errno(error, errno, "truncating %s", j->path);
+    }
+    j->size = valid_end;
+    j->n_lines = n_valid;
+    return TRUE;
+}
+
+Journal *
+journal_open(const char *path, GError **error)
+{
+    g_autoptr(Journal) j = NULL;
+
+    g_return_val_if_fail(path != NULL, NULL);
+    g_return_val_if_fail(error == NULL || *error == NULL, NULL);
+
+    j = g_new0(Journal, 1);
+    j->path = g_strdup(path);
+    j->tmp_path = g_strconcat(path, ".tmp", NULL);
+    j->dir = g_path_get_dirname(path);
+    j->fd = -1;
+    j->dir_fd = -1;
+    j->open = g_tree_new_full(journal_op_cmp, NULL, g_free, (GDestroyNotify)json_object_unref);
+    j->gen = json_generator_new();
+
+    if (g_mkdir_with_parents(j->dir, 0700) < 0) {
+        journal_set_errno(error, errno, "creating %s", j->dir);
+        return NULL;
+    }
+    j->dir_fd = open(j->dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    if (j->dir_fd < 0) {
+        journal_set_errno(error, errno, "opening %s", j->dir);
+        return NULL;
+    }
+    /* A compaction that did not reach its rename: the journal is intact. */
+    if (unlink(j->tmp_path) == 0)
+        g_message("%s: removed an unfinished compaction", j->tmp_path);
+    else if (errno != ENOENT)
+        g_warning("removing %s: %s", j->tmp_path, g_strerror(errno));
+
+    j->fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0600);
+    if (j->fd < 0) {
+        journal_set_errno(error, errno, "opening %s", path);
+        return NULL;
+    }
+    j->dir_dirty = TRUE; /* it may have just been created */
+    if (!journal_replay(j, error))
+        return NULL;
+    g_debug("%s: %d open ops, max op %" G_GUINT64_FORMAT, path, g_tree_nnodes(j->open),
+            j->max_op);
+    journal_maybe_compact(j);
+    return g_steal_pointer(&j);
+}
+
+void
+journal_free(Journal *j)
+{
+    g_autoptr(GError) err = NULL;
+
+    if (!j)
+        return;
+    if (j->fd >= 0 && !journal_flush(j, &err))
+        g_warning("%s", err->message);
+    if (j->fd >= 0)
+        close(j->fd);
+    if (j->dir_fd >= 0)
+        close(j->dir_fd);
+    g_tree_unref(j->open);
+    g_object_unref(j->gen);
+    g_free(j->path);
+    g_free(j->tmp_path);
+    g_free(j->dir);
+    g_free(j);
+}
+
+gboolean
+journal_put(Journal *j, guint64 op, JsonObject *record, GError **error)
+{
+    g_autoptr(JsonObject) copy = NULL;
+    g_autoptr(JsonObject) line = NULL;
+    gint64 v = 0;
+
+    g_return_val_if_fail(j != NULL, FALSE);
+    g_return_val_if_fail(record != NULL, FALSE);
+    g_return_val_if_fail(error == NULL || *error == NULL, FALSE);
+
+    if (op < 1 || op > G_MAXINT64 || !qmp_json_get_int(record, "op", &v) || (guint64)v != op) {
+        g_set_error(error, JOURNAL_ERROR, JOURNAL_ERROR_INVALID,
+                    "journal record for op %" G_GUINT64_FORMAT " needs \"op\": %" G_GUINT64_FORMAT,
+                    op, op);
+        return FALSE;
+    }
+    copy = journal_object_copy(record);
+    line = json_object_new();
+    json_object_set_object_member(line, "put", json_object_ref(copy));
+    if (!journal_write_line(j, line, error))
+        return FALSE;
+    g_tree_replace(j->open, journal_op_key(op), g_steal_pointer(&copy));
+    j->max_op = MAX(j->max_op, op);
+    journal_maybe_compact(j);
+    return TRUE;
+}
+
+gboolean
+journal_remove(Journal *j, guint64 op, GError **error)
+{
+    g_autoptr(JsonObject) line = NULL;
+
+    g_return_val_if_fail(j != NULL, FALSE);
+    g_return_val_if_fail(error == NULL || *error == NULL, FALSE);
+
+    if (!g_tree_lookup(j->open, &op))
+        return TRUE;
+    line = json_object_new();
+    json_object_set_int_member(line, "del", (gint64)op);
+    if (!journal_write_line(j, line, error))
+        return FALSE;
+    g_tree_remove(j->open, &op);
+    journal_maybe_compact(j);
+    return TRUE;
+}
+
+gboolean
+journal_flush(Journal *j, GError **error)
+{
+    g_return_val_if_fail(j != NULL, FALSE);
+
+    if (j->dirty) {
+        if (fdatasync(j->fd) < 0)
+            return journal_set_errno(error, errno, "syncing %s", j->path);
+        j->dirty = FALSE;
+    }
+    if (j->dir_dirty) {
+        if (fsync(j->dir_fd) < 0)
+            return journal_set_errno(error, errno, "syncing %s", j->dir);
+        j->dir_dirty = FALSE;
+    }
+    return TRUE;
+}
+
+static gboolean
+journal_collect_cb(gpointer key, gpointer value, gpointer opaque)
+{
+    g_ptr_array_add(opaque, json_object_ref(value));
+    return FALSE;
+}
+
+GPtrArray *
+journal_open_records(Journal *j)
+{
+    GPtrArray *arr;
+
+    g_return_val_if_fail(j != NULL, NULL);
+
+    arr = g_ptr_array_new_full((guint)g_tree_nnodes(j->open), (GDestroyNotify)json_object_unref);
+    g_tree_foreach(j->open, journal_collect_cb, arr);
+    return arr;
+}
+
+guint64
+journal_max_op(Journal *j)
+{
+    g_return_val_if_fail(j != NULL, 0);
+    return j->max_op;
+}
+
+guint
+journal_n_open(Journal *j)
+{
+    g_return_val_if_fail(j != NULL, 0);
+    return (guint)g_tree_nnodes(j->open);
+}

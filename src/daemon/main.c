@@ -1,0 +1,228 @@
+/* hotplugd: see hotplugd(8). */
+#define G_LOG_DOMAIN "hotplugd"
+#include "config.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <getopt.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <syslog.h>
+#include <unistd.h>
+
+#include <event2/event.h>
+#include <json-glib/json-glib.h>
+
+#include "daemon.h"
+
+static int hotplugd_verbose;
+static gboolean hotplugd_syslog;
+
+static void
+hotplugd_log_handler(const char *domain, GLogLevelFlags level, const char *message,
+                     gpointer opaque)
+{
+    int prio;
+    const char *tag;
+
+    if ((level & G_LOG_LEVEL_DEBUG) && hotplugd_verbose < 2)
+        return;
+    if ((level & G_LOG_LEVEL_INFO) && hotplugd_verbose < 1)
+        return;
+    if (level & (G_LOG_LEVEL_ERROR | G_LOG_LEVEL_CRITICAL)) {
+        prio = LOG_ERR;
+        tag = "error";
+    } else if (level & G_LOG_LEVEL_WARNING) {
+        prio = LOG_WARNING;
+        tag = "warning";
+    } else if (level & (G_LOG_LEVEL_MESSAGE | G_LOG_LEVEL_INFO)) {
+        prio = LOG_INFO;
+        tag = "info";
+    } else {
+        prio = LOG_DEBUG;
+        tag = "debug";
+    }
+    if (hotplugd_syslog) {
+        syslog(prio, "%s: %s", domain ? domain : "hotplugd", message);
+        return;
+    }
+    {
+        g_autoptr(GDateTime) now = g_date_time_new_now_local();
+        g_autofree char *ts = g_date_time_format(now, "%H:%M:%S.%f");
+        fprintf(stderr, "%.12s %s %s: %s\n", ts, tag, domain ? domain : "hotplugd", message);
+    }
+}
+
+static void
+hotplugd_usage(FILE *f)
+{
+    fprintf(f,
+            "usage: hotplugd [--config FILE] [--socket PATH] [--state-dir DIR] [--foreground] "
+            "[-v]\n"
+            "\n"
+            "The qmp-hotplug daemon: owns the QMP connections of the VMs it manages, runs\n"
+            "their hotplug operations with deadlines and retries, and keeps a durable\n"
+            "event log and an in-flight journal under its state directory.\n"
+            "\n"
+            "  --config FILE     read FILE (hotplugd.conf(5)); no file by default\n"
+            "  --socket PATH     control socket (default: $XDG_RUNTIME_DIR/hotplugd/control.sock,\n"
+            "                    /run/hotplugd/control.sock for root)\n"
+            "  --state-dir DIR   state directory (default: $XDG_STATE_HOME/hotplugd,\n"
+            "                    /var/lib/hotplugd for root)\n"
+            "  --foreground      stay in the foreground and log to stderr (else: detach,\n"
+            "                    log to syslog)\n"
+            "  -v, --verbose     more messages; twice: debug, with QMP traffic\n"
+            "  -h, --help        this help\n"
+            "  --version         print the version\n"
+            "\n"
+            "Signals: SIGHUP re-reads the config (VMs only), SIGTERM/SIGINT stop.\n"
+            "See hotplugd(8), hotplugd.conf(5), hotplugctl(1).\n");
+}
+
+/* Detach; the parent exits once the child says it is ready (or failed). */
+static int
+hotplugd_daemonize(int *ready_fd)
+{
+    int pipefd[2];
+    pid_t pid;
+
+    if (pipe2(pipefd, O_CLOEXEC) < 0)
+        return -1;
+    pid = fork();
+    if (pid < 0)
+        return -1;
+    if (pid > 0) {
+        char status = 1;
+        close(pipefd[1]);
+        if (read(pipefd[0], &status, 1) != 1)
+            status = 1;
+        _exit(status);
+    }
+    close(pipefd[0]);
+    if (setsid() < 0)
+        return -1;
+    if (chdir("/") < 0)
+        return -1;
+    {
+        int null = open("/dev/null", O_RDWR);
+        if (null >= 0) {
+            dup2(null, STDIN_FILENO);
+            dup2(null, STDOUT_FILENO);
+            dup2(null, STDERR_FILENO);
+            if (null > STDERR_FILENO)
+                close(null);
+        }
+    }
+    *ready_fd = pipefd[1];
+    return 0;
+}
+
+static void
+hotplugd_tell_parent(int *fd, char status)
+{
+    if (*fd < 0)
+        return;
+    if (write(*fd, &status, 1) != 1)
+        g_debug("parent gone");
+    close(*fd);
+    *fd = -1;
+}
+
+int
+main(int argc, char **argv)
+{
+    static const struct option opts[] = {
+        {"config", required_argument, NULL, 'c'},
+        {"socket", required_argument, NULL, 's'},
+        {"state-dir", required_argument, NULL, 'd'},
+        {"foreground", no_argument, NULL, 'f'},
+        {"verbose", no_argument, NULL, 'v'},
+        {"help", no_argument, NULL, 'h'},
+        {"version", no_argument, NULL, 'V'},
+        {0},
+    };
+    const char *config_path = NULL, *socket_path = NULL, *state_dir = NULL;
+    gboolean foreground = FALSE;
+    g_autoptr(GError) error = NULL;
+    DaemonConfig *cfg;
+    struct event_base *base;
+    Daemon *d;
+    int ready_fd = -1;
+    int ch, rc;
+
+    while ((ch = getopt_long(argc, argv, "vh", opts, NULL)) != -1) {
+        switch (ch) {
+        case 'c':
+            config_path = optarg;
+            break;
+        case 's':
+            socket_path = optarg;
+            break;
+        case 'd':
+            state_dir = optarg;
+            break;
+        case 'f':
+            foreground = TRUE;
+            break;
+        case 'v':
+            hotplugd_verbose++;
+            break;
+        case 'h':
+            hotplugd_usage(stdout);
+            return 0;
+        case 'V':
+            printf("hotplugd %s\n", PACKAGE_VERSION);
+            return 0;
+        default:
+            hotplugd_usage(stderr);
+            return 2;
+        }
+    }
+    if (optind < argc) {
+        fprintf(stderr, "hotplugd: unexpected argument '%s'\n", argv[optind]);
+        hotplugd_usage(stderr);
+        return 2;
+    }
+    g_log_set_default_handler(hotplugd_log_handler, NULL);
+
+    cfg = config_path ? daemon_config_load(config_path, &error) : daemon_config_new_defaults();
+    if (!cfg) {
+        fprintf(stderr, "hotplugd: %s\n", error->message);
+        return 1;
+    }
+    if (socket_path) {
+        g_free(cfg->socket_path);
+        cfg->socket_path = g_canonicalize_filename(socket_path, NULL);
+    }
+    if (state_dir) {
+        g_free(cfg->state_dir);
+        cfg->state_dir = g_canonicalize_filename(state_dir, NULL);
+    }
+    if (!foreground) {
+        hotplugd_syslog = TRUE;
+        openlog("hotplugd", LOG_PID, LOG_DAEMON);
+        if (hotplugd_daemonize(&ready_fd) < 0) {
+            fprintf(stderr, "hotplugd: cannot detach: %s\n", g_strerror(errno));
+            return 1;
+        }
+    }
+    g_message("hotplugd %s (glib %u.%u.%u, json-glib %s, libevent %s)", PACKAGE_VERSION,
+              glib_major_version, glib_minor_version, glib_micro_version, JSON_VERSION_S,
+              event_get_version());
+    base = event_base_new();
+    d = daemon_new(base, cfg, config_path, &error);
+    if (!d) {
+        g_critical("cannot start: %s", error->message);
+        if (foreground)
+            fprintf(stderr, "hotplugd: cannot start: %s\n", error->message);
+        hotplugd_tell_parent(&ready_fd, 1);
+        event_base_free(base);
+        return 1;
+    }
+    hotplugd_tell_parent(&ready_fd, 0);
+    rc = daemon_run(d);
+    daemon_free(d);
+    event_base_free(base);
+    g_message("stopped");
+    return rc;
+}
