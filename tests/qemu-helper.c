@@ -246,7 +246,18 @@ static gboolean spawn_qemu(TestQemu *q, const TestQemuOptions *opts, GError **er
   int devnull, logfd;
   gboolean ok;
 
-  qemu = find_qemu(error);
+  if (opts->qemu_binary) {
+    qemu = g_find_program_in_path(opts->qemu_binary);
+    if (!qemu) {
+      g_set_error(error, TEST_QEMU_ERROR, TEST_QEMU_ERROR_FAILED,
+                  "QEMU not found: no %s in $PATH (for qemu-system-ppc64: "
+                  "apt-get install qemu-system-ppc)",
+                  opts->qemu_binary);
+      return FALSE;
+    }
+  } else {
+    qemu = find_qemu(error);
+  }
   if (!qemu)
     return FALSE;
 

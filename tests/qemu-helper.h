@@ -27,6 +27,8 @@ typedef struct {
   const char *smp;                /* e.g. "1,maxcpus=4"; NULL = default "1" */
   const char *mem;                /* e.g. "512M,slots=2,maxmem=2G"; NULL = "256M" */
   const char *const *extra_args;  /* NULL-terminated extra qemu args, may be NULL */
+  const char *qemu_binary;        /* e.g. "qemu-system-ppc64" (looked up in $PATH);
+                                     NULL = $QEMU or the x86 one configure found */
 } TestQemuOptions;
 
 /* Start QEMU (-accel tcg, -nodefaults, -display none, two -qmp unix sockets in a fresh

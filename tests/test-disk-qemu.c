@@ -4,8 +4,9 @@
  * device_add and of a failing blockdev-add with nothing left behind
  * (query-named-block-nodes, qom-list /objects), --iothreads 4 refused on
  * 7.2, not-deleted then deleted-late with the backends removed only then,
- * and the hotplugctl verbs.  One QEMU for the whole group; the group
- * teardown kills it whatever happened. */
+ * and the hotplugctl verbs, in direct mode and through a hotplugd started
+ * by the test.  One QEMU for the whole group; the group teardown kills it
+ * whatever happened, and a test's teardown kills its hotplugd. */
 #include "config.h"
 
 #include <stdarg.h>
@@ -14,8 +15,12 @@
 #include <stdint.h>
 #include <cmocka.h>
 
+#include <signal.h>
+#include <errno.h>
+#include <fcntl.h>
 #include <string.h>
 #include <sys/wait.h>
+#include <unistd.h>
 
 #include <event2/event.h>
 #include <glib/gstdio.h>
@@ -35,12 +40,15 @@ typedef struct {
     struct event_base *base;
     char *dir; /* our own temp dir: images and the CLI's QMP socket */
     char *raw, *qcow2, *cli_sock;
+    char *hpd_sock; /* QEMU's QMP socket for hotplugd */
+    GPid hotplugd;  /* a hotplugd the test started, or 0 */
     TestQemu *qemu;
     QmpConn *conn;  /* the engine's */
     QmpConn *spare; /* the test's own checks */
     HotplugVm *vm;
 } Fixture;
 
+/* dir and everything in it (hotplugd's state dir has subdirectories) */
 static void
 rm_dir(const char *dir)
 {
@@ -49,7 +57,10 @@ rm_dir(const char *dir)
 
     while (d && (name = g_dir_read_name(d))) {
         g_autofree char *p = g_build_filename(dir, name, NULL);
-        g_unlink(p);
+        if (g_file_test(p, G_FILE_TEST_IS_DIR) && !g_file_test(p, G_FILE_TEST_IS_SYMLINK))
+            rm_dir(p);
+        else
+            g_unlink(p);
     }
     g_rmdir(dir);
 }
@@ -84,9 +95,10 @@ group_setup(void **state)
     g_autoptr(GError) error = NULL;
     g_autofree char *qemu_img = g_find_program_in_path("qemu-img");
     g_autofree char *cli_arg = NULL;
+    g_autofree char *hpd_arg = NULL;
     Fixture *f = g_new0(Fixture, 1);
     HotplugVmOptions vo = {.gone_on_close = TRUE};
-    const char *extra[3];
+    const char *extra[5];
     TestQemuOptions opts = {.machine = "pc", .with_guest = TRUE, .extra_args = extra};
 
     *state = f;
@@ -103,16 +115,21 @@ group_setup(void **state)
     f->raw = g_build_filename(f->dir, "disk.raw", NULL);
     f->qcow2 = g_build_filename(f->dir, "disk.qcow2", NULL);
     f->cli_sock = g_build_filename(f->dir, "cli.sock", NULL);
+    f->hpd_sock = g_build_filename(f->dir, "hpd.sock", NULL);
     if (!make_image(qemu_img, "raw", f->raw, &error) ||
         !make_image(qemu_img, "qcow2", f->qcow2, &error)) {
         print_error("%s\n", error->message);
         return -1;
     }
-    /* a third QMP socket for hotplugctl: one client per socket */
+    /* a third QMP socket for hotplugctl, a fourth for hotplugd: one client
+     * per socket */
     cli_arg = g_strdup_printf("unix:%s,server=on,wait=off", f->cli_sock);
+    hpd_arg = g_strdup_printf("unix:%s,server=on,wait=off", f->hpd_sock);
     extra[0] = "-qmp";
     extra[1] = cli_arg;
-    extra[2] = NULL;
+    extra[2] = "-qmp";
+    extra[3] = hpd_arg;
+    extra[4] = NULL;
     f->qemu = test_qemu_start(&opts, &error);
     if (!f->qemu) {
         print_error("cannot start QEMU: %s\n", error->message);
@@ -155,6 +172,7 @@ group_teardown(void **state)
     g_free(f->raw);
     g_free(f->qcow2);
     g_free(f->cli_sock);
+    g_free(f->hpd_sock);
     event_base_free(f->base);
     g_free(f);
     return 0;
@@ -618,6 +636,246 @@ test_cli(void **state)
     assert_string_equal(objects1, objects0);
 }
 
+/* ---- hotplugctl through hotplugd ---------------------------------------------- */
+
+#define HOTPLUGD_READY_MS 15000
+#define HOTPLUGD_STOP_MS 10000
+
+/* build/hotplugd, beside build/hotplugctl */
+static char *
+hotplugd_path(void)
+{
+    g_autofree char *dir = g_path_get_dirname(HOTPLUGCTL_PATH);
+
+    return g_build_filename(dir, "hotplugd", NULL);
+}
+
+/* The last lines hotplugd wrote, for failure messages. */
+static char *
+hotplugd_log(Fixture *f)
+{
+    g_autofree char *path = g_build_filename(f->dir, "hotplugd.log", NULL);
+    g_autofree char *text = NULL;
+    gsize len = 0;
+
+    if (!g_file_get_contents(path, &text, &len, NULL))
+        return g_strdup("(no log)");
+    return g_strdup(len > 2000 ? text + len - 2000 : text);
+}
+
+static void
+hotplugd_start(Fixture *f, const char *state_dir, const char *ctl)
+{
+    g_autofree char *prog = hotplugd_path();
+    g_autofree char *log = g_build_filename(f->dir, "hotplugd.log", NULL);
+    const char *argv[] = {prog,  "--foreground", "--state-dir", state_dir, "--socket",
+                          ctl,   "-v",           NULL};
+    g_autoptr(GError) error = NULL;
+    int fd = open(log, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+
+    if (fd < 0)
+        fail_msg("%s: %s", log, g_strerror(errno));
+    if (!g_spawn_async_with_fds(NULL, (char **)argv, NULL, G_SPAWN_DO_NOT_REAP_CHILD, NULL, NULL,
+                                &f->hotplugd, -1, fd, fd, &error)) {
+        close(fd);
+        fail_msg("cannot start %s: %s", prog, error->message);
+    }
+    close(fd);
+}
+
+/* Stop it (SIGTERM, SIGKILL after HOTPLUGD_STOP_MS); its wait status. */
+static int
+hotplugd_stop(Fixture *f)
+{
+    gint64 end = g_get_monotonic_time() + HOTPLUGD_STOP_MS * 1000;
+    int status = -1;
+    pid_t pid = f->hotplugd;
+
+    if (pid <= 0)
+        return -1;
+    f->hotplugd = 0;
+    kill(pid, SIGTERM);
+    while (waitpid(pid, &status, WNOHANG) == 0) {
+        if (g_get_monotonic_time() > end) {
+            kill(pid, SIGKILL);
+            waitpid(pid, &status, 0);
+            return -1;
+        }
+        g_usleep(10000);
+    }
+    return status;
+}
+
+static int
+test_teardown_hotplugd(void **state)
+{
+    Fixture *f = *state;
+
+    hotplugd_stop(f);
+    return 0;
+}
+
+/* hotplugctl --json --socket ctl vm list, until vm is connected */
+static void
+hotplugd_wait_vm_ready(Fixture *f, const char *ctl, const char *vm)
+{
+    gint64 end = g_get_monotonic_time() + HOTPLUGD_READY_MS * 1000;
+    g_autofree char *last = NULL;
+
+    while (g_get_monotonic_time() < end) {
+        g_autofree char *out = NULL, *err = NULL;
+        g_autoptr(JsonNode) list = NULL;
+        JsonArray *a;
+        int rc = cli(f, &out, &err, "--json", "--socket", ctl, "vm", "list", NULL);
+
+        g_free(last);
+        last = g_strdup_printf("exit %d: %s%s", rc, out, err);
+        list = rc == 0 ? json_from_string(out, NULL) : NULL;
+        a = list ? qmp_json_node_array(list) : NULL;
+        for (guint i = 0; a && i < json_array_get_length(a); i++) {
+            JsonObject *o = qmp_json_node_object(json_array_get_element(a, i));
+            if (!g_strcmp0(qmp_json_get_string(o, "name"), vm) &&
+                !g_strcmp0(qmp_json_get_string(o, "state"), "ready"))
+                return;
+        }
+        g_usleep(50000);
+    }
+    {
+        g_autofree char *log = hotplugd_log(f);
+        fail_msg("VM %s not ready in hotplugd after %d ms; vm list: %s\nhotplugd: %s", vm,
+                 HOTPLUGD_READY_MS, last, log);
+    }
+}
+
+/* disk add / list / del by VM name, through a hotplugd started here */
+static void
+test_cli_hotplugd(void **state)
+{
+    Fixture *f = *state;
+    g_autofree char *state_dir = g_build_filename(f->dir, "hotplugd", NULL);
+    g_autofree char *ctl = g_build_filename(f->dir, "ctl.sock", NULL);
+    g_autofree char *out = NULL, *err = NULL;
+    g_autofree char *nodes0 = node_names(f);
+    g_autofree char *objects0 = object_names(f);
+    g_autofree char *nodes1 = NULL, *objects1 = NULL;
+    g_autofree char *nodes2 = NULL, *objects2 = NULL;
+    g_autofree char *claims = NULL;
+    g_autoptr(JsonNode) list = NULL;
+    gint64 end = g_get_monotonic_time() + HOTPLUGD_READY_MS * 1000;
+    JsonObject *root, *d;
+    JsonArray *disks;
+    int rc, status;
+
+    hotplugd_start(f, state_dir, ctl);
+    /* up once its control socket answers */
+    do {
+        g_clear_pointer(&out, g_free);
+        g_clear_pointer(&err, g_free);
+        rc = cli(f, &out, &err, "--socket", ctl, "vm", "list", NULL);
+        if (rc != 0)
+            g_usleep(50000);
+    } while (rc != 0 && g_get_monotonic_time() < end);
+    if (rc != 0) {
+        g_autofree char *log = hotplugd_log(f);
+        fail_msg("hotplugd did not answer in %d ms: %s\nhotplugd: %s", HOTPLUGD_READY_MS, err,
+                 log);
+    }
+    g_clear_pointer(&out, g_free);
+    g_clear_pointer(&err, g_free);
+
+    rc = cli(f, &out, &err, "--socket", ctl, "vm", "add", "vm1", f->hpd_sock, NULL);
+    if (rc != 0)
+        fail_msg("vm add: exit %d: %s%s", rc, out, err);
+    g_clear_pointer(&out, g_free);
+    g_clear_pointer(&err, g_free);
+    hotplugd_wait_vm_ready(f, ctl, "vm1");
+
+    rc = cli(f, &out, &err, "--socket", ctl, "disk", "add", "vm1", f->qcow2, "--id", "dhpd",
+             "--format", "qcow2", "--iothreads", "1", NULL);
+    if (rc != 0) {
+        g_autofree char *log = hotplugd_log(f);
+        fail_msg("disk add through hotplugd: exit %d: %s%s\nhotplugd: %s", rc, out, err, log);
+    }
+    assert_true(g_str_has_prefix(out, "dhpd: added"));
+    g_clear_pointer(&out, g_free);
+    g_clear_pointer(&err, g_free);
+    assert_true(device_present(f, "dhpd"));
+    nodes1 = node_names(f);
+    objects1 = object_names(f);
+    assert_true(has_word(nodes1, "dhpd-fmt"));
+    assert_true(has_word(nodes1, "dhpd-file"));
+    assert_true(has_word(objects1, "dhpd-iothread0"));
+
+    rc = cli(f, &out, &err, "--json", "--socket", ctl, "disk", "list", "vm1", NULL);
+    assert_int_equal(rc, 0);
+    list = json_from_string(out, NULL);
+    root = list ? qmp_json_node_object(list) : NULL;
+    if (!root)
+        fail_msg("disk list --json: not an object: %s", out);
+    assert_string_equal(qmp_json_get_string(root, "vm"), "vm1");
+    disks = qmp_json_get_array(root, "disks");
+    assert_non_null(disks);
+    assert_int_equal(json_array_get_length(disks), 1);
+    d = qmp_json_node_object(json_array_get_element(disks, 0));
+    assert_string_equal(qmp_json_get_string(d, "id"), "dhpd");
+    assert_string_equal(qmp_json_get_string(d, "file"), f->qcow2);
+    assert_string_equal(qmp_json_get_string(d, "format"), "qcow2");
+    assert_string_equal(qmp_json_get_string(d, "node"), "dhpd-fmt");
+    g_clear_pointer(&out, g_free);
+    g_clear_pointer(&err, g_free);
+
+    /* errors keep their class through the daemon: Unsupported is exit 1 */
+    rc = cli(f, &out, &err, "--socket", ctl, "disk", "add", "vm1", f->raw, "--id", "d4",
+             "--iothreads", "4", NULL);
+    assert_int_equal(rc, 1);
+    assert_non_null(strstr(err, "QEMU 9.2"));
+    assert_non_null(strstr(err, "this VM runs QEMU 7.2."));
+    g_clear_pointer(&out, g_free);
+    g_clear_pointer(&err, g_free);
+
+    /* the hostdev verbs run in hotplugd too: its host check (/sys) refuses
+     * a device no host has (exit 1), QEMU rejects an unknown ID (exit 3) */
+    rc = cli(f, &out, &err, "--socket", ctl, "hostdev", "add", "vm1", "ffff:ff:1f.7", "--id",
+             "hd0", NULL);
+    assert_int_equal(rc, 1);
+    if (!strstr(err, "PCI device ffff:ff:1f.7 not found on this host"))
+        fail_msg("hostdev add: %s", err);
+    g_clear_pointer(&out, g_free);
+    g_clear_pointer(&err, g_free);
+    rc = cli(f, &out, &err, "--socket", ctl, "hostdev", "del", "vm1", "nosuch", NULL);
+    assert_int_equal(rc, 3);
+    if (!strstr(out, "nosuch: rejected") || !strstr(out, "nosuch"))
+        fail_msg("hostdev del: %s%s", out, err);
+    g_clear_pointer(&out, g_free);
+    g_clear_pointer(&err, g_free);
+
+    rc = cli(f, &out, &err, "--socket", ctl, "disk", "del", "vm1", "dhpd", "--timeout", "20",
+             NULL);
+    if (rc != 0)
+        fail_msg("disk del through hotplugd: exit %d: %s%s", rc, out, err);
+    assert_true(g_str_has_prefix(out, "dhpd: deleted"));
+    assert_false(device_present(f, "dhpd"));
+    nodes2 = node_names(f);
+    objects2 = object_names(f);
+    assert_string_equal(nodes2, nodes0);
+    assert_string_equal(objects2, objects0);
+
+    /* no claim was made: the daemon's registry file holds none */
+    claims = g_build_filename(state_dir, "hostdevs.json", NULL);
+    if (g_file_test(claims, G_FILE_TEST_EXISTS)) {
+        g_autofree char *text = NULL;
+        assert_true(g_file_get_contents(claims, &text, NULL, NULL));
+        if (strstr(text, "ffff:ff:1f.7"))
+            fail_msg("%s: %s", claims, text);
+    }
+
+    status = hotplugd_stop(f);
+    if (!WIFEXITED(status) || WEXITSTATUS(status) != 0) {
+        g_autofree char *log = hotplugd_log(f);
+        fail_msg("hotplugd did not stop cleanly (status %d)\nhotplugd: %s", status, log);
+    }
+}
+
 int
 main(void)
 {
@@ -629,6 +887,7 @@ main(void)
         cmocka_unit_test(test_rollback_blockdev),
         cmocka_unit_test(test_iothreads4_refused),
         cmocka_unit_test(test_cli),
+        cmocka_unit_test_teardown(test_cli_hotplugd, test_teardown_hotplugd),
         cmocka_unit_test(test_not_deleted_then_late),
     };
 

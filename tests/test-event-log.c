@@ -736,22 +736,22 @@ test_kill_at_random_moments(void **state)
                 last_line = strrchr(content, '\n');
                 last_line = last_line ? last_line + 1 : content;
                 /* keep 0 .. len-1 bytes of the last record */
-                assert_int_equal(truncate(seg, (off_t)((gsize)(last_line - content) +
-                                                       (gsize)g_rand_int_range(
-                                                           rand, 0,
-                                                           (gint32)(content + len - last_line)))),
-                                 0);
+                assert_int_equal(
+                    truncate(seg, (off_t)((gsize)(last_line - content) +
+                                          (gsize)g_rand_int_range(
+                                              rand, 0, (gint32)(content + len - last_line)))),
+                    0);
                 expect_last--;
             }
         }
         log = open_ok(f->log_dir, 8192, 700);
         if (event_log_last_seq(log) != expect_last)
-            fail_msg("round %u: last seq %" G_GUINT64_FORMAT ", expected %" G_GUINT64_FORMAT,
-                     round, event_log_last_seq(log), expect_last);
+            fail_msg("round %u: last seq %" G_GUINT64_FORMAT ", expected %" G_GUINT64_FORMAT, round,
+                     event_log_last_seq(log), expect_last);
         recs = read_since(log, 0, 0, NULL, NULL, NULL);
         if (recs->len > 0)
-            assert_seqs(recs, event_log_first_seq(log), (guint)(expect_last -
-                                                                 event_log_first_seq(log) + 1));
+            assert_seqs(recs, event_log_first_seq(log),
+                        (guint)(expect_last - event_log_first_seq(log) + 1));
         g_clear_pointer(&recs, g_ptr_array_unref);
         event_log_free(log);
     }
@@ -817,9 +817,10 @@ test_many_records(void **state)
             assert_true(event_log_flush(log, &err));
     }
     t1 = g_get_monotonic_time();
-    print_message("appended %u records in %.2f s: %.0f records/s (flush every 100), %" G_GUINT64_FORMAT
-                  " bytes\n",
-                  N, (t1 - t0) / 1e6, N / ((t1 - t0) / 1e6), event_log_size(log));
+    print_message(
+        "appended %u records in %.2f s: %.0f records/s (flush every 100), %" G_GUINT64_FORMAT
+        " bytes\n",
+        N, (t1 - t0) / 1e6, N / ((t1 - t0) / 1e6), event_log_size(log));
     names = segments(f->log_dir);
     assert_true(names->len >= 3);
     assert_int_equal(event_log_first_seq(log), 1);
@@ -831,8 +832,8 @@ test_many_records(void **state)
     assert_true(event_log_read_since(log, N / 2, scan_cb, &s, NULL, NULL, &err));
     t1 = g_get_monotonic_time();
     assert_int_equal(s.n, N / 2);
-    print_message("read %u records since %u in %.2f s; heap grew at most %zu bytes\n", N / 2,
-                  N / 2, (t1 - t0) / 1e6, s.heap_max > s.heap0 ? s.heap_max - s.heap0 : 0);
+    print_message("read %u records since %u in %.2f s; heap grew at most %zu bytes\n", N / 2, N / 2,
+                  (t1 - t0) / 1e6, s.heap_max > s.heap0 ? s.heap_max - s.heap0 : 0);
     assert_true(s.heap_max < s.heap0 + 1024 * 1024);
 
     /* Replace the oldest segment with a directory: reading it fails, so a
@@ -853,46 +854,59 @@ test_many_records(void **state)
     assert_int_equal(rmdir(oldest), 0);
 }
 
+/* The child of test_unwritable_dir: 0 when opening a read-only directory
+ * fails as it should. */
+static int
+unwritable_child(const char *dir)
+{
+    g_autofree char *ro = g_build_filename(dir, "read-only", NULL);
+    g_autoptr(GError) e = NULL;
+    g_autoptr(EventLog) log = NULL;
+
+    if (geteuid() == 0 && (setgid(65534) < 0 || setuid(65534) < 0))
+        return 2;
+    log = event_log_open(ro, NULL, &e);
+    if (log)
+        return 3;
+    if (!g_error_matches(e, EVENT_LOG_ERROR, EVENT_LOG_ERROR_IO) ||
+        !strstr(e->message, "Permission denied") || !strstr(e->message, ro))
+        return 4;
+    return 0;
+}
+
 static void
 test_unwritable_dir(void **state)
 {
     Fixture *f = *state;
     g_autoptr(GError) err = NULL;
-    g_autofree char *file = g_build_filename(f->dir, "plain-file", NULL);
-    g_autofree char *under_file = g_build_filename(file, "log", NULL);
+    g_autofree char *file = NULL;
+    g_autofree char *under_file = NULL;
     g_autofree char *ro = g_build_filename(f->dir, "read-only", NULL);
     EventLog *log;
     int status = 0;
     pid_t pid;
 
+    /* A directory we may not write to (as nobody when we are root). */
+    assert_int_equal(chmod(f->dir, 0755), 0);
+    assert_int_equal(mkdir(ro, 0555), 0);
+    g_clear_pointer(&ro, g_free); /* the child must not inherit allocations */
+    pid = fork();
+    assert_true(pid >= 0);
+    if (pid == 0)
+        _exit(unwritable_child(f->dir));
+    assert_int_equal(waitpid(pid, &status, 0), pid);
+    assert_true(WIFEXITED(status));
+    if (WEXITSTATUS(status) != 0)
+        fail_msg("child failed at check %d", WEXITSTATUS(status));
+
+    /* A path under a plain file. */
+    file = g_build_filename(f->dir, "plain-file", NULL);
+    under_file = g_build_filename(file, "log", NULL);
     assert_true(g_file_set_contents(file, "x", 1, NULL));
     log = event_log_open(under_file, NULL, &err);
     assert_null(log);
     assert_true(g_error_matches(err, EVENT_LOG_ERROR, EVENT_LOG_ERROR_IO));
     assert_non_null(strstr(err->message, under_file));
-
-    /* A directory we may not write to (as nobody when we are root). */
-    assert_int_equal(chmod(f->dir, 0755), 0);
-    assert_int_equal(mkdir(ro, 0555), 0);
-    pid = fork();
-    assert_true(pid >= 0);
-    if (pid == 0) {
-        GError *e = NULL;
-
-        if (geteuid() == 0 && (setgid(65534) < 0 || setuid(65534) < 0))
-            _exit(2);
-        log = event_log_open(ro, NULL, &e);
-        if (log)
-            _exit(3);
-        if (!g_error_matches(e, EVENT_LOG_ERROR, EVENT_LOG_ERROR_IO) ||
-            !strstr(e->message, "Permission denied"))
-            _exit(4);
-        g_error_free(e);
-        _exit(0);
-    }
-    assert_int_equal(waitpid(pid, &status, 0), pid);
-    assert_true(WIFEXITED(status));
-    assert_int_equal(WEXITSTATUS(status), 0);
 }
 
 /* The child of test_write_error: 0 when all went as expected. */
@@ -932,8 +946,7 @@ write_error_child(const char *dir)
             !strstr(e->message, "File too large"))
             return 7;
         g_clear_error(&e);
-        if (file_size(seg) != good || event_log_last_seq(log) != 5 ||
-            event_log_size(log) != good)
+        if (file_size(seg) != good || event_log_last_seq(log) != 5 || event_log_size(log) != good)
             return 8;
     }
     rl.rlim_cur = rl.rlim_max;

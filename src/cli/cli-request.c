@@ -61,7 +61,7 @@ cli_parse_args(const CliCmd *cmd, int argc, char **argv, gboolean unplug,
         g_array_append_vals(opts, extra, 1);
     opterr = 0;
     optind = 0;
-    while ((ch = getopt_long(argc, argv, "-", (struct option *)opts->data, &index)) != -1) {
+    while ((ch = getopt_long(argc, argv, "-:", (struct option *)opts->data, &index)) != -1) {
         const char *opt = argv[optind - 1];
         name = ch == 't' ? "--timeout" : ch == 'r' ? "--retry" : ch == 'i' ? "--retry-interval" : opt;
         switch (ch) {
@@ -224,6 +224,10 @@ cli_request_direct(CliContext *ctx, const char *vm, const char *cmd, JsonObject 
     CliWait w = {.ctx = ctx};
 
     opts.default_unplug.retry_interval_ms = CLI_DEFAULT_RETRY_INTERVAL_MS;
+    /* tests point it at a fake tree; empty or unset: /sys */
+    opts.sysfs_root = g_getenv("HOTPLUG_SYSFS_ROOT");
+    if (opts.sysfs_root && !*opts.sysfs_root)
+        opts.sysfs_root = NULL;
     svc = hotplug_service_new(ctx->base, &opts);
     if (!hotplug_service_add_vm(svc, vm, vm, &error) ||
         !qmp_conn_wait_ready(hotplug_vm_get_conn(hotplug_service_get_vm(svc, vm)),

@@ -13,6 +13,7 @@
 static const CliCmd *const cli_tables[] = {
     cli_vm_cmds,
     cli_device_cmds,
+    cli_vcpu_cmds, cli_memory_cmds, /* issue 4 */
     cli_disk_cmds, cli_hostdev_cmds, /* issue 6 */
     cli_ops_cmds,
     cli_events_cmds,

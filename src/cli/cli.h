@@ -57,6 +57,7 @@ struct CliCmd {
 /* One table per verb group, each ending with a zeroed entry. */
 extern const CliCmd cli_vm_cmds[];
 extern const CliCmd cli_device_cmds[];
+extern const CliCmd cli_vcpu_cmds[], cli_memory_cmds[]; /* issue 4 */
 extern const CliCmd cli_disk_cmds[], cli_hostdev_cmds[]; /* issue 6 */
 extern const CliCmd cli_ops_cmds[];
 extern const CliCmd cli_events_cmds[];

@@ -9,7 +9,14 @@
 #include "hotplug-disk.h"
 #include "qmp-json.h"
 
-#define CLI_QUERY_TIMEOUT_MS 30000
+/* the long options of disk add, beyond cli_parse_args' own */
+enum {
+    CMD_DISK_OPT_ID = 256,
+    CMD_DISK_OPT_FORMAT,
+    CMD_DISK_OPT_READONLY,
+    CMD_DISK_OPT_IOTHREADS,
+    CMD_DISK_OPT_QUEUES,
+};
 
 static gboolean
 cmd_disk_parse_count(const char *text, guint max, guint *out)
@@ -29,119 +36,89 @@ cmd_disk_parse_count(const char *text, guint max, guint *out)
 static int
 cmd_disk_add_exec(CliContext *ctx, const CliCmd *cmd, int argc, char **argv)
 {
-    static const struct option opts[] = {
-        {"id", required_argument, NULL, 'd'},     {"format", required_argument, NULL, 'f'},
-        {"readonly", no_argument, NULL, 'r'},     {"iothreads", required_argument, NULL, 't'},
-        {"queues", required_argument, NULL, 'q'}, {0},
+    static const struct option extra[] = {
+        {"id", required_argument, NULL, CMD_DISK_OPT_ID},
+        {"format", required_argument, NULL, CMD_DISK_OPT_FORMAT},
+        {"readonly", no_argument, NULL, CMD_DISK_OPT_READONLY},
+        {"iothreads", required_argument, NULL, CMD_DISK_OPT_IOTHREADS},
+        {"queues", required_argument, NULL, CMD_DISK_OPT_QUEUES},
+        {0},
     };
+    g_autoptr(JsonObject) parsed = json_object_new();
+    g_autoptr(JsonNode) ret = NULL;
     g_autoptr(GError) error = NULL;
-    g_autoptr(HotplugOp) op = NULL;
-    g_autoptr(GPtrArray) pos = g_ptr_array_new();
+    g_autoptr(GPtrArray) steps = NULL;
+    g_autofree char **pos = NULL;
     g_autofree char *file = NULL;
     HotplugDiskOptions o = {0};
-    const char *id = NULL;
-    HotplugVm *vm;
-    int ch, rc;
+    QmpGreeting any = {.major = 99};
+    const char *id, *text;
+    JsonObject *args;
+    guint n;
+    int rc;
 
-    opterr = 0;
-    while ((ch = getopt_long(argc, argv, "-:", opts, NULL)) != -1) {
-        switch (ch) {
-        case 1:
-            g_ptr_array_add(pos, optarg);
-            break;
-        case 'd':
-            id = optarg;
-            break;
-        case 'f':
-            o.format = optarg;
-            break;
-        case 'r':
-            o.readonly = TRUE;
-            break;
-        case 't':
-            if (!cmd_disk_parse_count(optarg, HOTPLUG_DISK_IOTHREADS_MAX, &o.iothreads))
-                return cli_usage_error(cmd, "bad value '%s' for --iothreads: 0 to %d", optarg,
-                                       HOTPLUG_DISK_IOTHREADS_MAX);
-            break;
-        case 'q':
-            if (!cmd_disk_parse_count(optarg, HOTPLUG_DISK_QUEUES_MAX, &o.queues) || !o.queues)
-                return cli_usage_error(cmd, "bad value '%s' for --queues: 1 to %d", optarg,
-                                       HOTPLUG_DISK_QUEUES_MAX);
-            break;
-        case ':':
-            return cli_usage_error(cmd, "%s needs a value", argv[optind - 1]);
-        default:
-            return cli_usage_error(cmd, "unknown option '%s'", argv[optind - 1]);
-        }
-    }
-    if (pos->len != 2)
-        return cli_usage_error(cmd, pos->len < 1   ? "missing VM"
-                                    : pos->len < 2 ? "missing FILE"
-                                                   : "too many arguments");
+    pos = cli_parse_args(cmd, argc, argv, FALSE, extra, parsed);
+    if (!pos)
+        return CLI_EXIT_USAGE;
+    n = g_strv_length(pos);
+    if (n != 2)
+        return cli_usage_error(cmd, n < 1   ? "missing VM"
+                                    : n < 2 ? "missing FILE"
+                                            : "too many arguments");
+    id = qmp_json_get_string(parsed, "id");
     if (!id)
         return cli_usage_error(cmd, "missing --id ID");
+    o.format = qmp_json_get_string(parsed, "format");
+    o.readonly = json_object_has_member(parsed, "readonly");
+    if ((text = qmp_json_get_string(parsed, "iothreads")) &&
+        !cmd_disk_parse_count(text, HOTPLUG_DISK_IOTHREADS_MAX, &o.iothreads))
+        return cli_usage_error(cmd, "bad value '%s' for --iothreads: 0 to %d", text,
+                               HOTPLUG_DISK_IOTHREADS_MAX);
+    if ((text = qmp_json_get_string(parsed, "queues")) &&
+        (!cmd_disk_parse_count(text, HOTPLUG_DISK_QUEUES_MAX, &o.queues) || !o.queues))
+        return cli_usage_error(cmd, "bad value '%s' for --queues: 1 to %d", text,
+                               HOTPLUG_DISK_QUEUES_MAX);
     /* QEMU opens the file from its own working directory, not ours */
-    file = g_canonicalize_filename(pos->pdata[1], NULL);
+    file = g_canonicalize_filename(pos[1], NULL);
     o.file = file;
     /* the checks that need no QEMU come first: a usage error stays one */
-    {
-        GPtrArray *steps = NULL;
-        QmpGreeting any = {.major = 99};
-        steps = hotplug_disk_build_steps(id, &o, &any, &error);
-        if (!steps)
-            return cli_op_error(ctx, error);
-        g_ptr_array_unref(steps);
-    }
-    vm = cli_engine_open(ctx, pos->pdata[0], &error);
-    if (!vm)
-        return cli_op_error(ctx, error);
-    op = hotplug_disk_add(vm, id, &o, &error);
-    rc = op ? cli_op_wait(ctx, vm, op, FALSE) : cli_op_error(ctx, error);
-    cli_engine_close(vm);
-    return rc;
+    steps = hotplug_disk_build_steps(id, &o, &any, &error);
+    if (!steps)
+        return cli_error(ctx, cli_exit_for_error(error), error);
+
+    args = json_object_new();
+    json_object_set_string_member(args, "file", file);
+    json_object_set_string_member(args, "id", id);
+    if (o.format)
+        json_object_set_string_member(args, "format", o.format);
+    if (o.readonly)
+        json_object_set_boolean_member(args, "readonly", TRUE);
+    if (o.iothreads)
+        json_object_set_int_member(args, "iothreads", o.iothreads);
+    if (o.queues)
+        json_object_set_int_member(args, "queues", o.queues);
+    rc = cli_request(ctx, pos[0], "disk-add", args, &ret);
+    return rc ? rc : cli_print_op_result(ctx, ret);
 }
 
 static int
 cmd_disk_del_exec(CliContext *ctx, const CliCmd *cmd, int argc, char **argv)
 {
-    g_autoptr(GError) error = NULL;
-    g_autoptr(HotplugOp) op = NULL;
+    g_autoptr(JsonNode) ret = NULL;
     g_autofree char **pos = NULL;
-    CliUnplugArgs args;
-    HotplugVm *vm;
+    JsonObject *args = json_object_new();
     int rc;
 
-    pos = cli_parse_unplug_args(cmd, argc, argv, &args);
-    if (!pos)
-        return CLI_EXIT_USAGE;
-    if (g_strv_length(pos) != 2)
-        return cli_usage_error(cmd,
-                               g_strv_length(pos) < 2 ? "missing VM or ID" : "too many arguments");
-    vm = cli_engine_open(ctx, pos[0], &error);
-    if (!vm)
-        return cli_op_error(ctx, error);
-    op = hotplug_disk_del(vm, pos[1], &args.unplug, NULL, &error);
-    rc = op ? cli_op_wait(ctx, vm, op, args.no_wait) : cli_op_error(ctx, error);
-    cli_engine_close(vm);
-    return rc;
-}
-
-typedef struct {
-    gboolean done;
-    JsonNode *result;
-    GError *error;
-} CliDiskList;
-
-static void
-cmd_disk_list_cb(JsonNode *result, const GError *error, gpointer opaque)
-{
-    CliDiskList *d = opaque;
-
-    d->done = TRUE;
-    if (error)
-        d->error = g_error_copy(error);
-    else
-        d->result = json_node_ref(result);
+    pos = cli_parse_args(cmd, argc, argv, TRUE, NULL, args);
+    if (!pos || g_strv_length(pos) != 2) {
+        json_object_unref(args);
+        return pos ? cli_usage_error(cmd, g_strv_length(pos) < 2 ? "missing VM or ID"
+                                                                 : "too many arguments")
+                   : CLI_EXIT_USAGE;
+    }
+    json_object_set_string_member(args, "id", pos[1]);
+    rc = cli_request(ctx, pos[0], "disk-del", args, &ret);
+    return rc ? rc : cli_print_op_result(ctx, ret);
 }
 
 static char *
@@ -189,39 +166,27 @@ cmd_disk_list_print(JsonObject *root)
 static int
 cmd_disk_list_exec(CliContext *ctx, const CliCmd *cmd, int argc, char **argv)
 {
-    g_autoptr(GError) error = NULL;
-    CliDiskList d = {0};
-    HotplugVm *vm;
-    int rc = CLI_EXIT_OK;
+    g_autoptr(JsonNode) ret = NULL;
+    JsonObject *o;
+    int rc;
 
     if (argc != 2)
         return cli_usage_error(cmd, argc < 2 ? "missing VM" : "too many arguments");
     if (argv[1][0] == '-')
         return cli_usage_error(cmd, "unknown option '%s'", argv[1]);
-    vm = cli_engine_open(ctx, argv[1], &error);
-    if (!vm)
-        return cli_op_error(ctx, error);
-    if (!hotplug_disk_list(vm, cmd_disk_list_cb, &d, &error) ||
-        !qmp_loop_run_until(ctx->base, &d.done, CLI_QUERY_TIMEOUT_MS)) {
-        if (!error)
-            g_set_error(&error, QMP_ERROR, QMP_ERROR_TIMEOUT, "no answer from %s", argv[1]);
-        rc = cli_op_error(ctx, error);
-    } else if (d.error) {
-        rc = cli_op_error(ctx, d.error);
-    } else if (ctx->json) {
-        JsonObject *o = json_node_get_object(d.result);
-        json_object_set_string_member(o, "vm", argv[1]);
-        cli_print_json(d.result);
-    } else {
-        cmd_disk_list_print(json_node_get_object(d.result));
+    rc = cli_request(ctx, argv[1], "disk-list", json_object_new(), &ret);
+    if (rc)
+        return rc;
+    o = qmp_json_node_object(ret);
+    if (!o) {
+        fprintf(stderr, "hotplugctl: disk-list: the reply is not an object\n");
+        return CLI_EXIT_ERROR;
     }
-    cli_engine_close(vm);
-    /* closing the connection answers a query still in flight (timeout) */
-    if (d.result)
-        json_node_unref(d.result);
-    if (d.error)
-        g_error_free(d.error);
-    return rc;
+    if (ctx->json)
+        cli_print_json(ret);
+    else
+        cmd_disk_list_print(o);
+    return CLI_EXIT_OK;
 }
 
 #define CLI_DISK_UNPLUG_HELP                                                                       \

@@ -3,127 +3,75 @@
 #include "config.h"
 
 #include <getopt.h>
-#include <stdio.h>
 
 #include "cli.h"
 #include "hotplug-hostdev.h"
+#include "qmp-json.h"
 
-#define CLI_QUERY_TIMEOUT_MS 30000
-
-/* Where sysfs is: $HOTPLUG_SYSFS_ROOT (tests point it at a fake tree), else /sys. */
-static const char *
-cmd_hostdev_sysfs_root(void)
-{
-    const char *root = g_getenv("HOTPLUG_SYSFS_ROOT");
-
-    return root && *root ? root : HOTPLUG_SYSFS_ROOT_DEFAULT;
-}
-
-typedef struct {
-    gboolean done;
-    GError *error;
-} CliHostdevSync;
-
-static void
-cmd_hostdev_sync_cb(HotplugHostdev *hd, const GError *error, gpointer opaque)
-{
-    CliHostdevSync *s = opaque;
-
-    s->done = TRUE;
-    if (error)
-        s->error = g_error_copy(error);
-}
+/* the long option of hostdev add, beyond cli_parse_args' own */
+enum {
+    CMD_HOSTDEV_OPT_ID = 256,
+};
 
 static int
 cmd_hostdev_add_exec(CliContext *ctx, const CliCmd *cmd, int argc, char **argv)
 {
-    static const struct option opts[] = {
-        {"id", required_argument, NULL, 'd'},
+    static const struct option extra[] = {
+        {"id", required_argument, NULL, CMD_HOSTDEV_OPT_ID},
         {0},
     };
+    g_autoptr(JsonObject) parsed = json_object_new();
+    g_autoptr(JsonNode) ret = NULL;
     g_autoptr(GError) error = NULL;
-    g_autoptr(HotplugOp) op = NULL;
-    g_autoptr(GPtrArray) pos = g_ptr_array_new();
+    g_autofree char **pos = NULL;
     g_autofree char *addr = NULL;
-    CliHostdevSync sync = {0};
-    HotplugHostdev *hd;
-    const char *id = NULL;
-    HotplugVm *vm;
-    int ch, rc;
+    const char *id;
+    JsonObject *args;
+    guint n;
+    int rc;
 
-    opterr = 0;
-    while ((ch = getopt_long(argc, argv, "-:", opts, NULL)) != -1) {
-        switch (ch) {
-        case 1:
-            g_ptr_array_add(pos, optarg);
-            break;
-        case 'd':
-            id = optarg;
-            break;
-        case ':':
-            return cli_usage_error(cmd, "%s needs a value", argv[optind - 1]);
-        default:
-            return cli_usage_error(cmd, "unknown option '%s'", argv[optind - 1]);
-        }
-    }
-    if (pos->len != 2)
-        return cli_usage_error(cmd, pos->len < 1   ? "missing VM"
-                                    : pos->len < 2 ? "missing PCI_ADDR"
-                                                   : "too many arguments");
+    pos = cli_parse_args(cmd, argc, argv, FALSE, extra, parsed);
+    if (!pos)
+        return CLI_EXIT_USAGE;
+    n = g_strv_length(pos);
+    if (n != 2)
+        return cli_usage_error(cmd, n < 1   ? "missing VM"
+                                    : n < 2 ? "missing PCI_ADDR"
+                                            : "too many arguments");
+    id = qmp_json_get_string(parsed, "id");
     if (!id || !*id)
         return cli_usage_error(cmd, "missing --id ID");
-    if (!hotplug_pci_addr_parse(pos->pdata[1], &addr, &error))
-        return cli_op_error(ctx, error);
+    /* a malformed address needs no QEMU to be refused */
+    if (!hotplug_pci_addr_parse(pos[1], &addr, &error))
+        return cli_error(ctx, cli_exit_for_error(error), error);
 
-    vm = cli_engine_open(ctx, pos->pdata[0], &error);
-    if (!vm)
-        return cli_op_error(ctx, error);
-    /* direct mode has no registry file: what QEMU shows is the accounting */
-    hd = hotplug_hostdev_new(vm, NULL, cmd_hostdev_sysfs_root());
-    if (!hotplug_hostdev_sync(hd, cmd_hostdev_sync_cb, &sync, &error) ||
-        !qmp_loop_run_until(ctx->base, &sync.done, CLI_QUERY_TIMEOUT_MS)) {
-        if (!error)
-            g_set_error(&error, QMP_ERROR, QMP_ERROR_TIMEOUT, "no answer from %s",
-                        (char *)pos->pdata[0]);
-        rc = cli_op_error(ctx, error);
-    } else if (sync.error) {
-        rc = cli_op_error(ctx, sync.error);
-    } else {
-        op = hotplug_hostdev_add(hd, addr, id, &error);
-        rc = op ? cli_op_wait(ctx, vm, op, FALSE) : cli_op_error(ctx, error);
-    }
-    g_clear_error(&sync.error);
-    hotplug_hostdev_free(hd);
-    cli_engine_close(vm);
-    return rc;
+    /* the host checks run where the service runs: here in direct mode
+     * (under $HOTPLUG_SYSFS_ROOT), in hotplugd otherwise */
+    args = json_object_new();
+    json_object_set_string_member(args, "addr", addr);
+    json_object_set_string_member(args, "id", id);
+    rc = cli_request(ctx, pos[0], "hostdev-add", args, &ret);
+    return rc ? rc : cli_print_op_result(ctx, ret);
 }
 
 static int
 cmd_hostdev_del_exec(CliContext *ctx, const CliCmd *cmd, int argc, char **argv)
 {
-    g_autoptr(GError) error = NULL;
-    g_autoptr(HotplugOp) op = NULL;
+    g_autoptr(JsonNode) ret = NULL;
     g_autofree char **pos = NULL;
-    CliUnplugArgs args;
-    HotplugHostdev *hd;
-    HotplugVm *vm;
+    JsonObject *args = json_object_new();
     int rc;
 
-    pos = cli_parse_unplug_args(cmd, argc, argv, &args);
-    if (!pos)
-        return CLI_EXIT_USAGE;
-    if (g_strv_length(pos) != 2)
-        return cli_usage_error(cmd,
-                               g_strv_length(pos) < 2 ? "missing VM or ID" : "too many arguments");
-    vm = cli_engine_open(ctx, pos[0], &error);
-    if (!vm)
-        return cli_op_error(ctx, error);
-    hd = hotplug_hostdev_new(vm, NULL, cmd_hostdev_sysfs_root());
-    op = hotplug_hostdev_del(hd, pos[1], &args.unplug, NULL, &error);
-    rc = op ? cli_op_wait(ctx, vm, op, args.no_wait) : cli_op_error(ctx, error);
-    hotplug_hostdev_free(hd);
-    cli_engine_close(vm);
-    return rc;
+    pos = cli_parse_args(cmd, argc, argv, TRUE, NULL, args);
+    if (!pos || g_strv_length(pos) != 2) {
+        json_object_unref(args);
+        return pos ? cli_usage_error(cmd, g_strv_length(pos) < 2 ? "missing VM or ID"
+                                                                 : "too many arguments")
+                   : CLI_EXIT_USAGE;
+    }
+    json_object_set_string_member(args, "id", pos[1]);
+    rc = cli_request(ctx, pos[0], "hostdev-del", args, &ret);
+    return rc ? rc : cli_print_op_result(ctx, ret);
 }
 
 const CliCmd cli_hostdev_cmds[] = {

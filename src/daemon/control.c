@@ -3,6 +3,7 @@
 
 #include <errno.h>
 #include <grp.h>
+#include <signal.h>
 #include <string.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
@@ -37,6 +38,8 @@ struct ControlClient {
     struct bufferevent *bev;
     gboolean negotiated;
     gboolean closing;
+    gboolean read_blocked;     /* output over the cap: input waits */
+    struct event *linger_ev;   /* closing: the deadline to flush (or the deferred free) */
     pid_t pid;
     uid_t uid;
     void (*drain_fn)(ControlClient *, gpointer);
@@ -46,6 +49,7 @@ struct ControlClient {
 };
 
 static void control_client_free(ControlClient *cl);
+static void control_client_read_cb(struct bufferevent *bev, void *opaque);
 
 /* ---- output ------------------------------------------------------------ */
 
@@ -87,9 +91,10 @@ control_client_return(ControlClient *cl, JsonNode *id, JsonNode *ret)
     JsonObject *o = json_object_new();
     g_autoptr(JsonNode) n = json_node_init_object(json_node_alloc(), o);
 
-    json_object_set_member(o, "return", ret ? json_node_copy(ret)
-                                            : json_node_init_object(json_node_alloc(),
-                                                                    json_object_new()));
+    if (ret)
+        json_object_set_member(o, "return", json_node_copy(ret));
+    else
+        json_object_set_object_member(o, "return", json_object_new());
     if (id)
         json_object_set_member(o, "id", json_node_copy(id));
     json_object_unref(o);
@@ -140,21 +145,50 @@ control_client_write_cb(struct bufferevent *bev, void *opaque)
         control_client_free(cl);
         return;
     }
+    if (cl->read_blocked) {
+        /* the output fell to half the cap: take requests again */
+        cl->read_blocked = FALSE;
+        bufferevent_enable(bev, EV_READ);
+        control_client_read_cb(bev, cl);
+        if (cl->closing)
+            return;
+    }
     if (cl->drain_fn)
         cl->drain_fn(cl, cl->drain_opaque);
 }
 
+static void
+control_client_linger_cb(evutil_socket_t fd, short what, void *opaque)
+{
+    ControlClient *cl = opaque;
+    gsize left = control_client_pending_output(cl);
+
+    if (left)
+        g_message("control client %" G_GUINT64_FORMAT " (pid %d) did not read its last %"
+                  G_GSIZE_FORMAT " bytes in %u ms: dropped", cl->id, (int)cl->pid, left,
+                  cl->srv->opts.close_linger_ms);
+    control_client_free(cl);
+}
+
+/* Never frees at once: the caller may be inside one of cl's callbacks. */
 void
 control_client_close_after_flush(ControlClient *cl)
 {
+    struct timeval tv = {0, 0};
+
     if (cl->closing)
         return;
     cl->closing = TRUE;
     bufferevent_disable(cl->bev, EV_READ);
-    if (control_client_pending_output(cl) == 0)
-        control_client_free(cl);
-    else
+    if (control_client_pending_output(cl) > 0) {
+        /* the write callback frees it once all is written; a client that
+         * does not read is cut off after the linger time */
         bufferevent_setwatermark(cl->bev, EV_WRITE, 0, 0);
+        tv.tv_sec = cl->srv->opts.close_linger_ms / 1000;
+        tv.tv_usec = (cl->srv->opts.close_linger_ms % 1000) * 1000;
+    }
+    cl->linger_ev = evtimer_new(cl->srv->base, control_client_linger_cb, cl);
+    evtimer_add(cl->linger_ev, &tv);
 }
 
 void
@@ -182,6 +216,12 @@ control_client_handle_line(ControlClient *cl, const char *line, gsize len)
         return;
     if (qmp_json_depth(line, len, QMP_DEFAULT_MAX_DEPTH) > QMP_DEFAULT_MAX_DEPTH) {
         control_client_error(cl, NULL, "GenericError", "JSON nested too deeply");
+        return;
+    }
+    if (qmp_json_has_second_value(line, len)) {
+        /* json-glib would take the first and leak the rest */
+        control_client_error(cl, NULL, "GenericError",
+                             "JSON parse error: more than one JSON value on the line");
         return;
     }
     if (memchr(line, '\0', len) || !json_parser_load_from_data(parser, line, (gssize)len, &error)) {
@@ -248,8 +288,17 @@ control_client_read_cb(struct bufferevent *bev, void *opaque)
     struct evbuffer *in = bufferevent_get_input(bev);
 
     while (!cl->closing) {
-        struct evbuffer_ptr eol = evbuffer_search(in, "\n", 1, NULL);
+        struct evbuffer_ptr eol;
         g_autofree char *line = NULL;
+
+        if (control_client_pending_output(cl) > cl->srv->opts.max_output) {
+            /* it does not read its replies: stop taking requests until
+             * it does (the write callback resumes), so they never pile up */
+            cl->read_blocked = TRUE;
+            bufferevent_disable(bev, EV_READ);
+            return;
+        }
+        eol = evbuffer_search(in, "\n", 1, NULL);
 
         if (eol.pos < 0) {
             if (evbuffer_get_length(in) > CONTROL_MAX_LINE) {
@@ -295,6 +344,8 @@ control_client_free(ControlClient *cl)
         srv->cb.closed(srv, cl, srv->opaque);
     if (cl->data_destroy)
         cl->data_destroy(cl->data);
+    if (cl->linger_ev)
+        event_free(cl->linger_ev);
     if (cl->bev)
         bufferevent_free(cl->bev);
     g_free(cl);
@@ -326,15 +377,15 @@ control_server_greet(ControlClient *cl)
     control_client_send_line(cl, greeting, strlen(greeting));
 }
 
-static void
-control_server_accept_cb(struct evconnlistener *l, evutil_socket_t fd, struct sockaddr *sa,
-                         int len, void *opaque)
+ControlClient *
+control_server_add_fd(ControlServer *srv, int fd)
 {
-    ControlServer *srv = opaque;
     ControlClient *cl = g_new0(ControlClient, 1);
     struct ucred cred = {0};
     socklen_t clen = sizeof(cred);
 
+    evutil_make_socket_nonblocking(fd);
+    evutil_make_socket_closeonexec(fd);
     cl->srv = srv;
     cl->id = ++srv->next_id;
     cl->pid = -1;
@@ -353,6 +404,14 @@ control_server_accept_cb(struct evconnlistener *l, evutil_socket_t fd, struct so
     g_debug("control client %" G_GUINT64_FORMAT " connected (pid %d, uid %d)", cl->id,
             (int)cl->pid, (int)cl->uid);
     control_server_greet(cl);
+    return cl;
+}
+
+static void
+control_server_accept_cb(struct evconnlistener *l, evutil_socket_t fd, struct sockaddr *sa,
+                         int len, void *opaque)
+{
+    control_server_add_fd(opaque, fd);
 }
 
 static void
@@ -375,6 +434,35 @@ control_server_error_cb(struct evconnlistener *l, void *opaque)
     g_warning("control socket accept failed: %s; pausing for 1 s", g_strerror(err));
     evconnlistener_disable(l);
     evtimer_add(srv->backoff_ev, &tv);
+}
+
+/* Someone accepts connections on it. */
+static gboolean
+control_socket_in_use(const struct sockaddr_un *sun)
+{
+    int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
+    gboolean live;
+
+    if (fd < 0)
+        return FALSE;
+    live = connect(fd, (const struct sockaddr *)sun, sizeof(*sun)) == 0 || errno == EAGAIN;
+    close(fd);
+    return live;
+}
+
+/* A write to a client that went away must fail with EPIPE, not kill the
+ * daemon: libevent writes with writev(), which cannot pass MSG_NOSIGNAL.
+ * A handler the program installed itself is left alone. */
+static void
+control_ignore_sigpipe(void)
+{
+    struct sigaction sa;
+
+    if (sigaction(SIGPIPE, NULL, &sa) == 0 && sa.sa_handler == SIG_DFL &&
+        !(sa.sa_flags & SA_SIGINFO)) {
+        sa.sa_handler = SIG_IGN;
+        sigaction(SIGPIPE, &sa, NULL);
+    }
 }
 
 ControlServer *
@@ -400,8 +488,13 @@ control_server_new(struct event_base *base, const ControlOptions *opts,
         return NULL;
     }
     strcpy(sun.sun_path, opts->path);
-    /* a stale socket from a killed daemon: the state-dir lock proves no
-     * other daemon owns it */
+    /* a stale socket from a killed daemon is replaced; a live one (a daemon
+     * on another state directory) is not taken over */
+    if (control_socket_in_use(&sun)) {
+        g_set_error(error, HOTPLUG_ERROR, HOTPLUG_ERROR_BUSY,
+                    "control socket %s is in use by another process", opts->path);
+        return NULL;
+    }
     if (unlink(opts->path) < 0 && errno != ENOENT) {
         int err = errno;
         g_set_error(error, HOTPLUG_ERROR, HOTPLUG_ERROR_FAILED, "cannot remove old socket %s: %s",
@@ -448,6 +541,9 @@ control_server_new(struct event_base *base, const ControlOptions *opts,
     srv->opts.version = srv->version;
     if (!srv->opts.max_output)
         srv->opts.max_output = 4u << 20;
+    if (!srv->opts.close_linger_ms)
+        srv->opts.close_linger_ms = CONTROL_CLOSE_LINGER_MS;
+    control_ignore_sigpipe();
     srv->cb = *cb;
     srv->opaque = opaque;
     srv->clients = g_hash_table_new(g_direct_hash, g_direct_equal);

@@ -16,6 +16,7 @@ G_BEGIN_DECLS
 
 #define CONTROL_PROTOCOL_VERSION 1
 #define CONTROL_MAX_LINE (1u << 20)
+#define CONTROL_CLOSE_LINGER_MS 10000
 
 typedef struct ControlServer ControlServer;
 typedef struct ControlClient ControlClient;
@@ -34,6 +35,8 @@ typedef struct {
     const char *group;    /* NULL */
     gsize max_output;     /* bytes queued to one client before it is cut off */
     const char *version;  /* for the greeting */
+    guint close_linger_ms; /* a client closed after a flush that does not read is
+                              cut off after this; 0: CONTROL_CLOSE_LINGER_MS */
 } ControlOptions;
 
 ControlServer *control_server_new(struct event_base *base, const ControlOptions *opts,
@@ -42,6 +45,9 @@ ControlServer *control_server_new(struct event_base *base, const ControlOptions 
 void control_server_stop_accepting(ControlServer *srv);
 void control_server_free(ControlServer *srv);
 guint control_server_n_clients(ControlServer *srv);
+/* Serve an already connected socket as a client (tests, fuzzing): it is
+ * greeted like an accepted one; the server owns fd from now on. */
+ControlClient *control_server_add_fd(ControlServer *srv, int fd);
 
 void control_client_return(ControlClient *cl, JsonNode *id, JsonNode *ret);
 void control_client_error(ControlClient *cl, JsonNode *id, const char *cls, const char *desc);

@@ -88,6 +88,17 @@ daemon_announce_free(DaemonAnnounce *a)
 static void subscription_pump(Subscription *s);
 static void subscription_end(Subscription *s);
 
+/* A node with a new empty object (json_node_init_object would take its own
+ * reference on the object, and the object would leak). */
+static JsonNode *
+daemon_object_node(void)
+{
+    JsonNode *n = json_node_new(JSON_NODE_OBJECT);
+
+    json_node_take_object(n, json_object_new());
+    return n;
+}
+
 /* ---- durability: append now, flush once per loop iteration ------------- */
 
 static char *
@@ -105,7 +116,7 @@ daemon_render_log_event(JsonObject *rec)
 static void
 subscription_overflow(Subscription *s)
 {
-    g_autoptr(JsonNode) data = json_node_init_object(json_node_alloc(), json_object_new());
+    g_autoptr(JsonNode) data = daemon_object_node();
 
     g_message("subscriber %" G_GUINT64_FORMAT " (pid %d) too slow: disconnected after seq %"
               G_GUINT64_FORMAT, control_client_id(s->cl), (int)control_client_pid(s->cl),
@@ -305,8 +316,12 @@ daemon_svc_op_cb(HotplugService *svc, HotplugVm *vm, HotplugOp *op, HotplugOpEve
     /* the log first, then the journal: a crash between the two leaves the
      * op open in the journal, and the restart finds its outcome in the log */
     daemon_log_record(d, rec, &seq);
-    if (open ? !journal_put(d->journal, id, daemon_journal_record(op, seq), &error)
-             : !journal_remove(d->journal, id, &error))
+    if (open) {
+        /* the journal keeps its own copy */
+        g_autoptr(JsonObject) j = daemon_journal_record(op, seq);
+        if (!journal_put(d->journal, id, j, &error))
+            g_warning("journal: op %" G_GUINT64_FORMAT ": %s", id, error->message);
+    } else if (!journal_remove(d->journal, id, &error))
         g_warning("journal: op %" G_GUINT64_FORMAT ": %s", id, error->message);
 }
 
@@ -348,7 +363,7 @@ static void
 daemon_save_runtime_vms(Daemon *d)
 {
     g_autofree char *path = daemon_runtime_vms_path(d);
-    g_autoptr(JsonNode) root = json_node_init_object(json_node_alloc(), json_object_new());
+    g_autoptr(JsonNode) root = daemon_object_node();
     JsonObject *o = json_node_get_object(root);
     g_autoptr(GPtrArray) names = hotplug_service_list_vms(d->svc);
     g_autoptr(GError) error = NULL;
@@ -758,7 +773,7 @@ subscription_pump(Subscription *s)
         if (c.sent < DAEMON_BACKLOG_CHUNK || s->cursor >= s->d->durable_seq) {
             /* caught up with what is on disk */
             if (!s->follow) {
-                g_autoptr(JsonNode) ret = json_node_init_object(json_node_alloc(), json_object_new());
+                g_autoptr(JsonNode) ret = daemon_object_node();
                 json_object_set_int_member(json_node_get_object(ret), "last_seq", (gint64)s->cursor);
                 control_client_return(s->cl, s->id, ret);
                 subscription_end(s);
@@ -795,6 +810,27 @@ daemon_cmd_events(Daemon *d, ControlClient *cl, JsonObject *args, JsonNode *id)
     gint64 since = -1;
     guint64 first;
     static const char *const kinds[] = {"vm", "request", "attempt", "outcome", "qemu-event", NULL};
+    static const char *const known[] = {"vm", "device", "kind", "follow", "since", NULL};
+    g_autoptr(GList) members = json_object_get_members(args);
+
+    /* a mistyped filter must not silently match everything */
+    for (GList *l = members; l; l = l->next) {
+        const char *m = l->data;
+        JsonNode *n = json_object_get_member(args, m);
+        g_autofree char *desc = NULL;
+
+        if (!g_strv_contains(known, m))
+            desc = g_strdup_printf("unknown argument '%s'", m);
+        else if (g_str_equal(m, "follow") &&
+                 (!JSON_NODE_HOLDS_VALUE(n) || json_node_get_value_type(n) != G_TYPE_BOOLEAN))
+            desc = g_strdup("argument 'follow' must be true or false");
+        else if (!g_str_equal(m, "follow") && !g_str_equal(m, "since") && !qmp_json_node_string(n))
+            desc = g_strdup_printf("argument '%s' must be a string", m);
+        if (desc) {
+            control_client_error(cl, id, "InvalidArgument", desc);
+            return;
+        }
+    }
 
     if (json_object_has_member(args, "since") && (!qmp_json_get_int(args, "since", &since) || since < 0)) {
         control_client_error(cl, id, "InvalidArgument", "argument 'since' must be a seq number (>= 0)");
@@ -823,13 +859,13 @@ daemon_cmd_events(Daemon *d, ControlClient *cl, JsonObject *args, JsonNode *id)
     first = event_log_first_seq(d->log);
     if (first > 0 && s->cursor + 1 < first) {
         /* retention dropped these: say so instead of skipping them */
-        g_autoptr(JsonNode) gap = json_node_init_object(json_node_alloc(), json_object_new());
+        g_autoptr(JsonNode) gap = daemon_object_node();
         json_object_set_int_member(json_node_get_object(gap), "from", (gint64)s->cursor + 1);
         json_object_set_int_member(json_node_get_object(gap), "to", (gint64)first - 1);
         control_client_event(cl, "LOG_GAP", gap);
     }
     if (follow) {
-        g_autoptr(JsonNode) ret = json_node_init_object(json_node_alloc(), json_object_new());
+        g_autoptr(JsonNode) ret = daemon_object_node();
         json_object_set_int_member(json_node_get_object(ret), "since", (gint64)s->cursor);
         json_object_set_boolean_member(json_node_get_object(ret), "follow", TRUE);
         control_client_return(cl, id, ret);
@@ -871,7 +907,7 @@ daemon_call_event_cb(HotplugRequest *req, const char *name, JsonNode *data, gpoi
 static void
 daemon_cmd_status(Daemon *d, ControlClient *cl, JsonNode *id)
 {
-    g_autoptr(JsonNode) ret = json_node_init_object(json_node_alloc(), json_object_new());
+    g_autoptr(JsonNode) ret = daemon_object_node();
     JsonObject *o = json_node_get_object(ret);
     g_autoptr(GPtrArray) vms = hotplug_service_list_vms(d->svc);
     g_autoptr(GPtrArray) cmds = hotplug_service_list_commands(d->svc);
@@ -917,6 +953,17 @@ daemon_control_execute_cb(ControlServer *srv, ControlClient *cl, const char *cmd
     if (g_str_equal(cmd, "query-hotplugd")) {
         daemon_cmd_status(d, cl, id);
         return;
+    }
+    {
+        /* QMP's class for it, so a client can tell an older daemon from
+         * a missing VM (NotFound) */
+        g_autoptr(GPtrArray) cmds = hotplug_service_list_commands(d->svc);
+        if (!g_ptr_array_find_with_equal_func(cmds, cmd, g_str_equal, NULL)) {
+            g_autofree char *desc = g_strdup_printf("unknown command '%s' (query-hotplugd "
+                                                    "lists them)", cmd);
+            control_client_error(cl, id, "CommandNotFound", desc);
+            return;
+        }
     }
     if (daemon_cmd_mutates(cmd)) {
         g_autoptr(JsonNode) n = json_node_init_object(json_node_alloc(), args);
@@ -999,8 +1046,8 @@ daemon_lock(Daemon *d, GError **error)
         buf[n > 0 ? n : 0] = '\0';
         g_strchomp(buf);
         g_set_error(error, HOTPLUG_ERROR, HOTPLUG_ERROR_BUSY,
-                    "another hotplugd%s%s runs on %s", *buf ? " (pid " : "", *buf ? buf : "",
-                    d->cfg->state_dir);
+                    "another hotplugd%s%s%s runs on %s", *buf ? " (pid " : "", *buf ? buf : "",
+                    *buf ? ")" : "", d->cfg->state_dir);
         return FALSE;
     }
     pid = g_strdup_printf("%d\n", (int)getpid());
@@ -1048,7 +1095,7 @@ daemon_new(struct event_base *base, DaemonConfig *cfg, const char *config_path, 
     HotplugServiceOptions so = {.direct = FALSE};
     EventLogOptions lo = {0};
     ControlOptions co = {0};
-    g_autofree char *log_dir = NULL, *journal_path = NULL;
+    g_autofree char *log_dir = NULL, *journal_path = NULL, *hostdevs_path = NULL;
     GHashTableIter it;
     gpointer key, value;
 
@@ -1090,6 +1137,7 @@ daemon_new(struct event_base *base, DaemonConfig *cfg, const char *config_path, 
 
     so.timeouts = cfg->timeouts;
     so.default_unplug = cfg->unplug;
+    so.hostdev_state_file = hostdevs_path = g_build_filename(cfg->state_dir, "hostdevs.json", NULL);
     d->svc = hotplug_service_new(base, &so);
     d->svc_listener = hotplug_service_add_listener(d->svc, &sl, d);
 

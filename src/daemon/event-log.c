@@ -43,7 +43,10 @@ struct EventLog {
     JsonParser *parser;
 };
 
-static gboolean G_GNUC_PRINTF(3, 4)
+static gboolean event_log_set_errno(GError **error, int errsv, const char *fmt, ...)
+    G_GNUC_PRINTF(3, 4);
+
+static gboolean
 event_log_set_errno(GError **error, int errsv, const char *fmt, ...)
 {
     va_list ap;
@@ -129,31 +132,31 @@ event_log_pwrite_all(int fd, const char *buf, gsize len, guint64 off, gsize *don
     return TRUE;
 }
 
+static const char *
+event_log_skip_ws(const char *p, const char *end)
+{
+    while (p < end && (*p == ' ' || *p == '\t' || *p == '\r' || *p == '\n'))
+        p++;
+    return p;
+}
+
 /* The seq of a line we wrote ({"seq":N,...}) without parsing all of it. */
 static gboolean
 event_log_line_seq(const char *line, gsize len, guint64 *seq)
 {
-    const char *p = line;
     const char *end = line + len;
+    const char *p = event_log_skip_ws(line, end);
     guint64 v = 0;
 
-#define SKIP_WS                                                                                    \
-    while (p < end && (*p == ' ' || *p == '\t' || *p == '\r' || *p == '\n'))                     \
-        p++
-    SKIP_WS;
     if (p >= end || *p != '{')
         return FALSE;
-    p++;
-    SKIP_WS;
+    p = event_log_skip_ws(p + 1, end);
     if (end - p < 5 || memcmp(p, "\"seq\"", 5) != 0)
         return FALSE;
-    p += 5;
-    SKIP_WS;
+    p = event_log_skip_ws(p + 5, end);
     if (p >= end || *p != ':')
         return FALSE;
-    p++;
-    SKIP_WS;
-#undef SKIP_WS
+    p = event_log_skip_ws(p + 1, end);
     if (p >= end || !g_ascii_isdigit(*p))
         return FALSE;
     while (p < end && g_ascii_isdigit(*p)) {
@@ -225,8 +228,8 @@ static gboolean
 event_log_write_hwm(EventLog *log, guint64 reserved, guint64 segment, GError **error)
 {
     char buf[64];
-    int len = g_snprintf(buf, sizeof buf, "%" G_GUINT64_FORMAT " %" G_GUINT64_FORMAT "\n",
-                         reserved, segment);
+    int len = g_snprintf(buf, sizeof buf, "%" G_GUINT64_FORMAT " %" G_GUINT64_FORMAT "\n", reserved,
+                         segment);
     gsize done = 0;
     int errsv = 0;
     int fd;
@@ -537,8 +540,8 @@ event_log_open(const char *dir, const EventLogOptions *opts, GError **error)
     if (log->hwm_segment > newest) {
         /* The segment seq.hwm names is gone (removed by hand): the last
          * records cannot be read back; continue after the reservation. */
-        g_warning("%s: newest segments are missing; seq continues after %" G_GUINT64_FORMAT,
-                  dir, MAX(found_last, log->hwm_reserved));
+        g_warning("%s: newest segments are missing; seq continues after %" G_GUINT64_FORMAT, dir,
+                  MAX(found_last, log->hwm_reserved));
         log->last_seq = MAX(found_last, log->hwm_reserved);
     }
     if (log->segs->len == 0 || log->last_seq != found_last) {
@@ -604,7 +607,6 @@ event_log_append(EventLog *log, JsonObject *record, JsonObject **out, GError **e
     g_autofree char *text = NULL;
     g_autoptr(GString) line = NULL;
     EventLogSegment *cur;
-    gboolean rolled = FALSE;
     guint64 seq;
     gsize len = 0;
     gsize done = 0;
@@ -618,8 +620,7 @@ event_log_append(EventLog *log, JsonObject *record, JsonObject **out, GError **e
         *out = NULL;
     seq = log->last_seq + 1;
     if (seq > G_MAXINT64 - EVENT_LOG_HWM_STEP) {
-        g_set_error(error, EVENT_LOG_ERROR, EVENT_LOG_ERROR_INVALID, "%s: seq exhausted",
-                    log->dir);
+        g_set_error(error, EVENT_LOG_ERROR, EVENT_LOG_ERROR_INVALID, "%s: seq exhausted", log->dir);
         return 0;
     }
 
@@ -635,8 +636,7 @@ event_log_append(EventLog *log, JsonObject *record, JsonObject **out, GError **e
     if (log->tail_bad) {
         /* A failed write left part of a record: cut it before going on. */
         if (ftruncate(log->fd, (off_t)cur->size) < 0)
-            return event_log_set_errno(error, errno, "%s: repairing the newest segment",
-                                       log->dir);
+            return event_log_set_errno(error, errno, "%s: repairing the newest segment", log->dir);
         log->tail_bad = FALSE;
     }
     if (cur->size >= log->segment_bytes) {
@@ -645,7 +645,6 @@ event_log_append(EventLog *log, JsonObject *record, JsonObject **out, GError **e
         log->dirty = FALSE;
         if (!event_log_new_segment(log, seq, error))
             return 0;
-        rolled = TRUE;
         cur = event_log_newest(log);
     }
     if (seq > log->hwm_reserved || log->hwm_segment != cur->first) {
@@ -663,7 +662,7 @@ event_log_append(EventLog *log, JsonObject *record, JsonObject **out, GError **e
     log->total += line->len;
     log->last_seq = seq;
     log->dirty = TRUE;
-    if (rolled)
+    if (log->total > log->max_bytes)
         event_log_retain(log);
     if (out)
         *out = g_steal_pointer(&stored);

@@ -1,6 +1,7 @@
 /* The durable event log: every record gets a seq (strictly increasing,
  * never reused across restarts) and a UTC time, and is appended as one JSON
- * line to a segment file.  Old segments are dropped by size; a reader that
+ * line to a segment file.  Old segments are dropped by size (whenever the
+ * total passes max_bytes, oldest first, never the newest); a reader that
  * asks for dropped records is told which range is gone.
  *
  * Storage, in one directory:
@@ -47,7 +48,8 @@ typedef enum {
 typedef struct EventLog EventLog;
 
 typedef struct {
-    guint64 max_bytes;     /* retention: total bytes of all segments; 0 = 64 MiB */
+    guint64 max_bytes;     /* retention: total bytes of all segments; 0 = 64 MiB (the newest
+                              segment is kept even when it alone is larger) */
     guint64 segment_bytes; /* a new segment starts past this; 0 = 4 MiB */
 } EventLogOptions;
 

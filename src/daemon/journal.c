@@ -31,7 +31,10 @@ struct Journal {
     JsonGenerator *gen;
 };
 
-static gboolean G_GNUC_PRINTF(3, 4)
+static gboolean journal_set_errno(GError **error, int errsv, const char *fmt, ...)
+    G_GNUC_PRINTF(3, 4);
+
+static gboolean
 journal_set_errno(GError **error, int errsv, const char *fmt, ...)
 {
     va_list ap;
@@ -243,8 +246,7 @@ journal_apply(Journal *j, JsonObject *line)
     if ((rec = qmp_json_get_object(line, "put"))) {
         if (!qmp_json_get_int(rec, "op", &v) || v < 1)
             return FALSE;
-        g_tree_replace(j->open, journal_op_key((guint64)v),
-                       journal_object_copy(rec));
+        g_tree_replace(j->open, journal_op_key((guint64)v), journal_object_copy(rec));
         j->max_op = MAX(j->max_op, (guint64)v);
         return TRUE;
     }
@@ -296,8 +298,7 @@ journal_replay(Journal *j, GError **error)
         off += (guint64)n;
         n_lines++;
         if (!json_parser_load_from_data(parser, line, n - 1, NULL) ||
-            !(obj = qmp_json_node_object(json_parser_get_root(parser))) ||
-            !journal_apply(j, obj)) {
+            !(obj = qmp_json_node_object(json_parser_get_root(parser))) || !journal_apply(j, obj)) {
             n_bad++;
             continue;
         }
@@ -369,8 +370,7 @@ journal_open(const char *path, GError **error)
     j->dir_dirty = TRUE; /* it may have just been created */
     if (!journal_replay(j, error))
         return NULL;
-    g_debug("%s: %d open ops, max op %" G_GUINT64_FORMAT, path, g_tree_nnodes(j->open),
-            j->max_op);
+    g_debug("%s: %d open ops, max op %" G_GUINT64_FORMAT, path, g_tree_nnodes(j->open), j->max_op);
     journal_maybe_compact(j);
     return g_steal_pointer(&j);
 }

@@ -42,6 +42,7 @@ struct HotplugOp {
     guint steps_done;
     GPtrArray *cleanup;         /* unplug: HotplugStep after the device is gone */
     guint cleanup_done;
+    gboolean was_tracked;       /* superseded a tracked unplug: QEMU had the device */
 };
 
 HotplugOp *hotplug_op_new(HotplugVm *vm, HotplugKind kind, HotplugAction action,

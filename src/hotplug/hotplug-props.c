@@ -27,6 +27,11 @@ hotplug_prop_types_new(JsonNode *reply)
         JsonObject *p = qmp_json_node_object(json_array_get_element(arr, i));
         const char *name = qmp_json_get_string(p, "name");
         const char *type = qmp_json_get_string(p, "type");
+        const char *desc = qmp_json_get_string(p, "description");
+        /* a PCI address ("addr") says int32 but is QEMU's own text syntax,
+         * hex slot[.fn]: as a number it means something else */
+        if (type && desc && g_str_has_prefix(desc, "Slot and optional function number"))
+            type = "str";
         if (name && type)
             g_hash_table_insert(t->types, g_strdup(name), g_strdup(type));
     }
@@ -110,6 +115,8 @@ hotplug_parse_int(const char *text, gboolean is_unsigned, JsonNode **out)
     if (!g_ascii_isdigit(*p) || (neg && is_unsigned))
         return FALSE;
     errno = 0;
+    if (p[0] == '0' && (p[1] == 'x' || p[1] == 'X') && !g_ascii_isxdigit(p[2]))
+        return FALSE; /* "0x", "0x 5", "0x+5": strtoull would take them */
     if (p[0] == '0' && (p[1] == 'x' || p[1] == 'X'))
         v = g_ascii_strtoull(p + 2, &end, 16);
     else

@@ -5,6 +5,7 @@
 #include <string.h>
 
 #include "hotplug-service.h"
+#include "hotplug-service-priv.h"
 #include "qmp-caps.h"
 #include "qmp-json.h"
 
@@ -16,6 +17,7 @@ typedef struct {
     guint conn_listener;
     guint vm_listener;
     HotplugService *svc;
+    HotplugServiceHostdev *hostdev;
 } HotplugServiceVm;
 
 typedef struct {
@@ -32,6 +34,8 @@ struct HotplugService {
     GArray *listeners;     /* HotplugServiceListenerEntry */
     guint next_listener_id;
     GPtrArray *requests;   /* HotplugRequest still waiting for a reply */
+    char *sysfs_root, *hostdev_state_file; /* opts' strings point here */
+    HotplugHostdevRegistry *hostdevs;      /* made on first use */
 };
 
 struct HotplugRequest {
@@ -170,6 +174,7 @@ hotplug_service_conn_state_cb(QmpConn *conn, QmpConnState state, const GError *e
 
     switch (state) {
     case QMP_CONN_READY:
+        hotplug_service_hostdev_connected(sv->hostdev);
         hotplug_service_vm_state(sv->svc, sv->name, "connected", NULL);
         break;
     case QMP_CONN_CLOSED:
@@ -199,6 +204,7 @@ hotplug_vm_name_valid(const char *name)
 static void
 hotplug_service_vm_free(HotplugServiceVm *sv)
 {
+    hotplug_service_hostdev_free(sv->hostdev);
     hotplug_vm_remove_listener(sv->vm, sv->vm_listener);
     qmp_conn_remove_listener(sv->conn, sv->conn_listener);
     hotplug_vm_free(sv->vm);
@@ -243,6 +249,7 @@ hotplug_service_add_vm(HotplugService *svc, const char *name, const char *qmp_pa
     sv->path = g_strdup(qmp_path);
     sv->conn = qmp_conn_new(svc->base, qmp_path, &copts);
     sv->vm = hotplug_vm_new(name, sv->conn, &vopts);
+    sv->hostdev = hotplug_service_hostdev_new(svc, sv->vm);
     sv->conn_listener = qmp_conn_add_listener(sv->conn, &cl, sv);
     sv->vm_listener = hotplug_vm_add_listener(sv->vm, &vl, sv);
     g_hash_table_insert(svc->vms, sv->name, sv);
@@ -263,8 +270,26 @@ hotplug_service_remove_vm(HotplugService *svc, const char *name, GError **error)
         g_set_error(error, HOTPLUG_ERROR, HOTPLUG_ERROR_NOT_FOUND, "no VM named '%s'", name);
         return FALSE;
     }
+    /* its host devices are free for other VMs now */
+    if (svc->hostdevs)
+        hotplug_hostdev_registry_release_vm(svc->hostdevs, copy);
     hotplug_service_vm_state(svc, copy, "removed", NULL);
     return TRUE;
+}
+
+HotplugHostdevRegistry *
+hotplug_service_get_hostdev_registry(HotplugService *svc, GError **error)
+{
+    if (!svc->hostdevs)
+        svc->hostdevs = hotplug_hostdev_registry_new(svc->hostdev_state_file, error);
+    return svc->hostdevs;
+}
+
+HotplugServiceHostdev *
+hotplug_service_get_hostdev(HotplugService *svc, const char *name)
+{
+    HotplugServiceVm *sv = g_hash_table_lookup(svc->vms, name);
+    return sv ? sv->hostdev : NULL;
 }
 
 HotplugVm *
@@ -317,12 +342,16 @@ hotplug_service_new(struct event_base *base, const HotplugServiceOptions *opts)
             defaults = FALSE;
     if (defaults)
         timeout_policy_init(&svc->opts.timeouts);
+    svc->opts.sysfs_root = svc->sysfs_root = g_strdup(svc->opts.sysfs_root);
+    svc->opts.hostdev_state_file = svc->hostdev_state_file =
+        g_strdup(svc->opts.hostdev_state_file);
     svc->vms = g_hash_table_new_full(g_str_hash, g_str_equal, NULL,
                                      (GDestroyNotify)hotplug_service_vm_free);
     svc->commands = g_hash_table_new(g_str_hash, g_str_equal);
     svc->listeners = g_array_new(FALSE, TRUE, sizeof(HotplugServiceListenerEntry));
     svc->requests = g_ptr_array_new();
     hotplug_service_register(svc, hotplug_service_base_commands);
+    hotplug_service_register(svc, hotplug_disk_commands);
     return svc;
 }
 
@@ -350,6 +379,9 @@ hotplug_service_free(HotplugService *svc)
     g_ptr_array_unref(svc->requests);
     g_hash_table_unref(svc->commands);
     g_array_unref(svc->listeners);
+    hotplug_hostdev_registry_free(svc->hostdevs);
+    g_free(svc->sysfs_root);
+    g_free(svc->hostdev_state_file);
     g_free(svc);
 }
 
@@ -714,6 +746,7 @@ hotplug_cmd_vm_add(HotplugService *svc, HotplugRequest *req, JsonObject *args)
 {
     const char *name, *qmp;
     GError *error = NULL;
+    g_autoptr(JsonObject) empty = json_object_new();
 
     if (!hotplug_request_arg_string(req, args, "name", TRUE, &name) ||
         !hotplug_request_arg_string(req, args, "qmp", TRUE, &qmp))
@@ -722,7 +755,8 @@ hotplug_cmd_vm_add(HotplugService *svc, HotplugRequest *req, JsonObject *args)
         hotplug_request_fail(req, error);
         return;
     }
-    hotplug_request_return(req, json_node_init_object(json_node_alloc(), json_object_new()));
+    /* json_node_init_object takes its own reference on the object */
+    hotplug_request_return(req, json_node_init_object(json_node_alloc(), empty));
 }
 
 static void
@@ -730,6 +764,7 @@ hotplug_cmd_vm_remove(HotplugService *svc, HotplugRequest *req, JsonObject *args
 {
     const char *name;
     GError *error = NULL;
+    g_autoptr(JsonObject) empty = json_object_new();
 
     if (!hotplug_request_arg_string(req, args, "name", TRUE, &name))
         return;
@@ -737,7 +772,8 @@ hotplug_cmd_vm_remove(HotplugService *svc, HotplugRequest *req, JsonObject *args
         hotplug_request_fail(req, error);
         return;
     }
-    hotplug_request_return(req, json_node_init_object(json_node_alloc(), json_object_new()));
+    /* json_node_init_object takes its own reference on the object */
+    hotplug_request_return(req, json_node_init_object(json_node_alloc(), empty));
 }
 
 static void

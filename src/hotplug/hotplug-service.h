@@ -23,6 +23,8 @@ typedef struct {
     gboolean direct;                     /* direct mode: no reconnect, vm-gone on close */
     TimeoutPolicy timeouts;              /* zero: defaults */
     HotplugUnplugOptions default_unplug; /* retry policy when a request gives none */
+    const char *sysfs_root;              /* host device checks; NULL: /sys */
+    const char *hostdev_state_file;      /* host device claims; NULL: in memory */
 } HotplugServiceOptions;
 
 typedef struct {

@@ -510,7 +510,7 @@ hotplug_vm_unplug_reply_cb(QmpConn *conn, JsonNode *ret, const GError *error, gp
             timeout_deadline_arm(op->deadline, op->timeout_ms);
         }
     } else if (error->domain == QMP_ERROR && error->code == QMP_ERROR_DEVICE_NOT_FOUND &&
-               op->attempts > 1) {
+               (op->attempts > 1 || op->was_tracked)) {
         /* we asked before, so it existed: now it is gone */
         hotplug_vm_device_gone(vm, op);
     } else {
@@ -588,6 +588,7 @@ hotplug_vm_unplug(HotplugVm *vm, HotplugKind kind, const char *device,
 {
     HotplugOp *op = g_hash_table_lookup(vm->ops, device);
     HotplugUnplugOptions none = {0};
+    gboolean tracked;
 
     if (attached)
         *attached = FALSE;
@@ -612,7 +613,10 @@ hotplug_vm_unplug(HotplugVm *vm, HotplugKind kind, const char *device,
         return NULL;
     if (op)
         hotplug_vm_supersede(vm, op);
+    /* a tracked unplug was superseded: QEMU had the device */
+    tracked = op != NULL;
     op = hotplug_op_new(vm, kind, HOTPLUG_ACTION_UNPLUG, device);
+    op->was_tracked = tracked;
     op->timeout_ms = opts->timeout_ms ? opts->timeout_ms
                                       : vm->opts.timeouts.ms[hotplug_kind_timeout_class(kind)];
     op->max_attempts = 1 + opts->retries;

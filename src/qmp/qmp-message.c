@@ -49,6 +49,41 @@ qmp_json_depth(const char *text, gsize len, guint max_depth)
     return deepest;
 }
 
+/* TRUE when text holds a second JSON value after the first: json-glib
+ * 1.6 accepts '{...}{...}' and '5 {...}' and leaks all but one root. */
+gboolean
+qmp_json_has_second_value(const char *text, gsize len)
+{
+    guint depth = 0;
+    gboolean in_string = FALSE, escaped = FALSE, seen = FALSE;
+
+    for (gsize i = 0; i < len; i++) {
+        char ch = text[i];
+        if (in_string) {
+            if (escaped)
+                escaped = FALSE;
+            else if (ch == '\\')
+                escaped = TRUE;
+            else if (ch == '"')
+                in_string = FALSE;
+            continue;
+        }
+        if (ch == '{' || ch == '[') {
+            if (depth == 0 && seen)
+                return TRUE;
+            depth++;
+        } else if (ch == '}' || ch == ']') {
+            if (depth > 0)
+                depth--;
+        } else if (ch == '"') {
+            in_string = TRUE;
+        }
+        if (ch != ' ' && ch != '\t' && ch != '\r' && ch != '\n')
+            seen = TRUE;
+    }
+    return FALSE;
+}
+
 void
 qmp_message_free(QmpMessage *msg)
 {
@@ -163,6 +198,11 @@ qmp_message_parse(const char *line, gsize len, guint max_depth, GError **error)
     }
     if (memchr(line, '\0', len)) {
         g_set_error(error, QMP_ERROR, QMP_ERROR_PROTOCOL, "QMP message contains a NUL byte");
+        return NULL;
+    }
+    if (qmp_json_has_second_value(line, len)) {
+        g_set_error(error, QMP_ERROR, QMP_ERROR_PROTOCOL,
+                    "malformed QMP message: more than one JSON value");
         return NULL;
     }
     parser = json_parser_new();

@@ -15,7 +15,15 @@ static void
 timeout_deadline_fire_cb(evutil_socket_t fd, short what, void *opaque)
 {
     TimeoutDeadline *d = opaque;
+    gint64 early = d->when_us - g_get_monotonic_time();
 
+    /* libevent 2.1 times with CLOCK_MONOTONIC_COARSE (4 ms ticks here) and
+     * can wake a few ms early: never fire before the instant asked for */
+    if (early > 0) {
+        struct timeval tv = {early / G_USEC_PER_SEC, early % G_USEC_PER_SEC};
+        evtimer_add(d->ev, &tv);
+        return;
+    }
     d->lateness_us = MAX(0, g_get_monotonic_time() - d->when_us);
     d->when_us = -1;
     d->fn(d, d->opaque);

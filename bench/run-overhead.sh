@@ -1,0 +1,274 @@
+#!/bin/bash
+# bench/run-overhead.sh: what qmp-hotplug's clients cost over raw QMP, on a
+# real QEMU 7.2 (issue 7, "Overhead against the floor").
+#
+# Boots one QEMU (no guest: usb-kbd on qemu-xhci unplugs without one) with
+# two QMP sockets:
+#   qmp1.sock  the direct clients, one at a time: qmp-floor, bench-engine,
+#              hotplugctl (direct mode, a process per command)
+#   qmp2.sock  reserved for hotplugd's persistent connection (see ADDING A
+#              CLIENT below); unused until the daemon exists
+# Runs the clients alternately in rounds (the order flips every round, so
+# drift on a shared machine hits all of them alike), collects every sample
+# as "METRIC MICROSECONDS" in $T/<client>.samples, and prints median and
+# p99 per metric and client, with ratios against the floor of the same run.
+#
+# ADDING A CLIENT (e.g. hotplugd): write run_<name> ROUND that appends
+# "METRIC MICROSECONDS" lines (metrics: cycle add del query unplug1
+# unplugK) to "$T/<name>.samples" (run it under "${CLIENT_PIN[@]}"), start
+# what it needs in start_clients (hotplugd: start it once, register
+# $SOCK_DAEMON as a VM), stop it in stop_clients, and add <name> to
+# CLIENTS.  The table picks it up.
+#
+# QEMU is always killed (trap), also on failure or Ctrl-C.
+set -euo pipefail
+
+usage() {
+    cat <<'EOF'
+usage: bench/run-overhead.sh [options]
+  --builddir DIR   where bench/qmp-floor etc. were built (default: . if it
+                   has them, else the source tree's build/)
+  --cycles N       cycles and query-status round trips per client (default 500)
+  --rounds R       split them into R alternating rounds (default 10)
+  --ctl-cycles N   hotplugctl cycles, a process per command (default 50)
+  --burst K        time K unplugs at once against one (default 10)
+  --bursts N       rounds of that per client (default 50)
+  --short          a quick run: 100 cycles, 2 rounds, 10 hotplugctl cycles, 10 bursts
+  --keep           keep the samples directory and print its path
+  --pin MODE       split: QEMU on CPU 0, the clients on CPU 1 (default with 2+ CPUs);
+                   same: all on CPU 0; none: let the scheduler place them.  Whether
+                   client and QEMU share a CPU moves a round trip by ~50 us here, so
+                   every client gets the same placement
+  --qemu PATH      QEMU binary (default $QEMU or qemu-system-x86_64)
+EOF
+}
+
+SRCDIR=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+BUILDDIR=""
+CYCLES=500
+ROUNDS=10
+CTL_CYCLES=50
+BURST=10
+BURSTS=50
+KEEP=0
+PIN=""
+QEMU=${QEMU:-qemu-system-x86_64}
+
+while [ $# -gt 0 ]; do
+    case "$1" in
+    --builddir) BUILDDIR=$2; shift 2 ;;
+    --cycles) CYCLES=$2; shift 2 ;;
+    --rounds) ROUNDS=$2; shift 2 ;;
+    --ctl-cycles) CTL_CYCLES=$2; shift 2 ;;
+    --burst) BURST=$2; shift 2 ;;
+    --bursts) BURSTS=$2; shift 2 ;;
+    --short) CYCLES=100; ROUNDS=2; CTL_CYCLES=10; BURSTS=10; shift ;;
+    --keep) KEEP=1; shift ;;
+    --qemu) QEMU=$2; shift 2 ;;
+    --pin) PIN=$2; shift 2 ;;
+    -h | --help) usage; exit 0 ;;
+    *) usage >&2; exit 2 ;;
+    esac
+done
+for v in CYCLES ROUNDS CTL_CYCLES BURST BURSTS; do
+    case "${!v}" in '' | *[!0-9]*) echo "run-overhead: bad number for $v: ${!v}" >&2; exit 2 ;; esac
+done
+[ "$ROUNDS" -ge 1 ] || { echo "run-overhead: --rounds must be at least 1" >&2; exit 2; }
+[ "$BURST" -ge 2 ] || { echo "run-overhead: --burst must be at least 2" >&2; exit 2; }
+
+if [ -z "$BUILDDIR" ]; then
+    if [ -x ./bench/qmp-floor ]; then BUILDDIR=$PWD; else BUILDDIR=$SRCDIR/build; fi
+fi
+FLOOR=$BUILDDIR/bench/qmp-floor
+ENGINE=$BUILDDIR/bench/bench-engine
+for p in "$FLOOR" "$ENGINE" "$BUILDDIR/hotplugctl"; do
+    [ -x "$p" ] || { echo "run-overhead: $p is missing: run make first" >&2; exit 1; }
+done
+# hotplugctl as a user runs it: the real binary, not libtool's shell wrapper
+# (which would add a bash start to every command)
+if [ -x "$BUILDDIR/.libs/hotplugctl" ] && head -c 200 "$BUILDDIR/hotplugctl" | grep -q libtool; then
+    CTL=$BUILDDIR/.libs/hotplugctl
+    export LD_LIBRARY_PATH=$BUILDDIR/.libs${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}
+else
+    CTL=$BUILDDIR/hotplugctl
+fi
+command -v "$QEMU" >/dev/null || { echo "run-overhead: QEMU not found: $QEMU" >&2; exit 1; }
+
+if [ -z "$PIN" ]; then
+    if [ "$(nproc)" -ge 2 ] && command -v taskset >/dev/null; then PIN=split; else PIN=none; fi
+fi
+case "$PIN" in
+split) QEMU_PIN=(taskset -c 0); CLIENT_PIN=(taskset -c 1) ;;
+same) QEMU_PIN=(taskset -c 0); CLIENT_PIN=(taskset -c 0) ;;
+none) QEMU_PIN=(); CLIENT_PIN=() ;;
+*) echo "run-overhead: --pin wants split, same or none" >&2; exit 2 ;;
+esac
+
+T=$(mktemp -d "${TMPDIR:-/tmp}/qhp-bench-XXXXXX")
+SOCK_DIRECT=$T/qmp1.sock
+SOCK_DAEMON=$T/qmp2.sock
+QEMU_PID=""
+
+stop_qemu() {
+    if [ -n "$QEMU_PID" ]; then
+        kill -KILL "$QEMU_PID" 2>/dev/null || true
+        wait "$QEMU_PID" 2>/dev/null || true
+        QEMU_PID=""
+    fi
+}
+
+cleanup() {
+    local rc=$?
+    if declare -F stop_clients >/dev/null; then stop_clients || true; fi
+    stop_qemu
+    if [ "$KEEP" = 1 ]; then echo "samples kept in $T"; else rm -rf "$T"; fi
+    exit $rc
+}
+trap cleanup EXIT
+trap 'exit 130' INT TERM
+
+# start_qemu [-S]
+start_qemu() {
+    rm -f "$SOCK_DIRECT" "$SOCK_DAEMON"
+    "${QEMU_PIN[@]}" "$QEMU" -accel tcg -machine q35 -nodefaults -display none -device qemu-xhci,id=xhci "$@" \
+        -qmp "unix:$SOCK_DIRECT,server=on,wait=off" -qmp "unix:$SOCK_DAEMON,server=on,wait=off" \
+        >"$T/qemu.log" 2>&1 &
+    QEMU_PID=$!
+    for _ in $(seq 200); do
+        [ -S "$SOCK_DIRECT" ] && [ -S "$SOCK_DAEMON" ] && return 0
+        kill -0 "$QEMU_PID" 2>/dev/null || break
+        sleep 0.1
+    done
+    echo "run-overhead: QEMU did not start:" >&2
+    cat "$T/qemu.log" >&2
+    exit 1
+}
+
+# ---- the clients ------------------------------------------------------------
+
+CLIENTS="floor engine hotplugctl"
+
+start_clients() { :; }
+stop_clients() { :; }
+
+per_round() { # total -> this round's share (the first rounds take the remainder)
+    local total=$1 round=$2
+    echo $(( total / ROUNDS + (round <= total % ROUNDS ? 1 : 0) ))
+}
+
+run_floor() {
+    local n b
+    n=$(per_round "$CYCLES" "$1")
+    b=$(per_round "$BURSTS" "$1")
+    "${CLIENT_PIN[@]}" "$FLOOR" "$SOCK_DIRECT" --cycles "$n" --queries "$n" --burst "$BURST" --bursts "$b" \
+        --prefix "f$1x" --samples "$T/floor.samples" >>"$T/floor.log"
+}
+
+run_engine() {
+    local n b
+    n=$(per_round "$CYCLES" "$1")
+    b=$(per_round "$BURSTS" "$1")
+    "${CLIENT_PIN[@]}" "$ENGINE" "$SOCK_DIRECT" --cycles "$n" --queries "$n" --burst "$BURST" --bursts "$b" \
+        --prefix "e$1x" --samples "$T/engine.samples" >>"$T/engine.log"
+}
+
+# $EPOCHREALTIME ("s.µs", always 6 decimals; "," in some locales) as integer µs
+now_us() { local t=$EPOCHREALTIME; echo $(( 10#${t//[.,]/} )); }
+
+run_hotplugctl() {
+    local n i t0 t1 t2 dev
+    n=$(per_round "$CTL_CYCLES" "$1")
+    for ((i = 0; i < n; i++)); do
+        dev=c$1x$i
+        t0=$(now_us)
+        "${CLIENT_PIN[@]}" "$CTL" device add "$SOCK_DIRECT" usb-kbd "$dev" bus=xhci.0 >>"$T/hotplugctl.log" 2>&1 ||
+            { echo "run-overhead: hotplugctl device add failed:" >&2; tail -3 "$T/hotplugctl.log" >&2; exit 1; }
+        t1=$(now_us)
+        "${CLIENT_PIN[@]}" "$CTL" device del "$SOCK_DIRECT" "$dev" >>"$T/hotplugctl.log" 2>&1 ||
+            { echo "run-overhead: hotplugctl device del failed:" >&2; tail -3 "$T/hotplugctl.log" >&2; exit 1; }
+        t2=$(now_us)
+        printf 'cycle %d\nadd %d\ndel %d\n' $((t2 - t0)) $((t1 - t0)) $((t2 - t1)) \
+            >>"$T/hotplugctl.samples"
+    done
+}
+
+# ---- statistics -----------------------------------------------------------------
+
+# stats FILE METRIC -> "N MEDIAN P99" (nearest rank, as bench/bench-stats.c)
+stats() {
+    awk -v m="$2" '$1 == m { print $2 }' "$1" | sort -g | awk '
+        { v[NR] = $1 }
+        END {
+            if (NR == 0) { print "0 0 0"; exit }
+            r50 = int(0.50 * NR); if (r50 < 0.50 * NR) r50++; if (r50 < 1) r50 = 1
+            r99 = int(0.99 * NR); if (r99 < 0.99 * NR) r99++; if (r99 < 1) r99 = 1
+            printf "%d %.1f %.1f\n", NR, v[r50], v[r99]
+        }'
+}
+
+ratio() { awk -v a="$1" -v b="$2" 'BEGIN { if (b > 0) printf "%.2f", a / b; else printf "-" }'; }
+
+print_table() {
+    local metric client f n med p99 fn fmed fp99
+    printf '\n%-9s %-11s %6s %12s %12s %10s %10s\n' metric client n median_us p99_us 'med/floor' 'p99/floor'
+    for metric in cycle add del query unplug1 "unplug$BURST"; do
+        read -r fn fmed fp99 < <(stats "$T/floor.samples" "$metric")
+        for client in $CLIENTS; do
+            f=$T/$client.samples
+            [ -f "$f" ] || continue
+            read -r n med p99 < <(stats "$f" "$metric")
+            [ "$n" -gt 0 ] || continue
+            printf '%-9s %-11s %6d %12.1f %12.1f %10s %10s\n' "$metric" "$client" "$n" "$med" "$p99" \
+                "$(ratio "$med" "$fmed")" "$(ratio "$p99" "$fp99")"
+        done
+    done
+    printf '\n%d unplugs at once on one VM against one unplug (same client):\n' "$BURST"
+    for client in $CLIENTS; do
+        f=$T/$client.samples
+        [ -f "$f" ] || continue
+        read -r n med p99 < <(stats "$f" "unplug$BURST")
+        [ "$n" -gt 0 ] || continue
+        read -r fn fmed fp99 < <(stats "$f" unplug1)
+        printf '  %-11s median %s x, p99 %s x\n' "$client" "$(ratio "$med" "$fmed")" "$(ratio "$p99" "$fp99")"
+    done
+    cat <<'EOF'
+
+issue 7 targets: hotplugd cycle <= 1.05 x floor (median and p99, >= 500 cycles);
+query-status through hotplugd <= 1.2 x floor; K unplugs at once <= 1.2 x one unplug.
+EOF
+}
+
+# ---- the run --------------------------------------------------------------------
+
+start_qemu -S
+# usb-kbd's DEVICE_DELETED comes even while the VM is paused (-S): check,
+# and boot without -S should this QEMU differ
+PAUSED=yes
+if ! "$FLOOR" "$SOCK_DIRECT" --cycles 1 --queries 0 --warmup 0 --timeout 5000 --prefix probe \
+    >/dev/null 2>"$T/probe.log"; then
+    echo "run-overhead: no DEVICE_DELETED under -S ($(cat "$T/probe.log")); running the VM" >&2
+    stop_qemu
+    start_qemu
+    PAUSED=no
+    "$FLOOR" "$SOCK_DIRECT" --cycles 1 --queries 0 --warmup 0 --timeout 5000 --prefix probe >/dev/null
+fi
+
+echo "qmp-hotplug overhead benchmark, $(date -u +%Y-%m-%dT%H:%M:%SZ)"
+echo "QEMU: $("$QEMU" --version | head -1); q35, TCG, qemu-xhci + usb-kbd, paused (-S): $PAUSED"
+echo "host: $(nproc) CPUs, load average $(cut -d' ' -f1-3 /proc/loadavg); placement (--pin): $PIN"
+echo "runs: $CYCLES cycles and $CYCLES query-status per client in $ROUNDS alternating rounds," \
+    "$BURSTS x (1 vs $BURST unplugs), hotplugctl $CTL_CYCLES cycles"
+
+start_clients
+for ((round = 1; round <= ROUNDS; round++)); do
+    order=$CLIENTS
+    # flip the order every other round
+    if ((round % 2 == 0)); then order=$(echo "$CLIENTS" | tr ' ' '\n' | tac | tr '\n' ' '); fi
+    for client in $order; do
+        "run_$client" "$round"
+    done
+    echo "round $round/$ROUNDS done ($order)" >&2
+done
+stop_clients
+
+print_table
