@@ -47,6 +47,12 @@ qmp_caps_set_schema(QmpCaps *caps, JsonNode *schema_ret)
 {
     JsonArray *arr = qmp_json_node_array(schema_ret);
 
+    /* the list is computed from the schema: compute it again */
+    if (caps->list) {
+        g_ptr_array_unref(caps->list);
+        caps->list = NULL;
+    }
+
     for (guint i = 0; arr && i < json_array_get_length(arr); i++) {
         JsonObject *e = qmp_json_node_object(json_array_get_element(arr, i));
         const char *name = qmp_json_get_string(e, "name");

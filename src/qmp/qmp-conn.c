@@ -255,6 +255,9 @@ qmp_conn_notify_state(QmpConn *c, const GError *error)
 {
     QmpConnState state = c->state;
 
+    /* a listener may drop the last reference: keep c until the loop ends
+     * (the caller must not touch c after a notification) */
+    qmp_conn_ref(c);
     c->dispatching++;
     /* listeners added during dispatch are not called for this change */
     for (guint i = 0, n = c->listeners->len; i < n; i++) {
@@ -264,6 +267,7 @@ qmp_conn_notify_state(QmpConn *c, const GError *error)
     }
     if (--c->dispatching == 0)
         qmp_conn_compact_listeners(c);
+    qmp_conn_unref(c);
 }
 
 static void
@@ -464,7 +468,7 @@ qmp_conn_start_connect(QmpConn *c, GError **error)
 {
     g_autofree char *host = NULL, *port = NULL;
     struct bufferevent *bev;
-    int rc;
+    int rc, fd;
 
     if (qmp_conn_parse_tcp(c->address, &host, &port)) {
         struct addrinfo hints = {.ai_socktype = SOCK_STREAM, .ai_flags = AI_NUMERICSERV};
@@ -489,8 +493,23 @@ qmp_conn_start_connect(QmpConn *c, GError **error)
             return FALSE;
         }
         strcpy(sun.sun_path, c->address);
-        bev = bufferevent_socket_new(c->base, -1, BEV_OPT_CLOSE_ON_FREE);
-        rc = bufferevent_socket_connect(bev, (struct sockaddr *)&sun, sizeof(sun));
+        /* a UNIX connect completes or fails at once: do it here, so the
+         * error is the real one (libevent's deferred report loses errno) */
+        fd = socket(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+        if (fd < 0 || connect(fd, (struct sockaddr *)&sun, sizeof(sun)) < 0) {
+            int err = errno;
+            if (fd >= 0)
+                close(fd);
+            g_set_error(error, QMP_ERROR, QMP_ERROR_CONNECT, "cannot connect to %s: %s",
+                        c->address, g_strerror(err));
+            return FALSE;
+        }
+        bev = bufferevent_socket_new(c->base, fd, BEV_OPT_CLOSE_ON_FREE);
+        c->state = QMP_CONN_CONNECTING;
+        qmp_conn_attach(c, bev);
+        qmp_conn_notify_state(c, NULL);
+        qmp_conn_set_state(c, QMP_CONN_GREETING);
+        return TRUE;
     }
     if (rc < 0) {
         int err = errno;
@@ -503,6 +522,16 @@ qmp_conn_start_connect(QmpConn *c, GError **error)
     qmp_conn_attach(c, bev);
     qmp_conn_notify_state(c, NULL);
     return TRUE;
+}
+
+/* A retry that failed at once: no state change to announce (it is still
+ * CLOSED), only the reason to keep and the next try to schedule. */
+static void
+qmp_conn_connect_failed(QmpConn *c, GError *reason)
+{
+    g_clear_error(&c->last_error);
+    c->last_error = reason;
+    qmp_conn_schedule_reconnect(c);
 }
 
 gboolean
@@ -520,13 +549,13 @@ qmp_conn_open(QmpConn *c, GError **error)
     c->user_closed = FALSE;
     if (qmp_conn_start_connect(c, &local))
         return TRUE;
-    g_clear_error(&c->last_error);
-    c->last_error = g_error_copy(local);
     if (c->opts.reconnect) {
         g_message("%s", local->message);
-        qmp_conn_schedule_reconnect(c);
+        qmp_conn_connect_failed(c, g_steal_pointer(&local));
         return TRUE;
     }
+    g_clear_error(&c->last_error);
+    c->last_error = g_error_copy(local);
     g_propagate_error(error, g_steal_pointer(&local));
     return FALSE;
 }
@@ -542,9 +571,7 @@ qmp_conn_reconnect_cb(evutil_socket_t fd, short what, void *opaque)
         return;
     if (!qmp_conn_start_connect(c, &local)) {
         g_debug("%s", local->message);
-        g_clear_error(&c->last_error);
-        c->last_error = g_steal_pointer(&local);
-        qmp_conn_schedule_reconnect(c);
+        qmp_conn_connect_failed(c, g_steal_pointer(&local));
     }
 }
 
