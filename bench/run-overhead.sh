@@ -108,6 +108,16 @@ T=$(mktemp -d "${TMPDIR:-/tmp}/qhp-bench-XXXXXX")
 SOCK_DIRECT=$T/qmp1.sock
 SOCK_DAEMON=$T/qmp2.sock
 QEMU_PID=""
+CHILD_PID=""
+
+# Run a client in the background and wait for it: a signal to the script
+# then interrupts the wait at once (bash runs traps only between commands).
+run_child() {
+    "$@" &
+    CHILD_PID=$!
+    wait "$CHILD_PID"
+    CHILD_PID=""
+}
 
 stop_qemu() {
     if [ -n "$QEMU_PID" ]; then
@@ -119,13 +129,15 @@ stop_qemu() {
 
 cleanup() {
     local rc=$?
+    if [ -n "$CHILD_PID" ]; then kill -TERM "$CHILD_PID" 2>/dev/null || true; fi
     if declare -F stop_clients >/dev/null; then stop_clients || true; fi
     stop_qemu
     if [ "$KEEP" = 1 ]; then echo "samples kept in $T"; else rm -rf "$T"; fi
     exit $rc
 }
 trap cleanup EXIT
-trap 'exit 130' INT TERM
+trap 'exit 130' INT
+trap 'exit 143' TERM
 
 # start_qemu [-S]
 start_qemu() {
@@ -160,16 +172,16 @@ run_floor() {
     local n b
     n=$(per_round "$CYCLES" "$1")
     b=$(per_round "$BURSTS" "$1")
-    "${CLIENT_PIN[@]}" "$FLOOR" "$SOCK_DIRECT" --cycles "$n" --queries "$n" --burst "$BURST" --bursts "$b" \
-        --prefix "f$1x" --samples "$T/floor.samples" >>"$T/floor.log"
+    run_child "${CLIENT_PIN[@]}" "$FLOOR" "$SOCK_DIRECT" --cycles "$n" --queries "$n" \
+        --burst "$BURST" --bursts "$b" --prefix "f$1x" --samples "$T/floor.samples" >>"$T/floor.log"
 }
 
 run_engine() {
     local n b
     n=$(per_round "$CYCLES" "$1")
     b=$(per_round "$BURSTS" "$1")
-    "${CLIENT_PIN[@]}" "$ENGINE" "$SOCK_DIRECT" --cycles "$n" --queries "$n" --burst "$BURST" --bursts "$b" \
-        --prefix "e$1x" --samples "$T/engine.samples" >>"$T/engine.log"
+    run_child "${CLIENT_PIN[@]}" "$ENGINE" "$SOCK_DIRECT" --cycles "$n" --queries "$n" \
+        --burst "$BURST" --bursts "$b" --prefix "e$1x" --samples "$T/engine.samples" >>"$T/engine.log"
 }
 
 # $EPOCHREALTIME ("s.µs", always 6 decimals; "," in some locales) as integer µs
@@ -181,10 +193,10 @@ run_hotplugctl() {
     for ((i = 0; i < n; i++)); do
         dev=c$1x$i
         t0=$(now_us)
-        "${CLIENT_PIN[@]}" "$CTL" device add "$SOCK_DIRECT" usb-kbd "$dev" bus=xhci.0 >>"$T/hotplugctl.log" 2>&1 ||
+        run_child "${CLIENT_PIN[@]}" "$CTL" device add "$SOCK_DIRECT" usb-kbd "$dev" bus=xhci.0 >>"$T/hotplugctl.log" 2>&1 ||
             { echo "run-overhead: hotplugctl device add failed:" >&2; tail -3 "$T/hotplugctl.log" >&2; exit 1; }
         t1=$(now_us)
-        "${CLIENT_PIN[@]}" "$CTL" device del "$SOCK_DIRECT" "$dev" >>"$T/hotplugctl.log" 2>&1 ||
+        run_child "${CLIENT_PIN[@]}" "$CTL" device del "$SOCK_DIRECT" "$dev" >>"$T/hotplugctl.log" 2>&1 ||
             { echo "run-overhead: hotplugctl device del failed:" >&2; tail -3 "$T/hotplugctl.log" >&2; exit 1; }
         t2=$(now_us)
         printf 'cycle %d\nadd %d\ndel %d\n' $((t2 - t0)) $((t1 - t0)) $((t2 - t1)) \

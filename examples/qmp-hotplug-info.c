@@ -31,7 +31,8 @@ typedef struct {
 
 /* Called once, from the event loop, when every probe query has answered. */
 static void
-info_caps_cb(QmpConn *conn G_GNUC_UNUSED, QmpCaps *caps, const GError *error, gpointer opaque)
+info_caps_cb(QmpConn *conn G_GNUC_UNUSED, QmpCaps *caps, const GError *error,
+             gpointer opaque)
 {
     InfoProbe *p = opaque;
 

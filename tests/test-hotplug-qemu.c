@@ -43,8 +43,8 @@ typedef struct {
     /* library level */
     QmpConn *conn;
     HotplugVm *vm;
-    GPtrArray *trace;        /* "EVENT DEVICE OUTCOME ATTEMPTS" */
-    GHashTable *deleted_us;  /* device -> monotonic time of its DEVICE_DELETED */
+    GPtrArray *trace;       /* "EVENT DEVICE OUTCOME ATTEMPTS" */
+    GHashTable *deleted_us; /* device -> monotonic time of its DEVICE_DELETED */
     CtlRun *run;
 } Fixture;
 
@@ -59,9 +59,9 @@ spare_event_cb(QmpConn *conn, const QmpEvent *ev, gpointer opaque)
     Fixture *f = opaque;
 
     if (g_str_equal(ev->name, "DEVICE_DELETED"))
-        g_ptr_array_add(f->spare_events,
-                        g_strdup_printf("%s %s", ev->name,
-                                        qmp_json_get_string(ev->data, "path") ?: "?"));
+        g_ptr_array_add(
+            f->spare_events,
+            g_strdup_printf("%s %s", ev->name, qmp_json_get_string(ev->data, "path") ?: "?"));
 }
 
 static int
@@ -183,7 +183,7 @@ peripheral_has(Fixture *f, const char *id)
 /* Run the loop until cond or ms. */
 #define RUN_UNTIL(f, cond, ms)                                                                     \
     do {                                                                                           \
-        gint64 end_ = g_get_monotonic_time() + (gint64)(ms) * 1000;                                \
+        gint64 end_ = g_get_monotonic_time() + (gint64)(ms)*1000;                                  \
         while (!(cond) && g_get_monotonic_time() < end_) {                                         \
             struct timeval tv_ = {0, 20000};                                                       \
             evtimer_add((f)->tick, &tv_);                                                          \
@@ -235,8 +235,7 @@ ctl_spawn(GPtrArray *argv, char **out, char **err, int *status)
         *status = -1;
     }
     if (g_getenv("HOTPLUG_TEST_VERBOSE"))
-        fprintf(stderr, "hotplugctl: status %d\n%s%s", *status, *out ? *out : "",
-                *err ? *err : "");
+        fprintf(stderr, "hotplugctl: status %d\n%s%s", *status, *out ? *out : "", *err ? *err : "");
     return *status;
 }
 
@@ -429,8 +428,8 @@ test_e1000_deleted(void **state)
 
     start_vm(f, TRUE, NULL);
     add_pci(f, "e1000", "nic1", 0x3, TRUE);
-    assert_int_equal(ctl(&out, NULL, "--json", "device", "del", test_qemu_qmp_path(f->qemu),
-                         "nic1", "--timeout", "20", NULL),
+    assert_int_equal(ctl(&out, NULL, "--json", "device", "del", test_qemu_qmp_path(f->qemu), "nic1",
+                         "--timeout", "20", NULL),
                      0);
     r = json_result(out);
     o = json_node_get_object(r);
@@ -462,8 +461,8 @@ test_e1000_paused_not_deleted_then_late(void **state)
     start_vm(f, TRUE, NULL);
     add_pci(f, "e1000", "nic1", 0x3, TRUE);
     qmp_ok(f, "stop", NULL);
-    assert_int_equal(ctl(&out, NULL, "--json", "device", "del", test_qemu_qmp_path(f->qemu),
-                         "nic1", "--timeout", "1", NULL),
+    assert_int_equal(ctl(&out, NULL, "--json", "device", "del", test_qemu_qmp_path(f->qemu), "nic1",
+                         "--timeout", "1", NULL),
                      5);
     r = json_result(out);
     o = json_node_get_object(r);
@@ -504,8 +503,8 @@ test_usb_kbd_synchronous(void **state)
     start_vm(f, FALSE, xhci);
     qmp_ok(f, "device_add", "{\"driver\": \"usb-kbd\", \"id\": \"kbd0\", \"bus\": \"xhci.0\"}");
     assert_true(peripheral_has(f, "kbd0"));
-    assert_int_equal(ctl(&out, NULL, "--json", "device", "del", test_qemu_qmp_path(f->qemu),
-                         "kbd0", "--timeout", "10", NULL),
+    assert_int_equal(ctl(&out, NULL, "--json", "device", "del", test_qemu_qmp_path(f->qemu), "kbd0",
+                         "--timeout", "10", NULL),
                      0);
     r = json_result(out);
     o = json_node_get_object(r);
@@ -526,9 +525,8 @@ test_unknown_id_rejected(void **state)
     JsonObject *o, *e;
 
     start_vm(f, FALSE, NULL);
-    assert_int_equal(ctl(&out, NULL, "--json", "device", "del", test_qemu_qmp_path(f->qemu),
-                         "nosuch", NULL),
-                     3);
+    assert_int_equal(
+        ctl(&out, NULL, "--json", "device", "del", test_qemu_qmp_path(f->qemu), "nosuch", NULL), 3);
     r = json_result(out);
     o = json_node_get_object(r);
     assert_result(o, "nosuch", "rejected");
@@ -537,9 +535,8 @@ test_unknown_id_rejected(void **state)
     assert_string_equal(qmp_json_get_string(e, "class"), "DeviceNotFound");
     assert_string_equal(qmp_json_get_string(e, "desc"), "Device 'nosuch' not found");
     /* and for people */
-    assert_int_equal(ctl(&human, NULL, "device", "del", test_qemu_qmp_path(f->qemu), "nosuch",
-                         NULL),
-                     3);
+    assert_int_equal(
+        ctl(&human, NULL, "device", "del", test_qemu_qmp_path(f->qemu), "nosuch", NULL), 3);
     if (!strstr(human, "rejected") || !strstr(human, "DeviceNotFound") ||
         !strstr(human, "Device 'nosuch' not found"))
         fail_msg("output lacks the outcome, class or text: %s", human);
@@ -558,8 +555,8 @@ test_qemu_killed_vm_gone(void **state)
     start_vm(f, FALSE, NULL);
     add_pci(f, "e1000", "nic1", 0x3, FALSE); /* no guest: the eject never happens */
     t0 = g_get_monotonic_time();
-    ctl_start(f, "--json", "device", "del", test_qemu_qmp_path(f->qemu), "nic1", "--timeout",
-              "30", NULL);
+    ctl_start(f, "--json", "device", "del", test_qemu_qmp_path(f->qemu), "nic1", "--timeout", "30",
+              NULL);
     g_usleep(1500000);
     test_qemu_kill(f->qemu);
     assert_int_equal(ctl_wait(f, &out), 6);
@@ -618,8 +615,7 @@ test_retry_succeeds_after_resume(void **state)
     r = json_result(out);
     o = json_node_get_object(r);
     assert_result(o, "nic1", "deleted");
-    print_message("# retry: deleted after %" G_GINT64_FORMAT " attempts, %" G_GINT64_FORMAT
-                  " ms\n",
+    print_message("# retry: deleted after %" G_GINT64_FORMAT " attempts, %" G_GINT64_FORMAT " ms\n",
                   qmp_json_get_int_default(o, "attempts", -1),
                   qmp_json_get_int_default(o, "elapsed_ms", -1));
     assert_true(qmp_json_get_int_default(o, "attempts", -1) >= 2);
@@ -662,8 +658,9 @@ test_device_add_props(void **state)
     assert_non_null(strstr(add_line, "\"bus\":\"pci.0\""));
     assert_non_null(strstr(add_line, "\"addr\":\"0x10\""));
     assert_non_null(strstr(add_line, "\"mitigation\":false"));
-    bootindex = qmp(f, "qom-get", "{\"path\": \"/machine/peripheral/nic9\", \"property\": "
-                                  "\"bootindex\"}");
+    bootindex = qmp(f, "qom-get",
+                    "{\"path\": \"/machine/peripheral/nic9\", \"property\": "
+                    "\"bootindex\"}");
     assert_int_equal(json_node_get_int(bootindex), 1);
     pci = qmp(f, "query-pci", NULL);
     buses = json_node_get_array(pci);

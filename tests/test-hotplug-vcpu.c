@@ -778,7 +778,7 @@ test_unplug_x86_confirmed(void **state)
     assert_int_equal(hotplug_op_get_kind(op), HOTPLUG_KIND_VCPU);
     assert_int_equal(hotplug_op_get_attempts(op), 1);
     /* the CPU class deadline, not the PCI one */
-    assert_int_equal(hotplug_op_get_timeout_ms(op), 30000);
+    assert_int_equal(hotplug_op_get_timeout_ms(op), 60000);
     assert_peer_done(f);
 
     /* boot CPUs are refused before anything is sent */

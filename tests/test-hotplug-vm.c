@@ -36,9 +36,9 @@
 #define DEL_EV(id) "{\"device\": \"" id "\", \"path\": \"/machine/peripheral/" id "\"}"
 #define DEL_ID(id) "{\"id\": \"" id "\"}"
 #define OST_EV(id, slot_type, source, status)                                                      \
-    "{\"info\": {\"device\": \"" id "\", \"source\": " #source ", \"status\": " #status           \
-    ", \"slot\": \"1\", \"slot-type\": \"" slot_type "\", \"qom-path\": \"/machine/peripheral/"   \
-    id "\"}}"
+    "{\"info\": {\"device\": \"" id "\", \"source\": " #source ", \"status\": " #status            \
+    ", \"slot\": \"1\", \"slot-type\": \"" slot_type "\", \"qom-path\": \"/machine/peripheral/" id \
+    "\"}}"
 
 typedef struct {
     struct event_base *base;
@@ -459,7 +459,7 @@ test_vcpu_lapic_only(void **state)
     s = fake_peer_expect(f->peer, "qom-list", QOM_ARGS);
     fake_peer_step_return(s, QOM_LIST(QOM_DEV("cpu2", "qemu64-x86_64-cpu")));
     op = unplug_kind(f, HOTPLUG_KIND_VCPU, "cpu1", 0, 0, 0);
-    assert_int_equal(hotplug_op_get_timeout_ms(op), 30000); /* the class default */
+    assert_int_equal(hotplug_op_get_timeout_ms(op), 60000); /* the class default */
     wait_final(f, op);
     assert_int_equal(hotplug_op_get_outcome(op), HOTPLUG_OUTCOME_DELETED);
     assert_true(hotplug_op_get_elapsed_ms(op) < 5000);
@@ -982,8 +982,8 @@ test_retry_timing(void **state)
     assert_int_equal(hotplug_op_get_attempts(op), 3);
     assert_int_equal(f->attempt_us->len, 3);
     for (guint i = 1; i < 3; i++) {
-        gint64 gap = g_array_index(f->attempt_us, gint64, i) -
-                     g_array_index(f->attempt_us, gint64, i - 1);
+        gint64 gap =
+            g_array_index(f->attempt_us, gint64, i) - g_array_index(f->attempt_us, gint64, i - 1);
         print_message("# attempt %u came %.1f ms after attempt %u\n", i + 1, gap / 1000.0, i);
         if (gap < 300000)
             fail_msg("attempt %u only %" G_GINT64_FORMAT " us after the previous one", i + 1, gap);
@@ -1026,7 +1026,6 @@ test_retry_interval_after_fast_refusal(void **state)
     if (gap < 300000)
         fail_msg("attempt 2 only %" G_GINT64_FORMAT " us after attempt 1", gap);
     /* attempt 3 is refused by the guest */
-    s = NULL;
     WAIT_FOR(f, f->attempt_us->len == 3);
     fake_peer_event(f->peer, "DEVICE_UNPLUG_GUEST_ERROR", DEL_EV("net0"));
     wait_final(f, op);
@@ -1179,7 +1178,8 @@ test_concurrent_unplugs(void **state)
                     hotplug_op_get_state(ops[3]) == HOTPLUG_OP_WAITING);
     for (guint i = 0; i < 4; i++) {
         g_autofree char *ev = g_strdup_printf("{\"device\": \"%s\", \"path\": "
-                                              "\"/machine/peripheral/%s\"}", devs[i], devs[i]);
+                                              "\"/machine/peripheral/%s\"}",
+                                              devs[i], devs[i]);
         fake_peer_event(f->peer, "DEVICE_DELETED", ev);
     }
     for (guint i = 0; i < 4; i++) {
@@ -1197,19 +1197,19 @@ test_concurrent_unplugs(void **state)
 #define E1000_PROPS                                                                                \
     "[{\"name\": \"failover_pair_id\", \"type\": \"str\"}, "                                       \
     "{\"name\": \"romfile\", \"type\": \"str\"}, "                                                 \
-    "{\"default-value\": -1, \"name\": \"addr\", \"description\": \"Slot and optional function "  \
+    "{\"default-value\": -1, \"name\": \"addr\", \"description\": \"Slot and optional function "   \
     "number, example: 06.0 or 06\", \"type\": \"int32\"}, "                                        \
     "{\"default-value\": 4294967295, \"name\": \"romsize\", \"type\": \"uint32\"}, "               \
     "{\"default-value\": 1, \"name\": \"rombar\", \"type\": \"uint32\"}, "                         \
-    "{\"default-value\": false, \"name\": \"multifunction\", \"description\": \"on/off\", "       \
+    "{\"default-value\": false, \"name\": \"multifunction\", \"description\": \"on/off\", "        \
     "\"type\": \"bool\"}, "                                                                        \
-    "{\"default-value\": true, \"name\": \"mitigation\", \"description\": \"on/off\", "           \
+    "{\"default-value\": true, \"name\": \"mitigation\", \"description\": \"on/off\", "            \
     "\"type\": \"bool\"}, "                                                                        \
-    "{\"name\": \"netdev\", \"description\": \"ID of a netdev to use as a backend\", "            \
+    "{\"name\": \"netdev\", \"description\": \"ID of a netdev to use as a backend\", "             \
     "\"type\": \"str\"}, "                                                                         \
-    "{\"default-value\": true, \"name\": \"autonegotiation\", \"description\": \"on/off\", "      \
+    "{\"default-value\": true, \"name\": \"autonegotiation\", \"description\": \"on/off\", "       \
     "\"type\": \"bool\"}, "                                                                        \
-    "{\"name\": \"mac\", \"description\": \"Ethernet 6-byte MAC Address, example: "              \
+    "{\"name\": \"mac\", \"description\": \"Ethernet 6-byte MAC Address, example: "                \
     "52:54:00:12:34:56\", \"type\": \"str\"}, "                                                    \
     "{\"name\": \"bootindex\", \"type\": \"int32\"}]"
 
@@ -1227,9 +1227,13 @@ plug_device(Fixture *f, const char *driver, const char *id, const char *const *p
 static void
 test_plug_props_converted(void **state)
 {
-    static const char *const props[] = {"bootindex=1", "bus=pci.0", "mitigation=off",
-                                        "autonegotiation=on", "mac=52:54:00:12:34:56",
-                                        "romsize=0x40000", NULL};
+    static const char *const props[] = {"bootindex=1",
+                                        "bus=pci.0",
+                                        "mitigation=off",
+                                        "autonegotiation=on",
+                                        "mac=52:54:00:12:34:56",
+                                        "romsize=0x40000",
+                                        NULL};
     static const char *const props2[] = {"bootindex=2", "multifunction=yes", NULL};
     Fixture *f = *state;
     g_autoptr(HotplugOp) op = NULL;
@@ -1263,8 +1267,7 @@ test_plug_props_converted(void **state)
     assert_int_equal(hotplug_op_get_outcome(op2), HOTPLUG_OUTCOME_ADDED);
     assert_received(f, "device-list-properties device_add device_add");
     assert_trace(f, "request nic1 pending 0", "attempt nic1 pending 1", "outcome nic1 added 1",
-                 "request nic2 pending 0", "attempt nic2 pending 1", "outcome nic2 added 1",
-                 NULL);
+                 "request nic2 pending 0", "attempt nic2 pending 1", "outcome nic2 added 1", NULL);
     assert_peer_done(f);
 }
 
@@ -1547,11 +1550,12 @@ test_query_devices_pending(void **state)
     assert_true(hotplug_vm_query_devices(f->vm, devices_cb, &r, &error));
     WAIT_FOR(f, r.done);
     text = json_to_string(r.devices, FALSE);
-    want = g_strdup_printf("[{\"id\":\"net0\",\"type\":\"e1000\",\"pending\":{\"op\":%"
-                           G_GUINT64_FORMAT ",\"action\":\"unplug\",\"state\":\"waiting\","
-                           "\"attempts\":1}},{\"id\":\"xhci\",\"type\":\"qemu-xhci\","
-                           "\"pending\":null}]",
-                           hotplug_op_get_id(op));
+    want = g_strdup_printf(
+        "[{\"id\":\"net0\",\"type\":\"e1000\",\"pending\":{\"op\":%" G_GUINT64_FORMAT
+        ",\"action\":\"unplug\",\"state\":\"waiting\","
+        "\"attempts\":1}},{\"id\":\"xhci\",\"type\":\"qemu-xhci\","
+        "\"pending\":null}]",
+        hotplug_op_get_id(op));
     assert_string_equal(text, want);
     assert_peer_done(f);
     json_node_unref(r.devices);
@@ -1712,7 +1716,7 @@ test_adopt_plug(void **state)
 typedef struct {
     guint fired;
     gint64 fired_us;
-    gint64 early_us; /* the most any firing came before its instant */
+    gint64 early_us;        /* the most any firing came before its instant */
     TimeoutDeadline *other; /* cancelled by this one's firing */
     gint64 when_us;
 } Fired;
@@ -1768,7 +1772,8 @@ test_timeout_idle_cost(void **state)
     assert_true(per_full < 1000000); /* under 1 ms even under valgrind */
 
     /* one blocking wait sleeps until the first due deadline: no wakeups
-     * in between (one extra is allowed for a coarse clock's early wake) */
+     * in between (two extra allowed: libevent's coarse clock may wake a
+     * few ms early, and the deadline then waits out the rest) */
     first = timeout_deadline_new(base, fired_cb, &r);
     timeout_deadline_arm(first, 100);
     r.when_us = timeout_deadline_when(first);
@@ -1780,7 +1785,7 @@ test_timeout_idle_cost(void **state)
     print_message("# a 100 ms deadline among %d: %u loop wakeup(s), fired after %.1f ms\n", N,
                   loops, (r.fired_us - t0) / 1000.0);
     assert_int_equal(r.fired, 1);
-    assert_true(loops <= 2);
+    assert_true(loops <= 3);
     assert_int_equal(fired, 0);
 
     for (guint i = 0; i < N; i++)
@@ -1900,7 +1905,8 @@ test_timeout_never_early(void **state)
         timeout_deadline_free(d[i]);
     }
     print_message("# %d deadlines: the earliest firing came %" G_GINT64_FORMAT
-                  " us before its instant\n", N, worst);
+                  " us before its instant\n",
+                  N, worst);
     if (worst > 0)
         fail_msg("a deadline fired %" G_GINT64_FORMAT " us before its instant", worst);
     event_base_free(base);
@@ -1950,7 +1956,7 @@ test_timeout_policy(void **state)
     timeout_policy_init(&p);
     assert_int_equal(p.ms[TIMEOUT_CLASS_PCI], 5000);
     assert_int_equal(p.ms[TIMEOUT_CLASS_PCI_PSERIES], 10000);
-    assert_int_equal(p.ms[TIMEOUT_CLASS_CPU], 30000);
+    assert_int_equal(p.ms[TIMEOUT_CLASS_CPU], 60000);
     assert_int_equal(p.ms[TIMEOUT_CLASS_MEMORY], 30000);
     assert_int_equal(p.ms[TIMEOUT_CLASS_OTHER], 5000);
     for (guint i = 0; i < TIMEOUT_CLASS_COUNT; i++) {
@@ -1977,7 +1983,8 @@ test_default_deadlines_per_kind(void **state)
     assert_int_equal(hotplug_op_get_timeout_ms(mem), 30000);
     WAIT_FOR(f, hotplug_op_get_state(mem) == HOTPLUG_OP_WAITING &&
                     hotplug_op_get_state(pci) == HOTPLUG_OP_WAITING);
-    assert_true(hotplug_op_get_remaining_ms(pci) > 4000 && hotplug_op_get_remaining_ms(pci) <= 5000);
+    assert_true(hotplug_op_get_remaining_ms(pci) > 4000 &&
+                hotplug_op_get_remaining_ms(pci) <= 5000);
     assert_true(hotplug_op_get_remaining_ms(mem) > 29000);
 }
 
@@ -2007,7 +2014,7 @@ test_prop_value(void **state)
     assert_value("int64", "-9223372036854775808", "-9223372036854775808");
     assert_value("int64", "9223372036854775808", "\"9223372036854775808\"");
     assert_value("int64", "99999999999999999999999", "\"99999999999999999999999\"");
-    assert_value("uint32", "-1", "\"-1\"");  /* QEMU says what is wrong */
+    assert_value("uint32", "-1", "\"-1\""); /* QEMU says what is wrong */
     assert_value("int32", "abc", "\"abc\"");
     assert_value("int32", "", "\"\"");
     assert_value("int32", "1x", "\"1x\"");
@@ -2097,9 +2104,9 @@ test_parse_size(void **state)
     assert_no_size("1MBB");
     assert_no_size("1MiBx");
     assert_no_size("1iB");
-    assert_no_size("18446744073709551616");     /* over 2^64 - 1 */
-    assert_no_size("16777216T");                /* 2^64 */
-    assert_no_size("17179869184G");             /* 2^64 */
+    assert_no_size("18446744073709551616"); /* over 2^64 - 1 */
+    assert_no_size("16777216T");            /* 2^64 */
+    assert_no_size("17179869184G");         /* 2^64 */
     assert_no_size("99999999999999999999999K");
 }
 
@@ -2112,8 +2119,7 @@ test_props_convert(void **state)
     g_autoptr(GError) error = NULL;
     g_autoptr(JsonNode) node = NULL;
     g_autofree char *text = NULL;
-    static const char *const good[] = {"bootindex=1", "bus=pci.0", "romfile=a=b", "mac=",
-                                       NULL};
+    static const char *const good[] = {"bootindex=1", "bus=pci.0", "romfile=a=b", "mac=", NULL};
 
     assert_string_equal(hotplug_prop_types_lookup(types, "bootindex"), "int32");
     assert_string_equal(hotplug_prop_types_lookup(types, "bus"), "str"); /* every device */
@@ -2122,7 +2128,8 @@ test_props_convert(void **state)
     assert_true(hotplug_props_convert(types, "e1000", good, obj, &error));
     node = json_node_init_object(json_node_alloc(), obj);
     text = json_to_string(node, FALSE);
-    assert_string_equal(text, "{\"bootindex\":1,\"bus\":\"pci.0\",\"romfile\":\"a=b\",\"mac\":\"\"}");
+    assert_string_equal(text,
+                        "{\"bootindex\":1,\"bus\":\"pci.0\",\"romfile\":\"a=b\",\"mac\":\"\"}");
 
     {
         static const char *const bad[] = {"novalue", NULL};

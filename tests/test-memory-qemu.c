@@ -392,5 +392,8 @@ main(void)
     };
 #undef T
 
+    /* HOTPLUG_TEST_FILTER=test_node runs only the tests that match */
+    if (g_getenv("HOTPLUG_TEST_FILTER"))
+        cmocka_set_test_filter(g_getenv("HOTPLUG_TEST_FILTER"));
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

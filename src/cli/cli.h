@@ -44,7 +44,7 @@ struct CliCmd {
 /* The options and outcomes every unplug verb shares, for its --help. */
 #define CLI_UNPLUG_HELP                                                                      \
     "  --timeout SEC          deadline for each attempt (default: 5 for PCI devices,\n"      \
-    "                         30 for vCPUs and memory)\n"                                    \
+    "                         60 for vCPUs, 30 for memory)\n"                                    \
     "  --retry N              after guest-error or not-deleted, ask again up to N times\n"   \
     "  --retry-interval SEC   at least SEC between attempts (default 2)\n"                    \
     "  --no-wait              return once QEMU accepted the request (exit 0)\n"              \

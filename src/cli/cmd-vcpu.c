@@ -357,7 +357,7 @@ out:
 }
 
 #define CLI_VCPU_UNPLUG_HELP                                                                  \
-    "  --timeout SEC          deadline for each attempt (default 30)\n"                       \
+    "  --timeout SEC          deadline for each attempt (default 60)\n"                       \
     "  --retry N              after guest-error or not-deleted, ask again up to N times\n"   \
     "  --retry-interval SEC   at least SEC between attempts (default 2)\n"                    \
     "  --no-wait              return once QEMU accepted the request (exit 0)\n"              \
