@@ -11,7 +11,7 @@ set -euo pipefail
 packages=(
   build-essential autoconf automake libtool pkg-config
   libglib2.0-dev libjson-glib-dev libevent-dev libcmocka-dev
-  qemu-system-x86 qemu-utils busybox-static cpio socat
+  qemu-system-x86 qemu-system-ppc qemu-utils busybox-static cpio socat
   clang valgrind libclang-rt-14-dev
 )
 
