@@ -90,4 +90,8 @@ gboolean fake_peer_all_done(FakePeer *p);
 /* A human-readable list of what went wrong (for assert messages). */
 char *fake_peer_describe_failures(FakePeer *p);
 
+/* query-target (the engine asks it before the first PCI-like unplug with
+ * a default deadline) is answered {"arch": ARCH} (default "x86_64") and is
+ * not listed among the received commands, unless a step scripts it. */
+void fake_peer_set_arch(FakePeer *p, const char *arch);
 G_END_DECLS

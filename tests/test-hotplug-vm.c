@@ -1958,7 +1958,6 @@ test_timeout_policy(void **state)
     assert_int_equal(p.ms[TIMEOUT_CLASS_PCI_PSERIES], 10000);
     assert_int_equal(p.ms[TIMEOUT_CLASS_CPU], 60000);
     assert_int_equal(p.ms[TIMEOUT_CLASS_MEMORY], 30000);
-    assert_int_equal(p.ms[TIMEOUT_CLASS_OTHER], 5000);
     for (guint i = 0; i < TIMEOUT_CLASS_COUNT; i++) {
         assert_true(timeout_class_from_name(timeout_class_name(i), &c));
         assert_int_equal(c, i);
@@ -1986,6 +1985,28 @@ test_default_deadlines_per_kind(void **state)
     assert_true(hotplug_op_get_remaining_ms(pci) > 4000 &&
                 hotplug_op_get_remaining_ms(pci) <= 5000);
     assert_true(hotplug_op_get_remaining_ms(mem) > 29000);
+}
+
+/* a ppc64 QEMU (pseries) gives PCI-like unplugs the pseries deadline;
+ * query-target goes out once, before the first such device_del */
+static void
+test_default_deadline_pseries(void **state)
+{
+    Fixture *f = *state;
+    g_autoptr(HotplugOp) pci = NULL;
+    g_autoptr(HotplugOp) pci2 = NULL;
+
+    fake_peer_set_arch(f->peer, "ppc64");
+    fake_peer_auto(f->peer, "device_del", "{}");
+    pci = unplug_kind(f, HOTPLUG_KIND_DEVICE, "net0", 0, 0, 0);
+    WAIT_FOR(f, hotplug_op_get_state(pci) == HOTPLUG_OP_WAITING);
+    assert_true(hotplug_vm_is_pseries(f->vm));
+    assert_int_equal(hotplug_op_get_timeout_ms(pci), 10000);
+    assert_true(hotplug_op_get_remaining_ms(pci) > 9000);
+    /* an explicit timeout is kept as given */
+    pci2 = unplug_kind(f, HOTPLUG_KIND_DEVICE, "net1", 700, 0, 0);
+    WAIT_FOR(f, hotplug_op_get_state(pci2) == HOTPLUG_OP_WAITING);
+    assert_int_equal(hotplug_op_get_timeout_ms(pci2), 700);
 }
 
 /* ---- hotplug-props ------------------------------------------------------------------------ */
@@ -2209,6 +2230,7 @@ main(void)
         F(test_unplug_after_tracked_is_new),
         F(test_unplug_while_plugging_is_busy),
         F(test_concurrent_unplugs),
+        F(test_default_deadline_pseries),
         F(test_plug_props_converted),
         F(test_plug_pci_addr_stays_text),
         F(test_plug_unknown_property),

@@ -119,18 +119,4 @@ int cli_exit_for_error(const GError *error);
  * /run/hotplugd/control.sock for root. */
 char *cli_default_socket(void);
 
-/* ---- the older direct-mode API (cli-compat.c) -----------------------
- * Kept while verbs move to service commands; new code uses cli_request(). */
-
-typedef struct {
-    HotplugUnplugOptions unplug;
-    gboolean no_wait;
-} CliUnplugArgs;
-
-char **cli_parse_unplug_args(const CliCmd *cmd, int argc, char **argv, CliUnplugArgs *out);
-HotplugVm *cli_engine_open(CliContext *ctx, const char *vm, GError **error);
-void cli_engine_close(HotplugVm *vm);
-int cli_op_wait(CliContext *ctx, HotplugVm *vm, HotplugOp *op, gboolean no_wait);
-int cli_op_error(CliContext *ctx, const GError *error);
-
 G_END_DECLS

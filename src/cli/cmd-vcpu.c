@@ -1,4 +1,6 @@
-/* hotplugctl vcpu ...: list, set, enable and disable vCPUs. */
+/* hotplugctl vcpu ...: list, set, enable and disable vCPUs, as the
+ * service commands "vcpu-list", "vcpu-set", "vcpu-enable" and
+ * "vcpu-disable" (hotplug-service-vcpu.c). */
 #define G_LOG_DOMAIN "hotplugctl"
 #include "config.h"
 
@@ -7,56 +9,12 @@
 #include <stdlib.h>
 
 #include "cli.h"
-#include "hotplug-vcpu.h"
 #include "qmp-json.h"
 
-#define CLI_QUERY_TIMEOUT_MS 30000
-
-typedef struct {
-    gboolean done;
-    HotplugCpuSlots *slots;
-    GError *error;
-} CliSlots;
-
-static void
-cmd_vcpu_slots_cb(QmpConn *conn, HotplugCpuSlots *slots, const GError *error, gpointer opaque)
-{
-    CliSlots *q = opaque;
-
-    q->done = TRUE;
-    q->slots = slots;
-    if (error)
-        q->error = g_error_copy(error);
-}
-
-/* The VM's hotpluggable CPUs, or NULL after printing the error (*rc). */
-static HotplugCpuSlots *
-cmd_vcpu_query(CliContext *ctx, HotplugVm *vm, int *rc)
-{
-    g_autoptr(GError) error = NULL;
-    CliSlots q = {0};
-
-    if (!hotplug_cpu_slots_query(hotplug_vm_get_conn(vm), cmd_vcpu_slots_cb, &q, &error)) {
-        *rc = cli_op_error(ctx, error);
-        return NULL;
-    }
-    if (!qmp_loop_run_until(ctx->base, &q.done, CLI_QUERY_TIMEOUT_MS)) {
-        /* the reply may still come: close first, then it lands in q */
-        g_set_error(&error, QMP_ERROR, QMP_ERROR_TIMEOUT, "no answer from %s",
-                    hotplug_vm_get_name(vm));
-        qmp_conn_close(hotplug_vm_get_conn(vm));
-        hotplug_cpu_slots_free(q.slots);
-        g_clear_error(&q.error);
-        *rc = cli_op_error(ctx, error);
-        return NULL;
-    }
-    if (q.error) {
-        *rc = cli_op_error(ctx, q.error);
-        g_error_free(q.error);
-        return NULL;
-    }
-    return q.slots;
-}
+/* the long option of vcpu enable, beyond cli_parse_args' own */
+enum {
+    CMD_VCPU_OPT_NODE = 256,
+};
 
 static gboolean
 cmd_vcpu_parse_uint(const char *text, guint max, guint *out)
@@ -73,42 +31,36 @@ cmd_vcpu_parse_uint(const char *text, guint max, guint *out)
     return TRUE;
 }
 
-static void
-cmd_vcpu_hint(CliContext *ctx, HotplugOp *op)
+/* A JSON integer, or -1. */
+static gint64
+cmd_vcpu_node_int(JsonNode *n)
 {
-    const char *hint;
-
-    if (hotplug_op_get_outcome(op) != HOTPLUG_OUTCOME_REJECTED)
-        return;
-    hint = hotplug_vcpu_error_hint(hotplug_op_get_error(op));
-    if (hint)
-        fprintf(stderr, "hotplugctl: %s: %s\n", hotplug_op_get_device(op), hint);
+    if (!n || !JSON_NODE_HOLDS_VALUE(n) || json_node_get_value_type(n) != G_TYPE_INT64)
+        return -1;
+    return json_node_get_int(n);
 }
 
-/* Start one operation per entity, all at once on the one engine, then
- * wait for each and report it.  The exit code is the worst one. */
+/* Print each op of an {"ops": [...]} reply (one JSON line each with
+ * --json) and, for a rejected one, what QEMU's error means ("hint").  The
+ * exit code is the worst one. */
 static int
-cmd_vcpu_run(CliContext *ctx, HotplugVm *vm, GPtrArray *entities, gboolean plug,
-             const CliUnplugArgs *args)
+cmd_vcpu_print_ops(CliContext *ctx, JsonNode *ret)
 {
-    g_autoptr(GPtrArray) ops = g_ptr_array_new_with_free_func((GDestroyNotify)hotplug_op_unref);
+    JsonArray *ops = qmp_json_get_array(qmp_json_node_object(ret), "ops");
     int worst = CLI_EXIT_OK;
 
-    for (guint i = 0; i < entities->len; i++) {
-        const HotplugCpuEntity *e = entities->pdata[i];
-        g_autoptr(GError) error = NULL;
-        HotplugOp *op = plug ? hotplug_vcpu_plug(vm, e, &error)
-                             : hotplug_vcpu_unplug(vm, e, &args->unplug, NULL, &error);
-        if (!op) {
-            worst = MAX(worst, cli_op_error(ctx, error));
-            continue;
-        }
-        g_ptr_array_add(ops, op);
+    if (!ops) {
+        fprintf(stderr, "hotplugctl: the reply has no \"ops\"\n");
+        return CLI_EXIT_ERROR;
     }
-    for (guint i = 0; i < ops->len; i++) {
-        HotplugOp *op = ops->pdata[i];
-        int rc = cli_op_wait(ctx, vm, op, !plug && args->no_wait);
-        cmd_vcpu_hint(ctx, op);
+    for (guint i = 0; i < json_array_get_length(ops); i++) {
+        JsonNode *n = json_array_get_element(ops, i);
+        JsonObject *o = qmp_json_node_object(n);
+        const char *hint = qmp_json_get_string(o, "hint");
+        int rc = cli_print_op_result(ctx, n);
+
+        if (hint)
+            fprintf(stderr, "hotplugctl: %s: %s\n", qmp_json_get_string(o, "device"), hint);
         worst = MAX(worst, rc);
     }
     return worst;
@@ -117,82 +69,84 @@ cmd_vcpu_run(CliContext *ctx, HotplugVm *vm, GPtrArray *entities, gboolean plug,
 /* ---- vcpu list ------------------------------------------------------------ */
 
 static char *
-cmd_vcpu_topo_cell(const HotplugCpuEntity *e, const char *prop)
+cmd_vcpu_topo_cell(JsonObject *row, const char *member)
 {
-    gint64 v = hotplug_cpu_entity_prop(e, prop);
-    return v >= 0 ? g_strdup_printf("%" G_GINT64_FORMAT, v) : g_strdup("-");
+    gint64 v;
+
+    return qmp_json_get_int(row, member, &v) && v >= 0 ? g_strdup_printf("%" G_GINT64_FORMAT, v)
+                                                       : g_strdup("-");
 }
 
 static void
-cmd_vcpu_print_table(HotplugCpuSlots *s, HotplugVm *vm)
+cmd_vcpu_print_table(JsonObject *list)
 {
-    g_autoptr(JsonNode) rows = hotplug_cpu_slots_to_json(s, vm);
-    JsonArray *a = json_node_get_array(rows);
+    JsonArray *a = qmp_json_get_array(list, "entities");
+    guint n_rows = a ? json_array_get_length(a) : 0;
+    JsonObject *first = n_rows ? qmp_json_node_object(json_array_get_element(a, 0)) : NULL;
+    gint64 per_entity = qmp_json_get_int_default(first, "vcpus-count", 1);
 
     printf("%-7s %-6s %-6s %-4s %-7s %-4s %-6s %-4s %-10s %-10s %s\n", "VCPU", "ENTITY",
            "SOCKET", "DIE", "CLUSTER", "CORE", "THREAD", "NODE", "STATE", "THREAD-ID",
            "QOM-PATH");
-    for (guint i = 0; i < hotplug_cpu_slots_n_entities(s); i++) {
-        const HotplugCpuEntity *e = hotplug_cpu_slots_entity(s, i);
-        JsonObject *row = json_array_get_object_element(a, i);
-        guint n, first = hotplug_cpu_entity_first_vcpu(e);
-        const gint64 *tids = hotplug_cpu_entity_thread_ids(e, &n);
-        g_autofree char *vcpus = n > 1 ? g_strdup_printf("%u-%u", first, first + n - 1)
-                                       : g_strdup_printf("%u", first);
-        g_autofree char *socket = cmd_vcpu_topo_cell(e, "socket-id");
-        g_autofree char *die = cmd_vcpu_topo_cell(e, "die-id");
-        g_autofree char *cluster = cmd_vcpu_topo_cell(e, "cluster-id");
-        g_autofree char *core = cmd_vcpu_topo_cell(e, "core-id");
-        g_autofree char *thread = cmd_vcpu_topo_cell(e, "thread-id");
-        g_autofree char *node = cmd_vcpu_topo_cell(e, "node-id");
+    for (guint i = 0; i < n_rows; i++) {
+        JsonObject *row = qmp_json_node_object(json_array_get_element(a, i));
+        JsonArray *vl = qmp_json_get_array(row, "vcpus");
+        JsonArray *tids = qmp_json_get_array(row, "thread-ids");
+        guint n = vl ? json_array_get_length(vl) : 0;
+        gint64 lo = n ? cmd_vcpu_node_int(json_array_get_element(vl, 0)) : -1;
+        gint64 hi = n ? cmd_vcpu_node_int(json_array_get_element(vl, n - 1)) : -1;
+        g_autofree char *vcpus = n > 1 ? g_strdup_printf("%" G_GINT64_FORMAT "-%" G_GINT64_FORMAT,
+                                                         lo, hi)
+                                       : g_strdup_printf("%" G_GINT64_FORMAT, lo);
+        g_autofree char *socket = cmd_vcpu_topo_cell(row, "socket-id");
+        g_autofree char *die = cmd_vcpu_topo_cell(row, "die-id");
+        g_autofree char *cluster = cmd_vcpu_topo_cell(row, "cluster-id");
+        g_autofree char *core = cmd_vcpu_topo_cell(row, "core-id");
+        g_autofree char *thread = cmd_vcpu_topo_cell(row, "thread-id");
+        g_autofree char *node = cmd_vcpu_topo_cell(row, "node");
         g_autoptr(GString) tidtext = g_string_new(NULL);
-        const char *path = hotplug_cpu_entity_qom_path(e);
+        const char *path = qmp_json_get_string(row, "qom-path");
+        const char *state = qmp_json_get_string(row, "state");
 
-        for (guint t = 0; t < n; t++) {
-            if (tids[t] >= 0)
+        for (guint t = 0; tids && t < json_array_get_length(tids); t++) {
+            gint64 tid = cmd_vcpu_node_int(json_array_get_element(tids, t));
+            if (tid >= 0)
                 g_string_append_printf(tidtext, "%s%" G_GINT64_FORMAT, tidtext->len ? "," : "",
-                                       tids[t]);
+                                       tid);
         }
-        printf("%-7s %-6u %-6s %-4s %-7s %-4s %-6s %-4s %-10s %-10s %s%s\n", vcpus, i, socket,
-               die, cluster, core, thread, node, qmp_json_get_string(row, "state"),
-               tidtext->len ? tidtext->str : "-", path ? path : "-",
-               hotplug_cpu_entity_is_boot(e) ? " (boot)" : "");
+        printf("%-7s %-6" G_GINT64_FORMAT " %-6s %-4s %-7s %-4s %-6s %-4s %-10s %-10s %s%s\n",
+               vcpus, qmp_json_get_int_default(row, "entity", i), socket, die, cluster, core,
+               thread, node, state ? state : "?", tidtext->len ? tidtext->str : "-",
+               path ? path : "-", qmp_json_get_bool_default(row, "boot", FALSE) ? " (boot)" : "");
     }
-    printf("%u of at most %u vCPUs present; type %s, %u vCPU%s per entity\n",
-           hotplug_cpu_slots_present_vcpus(s), hotplug_cpu_slots_max_vcpus(s),
-           hotplug_cpu_entity_type(hotplug_cpu_slots_entity(s, 0)),
-           hotplug_cpu_entity_vcpus_count(hotplug_cpu_slots_entity(s, 0)),
-           hotplug_cpu_entity_vcpus_count(hotplug_cpu_slots_entity(s, 0)) == 1 ? "" : "s");
+    printf("%" G_GINT64_FORMAT " of at most %" G_GINT64_FORMAT " vCPUs present; type %s, %"
+           G_GINT64_FORMAT " vCPU%s per entity\n",
+           qmp_json_get_int_default(list, "vcpus", 0), qmp_json_get_int_default(list, "maxcpus", 0),
+           qmp_json_get_string(first, "type") ?: "?", per_entity, per_entity == 1 ? "" : "s");
 }
 
 static int
 cmd_vcpu_list_exec(CliContext *ctx, const CliCmd *cmd, int argc, char **argv)
 {
-    g_autoptr(GError) error = NULL;
-    g_autoptr(HotplugCpuSlots) s = NULL;
-    HotplugVm *vm;
-    int rc = CLI_EXIT_OK;
+    g_autoptr(JsonNode) ret = NULL;
+    JsonObject *o;
+    int rc;
 
     if (argc != 2)
         return cli_usage_error(cmd, argc < 2 ? "missing VM" : "too many arguments");
-    vm = cli_engine_open(ctx, argv[1], &error);
-    if (!vm)
-        return cli_op_error(ctx, error);
-    s = cmd_vcpu_query(ctx, vm, &rc);
-    if (s && ctx->json) {
-        JsonObject *o = json_object_new();
-        g_autoptr(JsonNode) root = json_node_init_object(json_node_alloc(), o);
-        json_object_set_string_member(o, "vm", argv[1]);
-        json_object_set_int_member(o, "vcpus", hotplug_cpu_slots_present_vcpus(s));
-        json_object_set_int_member(o, "maxcpus", hotplug_cpu_slots_max_vcpus(s));
-        json_object_set_member(o, "entities", hotplug_cpu_slots_to_json(s, vm));
-        json_object_unref(o);
-        cli_print_json(root);
-    } else if (s) {
-        cmd_vcpu_print_table(s, vm);
+    rc = cli_request(ctx, argv[1], "vcpu-list", json_object_new(), &ret);
+    if (rc)
+        return rc;
+    o = qmp_json_node_object(ret);
+    if (!o) {
+        fprintf(stderr, "hotplugctl: vcpu-list: the reply is not an object\n");
+        return CLI_EXIT_ERROR;
     }
-    cli_engine_close(vm);
-    return rc;
+    if (ctx->json)
+        cli_print_json(ret);
+    else
+        cmd_vcpu_print_table(o);
+    return CLI_EXIT_OK;
 }
 
 /* ---- vcpu set --------------------------------------------------------------- */
@@ -200,160 +154,133 @@ cmd_vcpu_list_exec(CliContext *ctx, const CliCmd *cmd, int argc, char **argv)
 static int
 cmd_vcpu_set_exec(CliContext *ctx, const CliCmd *cmd, int argc, char **argv)
 {
-    g_autoptr(GError) error = NULL;
-    g_autoptr(HotplugCpuSlots) s = NULL;
-    g_autoptr(GPtrArray) entities = NULL;
+    g_autoptr(JsonNode) ret = NULL;
     g_autofree char **pos = NULL;
-    CliUnplugArgs args;
-    gboolean plug = FALSE;
-    HotplugVm *vm;
-    guint count;
-    int rc = CLI_EXIT_OK;
+    JsonObject *args = json_object_new();
+    const char *vm, *action;
+    JsonObject *o;
+    guint count, n;
+    int rc;
 
-    pos = cli_parse_unplug_args(cmd, argc, argv, &args);
-    if (!pos)
-        return CLI_EXIT_USAGE;
-    if (g_strv_length(pos) != 2)
-        return cli_usage_error(cmd, g_strv_length(pos) < 2 ? "missing VM or COUNT"
-                                                           : "too many arguments");
-    if (!cmd_vcpu_parse_uint(pos[1], 65536, &count) || count == 0)
+    pos = cli_parse_args(cmd, argc, argv, TRUE, NULL, args);
+    n = pos ? g_strv_length(pos) : 0;
+    if (!pos || n != 2 || !cmd_vcpu_parse_uint(pos[1], 65536, &count) || count == 0) {
+        json_object_unref(args);
+        if (!pos)
+            return CLI_EXIT_USAGE;
+        if (n != 2)
+            return cli_usage_error(cmd, n < 2 ? "missing VM or COUNT" : "too many arguments");
         return cli_usage_error(cmd, "bad COUNT '%s': a number of vCPUs, at least 1", pos[1]);
-    vm = cli_engine_open(ctx, pos[0], &error);
-    if (!vm)
-        return cli_op_error(ctx, error);
-    s = cmd_vcpu_query(ctx, vm, &rc);
-    if (!s)
-        goto out;
-    entities = hotplug_cpu_select_count(s, count, &plug, &error);
-    if (!entities) {
-        rc = cli_op_error(ctx, error);
-    } else if (entities->len == 0) {
+    }
+    json_object_set_int_member(args, "count", count);
+    rc = cli_request(ctx, pos[0], "vcpu-set", args, &ret);
+    if (rc)
+        return rc;
+    o = qmp_json_node_object(ret);
+    vm = qmp_json_get_string(o, "vm") ?: pos[0];
+    if (o && !qmp_json_get_bool_default(o, "changed", TRUE)) {
         if (ctx->json) {
-            JsonObject *o = json_object_new();
-            g_autoptr(JsonNode) root = json_node_init_object(json_node_alloc(), o);
-            json_object_set_string_member(o, "vm", pos[0]);
-            json_object_set_int_member(o, "vcpus", count);
-            json_object_set_boolean_member(o, "changed", FALSE);
-            json_object_unref(o);
+            JsonObject *r = json_object_new();
+            g_autoptr(JsonNode) root = json_node_init_object(json_node_alloc(), r);
+            json_object_set_string_member(r, "vm", vm);
+            json_object_set_int_member(r, "vcpus", count);
+            json_object_set_boolean_member(r, "changed", FALSE);
+            json_object_unref(r);
             cli_print_json(root);
         } else {
-            printf("%s has %u vCPUs already\n", pos[0], count);
+            printf("%s has %u vCPUs already\n", vm, count);
         }
-    } else {
-        if (!ctx->json)
-            fprintf(stderr, "%s: %u -> %u vCPUs: %s %u entit%s\n", pos[0],
-                    hotplug_cpu_slots_present_vcpus(s), count, plug ? "plugging" : "unplugging",
-                    entities->len, entities->len == 1 ? "y" : "ies");
-        rc = cmd_vcpu_run(ctx, vm, entities, plug, &args);
+        return CLI_EXIT_OK;
     }
-out:
-    cli_engine_close(vm);
-    return rc;
+    action = qmp_json_get_string(o, "action");
+    if (!ctx->json && action) {
+        gint64 k = qmp_json_get_int_default(o, "n_entities", 0);
+        fprintf(stderr, "%s: %" G_GINT64_FORMAT " -> %u vCPUs: %s %" G_GINT64_FORMAT " entit%s\n",
+                vm, qmp_json_get_int_default(o, "from", 0), count,
+                g_str_equal(action, "plug") ? "plugging" : "unplugging", k, k == 1 ? "y" : "ies");
+    }
+    return cmd_vcpu_print_ops(ctx, ret);
 }
 
 /* ---- vcpu enable / disable ---------------------------------------------------- */
 
-static gboolean
-cmd_vcpu_parse_ids(const CliCmd *cmd, char **words, GArray *ids)
+/* VCPU_ID words into a JSON array, or NULL after a usage error. */
+static JsonArray *
+cmd_vcpu_parse_ids(const CliCmd *cmd, char **words)
 {
+    JsonArray *ids = json_array_new();
+
     for (guint i = 0; words[i]; i++) {
         guint v;
         if (!cmd_vcpu_parse_uint(words[i], 65535, &v)) {
             cli_usage_error(cmd, "bad VCPU_ID '%s': a vCPU number as 'vcpu list' shows it",
                             words[i]);
-            return FALSE;
+            json_array_unref(ids);
+            return NULL;
         }
-        g_array_append_val(ids, v);
+        json_array_add_int_element(ids, v);
     }
-    return TRUE;
+    return ids;
 }
 
 static int
 cmd_vcpu_enable_exec(CliContext *ctx, const CliCmd *cmd, int argc, char **argv)
 {
-    static const struct option opts[] = {
-        {"node", required_argument, NULL, 'n'},
+    static const struct option extra[] = {
+        {"node", required_argument, NULL, CMD_VCPU_OPT_NODE},
         {0},
     };
-    g_autoptr(GError) error = NULL;
-    g_autoptr(HotplugCpuSlots) s = NULL;
-    g_autoptr(GPtrArray) entities = NULL;
-    g_autoptr(GPtrArray) pos = g_ptr_array_new();
-    g_autoptr(GArray) ids = g_array_new(FALSE, FALSE, sizeof(guint));
-    CliUnplugArgs none = {0};
-    gint64 node = -1;
-    HotplugVm *vm;
-    int ch, rc = CLI_EXIT_OK;
+    g_autoptr(JsonObject) parsed = json_object_new();
+    g_autoptr(JsonNode) ret = NULL;
+    g_autofree char **pos = NULL;
+    const char *text;
+    JsonObject *args;
+    JsonArray *ids;
+    guint node = 0;
+    gboolean with_node;
+    int rc;
 
-    opterr = 0;
-    while ((ch = getopt_long(argc, argv, "-", opts, NULL)) != -1) {
-        guint v;
-        switch (ch) {
-        case 1:
-            g_ptr_array_add(pos, optarg);
-            break;
-        case 'n':
-            if (!cmd_vcpu_parse_uint(optarg, 65535, &v))
-                return cli_usage_error(cmd, "bad NUMA node '%s'", optarg);
-            node = v;
-            break;
-        default:
-            return cli_usage_error(cmd, "unknown option '%s'", argv[optind - 1]);
-        }
-    }
-    g_ptr_array_add(pos, NULL);
-    if (pos->len < 2)
-        return cli_usage_error(cmd, "missing VM");
-    if (pos->len < 3 && node < 0)
-        return cli_usage_error(cmd, "missing VCPU_ID (or --node N to pick a free one)");
-    if (!cmd_vcpu_parse_ids(cmd, (char **)pos->pdata + 1, ids))
+    pos = cli_parse_args(cmd, argc, argv, FALSE, extra, parsed);
+    if (!pos)
         return CLI_EXIT_USAGE;
-    vm = cli_engine_open(ctx, pos->pdata[0], &error);
-    if (!vm)
-        return cli_op_error(ctx, error);
-    s = cmd_vcpu_query(ctx, vm, &rc);
-    if (!s)
-        goto out;
-    if (ids->len)
-        entities = hotplug_cpu_select_ids(s, (guint *)ids->data, ids->len, TRUE, node, &error);
-    else
-        entities = hotplug_cpu_select_node(s, node, 1, &error);
-    rc = entities ? cmd_vcpu_run(ctx, vm, entities, TRUE, &none) : cli_op_error(ctx, error);
-out:
-    cli_engine_close(vm);
-    return rc;
+    text = qmp_json_get_string(parsed, "node");
+    with_node = text != NULL;
+    if (text && !cmd_vcpu_parse_uint(text, 65535, &node))
+        return cli_usage_error(cmd, "bad NUMA node '%s'", text);
+    if (!pos[0])
+        return cli_usage_error(cmd, "missing VM");
+    if (!pos[1] && !with_node)
+        return cli_usage_error(cmd, "missing VCPU_ID (or --node N to pick a free one)");
+    ids = cmd_vcpu_parse_ids(cmd, pos + 1);
+    if (!ids)
+        return CLI_EXIT_USAGE;
+    args = json_object_new();
+    json_object_set_array_member(args, "ids", ids);
+    if (with_node)
+        json_object_set_int_member(args, "node", node);
+    rc = cli_request(ctx, pos[0], "vcpu-enable", args, &ret);
+    return rc ? rc : cmd_vcpu_print_ops(ctx, ret);
 }
 
 static int
 cmd_vcpu_disable_exec(CliContext *ctx, const CliCmd *cmd, int argc, char **argv)
 {
-    g_autoptr(GError) error = NULL;
-    g_autoptr(HotplugCpuSlots) s = NULL;
-    g_autoptr(GPtrArray) entities = NULL;
-    g_autoptr(GArray) ids = g_array_new(FALSE, FALSE, sizeof(guint));
+    g_autoptr(JsonNode) ret = NULL;
     g_autofree char **pos = NULL;
-    CliUnplugArgs args;
-    HotplugVm *vm;
-    int rc = CLI_EXIT_OK;
+    JsonObject *args = json_object_new();
+    JsonArray *ids = NULL;
+    int rc;
 
-    pos = cli_parse_unplug_args(cmd, argc, argv, &args);
-    if (!pos)
+    pos = cli_parse_args(cmd, argc, argv, TRUE, NULL, args);
+    if (!pos || g_strv_length(pos) < 2 || !(ids = cmd_vcpu_parse_ids(cmd, pos + 1))) {
+        json_object_unref(args);
+        if (pos && g_strv_length(pos) < 2)
+            return cli_usage_error(cmd, "missing %s", pos[0] ? "VCPU_ID" : "VM");
         return CLI_EXIT_USAGE;
-    if (g_strv_length(pos) < 2)
-        return cli_usage_error(cmd, "missing %s", pos[0] ? "VCPU_ID" : "VM");
-    if (!cmd_vcpu_parse_ids(cmd, pos + 1, ids))
-        return CLI_EXIT_USAGE;
-    vm = cli_engine_open(ctx, pos[0], &error);
-    if (!vm)
-        return cli_op_error(ctx, error);
-    s = cmd_vcpu_query(ctx, vm, &rc);
-    if (!s)
-        goto out;
-    entities = hotplug_cpu_select_ids(s, (guint *)ids->data, ids->len, FALSE, -1, &error);
-    rc = entities ? cmd_vcpu_run(ctx, vm, entities, FALSE, &args) : cli_op_error(ctx, error);
-out:
-    cli_engine_close(vm);
-    return rc;
+    }
+    json_object_set_array_member(args, "ids", ids);
+    rc = cli_request(ctx, pos[0], "vcpu-disable", args, &ret);
+    return rc ? rc : cmd_vcpu_print_ops(ctx, ret);
 }
 
 #define CLI_VCPU_UNPLUG_HELP                                                                  \

@@ -117,7 +117,7 @@ daemon_config_load(const char *path, GError **error)
     static const char *const hotplugd_keys[] = {
         "state-dir", "socket", "socket-mode", "socket-group", "watch-dir",
         "log-max-size", "log-segment-size", "subscriber-buffer", NULL};
-    static const char *const timeout_keys[] = {"pci", "pci-pseries", "cpu", "memory", "other",
+    static const char *const timeout_keys[] = {"pci", "pci-pseries", "cpu", "memory",
                                                NULL};
     static const char *const retry_keys[] = {"count", "interval", NULL};
     static const char *const vm_keys[] = {"qmp", NULL};

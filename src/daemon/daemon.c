@@ -43,6 +43,7 @@ struct Daemon {
     gboolean flush_pending;
     guint64 durable_seq;       /* the last seq flushed to disk */
     GPtrArray *announce;       /* DaemonAnnounce awaiting the flush */
+    GPtrArray *deferred;       /* DaemonReply awaiting the flush */
     GHashTable *subs;          /* ControlClient -> Subscription */
     GHashTable *vm_source;     /* name -> VmSource */
     GHashTable *calls;         /* DaemonCall set, for clients that go away */
@@ -70,6 +71,35 @@ typedef struct {
     JsonNode *id;
     HotplugRequest *req;
 } DaemonCall;
+
+/* A reply held back until the records it speaks of are on disk. */
+typedef struct {
+    ControlClient *cl;
+    JsonNode *id;
+    JsonNode *ret;
+    char *cls, *desc;
+} DaemonReply;
+
+static void
+daemon_reply_free(DaemonReply *r)
+{
+    if (r->id)
+        json_node_unref(r->id);
+    if (r->ret)
+        json_node_unref(r->ret);
+    g_free(r->cls);
+    g_free(r->desc);
+    g_free(r);
+}
+
+static void
+daemon_reply_send(DaemonReply *r)
+{
+    if (r->cls)
+        control_client_error(r->cl, r->id, r->cls, r->desc);
+    else
+        control_client_return(r->cl, r->id, r->ret);
+}
 
 typedef struct {
     guint64 seq;
@@ -145,6 +175,13 @@ daemon_flush_cb(evutil_socket_t fd, short what, void *opaque)
     if (!journal_flush(d->journal, &error))
         g_warning("journal flush failed: %s", error->message);
     d->durable_seq = event_log_last_seq(d->log);
+    /* requesters hear their outcome once it is on disk, like subscribers */
+    {
+        g_autoptr(GPtrArray) replies = g_steal_pointer(&d->deferred);
+        d->deferred = g_ptr_array_new_with_free_func((GDestroyNotify)daemon_reply_free);
+        for (guint i = 0; i < replies->len; i++)
+            daemon_reply_send(replies->pdata[i]);
+    }
     /* announce only what is on disk */
     batch = g_steal_pointer(&d->announce);
     d->announce = g_ptr_array_new_with_free_func((GDestroyNotify)daemon_announce_free);
@@ -302,6 +339,12 @@ daemon_svc_op_cb(HotplugService *svc, HotplugVm *vm, HotplugOp *op, HotplugOpEve
         json_object_set_int_member(rec, "elapsed_ms", hotplug_op_get_elapsed_ms(op));
         daemon_op_detail(rec, op);
         break;
+    case HOTPLUG_OP_EV_DROPPED:
+        /* its outcome stands and was logged: it only leaves the journal */
+        if (!journal_remove(d->journal, id, &error))
+            g_warning("journal: op %" G_GUINT64_FORMAT ": %s", id, error->message);
+        daemon_schedule_flush(d);
+        return;
     case HOTPLUG_OP_EV_OUTCOME:
     case HOTPLUG_OP_EV_LATE:
         rec = daemon_op_record(op, "outcome");
@@ -888,11 +931,22 @@ static void
 daemon_call_reply_cb(HotplugRequest *req, JsonNode *ret, const GError *error, gpointer opaque)
 {
     DaemonCall *c = opaque;
+    DaemonReply *r = g_new0(DaemonReply, 1);
 
-    if (error)
-        control_client_error(c->cl, c->id, hotplug_error_class(error), error->message);
-    else
-        control_client_return(c->cl, c->id, ret);
+    r->cl = c->cl;
+    r->id = c->id ? json_node_copy(c->id) : NULL;
+    if (error) {
+        r->cls = g_strdup(hotplug_error_class(error));
+        r->desc = g_strdup(error->message);
+    } else {
+        r->ret = json_node_copy(ret);
+    }
+    if (c->d->flush_pending) {
+        g_ptr_array_add(c->d->deferred, r);
+    } else {
+        daemon_reply_send(r);
+        daemon_reply_free(r);
+    }
     g_hash_table_remove(c->d->calls, c);
 }
 
@@ -990,6 +1044,9 @@ daemon_control_closed_cb(ControlServer *srv, ControlClient *cl, gpointer opaque)
     gpointer key;
 
     g_hash_table_remove(d->subs, cl);
+    for (guint i = d->deferred->len; i > 0; i--)
+        if (((DaemonReply *)d->deferred->pdata[i - 1])->cl == cl)
+            g_ptr_array_remove_index(d->deferred, i - 1);
     /* its requests go on (an unplug does not stop because a client left)
      * but nobody hears the reply */
     g_hash_table_iter_init(&it, d->calls);
@@ -1105,6 +1162,7 @@ daemon_new(struct event_base *base, DaemonConfig *cfg, const char *config_path, 
     d->lock_fd = -1;
     d->inotify_fd = -1;
     d->announce = g_ptr_array_new_with_free_func((GDestroyNotify)daemon_announce_free);
+    d->deferred = g_ptr_array_new_with_free_func((GDestroyNotify)daemon_reply_free);
     d->subs = g_hash_table_new_full(g_direct_hash, g_direct_equal, NULL,
                                     (GDestroyNotify)subscription_free);
     d->vm_source = g_hash_table_new_full(g_str_hash, g_str_equal, g_free, NULL);
@@ -1211,6 +1269,7 @@ daemon_free(Daemon *d)
     event_log_free(d->log);
     journal_free(d->journal);
     g_ptr_array_unref(d->announce);
+    g_ptr_array_unref(d->deferred);
     g_hash_table_unref(d->subs);
     g_hash_table_unref(d->vm_source);
     g_hash_table_unref(d->calls);

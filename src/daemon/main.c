@@ -7,6 +7,7 @@
 #include <getopt.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
 #include <syslog.h>
 #include <unistd.h>
 
@@ -79,7 +80,8 @@ hotplugd_usage(FILE *f)
             "See hotplugd(8), hotplugd.conf(5), hotplugctl(1).\n");
 }
 
-/* Detach; the parent exits once the child says it is ready (or failed). */
+/* Detach; the parent exits once the child says it is ready, or prints why
+ * it failed: one status byte, then the message. */
 static int
 hotplugd_daemonize(int *ready_fd)
 {
@@ -92,10 +94,15 @@ hotplugd_daemonize(int *ready_fd)
     if (pid < 0)
         return -1;
     if (pid > 0) {
-        char status = 1;
+        char status = 1, msg[1024];
+        ssize_t n;
         close(pipefd[1]);
         if (read(pipefd[0], &status, 1) != 1)
             status = 1;
+        if (status && (n = read(pipefd[0], msg, sizeof(msg) - 1)) > 0) {
+            msg[n] = '\0';
+            fprintf(stderr, "hotplugd: cannot start: %s\n", msg);
+        }
         _exit(status);
     }
     close(pipefd[0]);
@@ -118,11 +125,11 @@ hotplugd_daemonize(int *ready_fd)
 }
 
 static void
-hotplugd_tell_parent(int *fd, char status)
+hotplugd_tell_parent(int *fd, char status, const char *msg)
 {
     if (*fd < 0)
         return;
-    if (write(*fd, &status, 1) != 1)
+    if (write(*fd, &status, 1) != 1 || (msg && write(*fd, msg, strlen(msg)) < 0))
         g_debug("parent gone");
     close(*fd);
     *fd = -1;
@@ -142,6 +149,7 @@ main(int argc, char **argv)
         {0},
     };
     const char *config_path = NULL, *socket_path = NULL, *state_dir = NULL;
+    g_autofree char *abs_config = NULL;
     gboolean foreground = FALSE;
     g_autoptr(GError) error = NULL;
     DaemonConfig *cfg;
@@ -184,6 +192,9 @@ main(int argc, char **argv)
         return 2;
     }
     g_log_set_default_handler(hotplugd_log_handler, NULL);
+    /* SIGHUP re-reads it after we chdir("/") */
+    abs_config = config_path ? g_canonicalize_filename(config_path, NULL) : NULL;
+    config_path = abs_config;
 
     cfg = config_path ? daemon_config_load(config_path, &error) : daemon_config_new_defaults();
     if (!cfg) {
@@ -212,14 +223,15 @@ main(int argc, char **argv)
     base = event_base_new();
     d = daemon_new(base, cfg, config_path, &error);
     if (!d) {
-        g_critical("cannot start: %s", error->message);
+        /* not g_critical: that is for bugs (and fatal under G_DEBUG=fatal-criticals) */
+        g_warning("cannot start: %s", error->message);
         if (foreground)
             fprintf(stderr, "hotplugd: cannot start: %s\n", error->message);
-        hotplugd_tell_parent(&ready_fd, 1);
+        hotplugd_tell_parent(&ready_fd, 1, error->message);
         event_base_free(base);
         return 1;
     }
-    hotplugd_tell_parent(&ready_fd, 0);
+    hotplugd_tell_parent(&ready_fd, 0, NULL);
     rc = daemon_run(d);
     daemon_free(d);
     event_base_free(base);

@@ -316,11 +316,18 @@ hotplug_cmd_disk_list(HotplugService *svc, HotplugRequest *req, JsonObject *args
     }
 }
 
+static const char *const hotplug_args_disk_add[] = {"vm", "file", "id", "format", "readonly",
+                                                    "iothreads", "queues", NULL};
+static const char *const hotplug_args_disk_del[] = {"vm", "id", "timeout", "retry",
+                                                    "retry-interval", "no-wait", NULL};
+static const char *const hotplug_args_disk_list[] = {"vm", NULL};
+static const char *const hotplug_args_hostdev_add[] = {"vm", "addr", "id", NULL};
+
 const HotplugCommand hotplug_disk_commands[] = {
-    {"disk-add", hotplug_cmd_disk_add},
-    {"disk-del", hotplug_cmd_disk_del},
-    {"disk-list", hotplug_cmd_disk_list},
-    {"hostdev-add", hotplug_cmd_hostdev_add},
-    {"hostdev-del", hotplug_cmd_hostdev_del},
-    {NULL, NULL},
+    {"disk-add", hotplug_cmd_disk_add, hotplug_args_disk_add},
+    {"disk-del", hotplug_cmd_disk_del, hotplug_args_disk_del},
+    {"disk-list", hotplug_cmd_disk_list, hotplug_args_disk_list},
+    {"hostdev-add", hotplug_cmd_hostdev_add, hotplug_args_hostdev_add},
+    {"hostdev-del", hotplug_cmd_hostdev_del, hotplug_args_disk_del},
+    {NULL, NULL, NULL},
 };

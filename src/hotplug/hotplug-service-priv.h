@@ -24,7 +24,21 @@ void hotplug_service_hostdev_free(HotplugServiceHostdev *sh);
  * registry (the daemon at once; direct mode when a hostdev-add asks). */
 void hotplug_service_hostdev_connected(HotplugServiceHostdev *sh);
 
+/* ---- hotplug-service-vcpu.c ---------------------------------------------- */
+
+/* "vcpu-list", "vcpu-set", "vcpu-enable", "vcpu-disable", "memory-add",
+ * "memory-del", "memory-list" */
+extern const HotplugCommand hotplug_vcpu_commands[];
+
 /* ---- hotplug-service.c ---------------------------------------------------- */
+
+/* Called on the reply of hotplug_request_wait_op (the op's result) or
+ * hotplug_request_wait_ops ({"ops": [...]}) just before it goes out, to
+ * add members to it (a "hint" ...).  Set it before waiting; destroy (may
+ * be NULL) frees data when req ends. */
+typedef void (*HotplugRequestReplyFunc)(HotplugRequest *req, JsonObject *reply, gpointer data);
+void hotplug_request_set_reply_func(HotplugRequest *req, HotplugRequestReplyFunc func,
+                                    gpointer data, GDestroyNotify destroy);
 
 /* The service's host device registry, read from the state file on first
  * use; NULL + error while that file cannot be read. */

@@ -52,6 +52,10 @@ struct HotplugRequest {
     gboolean no_wait;
     guint vm_listener;
     struct event *poll;  /* with no_wait: notices when QEMU accepted */
+    /* adds to the reply of wait_op(s) (hotplug_request_set_reply_func) */
+    HotplugRequestReplyFunc reply_func;
+    gpointer reply_data;
+    GDestroyNotify reply_destroy;
 };
 
 static const HotplugCommand hotplug_service_base_commands[];
@@ -265,11 +269,22 @@ gboolean
 hotplug_service_remove_vm(HotplugService *svc, const char *name, GError **error)
 {
     g_autofree char *copy = g_strdup(name);
+    HotplugServiceVm *sv = g_hash_table_lookup(svc->vms, name);
 
-    if (!g_hash_table_remove(svc->vms, name)) {
+    if (!sv) {
         g_set_error(error, HOTPLUG_ERROR, HOTPLUG_ERROR_NOT_FOUND, "no VM named '%s'", name);
         return FALSE;
     }
+    /* its pending operations end as vm-gone (their requesters hear it),
+     * and nothing may wait on it once it is freed */
+    hotplug_vm_end_all(sv->vm, "the VM was removed from hotplugd");
+    for (guint i = svc->requests->len; i > 0; i--) {
+        HotplugRequest *req = svc->requests->pdata[i - 1];
+        if (req->vm == sv->vm && req->ops)
+            hotplug_request_fail(req, g_error_new(HOTPLUG_ERROR, HOTPLUG_ERROR_VM_GONE,
+                                                  "VM %s was removed", copy));
+    }
+    g_hash_table_remove(svc->vms, name);
     /* its host devices are free for other VMs now */
     if (svc->hostdevs)
         hotplug_hostdev_registry_release_vm(svc->hostdevs, copy);
@@ -352,6 +367,7 @@ hotplug_service_new(struct event_base *base, const HotplugServiceOptions *opts)
     svc->requests = g_ptr_array_new();
     hotplug_service_register(svc, hotplug_service_base_commands);
     hotplug_service_register(svc, hotplug_disk_commands);
+    hotplug_service_register(svc, hotplug_vcpu_commands);
     return svc;
 }
 
@@ -430,6 +446,8 @@ hotplug_request_free(HotplugRequest *req)
         event_free(req->poll);
     if (req->ops)
         g_ptr_array_unref(req->ops);
+    if (req->reply_destroy)
+        req->reply_destroy(req->reply_data);
     g_free(req->cmd);
     g_free(req);
 }
@@ -454,6 +472,18 @@ hotplug_service_execute(HotplugService *svc, const char *cmd, JsonObject *args,
     }
     if (!args)
         args = empty = json_object_new();
+    if (c->args) {
+        g_autoptr(GList) names = json_object_get_members(args);
+        for (GList *l = names; l; l = l->next) {
+            if (!g_strv_contains(c->args, l->data)) {
+                g_autofree char *known = g_strjoinv(", ", (char **)c->args);
+                hotplug_request_fail(req, g_error_new(HOTPLUG_ERROR, HOTPLUG_ERROR_INVALID,
+                                                      "%s takes no argument '%s' (it takes: %s)",
+                                                      cmd, (char *)l->data, known));
+                return NULL;
+            }
+        }
+    }
     c->run(svc, req, args);
     /* replied at once: req is gone */
     return g_ptr_array_find(svc->requests, req, NULL) ? req : NULL;
@@ -519,6 +549,26 @@ hotplug_request_ops_settled(HotplugRequest *req)
     return TRUE;
 }
 
+void
+hotplug_request_set_reply_func(HotplugRequest *req, HotplugRequestReplyFunc func, gpointer data,
+                               GDestroyNotify destroy)
+{
+    if (req->reply_destroy)
+        req->reply_destroy(req->reply_data);
+    req->reply_func = func;
+    req->reply_data = data;
+    req->reply_destroy = destroy;
+}
+
+/* The reply of wait_op(s), with what the command's reply func adds. */
+static void
+hotplug_request_return_ops(HotplugRequest *req, JsonNode *ret)
+{
+    if (req->reply_func && JSON_NODE_HOLDS_OBJECT(ret))
+        req->reply_func(req, json_node_get_object(ret), req->reply_data);
+    hotplug_request_return(req, ret);
+}
+
 /* Reply once every op is settled. */
 static void
 hotplug_request_check_ops(HotplugRequest *req)
@@ -528,7 +578,7 @@ hotplug_request_check_ops(HotplugRequest *req)
     if (!hotplug_request_ops_settled(req))
         return;
     if (!req->multi) {
-        hotplug_request_return(req, hotplug_op_to_json(req->ops->pdata[0]));
+        hotplug_request_return_ops(req, hotplug_op_to_json(req->ops->pdata[0]));
         return;
     }
     b = json_builder_new();
@@ -539,7 +589,7 @@ hotplug_request_check_ops(HotplugRequest *req)
         json_builder_add_value(b, hotplug_op_to_json(req->ops->pdata[i]));
     json_builder_end_array(b);
     json_builder_end_object(b);
-    hotplug_request_return(req, json_builder_get_root(b));
+    hotplug_request_return_ops(req, json_builder_get_root(b));
 }
 
 static void
@@ -564,12 +614,13 @@ hotplug_request_poll_cb(evutil_socket_t fd, short what, void *opaque)
     hotplug_request_check_ops(opaque);
 }
 
-void
-hotplug_request_wait_ops(HotplugRequest *req, HotplugVm *vm, GPtrArray *ops, gboolean no_wait)
+static void
+hotplug_request_wait(HotplugRequest *req, HotplugVm *vm, GPtrArray *ops, gboolean no_wait,
+                     gboolean multi)
 {
     static const HotplugVmListener l = {.op = hotplug_request_op_cb};
 
-    req->multi = TRUE;
+    req->multi = multi;
     req->vm = vm;
     req->no_wait = no_wait;
     req->ops = g_ptr_array_new_with_free_func((GDestroyNotify)hotplug_op_unref);
@@ -580,6 +631,14 @@ hotplug_request_wait_ops(HotplugRequest *req, HotplugVm *vm, GPtrArray *ops, gbo
         return;
     }
     req->vm_listener = hotplug_vm_add_listener(vm, &l, req);
+    /* an attempt already under way was announced before we listened */
+    for (guint i = 0; i < req->ops->len; i++) {
+        HotplugOp *op = req->ops->pdata[i];
+        if (!hotplug_op_is_final(op) && hotplug_op_get_attempts(op) > 0) {
+            g_autoptr(JsonNode) data = hotplug_op_to_json(op);
+            hotplug_request_event(req, "ATTEMPT", data);
+        }
+    }
     if (no_wait) {
         /* acceptance is a reply, not an op event: look every 10 ms */
         struct timeval tv = {0, 10000};
@@ -589,13 +648,18 @@ hotplug_request_wait_ops(HotplugRequest *req, HotplugVm *vm, GPtrArray *ops, gbo
 }
 
 void
+hotplug_request_wait_ops(HotplugRequest *req, HotplugVm *vm, GPtrArray *ops, gboolean no_wait)
+{
+    hotplug_request_wait(req, vm, ops, no_wait, TRUE);
+}
+
+void
 hotplug_request_wait_op(HotplugRequest *req, HotplugVm *vm, HotplugOp *op, gboolean no_wait)
 {
     g_autoptr(GPtrArray) ops = g_ptr_array_new();
 
     g_ptr_array_add(ops, op);
-    hotplug_request_wait_ops(req, vm, ops, no_wait);
-    req->multi = FALSE;
+    hotplug_request_wait(req, vm, ops, no_wait, FALSE);
 }
 
 /* ---- arguments ------------------------------------------------------------------ */
@@ -955,14 +1019,22 @@ hotplug_cmd_ops(HotplugService *svc, HotplugRequest *req, JsonObject *args)
     hotplug_request_return(req, json_builder_get_root(b));
 }
 
+#define UNPLUG_ARGS "timeout", "retry", "retry-interval", "no-wait"
+static const char *const hotplug_args_none[] = {NULL};
+static const char *const hotplug_args_vm[] = {"vm", NULL};
+static const char *const hotplug_args_vm_add[] = {"name", "qmp", NULL};
+static const char *const hotplug_args_vm_remove[] = {"name", NULL};
+static const char *const hotplug_args_device_add[] = {"vm", "driver", "id", "props", NULL};
+static const char *const hotplug_args_device_del[] = {"vm", "id", UNPLUG_ARGS, NULL};
+
 static const HotplugCommand hotplug_service_base_commands[] = {
-    {"vm-list", hotplug_cmd_vm_list},
-    {"vm-add", hotplug_cmd_vm_add},
-    {"vm-remove", hotplug_cmd_vm_remove},
-    {"vm-info", hotplug_cmd_vm_info},
-    {"device-add", hotplug_cmd_device_add},
-    {"device-del", hotplug_cmd_device_del},
-    {"device-list", hotplug_cmd_device_list},
-    {"ops", hotplug_cmd_ops},
-    {NULL, NULL},
+    {"vm-list", hotplug_cmd_vm_list, hotplug_args_none},
+    {"vm-add", hotplug_cmd_vm_add, hotplug_args_vm_add},
+    {"vm-remove", hotplug_cmd_vm_remove, hotplug_args_vm_remove},
+    {"vm-info", hotplug_cmd_vm_info, hotplug_args_vm},
+    {"device-add", hotplug_cmd_device_add, hotplug_args_device_add},
+    {"device-del", hotplug_cmd_device_del, hotplug_args_device_del},
+    {"device-list", hotplug_cmd_device_list, hotplug_args_vm},
+    {"ops", hotplug_cmd_ops, hotplug_args_vm},
+    {NULL, NULL, NULL},
 };

@@ -77,6 +77,10 @@ typedef void (*HotplugCommandFunc)(HotplugService *svc, HotplugRequest *req, Jso
 typedef struct {
     const char *name;
     HotplugCommandFunc run;
+    /* The argument names it takes (NULL-terminated; "vm" included when it
+     * takes one).  Any other argument is refused with InvalidArgument
+     * before run is called.  NULL: no check. */
+    const char *const *args;
 } HotplugCommand;
 
 /* Add a table of commands (ending with {NULL}); the table must live as

@@ -31,6 +31,8 @@ struct HotplugVm {
     GArray *listeners;         /* HotplugListenerEntry */
     guint next_listener_id;
     GHashTable *prop_cache;    /* driver -> HotplugPropTypes */
+    gboolean pseries;          /* query-target said ppc64 */
+    gboolean target_asked;     /* query-target sent on this connection */
     guint64 confirm_counter;   /* bumped by every confirmation request */
     gboolean confirm_inflight;
     GPtrArray *queries;        /* HotplugVmQuery in flight: cut loose on free */
@@ -66,6 +68,8 @@ static void hotplug_vm_request_confirm(HotplugVm *vm, HotplugOp *op, HotplugConf
 static void hotplug_vm_send_unplug(HotplugVm *vm, HotplugOp *op);
 static void hotplug_vm_run_plug_step(HotplugVm *vm, HotplugOp *op);
 static void hotplug_vm_device_gone(HotplugVm *vm, HotplugOp *op);
+static void hotplug_vm_ask_target(HotplugVm *vm);
+static TimeoutClass hotplug_vm_timeout_class(HotplugVm *vm, HotplugKind kind);
 
 const char *
 hotplug_op_event_name(HotplugOpEvent ev)
@@ -81,6 +85,8 @@ hotplug_op_event_name(HotplugOpEvent ev)
         return "outcome";
     case HOTPLUG_OP_EV_LATE:
         return "late";
+    case HOTPLUG_OP_EV_DROPPED:
+        return "dropped";
     }
     return "unknown";
 }
@@ -234,6 +240,18 @@ hotplug_vm_end_attempt(HotplugVm *vm, HotplugOp *op, HotplugOutcome outcome)
     hotplug_vm_emit(vm, op, HOTPLUG_OP_EV_ATTEMPT_RESULT);
 }
 
+/* A tracked op is watched no more; its outcome stands. */
+static void
+hotplug_vm_drop_tracked(HotplugVm *vm, HotplugOp *op)
+{
+    hotplug_vm_stop_timers(op);
+    op->state = HOTPLUG_OP_DONE;
+    hotplug_op_ref(op);
+    hotplug_vm_forget(vm, op);
+    hotplug_vm_emit(vm, op, HOTPLUG_OP_EV_DROPPED);
+    hotplug_op_unref(op);
+}
+
 static void
 hotplug_vm_gone_all(HotplugVm *vm, const char *why)
 {
@@ -243,9 +261,7 @@ hotplug_vm_gone_all(HotplugVm *vm, const char *why)
         HotplugOp *op = ops->pdata[i];
         if (op->state == HOTPLUG_OP_TRACKED) {
             /* it already has its outcome; nothing more can come */
-            hotplug_vm_stop_timers(op);
-            op->state = HOTPLUG_OP_DONE;
-            hotplug_vm_forget(vm, op);
+            hotplug_vm_drop_tracked(vm, op);
             continue;
         }
         if (op->state == HOTPLUG_OP_DONE)
@@ -496,6 +512,8 @@ hotplug_vm_unplug_reply_cb(QmpConn *conn, JsonNode *ret, const GError *error, gp
         if (error)
             hotplug_op_set_detail(op, "QEMU is still processing the previous request");
         op->state = HOTPLUG_OP_WAITING;
+        if (op->timeout_by_class) /* query-target has answered by now */
+            op->timeout_ms = vm->opts.timeouts.ms[hotplug_vm_timeout_class(vm, op->kind)];
         timeout_deadline_arm(op->deadline, op->timeout_ms);
         /* a guest refusal that came before the reply */
         if (op->confirm != HOTPLUG_CONFIRM_NONE)
@@ -551,13 +569,11 @@ hotplug_vm_send_unplug(HotplugVm *vm, HotplugOp *op)
 static void
 hotplug_vm_supersede(HotplugVm *vm, HotplugOp *op)
 {
-    hotplug_vm_stop_timers(op);
-    op->state = HOTPLUG_OP_DONE;
-    hotplug_vm_forget(vm, op);
+    hotplug_vm_drop_tracked(vm, op);
 }
 
 static TimeoutClass
-hotplug_kind_timeout_class(HotplugKind kind)
+hotplug_vm_timeout_class(HotplugVm *vm, HotplugKind kind)
 {
     switch (kind) {
     case HOTPLUG_KIND_VCPU:
@@ -565,7 +581,8 @@ hotplug_kind_timeout_class(HotplugKind kind)
     case HOTPLUG_KIND_MEMORY:
         return TIMEOUT_CLASS_MEMORY;
     default:
-        return TIMEOUT_CLASS_PCI;
+        /* PCI-like devices: pseries guests take longer (libvirt: 10 s) */
+        return vm->pseries ? TIMEOUT_CLASS_PCI_PSERIES : TIMEOUT_CLASS_PCI;
     }
 }
 
@@ -618,7 +635,10 @@ hotplug_vm_unplug(HotplugVm *vm, HotplugKind kind, const char *device,
     op = hotplug_op_new(vm, kind, HOTPLUG_ACTION_UNPLUG, device);
     op->was_tracked = tracked;
     op->timeout_ms = opts->timeout_ms ? opts->timeout_ms
-                                      : vm->opts.timeouts.ms[hotplug_kind_timeout_class(kind)];
+                                      : vm->opts.timeouts.ms[hotplug_vm_timeout_class(vm, kind)];
+    op->timeout_by_class = opts->timeout_ms == 0;
+    if (op->timeout_by_class && hotplug_vm_timeout_class(vm, kind) == TIMEOUT_CLASS_PCI)
+        hotplug_vm_ask_target(vm);
     op->max_attempts = 1 + opts->retries;
     op->retry_interval_ms = opts->retry_interval_ms;
     op->deadline = timeout_deadline_new(qmp_conn_get_base(vm->conn), hotplug_vm_deadline_cb, op);
@@ -1198,6 +1218,52 @@ hotplug_vm_conn_event_cb(QmpConn *conn, const QmpEvent *ev, gpointer opaque)
     }
 }
 
+typedef struct {
+    HotplugVmQuery base;
+} HotplugTargetQuery;
+
+static void
+hotplug_vm_target_cb(QmpConn *conn, JsonNode *ret, const GError *error, gpointer opaque)
+{
+    HotplugVm *vm = hotplug_vm_query_end(opaque);
+    const char *arch = error ? NULL : qmp_json_get_string(qmp_json_node_object(ret), "arch");
+
+    g_free(opaque);
+    if (vm && arch)
+        vm->pseries = g_str_equal(arch, "ppc64");
+}
+
+/* The target decides which deadline PCI-like unplugs get by default.
+ * Asked once per connection, just before the first such device_del: its
+ * answer comes before that device_del's, which arms the deadline. */
+static void
+hotplug_vm_ask_target(HotplugVm *vm)
+{
+    HotplugTargetQuery *q;
+
+    if (vm->target_asked)
+        return;
+    vm->target_asked = TRUE;
+    q = hotplug_vm_query_new(vm, sizeof(HotplugTargetQuery));
+
+    if (!qmp_conn_execute(vm->conn, "query-target", NULL, hotplug_vm_target_cb, q, NULL)) {
+        hotplug_vm_query_end(q);
+        g_free(q);
+    }
+}
+
+void
+hotplug_vm_end_all(HotplugVm *vm, const char *why)
+{
+    hotplug_vm_gone_all(vm, why);
+}
+
+gboolean
+hotplug_vm_is_pseries(HotplugVm *vm)
+{
+    return vm->pseries;
+}
+
 static void
 hotplug_vm_conn_state_cb(QmpConn *conn, QmpConnState state, const GError *error,
                          gpointer opaque)
@@ -1211,6 +1277,7 @@ hotplug_vm_conn_state_cb(QmpConn *conn, QmpConnState state, const GError *error,
     } else if (state == QMP_CONN_READY) {
         /* QEMU may have changed while we were away */
         g_hash_table_remove_all(vm->prop_cache);
+        vm->target_asked = FALSE;
         hotplug_vm_probe_all(vm);
     }
 }

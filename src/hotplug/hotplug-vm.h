@@ -25,6 +25,8 @@ typedef enum {
     HOTPLUG_OP_EV_ATTEMPT_RESULT,  /* an attempt ended and another follows */
     HOTPLUG_OP_EV_OUTCOME,         /* the final outcome */
     HOTPLUG_OP_EV_LATE,            /* deleted-late, after a final outcome */
+    HOTPLUG_OP_EV_DROPPED,         /* a tracked op is watched no more (a new request
+                                    * replaced it, or its VM went); its outcome stands */
 } HotplugOpEvent;
 
 const char *hotplug_op_event_name(HotplugOpEvent ev);
@@ -64,6 +66,12 @@ void hotplug_vm_remove_listener(HotplugVm *vm, guint id);
 /* Operation ids come from one process-wide counter; a daemon restoring
  * its journal sets the next one. */
 void hotplug_op_set_next_id(guint64 next);
+
+/* End every pending operation as vm-gone (and stop watching tracked
+ * ones), as when QEMU goes away: before a VM is removed. */
+void hotplug_vm_end_all(HotplugVm *vm, const char *why);
+/* TRUE once QEMU said it is a ppc64 target (pseries deadlines apply). */
+gboolean hotplug_vm_is_pseries(HotplugVm *vm);
 
 /* The operation (not DONE) for device, or NULL.  Borrowed. */
 HotplugOp *hotplug_vm_find_op(HotplugVm *vm, const char *device);

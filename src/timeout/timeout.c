@@ -104,7 +104,6 @@ static const char *const timeout_class_names[TIMEOUT_CLASS_COUNT] = {
     [TIMEOUT_CLASS_PCI_PSERIES] = "pci-pseries",
     [TIMEOUT_CLASS_CPU] = "cpu",
     [TIMEOUT_CLASS_MEMORY] = "memory",
-    [TIMEOUT_CLASS_OTHER] = "other",
 };
 
 void
@@ -115,7 +114,6 @@ timeout_policy_init(TimeoutPolicy *p)
     /* a TCG guest took up to 23 s to eject a vCPU here (issue 4): 2.5x that */
     p->ms[TIMEOUT_CLASS_CPU] = 60000;
     p->ms[TIMEOUT_CLASS_MEMORY] = 30000;
-    p->ms[TIMEOUT_CLASS_OTHER] = 5000;
 }
 
 const char *

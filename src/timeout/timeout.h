@@ -34,7 +34,6 @@ typedef enum {
     TIMEOUT_CLASS_PCI_PSERIES,
     TIMEOUT_CLASS_CPU,
     TIMEOUT_CLASS_MEMORY,
-    TIMEOUT_CLASS_OTHER,
     TIMEOUT_CLASS_COUNT,
 } TimeoutClass;
 
@@ -42,7 +41,7 @@ typedef struct {
     guint ms[TIMEOUT_CLASS_COUNT];
 } TimeoutPolicy;
 
-/* PCI 5 s (libvirt's), pseries PCI 10 s, CPU 60 s, memory 30 s, other 5 s. */
+/* PCI 5 s (libvirt's), pseries PCI 10 s, CPU 60 s, memory 30 s. */
 void timeout_policy_init(TimeoutPolicy *p);
 const char *timeout_class_name(TimeoutClass c);
 /* "pci", "cpu" ... -> class; FALSE when unknown. */
