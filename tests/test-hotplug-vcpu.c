@@ -1,6 +1,11 @@
 /* vCPU and memory hotplug (hotplug-vcpu.c, hotplug-memory.c): parsing
  * query-hotpluggable-cpus, choosing entities, and the operations against
- * the scripted fake peer.  Replies are QEMU 7.2's own (x86 pc, pseries). */
+ * the scripted fake peer; and their service commands
+ * (hotplug-service-vcpu.c) against a fake peer on a UNIX socket: argument
+ * checks that send nothing, error classes, the replies ({"ops": [...]},
+ * "hint"), a conflict refused before anything is sent, a VM removed while
+ * its command waits for QEMU.  Replies are QEMU 7.2's own (x86 pc,
+ * pseries). */
 #include "config.h"
 
 #include <stdarg.h>
@@ -9,12 +14,18 @@
 #include <stdint.h>
 #include <cmocka.h>
 
+#include <errno.h>
 #include <string.h>
+#include <sys/socket.h>
+#include <sys/un.h>
+#include <unistd.h>
 
 #include <event2/event.h>
+#include <glib/gstdio.h>
 
 #include "fake-peer.h"
 #include "hotplug-memory.h"
+#include "hotplug-service.h"
 #include "hotplug-vcpu.h"
 #include "qmp-json.h"
 
@@ -563,6 +574,8 @@ setup(void **state)
     f->base = event_base_new();
     f->tick = evtimer_new(f->base, tick_cb, NULL);
     f->peer = fake_peer_new(f->base, &fd);
+    /* the engine may ask it (the default deadline of PCI-like unplugs) */
+    fake_peer_auto(f->peer, "query-target", "{\"arch\": \"x86_64\"}");
     fake_peer_greet(f->peer);
     f->conn = qmp_conn_new_fd(f->base, fd, NULL);
     if (!qmp_conn_wait_ready(f->conn, 5000, &error))
@@ -998,11 +1011,609 @@ test_memory_del_refused(void **state)
     assert_peer_done(f);
 }
 
+/* ---- the service commands -------------------------------------------------------- */
+
+#define SVC_WAIT_MS 5000
+
+typedef struct {
+    gboolean done;
+    JsonNode *ret;
+    GError *error;
+} SvcReply;
+
+typedef struct {
+    struct event_base *base;
+    char *dir;
+    char *path; /* the QMP socket the service connects to */
+    int listen_fd;
+    FakePeer *peer;
+    HotplugService *svc;
+    SvcReply r;
+} SvcFixture;
+
+static void
+svc_spin_until(SvcFixture *f, const gboolean *flag, guint ms)
+{
+    gint64 end = g_get_monotonic_time() + ms * 1000;
+
+    while (!(flag && *flag) && g_get_monotonic_time() < end)
+        event_base_loop(f->base, EVLOOP_ONCE | EVLOOP_NONBLOCK), g_usleep(500);
+}
+
+/* A direct-mode service with VM "vm1" on a fake peer, ready. */
+static int
+svc_setup(void **state)
+{
+    struct sockaddr_un sun = {.sun_family = AF_UNIX};
+    g_autoptr(GError) error = NULL;
+    HotplugServiceOptions so = {.direct = TRUE};
+    SvcFixture *f = g_new0(SvcFixture, 1);
+    gint64 end;
+    int fd = -1;
+
+    *state = f;
+    f->base = event_base_new();
+    f->dir = g_dir_make_tmp("svc-vcpu-XXXXXX", &error);
+    assert_non_null(f->dir);
+    f->path = g_build_filename(f->dir, "qmp.sock", NULL);
+    g_strlcpy(sun.sun_path, f->path, sizeof(sun.sun_path));
+    f->listen_fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
+    assert_true(f->listen_fd >= 0);
+    assert_int_equal(bind(f->listen_fd, (struct sockaddr *)&sun, sizeof(sun)), 0);
+    assert_int_equal(listen(f->listen_fd, 4), 0);
+    so.default_unplug.retry_interval_ms = 2000;
+    f->svc = hotplug_service_new(f->base, &so);
+    if (!hotplug_service_add_vm(f->svc, "vm1", f->path, &error))
+        fail_msg("add_vm: %s", error->message);
+    end = g_get_monotonic_time() + SVC_WAIT_MS * 1000;
+    while (fd < 0 && g_get_monotonic_time() < end) {
+        fd = accept4(f->listen_fd, NULL, NULL, SOCK_CLOEXEC);
+        if (fd < 0)
+            event_base_loop(f->base, EVLOOP_ONCE | EVLOOP_NONBLOCK), g_usleep(500);
+    }
+    if (fd < 0)
+        fail_msg("accept: %s", g_strerror(errno));
+    f->peer = fake_peer_new_from_fd(f->base, fd);
+    fake_peer_auto(f->peer, "query-target", "{\"arch\": \"x86_64\"}");
+    fake_peer_greet(f->peer);
+    if (!qmp_conn_wait_ready(hotplug_vm_get_conn(hotplug_service_get_vm(f->svc, "vm1")),
+                             SVC_WAIT_MS, &error))
+        fail_msg("vm1 not ready: %s", error->message);
+    return 0;
+}
+
+static void
+svc_reply_clear(SvcReply *r)
+{
+    if (r->ret)
+        json_node_unref(r->ret);
+    g_clear_error(&r->error);
+    memset(r, 0, sizeof(*r));
+}
+
+static int
+svc_teardown(void **state)
+{
+    SvcFixture *f = *state;
+
+    hotplug_service_free(f->svc);
+    if (f->peer)
+        fake_peer_free(f->peer);
+    if (f->listen_fd >= 0)
+        close(f->listen_fd);
+    g_unlink(f->path);
+    g_rmdir(f->dir);
+    g_free(f->path);
+    g_free(f->dir);
+    svc_reply_clear(&f->r);
+    event_base_free(f->base);
+    g_free(f);
+    return 0;
+}
+
+static void
+svc_reply_cb(HotplugRequest *req, JsonNode *ret, const GError *error, gpointer opaque)
+{
+    SvcReply *r = opaque;
+
+    assert_false(r->done);
+    r->done = TRUE;
+    if (error)
+        r->error = g_error_copy(error);
+    else
+        r->ret = json_node_ref(ret);
+}
+
+/* Start cmd with args (JSON text, "vm": "vm1" added); the reply lands in
+ * r (cleared first). */
+static void
+svc_start_into(SvcFixture *f, SvcReply *r, const char *cmd, const char *args_json)
+{
+    static const HotplugRequestCallbacks cb = {.reply = svc_reply_cb};
+    g_autoptr(JsonNode) args = parse(args_json);
+
+    svc_reply_clear(r);
+    json_object_set_string_member(json_node_get_object(args), "vm", "vm1");
+    hotplug_service_execute(f->svc, cmd, json_node_get_object(args), &cb, r);
+}
+
+/* The same, into f->r. */
+static void
+svc_start(SvcFixture *f, const char *cmd, const char *args_json)
+{
+    svc_start_into(f, &f->r, cmd, args_json);
+}
+
+/* Run cmd and wait for its reply. */
+static void
+svc_run(SvcFixture *f, const char *cmd, const char *args_json)
+{
+    svc_start(f, cmd, args_json);
+    svc_spin_until(f, &f->r.done, SVC_WAIT_MS);
+    if (!f->r.done)
+        fail_msg("%s: no reply in %d ms; peer: %s", cmd, SVC_WAIT_MS,
+                 fake_peer_describe_failures(f->peer));
+}
+
+static void
+svc_assert_fails(SvcFixture *f, const char *cls, const char *message)
+{
+    if (!f->r.error) {
+        g_autofree char *text = f->r.ret ? json_to_string(f->r.ret, FALSE) : g_strdup("?");
+        fail_msg("expected %s '%s', got %s", cls, message, text);
+    }
+    assert_string_equal(hotplug_error_class(f->r.error), cls);
+    if (!strstr(f->r.error->message, message))
+        fail_msg("error \"%s\" lacks \"%s\"", f->r.error->message, message);
+}
+
+static JsonObject *
+svc_ret(SvcFixture *f)
+{
+    JsonObject *o;
+
+    if (f->r.error)
+        fail_msg("expected a result, got %s: %s", hotplug_error_class(f->r.error),
+                 f->r.error->message);
+    o = qmp_json_node_object(f->r.ret);
+    assert_non_null(o);
+    return o;
+}
+
+/* Op i of an {"ops": [...]} reply. */
+static JsonObject *
+svc_op(SvcFixture *f, guint i)
+{
+    JsonArray *ops = qmp_json_get_array(svc_ret(f), "ops");
+
+    assert_non_null(ops);
+    assert_true(i < json_array_get_length(ops));
+    return qmp_json_node_object(json_array_get_element(ops, i));
+}
+
+static void
+svc_assert_peer_done(SvcFixture *f)
+{
+    for (int i = 0; i < 40; i++)
+        event_base_loop(f->base, EVLOOP_NONBLOCK), g_usleep(500);
+    if (!fake_peer_all_done(f->peer)) {
+        g_autofree char *why = fake_peer_describe_failures(f->peer);
+        fail_msg("fake peer: %s", why);
+    }
+}
+
+/* The commands the peer received, qmp_capabilities and query-target (the
+ * engine's own, when it asks) left out. */
+static char *
+svc_commands(SvcFixture *f)
+{
+    GString *s = g_string_new(NULL);
+
+    for (guint i = 0; i < fake_peer_n_received(f->peer); i++) {
+        const char *c = fake_peer_received_command(f->peer, i);
+        if (!g_str_equal(c, "qmp_capabilities") && !g_str_equal(c, "query-target"))
+            g_string_append_printf(s, "%s%s", s->len ? " " : "", c);
+    }
+    return g_string_free(s, FALSE);
+}
+
+static void
+svc_expect_cpus(SvcFixture *f, const char *hotpluggable, const char *cpus_fast)
+{
+    fake_peer_step_return(fake_peer_expect(f->peer, "query-hotpluggable-cpus", NULL),
+                          hotpluggable);
+    fake_peer_step_return(fake_peer_expect(f->peer, "query-cpus-fast", NULL), cpus_fast);
+}
+
+/* Every command is registered. */
+static void
+test_svc_registered(void **state)
+{
+    SvcFixture *f = *state;
+    g_autoptr(GPtrArray) names = hotplug_service_list_commands(f->svc);
+    const char *want[] = {"vcpu-list",  "vcpu-set",   "vcpu-enable", "vcpu-disable",
+                          "memory-add", "memory-del", "memory-list"};
+
+    for (guint i = 0; i < G_N_ELEMENTS(want); i++)
+        if (!g_ptr_array_find_with_equal_func(names, want[i], g_str_equal, NULL))
+            fail_msg("command %s not registered", want[i]);
+}
+
+/* Bad arguments are refused (InvalidArgument: exit 2) before anything is
+ * sent to QEMU. */
+static void
+test_svc_args(void **state)
+{
+    SvcFixture *f = *state;
+    g_autofree char *cmds = NULL;
+
+    svc_run(f, "vcpu-set", "{}");
+    svc_assert_fails(f, "InvalidArgument", "argument 'count' is missing");
+    svc_run(f, "vcpu-set", "{\"count\": 0}");
+    svc_assert_fails(f, "InvalidArgument", "argument 'count' must be at least 1");
+    svc_run(f, "vcpu-set", "{\"count\": \"2\"}");
+    svc_assert_fails(f, "InvalidArgument", "argument 'count' must be a whole number from 0 to 65536");
+    svc_run(f, "vcpu-set", "{\"count\": 2, \"timeout\": \"soon\"}");
+    svc_assert_fails(f, "InvalidArgument", "argument 'timeout' must be a number of seconds");
+    svc_run(f, "vcpu-enable", "{}");
+    svc_assert_fails(f, "InvalidArgument", "argument 'ids' is missing (or give 'node'");
+    svc_run(f, "vcpu-enable", "{\"ids\": [1, \"2\"]}");
+    svc_assert_fails(f, "InvalidArgument",
+                     "argument 'ids' must be an array of vCPU ids (whole numbers from 0 to 65535)");
+    svc_run(f, "vcpu-enable", "{\"ids\": [65536]}");
+    svc_assert_fails(f, "InvalidArgument", "argument 'ids' must be an array of vCPU ids");
+    svc_run(f, "vcpu-enable", "{\"ids\": 1}");
+    svc_assert_fails(f, "InvalidArgument", "argument 'ids' must be an array of vCPU ids");
+    svc_run(f, "vcpu-enable", "{\"node\": -1}");
+    svc_assert_fails(f, "InvalidArgument", "argument 'node' must be a whole number from 0 to 65535");
+    svc_run(f, "vcpu-disable", "{\"ids\": []}");
+    svc_assert_fails(f, "InvalidArgument", "argument 'ids' is missing");
+    svc_run(f, "vcpu-disable", "{\"ids\": [1], \"retry\": 5000}");
+    svc_assert_fails(f, "InvalidArgument", "argument 'retry' must be a whole number from 0 to 1000");
+    svc_run(f, "memory-add", "{}");
+    svc_assert_fails(f, "InvalidArgument", "argument 'size' is missing");
+    svc_run(f, "memory-add", "{\"size\": \"3M\"}");
+    svc_assert_fails(f, "InvalidArgument", "size 3M (3145728 bytes) is not a non-zero multiple of 2M");
+    svc_run(f, "memory-add", "{\"size\": 3145728}");
+    svc_assert_fails(f, "InvalidArgument", "size 3145728 (3145728 bytes) is not a non-zero");
+    svc_run(f, "memory-add", "{\"size\": -2097152}");
+    svc_assert_fails(f, "InvalidArgument", "argument 'size' must be a number of bytes or a size");
+    svc_run(f, "memory-add", "{\"size\": \"lots\"}");
+    svc_assert_fails(f, "InvalidArgument", "bad size 'lots'");
+    svc_run(f, "memory-add", "{\"size\": \"128M\", \"id\": \"a/b\"}");
+    svc_assert_fails(f, "InvalidArgument", "bad id 'a/b'");
+    svc_run(f, "memory-del", "{}");
+    svc_assert_fails(f, "InvalidArgument", "argument 'id' is missing");
+    svc_run(f, "memory-del", "{\"id\": \"dimm0\", \"no-wait\": 1}");
+    svc_assert_fails(f, "InvalidArgument", "argument 'no-wait' must be true or false");
+    svc_run(f, "vcpu-enable", "{\"ids\": [1], \"timeout\": 5}");
+    svc_assert_fails(f, "InvalidArgument", "vcpu-enable takes no argument 'timeout'");
+    /* an unknown VM */
+    {
+        static const HotplugRequestCallbacks cb = {.reply = svc_reply_cb};
+        g_autoptr(JsonNode) args = parse("{\"vm\": \"nope\"}");
+        svc_reply_clear(&f->r);
+        hotplug_service_execute(f->svc, "vcpu-list", json_node_get_object(args), &cb, &f->r);
+        assert_true(f->r.done);
+        svc_assert_fails(f, "NotFound", "no VM named 'nope'");
+    }
+    svc_assert_peer_done(f);
+    cmds = svc_commands(f);
+    assert_string_equal(cmds, "");
+}
+
+/* vcpu-list: the joined view, with the VM's name. */
+static void
+test_svc_vcpu_list(void **state)
+{
+    SvcFixture *f = *state;
+    JsonObject *o;
+    JsonArray *ents;
+
+    svc_expect_cpus(f, X86_HOTPLUGGABLE, X86_CPUS_FAST);
+    svc_run(f, "vcpu-list", "{}");
+    o = svc_ret(f);
+    assert_string_equal(qmp_json_get_string(o, "vm"), "vm1");
+    assert_int_equal(qmp_json_get_int_default(o, "vcpus", -1), 2);
+    assert_int_equal(qmp_json_get_int_default(o, "maxcpus", -1), 4);
+    ents = qmp_json_get_array(o, "entities");
+    assert_int_equal(json_array_get_length(ents), 4);
+    assert_string_equal(qmp_json_get_string(json_array_get_object_element(ents, 1), "device"),
+                        "cpu-s0-c1-t0");
+    svc_assert_peer_done(f);
+
+    /* QEMU's refusal keeps its class */
+    fake_peer_step_error(fake_peer_expect(f->peer, "query-hotpluggable-cpus", NULL),
+                         "GenericError", "machine does not support hot-plugging CPUs");
+    fake_peer_step_return(fake_peer_expect(f->peer, "query-cpus-fast", NULL), X86_CPUS_FAST);
+    svc_run(f, "vcpu-list", "{}");
+    svc_assert_fails(f, "GenericError", "machine does not support hot-plugging CPUs");
+    svc_assert_peer_done(f);
+}
+
+/* vcpu-set up: both free slots at once, one reply with both ops and what
+ * changed; then unchanged; then errors that name the limit. */
+static void
+test_svc_vcpu_set(void **state)
+{
+    SvcFixture *f = *state;
+    g_autofree char *cmds = NULL;
+    JsonObject *o;
+
+    svc_expect_cpus(f, X86_HOTPLUGGABLE, X86_CPUS_FAST);
+    fake_peer_expect(f->peer, "device_add", "{\"id\": \"cpu-s0-c2-t0\", \"core-id\": 2}");
+    fake_peer_expect(f->peer, "device_add", "{\"id\": \"cpu-s0-c3-t0\", \"core-id\": 3}");
+    svc_run(f, "vcpu-set", "{\"count\": 4}");
+    o = svc_ret(f);
+    assert_string_equal(qmp_json_get_string(o, "vm"), "vm1");
+    assert_int_equal(qmp_json_get_int_default(o, "vcpus", -1), 4);
+    assert_int_equal(qmp_json_get_int_default(o, "from", -1), 2);
+    assert_string_equal(qmp_json_get_string(o, "action"), "plug");
+    assert_int_equal(qmp_json_get_int_default(o, "n_entities", -1), 2);
+    assert_true(qmp_json_get_bool_default(o, "changed", FALSE));
+    assert_int_equal(json_array_get_length(qmp_json_get_array(o, "ops")), 2);
+    assert_string_equal(qmp_json_get_string(svc_op(f, 0), "device"), "cpu-s0-c2-t0");
+    assert_string_equal(qmp_json_get_string(svc_op(f, 0), "outcome"), "added");
+    assert_string_equal(qmp_json_get_string(svc_op(f, 1), "device"), "cpu-s0-c3-t0");
+    assert_string_equal(qmp_json_get_string(svc_op(f, 1), "outcome"), "added");
+    assert_false(json_object_has_member(svc_op(f, 0), "hint"));
+    svc_assert_peer_done(f);
+
+    svc_expect_cpus(f, X86_HOTPLUGGABLE, X86_CPUS_FAST);
+    svc_run(f, "vcpu-set", "{\"count\": 2}");
+    o = svc_ret(f);
+    assert_false(qmp_json_get_bool_default(o, "changed", TRUE));
+    assert_int_equal(qmp_json_get_int_default(o, "vcpus", -1), 2);
+    assert_int_equal(json_array_get_length(qmp_json_get_array(o, "ops")), 0);
+    svc_assert_peer_done(f);
+
+    /* over maxcpus: Unsupported (exit 1); below the boot vCPUs: InvalidArgument */
+    svc_expect_cpus(f, X86_HOTPLUGGABLE, X86_CPUS_FAST);
+    svc_run(f, "vcpu-set", "{\"count\": 9}");
+    svc_assert_fails(f, "Unsupported",
+                     "no free slot for 9 vCPUs: the VM has 2 of at most 4 (maxcpus)");
+    svc_expect_cpus(f, X86_HOTPLUGGABLE, X86_CPUS_FAST);
+    svc_run(f, "vcpu-disable", "{\"ids\": [0]}");
+    svc_assert_fails(f, "InvalidArgument", "is a boot CPU");
+    svc_expect_cpus(f, X86_HOTPLUGGABLE, X86_CPUS_FAST);
+    svc_run(f, "vcpu-enable", "{\"ids\": [1]}");
+    svc_assert_fails(f, "InvalidArgument", "is already plugged");
+    /* pseries: whole cores only */
+    svc_expect_cpus(f, PPC_HOTPLUGGABLE, PPC_CPUS_FAST);
+    svc_run(f, "vcpu-set", "{\"count\": 5}");
+    svc_assert_fails(f, "InvalidArgument", "5 vCPUs cannot be reached with whole entities");
+    svc_expect_cpus(f, PPC_HOTPLUGGABLE, PPC_CPUS_FAST);
+    svc_run(f, "vcpu-disable", "{\"ids\": [2]}");
+    svc_assert_fails(f, "InvalidArgument", "vcpus-count mismatch");
+    svc_assert_peer_done(f);
+    cmds = svc_commands(f);
+    assert_string_equal(cmds, "query-hotpluggable-cpus query-cpus-fast device_add device_add "
+                              "query-hotpluggable-cpus query-cpus-fast "
+                              "query-hotpluggable-cpus query-cpus-fast "
+                              "query-hotpluggable-cpus query-cpus-fast "
+                              "query-hotpluggable-cpus query-cpus-fast "
+                              "query-hotpluggable-cpus query-cpus-fast "
+                              "query-hotpluggable-cpus query-cpus-fast");
+}
+
+/* vcpu-enable by node; vcpu-disable in legacy CPU hotplug mode: rejected,
+ * with the explanation in "hint". */
+static void
+test_svc_vcpu_enable_disable_hint(void **state)
+{
+    SvcFixture *f = *state;
+    JsonObject *o;
+
+    svc_expect_cpus(f, NUMA_HOTPLUGGABLE, "[]");
+    fake_peer_expect(f->peer, "device_add", "{\"id\": \"cpu-s0-c2-t0\", \"node-id\": 1}");
+    svc_run(f, "vcpu-enable", "{\"node\": 1}");
+    assert_string_equal(qmp_json_get_string(svc_op(f, 0), "device"), "cpu-s0-c2-t0");
+    assert_string_equal(qmp_json_get_string(svc_op(f, 0), "outcome"), "added");
+    svc_expect_cpus(f, NUMA_HOTPLUGGABLE, "[]");
+    svc_run(f, "vcpu-enable", "{\"node\": 5}");
+    svc_assert_fails(f, "InvalidArgument", "no vCPU slot on NUMA node 5");
+    svc_assert_peer_done(f);
+
+    svc_expect_cpus(f, X86_HOTPLUGGABLE, X86_CPUS_FAST);
+    fake_peer_step_error(fake_peer_expect(f->peer, "device_del", "{\"id\": \"cpu-s0-c1-t0\"}"),
+                         "GenericError",
+                         "acpi: device unplug request for not supported device type: "
+                         "qemu64-x86_64-cpu");
+    svc_run(f, "vcpu-disable", "{\"ids\": [1], \"timeout\": 1.5}");
+    o = svc_op(f, 0);
+    assert_string_equal(qmp_json_get_string(o, "outcome"), "rejected");
+    assert_string_equal(qmp_json_get_string(o, "action"), "unplug");
+    assert_int_equal(qmp_json_get_int_default(o, "timeout_ms", -1), 1500);
+    assert_string_equal(qmp_json_get_string(qmp_json_get_object(o, "error"), "class"),
+                        "GenericError");
+    assert_non_null(qmp_json_get_string(o, "hint"));
+    assert_non_null(strstr(qmp_json_get_string(o, "hint"), "legacy mode"));
+    svc_assert_peer_done(f);
+}
+
+/* A plug of a vCPU under way: a vcpu-set that would plug it too is
+ * refused (Busy) and sends nothing. */
+static void
+test_svc_vcpu_busy(void **state)
+{
+    SvcFixture *f = *state;
+    g_autofree char *cmds = NULL;
+    SvcReply first = {0};
+    FakeStep *held;
+
+    svc_expect_cpus(f, X86_HOTPLUGGABLE, X86_CPUS_FAST);
+    held = fake_peer_expect(f->peer, "device_add", "{\"id\": \"cpu-s0-c2-t0\"}");
+    fake_peer_step_hold(held);
+    svc_start_into(f, &first, "vcpu-enable", "{\"ids\": [2]}");
+    svc_spin_until(f, NULL, 200);
+    assert_true(fake_peer_step_received(held));
+    assert_false(first.done);
+    svc_expect_cpus(f, X86_HOTPLUGGABLE, X86_CPUS_FAST);
+    svc_run(f, "vcpu-set", "{\"count\": 4}");
+    svc_assert_fails(f, "Busy", "device cpu-s0-c2-t0 of VM vm1 has an operation under way");
+    svc_assert_fails(f, "Busy", "nothing was started");
+    /* the first one goes on */
+    fake_peer_step_release(f->peer, held);
+    svc_spin_until(f, &first.done, SVC_WAIT_MS);
+    assert_true(first.done);
+    assert_null(first.error);
+    assert_string_equal(qmp_json_get_string(qmp_json_node_object(json_array_get_element(
+                                                qmp_json_get_array(qmp_json_node_object(first.ret),
+                                                                   "ops"),
+                                                0)),
+                                            "outcome"),
+                        "added");
+    svc_assert_peer_done(f);
+    cmds = svc_commands(f);
+    assert_string_equal(cmds, "query-hotpluggable-cpus query-cpus-fast device_add "
+                              "query-hotpluggable-cpus query-cpus-fast");
+    svc_reply_clear(&first);
+}
+
+/* The VM goes while its command waits for QEMU: VmGone, nothing touched
+ * after. */
+static void
+test_svc_vm_removed(void **state)
+{
+    SvcFixture *f = *state;
+    g_autoptr(GError) error = NULL;
+    FakeStep *held;
+
+    held = fake_peer_expect(f->peer, "query-memory-devices", NULL);
+    fake_peer_step_hold(held);
+    svc_start(f, "memory-add", "{\"size\": \"128M\"}");
+    svc_spin_until(f, NULL, 200);
+    assert_true(fake_peer_step_received(held));
+    assert_false(f->r.done);
+    assert_true(hotplug_service_remove_vm(f->svc, "vm1", &error));
+    assert_true(f->r.done);
+    svc_assert_fails(f, "VmGone", "VM vm1 went away while its command waited for QEMU");
+    assert_null(hotplug_service_get_vm(f->svc, "vm1"));
+}
+
+/* memory-add: room checked from QEMU's view, a free id, the composite
+ * plug; refusals with their class; a rejected device_add with a hint. */
+static void
+test_svc_memory_add(void **state)
+{
+    SvcFixture *f = *state;
+    g_autofree char *cmds = NULL;
+    JsonObject *o;
+
+    fake_peer_step_return(fake_peer_expect(f->peer, "query-memory-devices", NULL), MEM_DEVICES);
+    fake_peer_step_return(
+        fake_peer_expect(f->peer, "qom-get", "{\"path\": \"/machine\", \"property\": \"memory\"}"),
+        MACHINE_MEMORY);
+    svc_run(f, "memory-add", "{\"size\": \"128M\"}");
+    svc_assert_fails(f, "Unsupported", "no free memory slot: all 2 slots are used");
+    svc_assert_peer_done(f);
+
+    fake_peer_step_return(fake_peer_expect(f->peer, "query-memory-devices", NULL), "[]");
+    fake_peer_step_return(fake_peer_expect(f->peer, "qom-get", NULL), MACHINE_MEMORY);
+    svc_run(f, "memory-add", "{\"size\": 2147483648}");
+    svc_assert_fails(f, "Unsupported", "not enough room below maxmem: 512 MiB boot memory + "
+                                       "0 MiB plugged + 2048 MiB asked");
+    svc_assert_peer_done(f);
+
+    /* an older QEMU without /machine memory: QEMU judges */
+    fake_peer_step_return(fake_peer_expect(f->peer, "query-memory-devices", NULL), "[]");
+    fake_peer_step_error(fake_peer_expect(f->peer, "qom-get", NULL), "GenericError",
+                         "Property 'pc-i440fx-7.2-machine.memory' not found");
+    fake_peer_expect(f->peer, "object-add",
+                     "{\"qom-type\": \"memory-backend-ram\", \"id\": \"mem-dimm0\", "
+                     "\"size\": 268435456}");
+    fake_peer_expect(f->peer, "device_add",
+                     "{\"driver\": \"pc-dimm\", \"id\": \"dimm0\", \"memdev\": \"mem-dimm0\", "
+                     "\"node\": 1}");
+    svc_run(f, "memory-add", "{\"size\": \"256M\", \"node\": 1}");
+    o = svc_ret(f);
+    assert_string_equal(qmp_json_get_string(o, "device"), "dimm0");
+    assert_string_equal(qmp_json_get_string(o, "kind"), "memory");
+    assert_string_equal(qmp_json_get_string(o, "outcome"), "added");
+    assert_false(json_object_has_member(o, "hint"));
+    svc_assert_peer_done(f);
+
+    fake_peer_step_return(fake_peer_expect(f->peer, "query-memory-devices", NULL), "[]");
+    fake_peer_step_return(fake_peer_expect(f->peer, "qom-get", NULL), MACHINE_MEMORY);
+    fake_peer_expect(f->peer, "object-add", "{\"id\": \"mem-m1\"}");
+    fake_peer_step_error(fake_peer_expect(f->peer, "device_add", "{\"id\": \"m1\"}"),
+                         "GenericError",
+                         "'DIMM property node has value 3' which exceeds the number of numa "
+                         "nodes: 1");
+    fake_peer_expect(f->peer, "object-del", "{\"id\": \"mem-m1\"}");
+    svc_run(f, "memory-add", "{\"size\": \"128M\", \"node\": 3, \"id\": \"m1\"}");
+    o = svc_ret(f);
+    assert_string_equal(qmp_json_get_string(o, "outcome"), "rejected");
+    assert_non_null(qmp_json_get_string(o, "hint"));
+    assert_non_null(strstr(qmp_json_get_string(o, "hint"), "--node must name a NUMA node"));
+    svc_assert_peer_done(f);
+    cmds = svc_commands(f);
+    assert_string_equal(cmds, "query-memory-devices qom-get query-memory-devices qom-get "
+                              "query-memory-devices qom-get object-add device_add "
+                              "query-memory-devices qom-get object-add device_add object-del");
+}
+
+/* memory-del: the backend of a DIMM goes after it; a device that is not
+ * memory is refused (InvalidArgument); an unknown id is QEMU's to answer;
+ * memory-list names its VM. */
+static void
+test_svc_memory_del_list(void **state)
+{
+    SvcFixture *f = *state;
+    g_autofree char *cmds = NULL;
+    JsonObject *o;
+    FakeStep *st;
+
+    fake_peer_step_return(fake_peer_expect(f->peer, "query-memory-devices", NULL), MEM_DEVICES);
+    st = fake_peer_expect(f->peer, "device_del", "{\"id\": \"other\"}");
+    fake_peer_step_event_after(st, "DEVICE_DELETED",
+                               "{\"device\": \"other\", \"path\": \"/machine/peripheral/other\"}");
+    fake_peer_expect(f->peer, "object-del", "{\"id\": \"mem-dimm2\"}");
+    svc_run(f, "memory-del", "{\"id\": \"other\"}");
+    o = svc_ret(f);
+    assert_string_equal(qmp_json_get_string(o, "device"), "other");
+    assert_string_equal(qmp_json_get_string(o, "outcome"), "deleted");
+    svc_assert_peer_done(f);
+
+    fake_peer_step_return(fake_peer_expect(f->peer, "query-memory-devices", NULL), MEM_DEVICES);
+    fake_peer_step_return(
+        fake_peer_expect(f->peer, "qom-list", "{\"path\": \"/machine/peripheral\"}"),
+        "[{\"name\": \"type\", \"type\": \"string\"}, "
+        "{\"name\": \"nic1\", \"type\": \"child<virtio-net-pci>\"}]");
+    svc_run(f, "memory-del", "{\"id\": \"nic1\"}");
+    svc_assert_fails(f, "InvalidArgument",
+                     "nic1 is a virtio-net-pci, not a memory device: use 'device del'");
+    svc_assert_peer_done(f);
+
+    fake_peer_step_return(fake_peer_expect(f->peer, "query-memory-devices", NULL), "[]");
+    fake_peer_step_return(fake_peer_expect(f->peer, "qom-list", NULL), "[]");
+    fake_peer_step_error(fake_peer_expect(f->peer, "device_del", "{\"id\": \"gone\"}"),
+                         "DeviceNotFound", "Device 'gone' not found");
+    svc_run(f, "memory-del", "{\"id\": \"gone\"}");
+    o = svc_ret(f);
+    assert_string_equal(qmp_json_get_string(o, "outcome"), "rejected");
+    assert_string_equal(qmp_json_get_string(qmp_json_get_object(o, "error"), "class"),
+                        "DeviceNotFound");
+    svc_assert_peer_done(f);
+
+    fake_peer_step_return(fake_peer_expect(f->peer, "query-memory-devices", NULL), MEM_DEVICES);
+    svc_run(f, "memory-list", "{}");
+    o = svc_ret(f);
+    assert_string_equal(qmp_json_get_string(o, "vm"), "vm1");
+    assert_int_equal(json_array_get_length(qmp_json_get_array(o, "memory")), 2);
+    svc_assert_peer_done(f);
+    cmds = svc_commands(f);
+    assert_string_equal(cmds, "query-memory-devices device_del object-del "
+                              "query-memory-devices qom-list "
+                              "query-memory-devices qom-list device_del query-memory-devices");
+}
+
 int
 main(void)
 {
 #define T(fn) cmocka_unit_test(fn)
 #define F(fn) cmocka_unit_test_setup_teardown(fn, setup, teardown)
+#define S(fn) cmocka_unit_test_setup_teardown(fn, svc_setup, svc_teardown)
     const struct CMUnitTest tests[] = {
         T(test_parse_x86),
         T(test_parse_pseries_cores),
@@ -1029,9 +1640,19 @@ main(void)
         F(test_memory_add_undo),
         F(test_memory_del_cleanup),
         F(test_memory_del_refused),
+        S(test_svc_registered),
+        S(test_svc_args),
+        S(test_svc_vcpu_list),
+        S(test_svc_vcpu_set),
+        S(test_svc_vcpu_enable_disable_hint),
+        S(test_svc_vcpu_busy),
+        S(test_svc_vm_removed),
+        S(test_svc_memory_add),
+        S(test_svc_memory_del_list),
     };
 #undef T
 #undef F
+#undef S
 
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
