@@ -388,3 +388,23 @@ cli_print_op_result(CliContext *ctx, JsonNode *ret)
     }
     return worst;
 }
+
+int
+cli_exec_unplug(CliContext *ctx, const CliCmd *cmd, int argc, char **argv, const char *command)
+{
+    g_autoptr(JsonNode) ret = NULL;
+    g_autofree char **pos = NULL;
+    JsonObject *args = json_object_new();
+    int rc;
+
+    pos = cli_parse_args(cmd, argc, argv, TRUE, NULL, args);
+    if (!pos || g_strv_length(pos) != 2) {
+        json_object_unref(args);
+        return pos ? cli_usage_error(cmd, g_strv_length(pos) < 2 ? "missing VM or ID"
+                                                                : "too many arguments")
+                   : CLI_EXIT_USAGE;
+    }
+    json_object_set_string_member(args, "id", pos[1]);
+    rc = cli_request(ctx, pos[0], command, args, &ret);
+    return rc ? rc : cli_print_op_result(ctx, ret);
+}

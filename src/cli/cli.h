@@ -106,6 +106,10 @@ int cli_request_daemon(CliContext *ctx, const char *cmd, JsonObject *args, JsonN
  * no_argument).  On a usage error prints it and returns NULL. */
 char **cli_parse_args(const CliCmd *cmd, int argc, char **argv, gboolean unplug,
                       const struct option *extra, JsonObject *args);
+/* The whole of an unplug verb "GROUP del VM ID [unplug options]": run
+ * command (e.g. "disk-del") and print its result; returns the exit code. */
+int cli_exec_unplug(CliContext *ctx, const CliCmd *cmd, int argc, char **argv,
+                    const char *command);
 /* Parse "SEC" (may be fractional) into milliseconds. */
 gboolean cli_parse_seconds(const char *text, guint *ms);
 

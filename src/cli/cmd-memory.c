@@ -78,21 +78,7 @@ cmd_memory_add_exec(CliContext *ctx, const CliCmd *cmd, int argc, char **argv)
 static int
 cmd_memory_del_exec(CliContext *ctx, const CliCmd *cmd, int argc, char **argv)
 {
-    g_autoptr(JsonNode) ret = NULL;
-    g_autofree char **pos = NULL;
-    JsonObject *args = json_object_new();
-    int rc;
-
-    pos = cli_parse_args(cmd, argc, argv, TRUE, NULL, args);
-    if (!pos || g_strv_length(pos) != 2) {
-        json_object_unref(args);
-        return pos ? cli_usage_error(cmd, g_strv_length(pos) < 2 ? "missing VM or ID"
-                                                                 : "too many arguments")
-                   : CLI_EXIT_USAGE;
-    }
-    json_object_set_string_member(args, "id", pos[1]);
-    rc = cli_request(ctx, pos[0], "memory-del", args, &ret);
-    return rc ? rc : cli_print_op_result(ctx, ret);
+    return cli_exec_unplug(ctx, cmd, argc, argv, "memory-del");
 }
 
 /* ---- memory list ------------------------------------------------------------------ */
