@@ -356,7 +356,15 @@ daemon_svc_op_cb(HotplugService *svc, HotplugVm *vm, HotplugOp *op, HotplugOpEve
         open = hotplug_op_get_state(op) == HOTPLUG_OP_TRACKED;
         break;
     }
-    /* the log first, then the journal: a crash between the two leaves the
+    if (ev == HOTPLUG_OP_EV_REQUEST) {
+        /* a new op: the journal first, so a crash before its log record
+         * still leaves an op the restart finishes (with an outcome) */
+        g_autoptr(JsonObject) j = daemon_journal_record(op, event_log_last_seq(d->log));
+        if (!journal_put(d->journal, id, j, &error))
+            g_warning("journal: op %" G_GUINT64_FORMAT ": %s", id, error->message);
+        g_clear_error(&error);
+    }
+    /* then the log, then the journal: a crash between the two leaves the
      * op open in the journal, and the restart finds its outcome in the log */
     daemon_log_record(d, rec, &seq);
     if (open) {

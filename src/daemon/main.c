@@ -224,9 +224,9 @@ main(int argc, char **argv)
     d = daemon_new(base, cfg, config_path, &error);
     if (!d) {
         /* not g_critical: that is for bugs (and fatal under G_DEBUG=fatal-criticals) */
+        /* in the foreground the log handler prints it on stderr; detached,
+         * the parent prints what hotplugd_tell_parent sends it */
         g_warning("cannot start: %s", error->message);
-        if (foreground)
-            fprintf(stderr, "hotplugd: cannot start: %s\n", error->message);
         hotplugd_tell_parent(&ready_fd, 1, error->message);
         event_base_free(base);
         return 1;
