@@ -52,12 +52,12 @@ _hotplugctl_sockets()
 }
 
 # A VM argument: names from the daemon, socket paths otherwise (and always
-# when the word holds a '/').  $2: "names" (daemon only), "paths" (direct
-# mode only: vcpu and memory for now) or "any".
+# when the word holds a '/').  $2: "names" (daemon only) or "any" (a name
+# or a QMP socket path, direct mode).
 _hotplugctl_vm()
 {
     local cur=$1 want=${2:-any} names
-    if [[ $want != paths && $cur != */* ]]; then
+    if [[ $cur != */* ]]; then
         names=$(_hotplugctl_vm_names)
         if [[ -n $names ]]; then
             COMPREPLY+=($(compgen -W "$names" -- "$cur"))
@@ -268,7 +268,7 @@ _hotplugctl()
             ;;
         memory/del)
             if ((n == 0)); then
-                _hotplugctl_vm "$cur" paths
+                _hotplugctl_vm "$cur" any
             elif ((n == 1)); then
                 _hotplugctl_device_ids "$cur" "${pos[0]}" memory
             fi
@@ -306,7 +306,7 @@ _hotplugctl()
             fi
             ;;
         vcpu/* | memory/*)
-            ((n == 0)) && _hotplugctl_vm "$cur" paths
+            ((n == 0)) && _hotplugctl_vm "$cur" any
             ;;
     esac
 } &&

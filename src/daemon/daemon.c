@@ -1013,6 +1013,11 @@ daemon_control_execute_cb(ControlServer *srv, ControlClient *cl, const char *cmd
         return;
     }
     if (g_str_equal(cmd, "query-hotplugd")) {
+        if (json_object_get_size(args)) {
+            control_client_error(cl, id, "InvalidArgument",
+                                 "query-hotplugd takes no arguments (it takes none)");
+            return;
+        }
         daemon_cmd_status(d, cl, id);
         return;
     }

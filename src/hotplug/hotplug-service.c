@@ -478,8 +478,10 @@ hotplug_service_execute(HotplugService *svc, const char *cmd, JsonObject *args,
             if (!g_strv_contains(c->args, l->data)) {
                 g_autofree char *known = g_strjoinv(", ", (char **)c->args);
                 hotplug_request_fail(req, g_error_new(HOTPLUG_ERROR, HOTPLUG_ERROR_INVALID,
-                                                      "%s takes no argument '%s' (it takes: %s)",
-                                                      cmd, (char *)l->data, known));
+                                                      "%s takes no argument '%s' (%s%s)", cmd,
+                                                      (char *)l->data,
+                                                      *known ? "it takes: " : "it takes none",
+                                                      known));
                 return NULL;
             }
         }
