@@ -525,6 +525,13 @@ test_memory_helpers(void **state)
     assert_false(hotplug_memory_check_room(nohp, none, 256 << 20, &error));
     assert_error(error, HOTPLUG_ERROR_UNSUPPORTED, "memory hotplug is not enabled");
     g_clear_error(&error);
+    {
+        /* QEMU 7.2 without slots/maxmem answers only the size */
+        g_autoptr(JsonNode) bare = json_from_string("{\"size\": 134217728}", NULL);
+        assert_false(hotplug_memory_check_room(bare, none, 256 << 20, &error));
+        assert_error(error, HOTPLUG_ERROR_UNSUPPORTED, "memory hotplug is not enabled");
+        g_clear_error(&error);
+    }
 
     assert_int_equal(json_array_get_length(json_node_get_array(rows)), 2);
     r1 = json_array_get_object_element(json_node_get_array(rows), 1);

@@ -108,9 +108,11 @@ hotplug_memory_check_room(JsonNode *machine_memory, JsonNode *memory_devices, gu
     guint64 used = 0;
     guint used_slots = 0;
 
-    if (!m || base < 0 || slots < 0 || max < 0)
+    if (!m || base < 0)
         return TRUE; /* QEMU judges */
-    if (slots == 0 || max <= base) {
+    /* QEMU 7.2 leaves slots and max-size out when -m gave none: that, or
+     * zero of them, is a VM without memory hotplug */
+    if (slots <= 0 || max <= base) {
         g_set_error(error, HOTPLUG_ERROR, HOTPLUG_ERROR_UNSUPPORTED,
                     "memory hotplug is not enabled for this VM: it was started without memory "
                     "slots or maxmem; start it with -m SIZE,slots=N,maxmem=MAX");
@@ -299,7 +301,8 @@ hotplug_memory_error_hint(const GError *error)
                "remove a DIMM first";
     if (strstr(error->message, "must be multiple of"))
         return "QEMU needs the size to be a multiple of the alignment it names";
-    if (strstr(error->message, "maxmem") || strstr(error->message, "not enabled"))
+    if (strstr(error->message, "maxmem") || strstr(error->message, "not enabled") ||
+        strstr(error->message, "slots where allocated"))
         return "memory hotplug needs the VM started with -m SIZE,slots=N,maxmem=MAX";
     if (strstr(error->message, "numa") || strstr(error->message, "node"))
         return "--node must name a NUMA node the VM was started with (-numa node,...)";
