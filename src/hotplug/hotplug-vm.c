@@ -30,6 +30,7 @@ struct HotplugVm {
     GHashTable *ops;           /* device -> HotplugOp (ref), not DONE */
     GArray *listeners;         /* HotplugListenerEntry */
     guint next_listener_id;
+    guint dispatching;         /* listener dispatch depth */
     GHashTable *prop_cache;    /* driver -> HotplugPropTypes */
     gboolean pseries;          /* query-target said ppc64 */
     gboolean target_asked;     /* query-target sent on this connection */
@@ -102,6 +103,16 @@ hotplug_vm_add_listener(HotplugVm *vm, const HotplugVmListener *l, gpointer opaq
     return e.id;
 }
 
+/* Drop the slots of removed listeners (every waiting request adds one:
+ * without this the array grew by one slot per request for ever). */
+static void
+hotplug_vm_compact_listeners(HotplugVm *vm)
+{
+    for (guint i = vm->listeners->len; i > 0; i--)
+        if (g_array_index(vm->listeners, HotplugListenerEntry, i - 1).id == 0)
+            g_array_remove_index(vm->listeners, i - 1);
+}
+
 void
 hotplug_vm_remove_listener(HotplugVm *vm, guint id)
 {
@@ -113,6 +124,8 @@ hotplug_vm_remove_listener(HotplugVm *vm, guint id)
             e->id = 0;
         }
     }
+    if (!vm->dispatching)
+        hotplug_vm_compact_listeners(vm);
 }
 
 static void
@@ -122,22 +135,28 @@ hotplug_vm_emit(HotplugVm *vm, HotplugOp *op, HotplugOpEvent ev)
             hotplug_action_name(op->action), op->device, hotplug_op_event_name(ev),
             hotplug_outcome_name(op->outcome ? op->outcome : op->attempt_outcome), op->attempts);
     hotplug_op_ref(op);
+    vm->dispatching++;
     for (guint i = 0; i < vm->listeners->len; i++) {
         HotplugListenerEntry e = g_array_index(vm->listeners, HotplugListenerEntry, i);
         if (e.cb.op)
             e.cb.op(vm, op, ev, e.opaque);
     }
+    if (--vm->dispatching == 0)
+        hotplug_vm_compact_listeners(vm);
     hotplug_op_unref(op);
 }
 
 static void
 hotplug_vm_emit_qemu_event(HotplugVm *vm, const QmpEvent *ev, HotplugOp *op)
 {
+    vm->dispatching++;
     for (guint i = 0; i < vm->listeners->len; i++) {
         HotplugListenerEntry e = g_array_index(vm->listeners, HotplugListenerEntry, i);
         if (e.cb.qemu_event)
             e.cb.qemu_event(vm, ev, op, e.opaque);
     }
+    if (--vm->dispatching == 0)
+        hotplug_vm_compact_listeners(vm);
 }
 
 /* ---- operation bookkeeping ------------------------------------------ */
@@ -1234,8 +1253,9 @@ hotplug_vm_target_cb(QmpConn *conn, JsonNode *ret, const GError *error, gpointer
 }
 
 /* The target decides which deadline PCI-like unplugs get by default.
- * Asked once per connection, just before the first such device_del: its
- * answer comes before that device_del's, which arms the deadline. */
+ * Asked once per connection, as soon as it is ready (a daemon knows it
+ * long before any request); an unplug that comes first asks it ahead of
+ * its device_del, whose answer (arming the deadline) comes after it. */
 static void
 hotplug_vm_ask_target(HotplugVm *vm)
 {
@@ -1278,6 +1298,7 @@ hotplug_vm_conn_state_cb(QmpConn *conn, QmpConnState state, const GError *error,
         /* QEMU may have changed while we were away */
         g_hash_table_remove_all(vm->prop_cache);
         vm->target_asked = FALSE;
+        hotplug_vm_ask_target(vm);
         hotplug_vm_probe_all(vm);
     }
 }
@@ -1310,6 +1331,8 @@ hotplug_vm_new(const char *name, QmpConn *conn, const HotplugVmOptions *opts)
                                            (GDestroyNotify)hotplug_prop_types_free);
     vm->queries = g_ptr_array_new();
     vm->conn_listener = qmp_conn_add_listener(conn, &l, vm);
+    if (qmp_conn_get_state(conn) == QMP_CONN_READY)
+        hotplug_vm_ask_target(vm);
     return vm;
 }
 
