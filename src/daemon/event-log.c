@@ -187,33 +187,6 @@ event_log_parse_line(EventLog *log, const char *line, gsize len, guint64 *seq)
     return json_object_ref(obj);
 }
 
-/* Deep copy (json_node_copy shares objects and arrays). */
-static JsonNode *
-event_log_node_copy(JsonNode *node)
-{
-    if (JSON_NODE_HOLDS_OBJECT(node)) {
-        JsonObject *src = json_node_get_object(node);
-        g_autoptr(JsonObject) dst = json_object_new();
-        GList *names = src ? json_object_get_members(src) : NULL;
-
-        for (GList *l = names; l; l = l->next)
-            json_object_set_member(dst, l->data,
-                                   event_log_node_copy(json_object_get_member(src, l->data)));
-        g_list_free(names);
-        return json_node_init_object(json_node_alloc(), dst);
-    }
-    if (JSON_NODE_HOLDS_ARRAY(node)) {
-        JsonArray *src = json_node_get_array(node);
-        guint n = src ? json_array_get_length(src) : 0;
-        g_autoptr(JsonArray) dst = json_array_sized_new(n);
-
-        for (guint i = 0; i < n; i++)
-            json_array_add_element(dst, event_log_node_copy(json_array_get_element(src, i)));
-        return json_node_init_array(json_node_alloc(), dst);
-    }
-    return json_node_copy(node);
-}
-
 static char *
 event_log_format_time(gint64 usec)
 {
@@ -593,7 +566,7 @@ event_log_build(JsonObject *record, guint64 seq)
 
         if (g_str_equal(m, "seq") || g_str_equal(m, "time"))
             continue;
-        json_object_set_member(obj, m, event_log_node_copy(json_object_get_member(record, m)));
+        json_object_set_member(obj, m, qmp_json_deep_copy(json_object_get_member(record, m)));
     }
     g_list_free(names);
     return obj;

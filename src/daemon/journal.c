@@ -65,38 +65,11 @@ journal_op_key(guint64 op)
     return key;
 }
 
-/* Deep copy (json_node_copy shares objects and arrays). */
-static JsonNode *
-journal_node_copy(JsonNode *node)
-{
-    if (JSON_NODE_HOLDS_OBJECT(node)) {
-        JsonObject *src = json_node_get_object(node);
-        g_autoptr(JsonObject) dst = json_object_new();
-        GList *names = src ? json_object_get_members(src) : NULL;
-
-        for (GList *l = names; l; l = l->next)
-            json_object_set_member(dst, l->data,
-                                   journal_node_copy(json_object_get_member(src, l->data)));
-        g_list_free(names);
-        return json_node_init_object(json_node_alloc(), dst);
-    }
-    if (JSON_NODE_HOLDS_ARRAY(node)) {
-        JsonArray *src = json_node_get_array(node);
-        guint n = src ? json_array_get_length(src) : 0;
-        g_autoptr(JsonArray) dst = json_array_sized_new(n);
-
-        for (guint i = 0; i < n; i++)
-            json_array_add_element(dst, journal_node_copy(json_array_get_element(src, i)));
-        return json_node_init_array(json_node_alloc(), dst);
-    }
-    return json_node_copy(node);
-}
-
 static JsonObject *
 journal_object_copy(JsonObject *obj)
 {
     g_autoptr(JsonNode) node = json_node_init_object(json_node_alloc(), obj);
-    g_autoptr(JsonNode) copy = journal_node_copy(node);
+    g_autoptr(JsonNode) copy = qmp_json_deep_copy(node);
 
     return json_object_ref(json_node_get_object(copy));
 }

@@ -67,3 +67,28 @@ qmp_json_get_array(JsonObject *obj, const char *name)
 {
     return obj ? qmp_json_node_array(json_object_get_member(obj, name)) : NULL;
 }
+
+JsonNode *
+qmp_json_deep_copy(JsonNode *node)
+{
+    if (JSON_NODE_HOLDS_OBJECT(node)) {
+        JsonObject *src = json_node_get_object(node);
+        g_autoptr(JsonObject) dst = json_object_new();
+        g_autoptr(GList) names = src ? json_object_get_members(src) : NULL;
+
+        for (GList *l = names; l; l = l->next)
+            json_object_set_member(dst, l->data,
+                                   qmp_json_deep_copy(json_object_get_member(src, l->data)));
+        return json_node_init_object(json_node_alloc(), dst);
+    }
+    if (JSON_NODE_HOLDS_ARRAY(node)) {
+        JsonArray *src = json_node_get_array(node);
+        guint n = src ? json_array_get_length(src) : 0;
+        g_autoptr(JsonArray) dst = json_array_sized_new(n);
+
+        for (guint i = 0; i < n; i++)
+            json_array_add_element(dst, qmp_json_deep_copy(json_array_get_element(src, i)));
+        return json_node_init_array(json_node_alloc(), dst);
+    }
+    return json_node_copy(node);
+}

@@ -17,5 +17,8 @@ JsonArray *qmp_json_get_array(JsonObject *obj, const char *name);
 JsonObject *qmp_json_node_object(JsonNode *node);
 JsonArray *qmp_json_node_array(JsonNode *node);
 const char *qmp_json_node_string(JsonNode *node);
+/* A copy that shares nothing with node (json_node_copy shares the objects
+ * and arrays inside). */
+JsonNode *qmp_json_deep_copy(JsonNode *node);
 
 G_END_DECLS
