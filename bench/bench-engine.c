@@ -5,6 +5,8 @@
  *   cycle    hotplug_vm_plug_device -> added, hotplug_vm_unplug -> deleted
  *   add/del  the two halves of a cycle
  *   query    query-status through qmp_conn_execute
+ *   qomlist  hotplug_vm_query_devices (qom-list /machine/peripheral, the
+ *            device array built from it): what hotplugd's device-list runs
  *   unplug1  one unplug; unplugK: K unplugs of one VM issued at once */
 #define G_LOG_DOMAIN "bench"
 #include "config.h"
@@ -29,13 +31,12 @@ typedef struct {
     guint timeout_ms;
     const char *driver, *bus, *prefix;
     guint64 seq;
-    GPtrArray *watch;   /* HotplugOp whose outcome we wait for (borrowed) */
+    GPtrArray *watch; /* HotplugOp whose outcome we wait for (borrowed) */
     guint outstanding;
     gboolean done;
 } Bench;
 
-static void G_GNUC_NORETURN G_GNUC_PRINTF(1, 2)
-bench_die(const char *fmt, ...)
+static void G_GNUC_NORETURN G_GNUC_PRINTF(1, 2) bench_die(const char *fmt, ...)
 {
     va_list ap;
 
@@ -89,10 +90,9 @@ bench_expect(HotplugOp *op, HotplugOutcome want)
     const GError *err = hotplug_op_get_error(op);
 
     if (hotplug_op_get_outcome(op) != want)
-        bench_die("%s of %s: %s, expected %s%s%s",
-                  hotplug_action_name(hotplug_op_get_action(op)), hotplug_op_get_device(op),
-                  hotplug_outcome_name(hotplug_op_get_outcome(op)), hotplug_outcome_name(want),
-                  err ? ": " : "", err ? err->message : "");
+        bench_die("%s of %s: %s, expected %s%s%s", hotplug_action_name(hotplug_op_get_action(op)),
+                  hotplug_op_get_device(op), hotplug_outcome_name(hotplug_op_get_outcome(op)),
+                  hotplug_outcome_name(want), err ? ": " : "", err ? err->message : "");
 }
 
 static char *
@@ -169,6 +169,30 @@ bench_query(Bench *b)
     return bench_now_us() - t0;
 }
 
+static void
+bench_devices_cb(HotplugVm *vm, JsonNode *devices, const GError *error, gpointer opaque)
+{
+    Bench *b = opaque;
+
+    if (error)
+        bench_die("device list: %s", error->message);
+    b->done = TRUE;
+}
+
+static double
+bench_qomlist(Bench *b)
+{
+    g_autoptr(GError) error = NULL;
+    double t0 = bench_now_us();
+
+    b->done = FALSE;
+    if (!hotplug_vm_query_devices(b->vm, bench_devices_cb, b, &error))
+        bench_die("device list: %s", error->message);
+    if (!qmp_loop_run_until(b->base, &b->done, b->timeout_ms))
+        bench_die("no device list within %u ms", b->timeout_ms);
+    return bench_now_us() - t0;
+}
+
 /* Plug k devices, then time k unplugs issued at once until every outcome. */
 static double
 bench_burst(Bench *b, guint k)
@@ -194,19 +218,19 @@ bench_burst(Bench *b, guint k)
 static void
 bench_usage(FILE *out)
 {
-    fprintf(out,
-            "usage: bench-engine SOCKET [options]\n"
-            "  --cycles N      plug/unplug cycles (default 500)\n"
-            "  --queries N     query-status round trips (default 500)\n"
-            "  --warmup N      untimed cycles and queries first (default 10)\n"
-            "  --burst K       also time K unplugs at once against 1 (default 0: no)\n"
-            "  --bursts R      rounds of that (default 50)\n"
-            "  --driver D      device driver (default usb-kbd)\n"
-            "  --bus B         bus property, \"\" for none (default xhci.0)\n"
-            "  --prefix P      device ids P0, P1, ... (default engine)\n"
-            "  --label L       label of the RESULT lines (default engine)\n"
-            "  --samples FILE  append every sample as \"METRIC MICROSECONDS\"\n"
-            "  --timeout MS    give up waiting after MS (default 10000)\n");
+    fprintf(out, "usage: bench-engine SOCKET [options]\n"
+                 "  --cycles N      plug/unplug cycles (default 500)\n"
+                 "  --queries N     query-status round trips (default 500)\n"
+                 "  --lists N       device list (qom-list) round trips (default 0)\n"
+                 "  --warmup N      untimed cycles and queries first (default 10)\n"
+                 "  --burst K       also time K unplugs at once against 1 (default 0: no)\n"
+                 "  --bursts R      rounds of that (default 50)\n"
+                 "  --driver D      device driver (default usb-kbd)\n"
+                 "  --bus B         bus property, \"\" for none (default xhci.0)\n"
+                 "  --prefix P      device ids P0, P1, ... (default engine)\n"
+                 "  --label L       label of the RESULT lines (default engine)\n"
+                 "  --samples FILE  append every sample as \"METRIC MICROSECONDS\"\n"
+                 "  --timeout MS    give up waiting after MS (default 10000)\n");
 }
 
 static long
@@ -227,40 +251,76 @@ int
 main(int argc, char **argv)
 {
     static const struct option opts[] = {
-        {"cycles", required_argument, NULL, 'c'}, {"queries", required_argument, NULL, 'q'},
-        {"warmup", required_argument, NULL, 'w'}, {"burst", required_argument, NULL, 'k'},
-        {"bursts", required_argument, NULL, 'r'}, {"driver", required_argument, NULL, 'd'},
-        {"bus", required_argument, NULL, 'b'},    {"prefix", required_argument, NULL, 'p'},
-        {"label", required_argument, NULL, 'l'},  {"samples", required_argument, NULL, 's'},
-        {"timeout", required_argument, NULL, 't'}, {"help", no_argument, NULL, 'h'},
+        {"cycles", required_argument, NULL, 'c'},
+        {"queries", required_argument, NULL, 'q'},
+        {"lists", required_argument, NULL, 'L'},
+        {"warmup", required_argument, NULL, 'w'},
+        {"burst", required_argument, NULL, 'k'},
+        {"bursts", required_argument, NULL, 'r'},
+        {"driver", required_argument, NULL, 'd'},
+        {"bus", required_argument, NULL, 'b'},
+        {"prefix", required_argument, NULL, 'p'},
+        {"label", required_argument, NULL, 'l'},
+        {"samples", required_argument, NULL, 's'},
+        {"timeout", required_argument, NULL, 't'},
+        {"help", no_argument, NULL, 'h'},
         {0},
     };
     static const HotplugVmListener listener = {.op = bench_op_cb};
     HotplugVmOptions vm_opts = {.gone_on_close = TRUE};
-    long cycles = 500, queries = 500, warmup = 10, burst = 0, bursts = 50;
+    long cycles = 500, queries = 500, lists = 0, warmup = 10, burst = 0, bursts = 50;
     const char *label = "engine", *samples = NULL;
     Bench b = {.timeout_ms = 10000, .driver = "usb-kbd", .bus = "xhci.0", .prefix = "engine"};
     g_autoptr(GError) error = NULL;
     g_autofree char *burst_metric = NULL;
-    BenchSamples s_cycle, s_add, s_del, s_query, s_one, s_burst;
+    BenchSamples s_cycle, s_add, s_del, s_query, s_list, s_one, s_burst;
     double c, a, d;
     int ch;
 
     while ((ch = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
         switch (ch) {
-        case 'c': cycles = bench_parse_count("cycles", optarg, 10000000); break;
-        case 'q': queries = bench_parse_count("queries", optarg, 10000000); break;
-        case 'w': warmup = bench_parse_count("warmup", optarg, 1000000); break;
-        case 'k': burst = bench_parse_count("burst", optarg, 128); break;
-        case 'r': bursts = bench_parse_count("bursts", optarg, 1000000); break;
-        case 'd': b.driver = optarg; break;
-        case 'b': b.bus = optarg; break;
-        case 'p': b.prefix = optarg; break;
-        case 'l': label = optarg; break;
-        case 's': samples = optarg; break;
-        case 't': b.timeout_ms = (guint)bench_parse_count("timeout", optarg, 3600000); break;
-        case 'h': bench_usage(stdout); return 0;
-        default: bench_usage(stderr); return 2;
+        case 'c':
+            cycles = bench_parse_count("cycles", optarg, 10000000);
+            break;
+        case 'q':
+            queries = bench_parse_count("queries", optarg, 10000000);
+            break;
+        case 'L':
+            lists = bench_parse_count("lists", optarg, 10000000);
+            break;
+        case 'w':
+            warmup = bench_parse_count("warmup", optarg, 1000000);
+            break;
+        case 'k':
+            burst = bench_parse_count("burst", optarg, 128);
+            break;
+        case 'r':
+            bursts = bench_parse_count("bursts", optarg, 1000000);
+            break;
+        case 'd':
+            b.driver = optarg;
+            break;
+        case 'b':
+            b.bus = optarg;
+            break;
+        case 'p':
+            b.prefix = optarg;
+            break;
+        case 'l':
+            label = optarg;
+            break;
+        case 's':
+            samples = optarg;
+            break;
+        case 't':
+            b.timeout_ms = (guint)bench_parse_count("timeout", optarg, 3600000);
+            break;
+        case 'h':
+            bench_usage(stdout);
+            return 0;
+        default:
+            bench_usage(stderr);
+            return 2;
         }
     }
     if (optind != argc - 1) {
@@ -278,6 +338,7 @@ main(int argc, char **argv)
     bench_samples_init(&s_add, "add");
     bench_samples_init(&s_del, "del");
     bench_samples_init(&s_query, "query");
+    bench_samples_init(&s_list, "qomlist");
     bench_samples_init(&s_one, "unplug1");
     burst_metric = g_strdup_printf("unplug%ld", burst);
     bench_samples_init(&s_burst, burst_metric);
@@ -294,13 +355,15 @@ main(int argc, char **argv)
     }
     for (long i = 0; i < queries; i++)
         bench_samples_add(&s_query, bench_query(&b));
+    for (long i = 0; i < lists; i++)
+        bench_samples_add(&s_list, bench_qomlist(&b));
     for (long i = 0; burst > 1 && i < bursts; i++) {
         bench_samples_add(&s_one, bench_burst(&b, 1));
         bench_samples_add(&s_burst, bench_burst(&b, (guint)burst));
     }
 
     {
-        BenchSamples *all[] = {&s_cycle, &s_add, &s_del, &s_query, &s_one, &s_burst};
+        BenchSamples *all[] = {&s_cycle, &s_add, &s_del, &s_query, &s_list, &s_one, &s_burst};
         for (guint i = 0; i < G_N_ELEMENTS(all); i++) {
             if (!all[i]->n)
                 continue;

@@ -91,8 +91,9 @@ bench_samples_mean(const BenchSamples *s)
 void
 bench_samples_report(const BenchSamples *s, const char *label, FILE *out)
 {
-    fprintf(out, "RESULT %s %s n=%zu median_us=%.1f p99_us=%.1f mean_us=%.1f min_us=%.1f "
-                 "max_us=%.1f\n",
+    fprintf(out,
+            "RESULT %s %s n=%zu median_us=%.1f p99_us=%.1f mean_us=%.1f min_us=%.1f "
+            "max_us=%.1f\n",
             label, s->metric, s->n, bench_samples_percentile(s, 50),
             bench_samples_percentile(s, 99), bench_samples_mean(s),
             bench_samples_percentile(s, 0.0001), bench_samples_percentile(s, 100));

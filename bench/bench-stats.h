@@ -8,7 +8,7 @@
 #include <stdio.h>
 
 typedef struct {
-    const char *metric;  /* "cycle", "query", ... */
+    const char *metric; /* "cycle", "query", ... */
     double *us;
     size_t n, cap;
 } BenchSamples;

@@ -22,23 +22,22 @@
 
 #include "bench-stats.h"
 
-#define FLOOR_BUF_SIZE  (1024 * 1024)
-#define FLOOR_MAX_IDS   256
-#define FLOOR_ID_LEN    64
+#define FLOOR_BUF_SIZE (1024 * 1024)
+#define FLOOR_MAX_IDS 256
+#define FLOOR_ID_LEN 64
 
 typedef struct {
     int fd;
     int timeout_ms;
-    long next_id;        /* id of the next command sent */
-    long next_reply;     /* id the next reply must carry (QEMU answers in order) */
+    long next_id;    /* id of the next command sent */
+    long next_reply; /* id the next reply must carry (QEMU answers in order) */
     char *buf;
     size_t rpos, wpos;
-    char deleted[FLOOR_MAX_IDS][FLOOR_ID_LEN];  /* DEVICE_DELETED seen, not yet waited for */
+    char deleted[FLOOR_MAX_IDS][FLOOR_ID_LEN]; /* DEVICE_DELETED seen, not yet waited for */
     int n_deleted;
 } Floor;
 
-static void __attribute__((noreturn, format(printf, 1, 2)))
-floor_die(const char *fmt, ...)
+static void __attribute__((noreturn, format(printf, 1, 2))) floor_die(const char *fmt, ...)
 {
     va_list ap;
 
@@ -114,8 +113,7 @@ floor_handle_line(Floor *f, const char *line)
     long id;
 
     if (strncmp(line, "{\"timestamp\"", 12) == 0) {
-        if (strstr(line, "\"event\": \"DEVICE_DELETED\"") &&
-            (p = strstr(line, "\"device\": \""))) {
+        if (strstr(line, "\"event\": \"DEVICE_DELETED\"") && (p = strstr(line, "\"device\": \""))) {
             const char *end;
             p += strlen("\"device\": \"");
             end = strchr(p, '"');
@@ -181,8 +179,7 @@ floor_write(Floor *f, const char *text, size_t len)
 }
 
 /* Send one command (compact JSON, no line ending: QEMU needs none). */
-static void __attribute__((format(printf, 2, 3)))
-floor_send(Floor *f, const char *fmt, ...)
+static void __attribute__((format(printf, 2, 3))) floor_send(Floor *f, const char *fmt, ...)
 {
     char cmd[1024], line[1200];
     va_list ap;
@@ -212,8 +209,9 @@ static void
 floor_send_add(Floor *f, FloorDevs *d, const char *dev)
 {
     if (d->bus && *d->bus)
-        floor_send(f, "\"execute\":\"device_add\",\"arguments\":{\"driver\":\"%s\",\"id\":\"%s\","
-                      "\"bus\":\"%s\"}",
+        floor_send(f,
+                   "\"execute\":\"device_add\",\"arguments\":{\"driver\":\"%s\",\"id\":\"%s\","
+                   "\"bus\":\"%s\"}",
                    d->driver, dev, d->bus);
     else
         floor_send(f, "\"execute\":\"device_add\",\"arguments\":{\"driver\":\"%s\",\"id\":\"%s\"}",
@@ -257,6 +255,17 @@ floor_query(Floor *f)
     return bench_now_us() - t0;
 }
 
+/* qom-list /machine/peripheral: what the engine's device list asks */
+static double
+floor_qomlist(Floor *f)
+{
+    double t0 = bench_now_us();
+
+    floor_send(f, "\"execute\":\"qom-list\",\"arguments\":{\"path\":\"/machine/peripheral\"}");
+    floor_wait_reply(f);
+    return bench_now_us() - t0;
+}
+
 /* Plug k devices, then time k device_del sent at once until every
  * DEVICE_DELETED has come. */
 static double
@@ -283,19 +292,19 @@ floor_burst(Floor *f, FloorDevs *d, int k)
 static void
 floor_usage(FILE *out)
 {
-    fprintf(out,
-            "usage: qmp-floor SOCKET [options]\n"
-            "  --cycles N      device_add/device_del/DEVICE_DELETED cycles (default 500)\n"
-            "  --queries N     query-status round trips (default 500)\n"
-            "  --warmup N      untimed cycles and queries first (default 10)\n"
-            "  --burst K       also time K unplugs at once against 1 (default 0: no)\n"
-            "  --bursts R      rounds of that (default 50)\n"
-            "  --driver D      device driver (default usb-kbd)\n"
-            "  --bus B         bus property, \"\" for none (default xhci.0)\n"
-            "  --prefix P      device ids P0, P1, ... (default floor)\n"
-            "  --label L       label of the RESULT lines (default floor)\n"
-            "  --samples FILE  append every sample as \"METRIC MICROSECONDS\"\n"
-            "  --timeout MS    give up waiting for QEMU after MS (default 10000)\n");
+    fprintf(out, "usage: qmp-floor SOCKET [options]\n"
+                 "  --cycles N      device_add/device_del/DEVICE_DELETED cycles (default 500)\n"
+                 "  --queries N     query-status round trips (default 500)\n"
+                 "  --lists N       qom-list /machine/peripheral round trips (default 0)\n"
+                 "  --warmup N      untimed cycles and queries first (default 10)\n"
+                 "  --burst K       also time K unplugs at once against 1 (default 0: no)\n"
+                 "  --bursts R      rounds of that (default 50)\n"
+                 "  --driver D      device driver (default usb-kbd)\n"
+                 "  --bus B         bus property, \"\" for none (default xhci.0)\n"
+                 "  --prefix P      device ids P0, P1, ... (default floor)\n"
+                 "  --label L       label of the RESULT lines (default floor)\n"
+                 "  --samples FILE  append every sample as \"METRIC MICROSECONDS\"\n"
+                 "  --timeout MS    give up waiting for QEMU after MS (default 10000)\n");
 }
 
 static long
@@ -316,38 +325,74 @@ int
 main(int argc, char **argv)
 {
     static const struct option opts[] = {
-        {"cycles", required_argument, NULL, 'c'}, {"queries", required_argument, NULL, 'q'},
-        {"warmup", required_argument, NULL, 'w'}, {"burst", required_argument, NULL, 'k'},
-        {"bursts", required_argument, NULL, 'r'}, {"driver", required_argument, NULL, 'd'},
-        {"bus", required_argument, NULL, 'b'},    {"prefix", required_argument, NULL, 'p'},
-        {"label", required_argument, NULL, 'l'},  {"samples", required_argument, NULL, 's'},
-        {"timeout", required_argument, NULL, 't'}, {"help", no_argument, NULL, 'h'},
+        {"cycles", required_argument, NULL, 'c'},
+        {"queries", required_argument, NULL, 'q'},
+        {"lists", required_argument, NULL, 'L'},
+        {"warmup", required_argument, NULL, 'w'},
+        {"burst", required_argument, NULL, 'k'},
+        {"bursts", required_argument, NULL, 'r'},
+        {"driver", required_argument, NULL, 'd'},
+        {"bus", required_argument, NULL, 'b'},
+        {"prefix", required_argument, NULL, 'p'},
+        {"label", required_argument, NULL, 'l'},
+        {"samples", required_argument, NULL, 's'},
+        {"timeout", required_argument, NULL, 't'},
+        {"help", no_argument, NULL, 'h'},
         {0},
     };
-    long cycles = 500, queries = 500, warmup = 10, burst = 0, bursts = 50;
+    long cycles = 500, queries = 500, lists = 0, warmup = 10, burst = 0, bursts = 50;
     const char *label = "floor", *samples = NULL;
     FloorDevs devs = {"usb-kbd", "xhci.0", "floor", 0};
     Floor f = {.timeout_ms = 10000, .next_id = 1, .next_reply = 1};
-    BenchSamples s_cycle, s_add, s_del, s_query, s_one, s_burst;
+    BenchSamples s_cycle, s_add, s_del, s_query, s_list, s_one, s_burst;
     char burst_metric[32];
     double c, a, d;
     int ch;
 
     while ((ch = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
         switch (ch) {
-        case 'c': cycles = floor_parse_count("cycles", optarg, 10000000); break;
-        case 'q': queries = floor_parse_count("queries", optarg, 10000000); break;
-        case 'w': warmup = floor_parse_count("warmup", optarg, 1000000); break;
-        case 'k': burst = floor_parse_count("burst", optarg, FLOOR_MAX_IDS / 2); break;
-        case 'r': bursts = floor_parse_count("bursts", optarg, 1000000); break;
-        case 'd': devs.driver = optarg; break;
-        case 'b': devs.bus = optarg; break;
-        case 'p': devs.prefix = optarg; break;
-        case 'l': label = optarg; break;
-        case 's': samples = optarg; break;
-        case 't': f.timeout_ms = (int)floor_parse_count("timeout", optarg, 3600000); break;
-        case 'h': floor_usage(stdout); return 0;
-        default: floor_usage(stderr); return 2;
+        case 'c':
+            cycles = floor_parse_count("cycles", optarg, 10000000);
+            break;
+        case 'q':
+            queries = floor_parse_count("queries", optarg, 10000000);
+            break;
+        case 'L':
+            lists = floor_parse_count("lists", optarg, 10000000);
+            break;
+        case 'w':
+            warmup = floor_parse_count("warmup", optarg, 1000000);
+            break;
+        case 'k':
+            burst = floor_parse_count("burst", optarg, FLOOR_MAX_IDS / 2);
+            break;
+        case 'r':
+            bursts = floor_parse_count("bursts", optarg, 1000000);
+            break;
+        case 'd':
+            devs.driver = optarg;
+            break;
+        case 'b':
+            devs.bus = optarg;
+            break;
+        case 'p':
+            devs.prefix = optarg;
+            break;
+        case 'l':
+            label = optarg;
+            break;
+        case 's':
+            samples = optarg;
+            break;
+        case 't':
+            f.timeout_ms = (int)floor_parse_count("timeout", optarg, 3600000);
+            break;
+        case 'h':
+            floor_usage(stdout);
+            return 0;
+        default:
+            floor_usage(stderr);
+            return 2;
         }
     }
     if (optind != argc - 1) {
@@ -367,6 +412,7 @@ main(int argc, char **argv)
     bench_samples_init(&s_add, "add");
     bench_samples_init(&s_del, "del");
     bench_samples_init(&s_query, "query");
+    bench_samples_init(&s_list, "qomlist");
     bench_samples_init(&s_one, "unplug1");
     snprintf(burst_metric, sizeof(burst_metric), "unplug%ld", burst);
     bench_samples_init(&s_burst, burst_metric);
@@ -383,13 +429,15 @@ main(int argc, char **argv)
     }
     for (long i = 0; i < queries; i++)
         bench_samples_add(&s_query, floor_query(&f));
+    for (long i = 0; i < lists; i++)
+        bench_samples_add(&s_list, floor_qomlist(&f));
     for (long i = 0; burst > 1 && i < bursts; i++) {
         bench_samples_add(&s_one, floor_burst(&f, &devs, 1));
         bench_samples_add(&s_burst, floor_burst(&f, &devs, (int)burst));
     }
 
     {
-        BenchSamples *all[] = {&s_cycle, &s_add, &s_del, &s_query, &s_one, &s_burst};
+        BenchSamples *all[] = {&s_cycle, &s_add, &s_del, &s_query, &s_list, &s_one, &s_burst};
         for (size_t i = 0; i < sizeof(all) / sizeof(all[0]); i++) {
             if (!all[i]->n)
                 continue;

@@ -32,12 +32,12 @@
 
 #include "qmp-json.h"
 
-#define SIM_MAX_DEPTH      1024               /* QEMU's MAX_NESTING */
-#define SIM_MAX_REQUEST    (1024 * 1024)      /* bytes of one request */
-#define SIM_MAX_OUTPUT     (64 * 1024 * 1024) /* queued for a client that does not read */
-#define SIM_BACKLOG        16
+#define SIM_MAX_DEPTH 1024                /* QEMU's MAX_NESTING */
+#define SIM_MAX_REQUEST (1024 * 1024)     /* bytes of one request */
+#define SIM_MAX_OUTPUT (64 * 1024 * 1024) /* queued for a client that does not read */
+#define SIM_BACKLOG 16
 #define SIM_EMFILE_BACKOFF_MS 100
-#define SIM_JUNK_MAX       32
+#define SIM_JUNK_MAX 32
 
 /* QEMU 7.2: the greeting of Debian's 7.2.22 (with oob). */
 static const char sim_greeting[] =
@@ -141,10 +141,8 @@ static const char sim_hotpluggable_cpus_json[] =
     "[{\"props\": {\"core-id\": 0, \"thread-id\": 0, \"socket-id\": 0}, \"vcpus-count\": 1, "
     "\"qom-path\": \"/machine/unattached/device[0]\", \"type\": \"qemu64-x86_64-cpu\"}]";
 
-static const char sim_version_json[] =
-    "{\"qemu\": {\"micro\": 22, \"minor\": 2, \"major\": 7}, "
-    "\"package\": \"Debian 1:7.2+dfsg-7+deb12u18+b3\"}";
-
+static const char sim_version_json[] = "{\"qemu\": {\"micro\": 22, \"minor\": 2, \"major\": 7}, "
+                                       "\"package\": \"Debian 1:7.2+dfsg-7+deb12u18+b3\"}";
 
 /* ---- the simulated machine ------------------------------------------- */
 
@@ -157,8 +155,8 @@ typedef enum {
 typedef struct {
     const char *name;
     SimBus plugs_into;
-    SimBus provides;          /* a bus "<id>.0" */
-    const char *props_json;   /* device-list-properties */
+    SimBus provides;        /* a bus "<id>.0" */
+    const char *props_json; /* device-list-properties */
 } SimDriver;
 
 static const SimDriver sim_drivers[] = {
@@ -184,25 +182,25 @@ typedef struct SimVm SimVm;
 
 typedef struct {
     SimVm *vm;
-    char *name;              /* the id, or "device[N]" under peripheral-anon */
+    char *name; /* the id, or "device[N]" under peripheral-anon */
     gboolean anon;
     const SimDriver *driver;
-    gboolean pending;        /* device_del accepted, not finished */
+    gboolean pending; /* device_del accepted, not finished */
     SimFate fate;
-    struct event *timer;     /* the unplug's completion, while scheduled */
+    struct event *timer; /* the unplug's completion, while scheduled */
 } SimDevice;
 
 typedef struct {
     SimVm *vm;
     int fd;
     struct event *read_ev;
-    struct event *write_ev;  /* created when a write first blocks */
-    GString *out;            /* output the socket did not take yet */
-    GByteArray *partial;     /* a request cut by a read */
-    guint depth;             /* of the request being read; 0 between requests */
+    struct event *write_ev; /* created when a write first blocks */
+    GString *out;           /* output the socket did not take yet */
+    GByteArray *partial;    /* a request cut by a read */
+    guint depth;            /* of the request being read; 0 between requests */
     gboolean in_str, esc;
     gboolean negotiated;
-    gboolean broken;         /* a write failed: close at the next read */
+    gboolean broken; /* a write failed: close at the next read */
     guint junk_len;
     char junk[SIM_JUNK_MAX + 1];
 } SimConn;
@@ -213,8 +211,8 @@ struct SimVm {
     char *path;
     int listen_fd;
     struct event *accept_ev;
-    SimConn *conn;           /* one client at a time, like QEMU */
-    GPtrArray *devices;      /* SimDevice, oldest first */
+    SimConn *conn;      /* one client at a time, like QEMU */
+    GPtrArray *devices; /* SimDevice, oldest first */
     guint next_anon;
 };
 
@@ -231,7 +229,7 @@ struct Sim {
     double delay_mean_ms, delay_jitter_ms;
     double refuse_share, never_share;
     GRand *rand;
-    JsonParser *parser;      /* one request at a time */
+    JsonParser *parser; /* one request at a time */
     SimStats st;
     char readbuf[64 * 1024];
 };
@@ -341,8 +339,8 @@ sim_json_append(GString *s, JsonNode *node)
             break;
         default: {
             char buf[G_ASCII_DTOSTR_BUF_SIZE];
-            g_string_append(s, g_ascii_formatd(buf, sizeof(buf), "%.17g",
-                                               json_node_get_double(node)));
+            g_string_append(s,
+                            g_ascii_formatd(buf, sizeof(buf), "%.17g", json_node_get_double(node)));
             break;
         }
         }
@@ -410,8 +408,8 @@ sim_conn_write(SimConn *c, const char *data, gsize len)
         return;
     c->out = g_string_new_len(data, len);
     if (!c->write_ev)
-        c->write_ev = event_new(c->vm->sim->base, c->fd, EV_WRITE | EV_PERSIST,
-                                sim_conn_write_cb, c);
+        c->write_ev =
+            event_new(c->vm->sim->base, c->fd, EV_WRITE | EV_PERSIST, sim_conn_write_cb, c);
     event_add(c->write_ev, NULL);
 }
 
@@ -441,7 +439,7 @@ sim_conn_return(SimConn *c, JsonNode *id, const char *ret_json)
 
 /* {"id": ID, "error": {"class": CLS, "desc": DESC}} */
 static void G_GNUC_PRINTF(4, 5)
-sim_conn_error(SimConn *c, JsonNode *id, const char *cls, const char *fmt, ...)
+    sim_conn_error(SimConn *c, JsonNode *id, const char *cls, const char *fmt, ...)
 {
     g_autoptr(GString) s = g_string_sized_new(128);
     g_autofree char *desc = NULL;
@@ -514,8 +512,7 @@ sim_vm_find(SimVm *vm, const char *name, gboolean anon)
 static char *
 sim_device_path(SimDevice *d)
 {
-    return g_strdup_printf("/machine/%s/%s", d->anon ? "peripheral-anon" : "peripheral",
-                           d->name);
+    return g_strdup_printf("/machine/%s/%s", d->anon ? "peripheral-anon" : "peripheral", d->name);
 }
 
 /* {"device": ID, "path": PATH}; no "device" for an anonymous one. */
@@ -615,8 +612,7 @@ sim_check_args(SimConn *c, const SimCmd *cmd, JsonObject *args, JsonNode *id)
         JsonNode *v = args ? json_object_get_member(args, cmd->params[i]) : NULL;
         if (!v) {
             if (i < cmd->n_required) {
-                sim_conn_error(c, id, "GenericError", "Parameter '%s' is missing",
-                               cmd->params[i]);
+                sim_conn_error(c, id, "GenericError", "Parameter '%s' is missing", cmd->params[i]);
                 return FALSE;
             }
             continue;
@@ -684,6 +680,13 @@ static void
 sim_cmd_query_status(SimConn *c, JsonObject *args, JsonNode *id)
 {
     sim_conn_return(c, id, sim_status_json);
+}
+
+/* what QEMU 7.2 answers on x86 (the engine asks it on connect) */
+static void
+sim_cmd_query_target(SimConn *c, JsonObject *args, JsonNode *id)
+{
+    sim_conn_return(c, id, "{\"arch\": \"x86_64\"}");
 }
 
 static void
@@ -892,7 +895,9 @@ sim_cmd_device_add(SimConn *c, JsonObject *args, JsonNode *id)
     }
     if (!driver || (id_node && !dev_id) || (bus_node && !bus)) {
         sim_conn_error(c, id, "GenericError", "Invalid parameter type for '%s', expected: string",
-                       !driver ? "driver" : (id_node && !dev_id) ? "id" : "bus");
+                       !driver                ? "driver"
+                       : (id_node && !dev_id) ? "id"
+                                              : "bus");
         return;
     }
     drv = sim_find_driver(driver);
@@ -1014,6 +1019,7 @@ static const SimCmd sim_cmds[] = {
     {"qmp_capabilities", sim_cmd_qmp_capabilities, NULL, 0},
     {"query-status", sim_cmd_query_status, sim_params_none, 0},
     {"query-version", sim_cmd_query_version, sim_params_none, 0},
+    {"query-target", sim_cmd_query_target, sim_params_none, 0},
     {"query-qmp-schema", sim_cmd_query_qmp_schema, sim_params_none, 0},
     {"query-hotpluggable-cpus", sim_cmd_query_hotpluggable_cpus, sim_params_none, 0},
     {"device-list-properties", sim_cmd_device_list_properties, sim_params_typename, 1},
@@ -1347,14 +1353,13 @@ sim_print_stats(Sim *sim)
             pending += ((SimDevice *)vm->devices->pdata[j])->pending;
     }
     printf("qmp-sim stats: vms=%u clients=%u connections=%" G_GUINT64_FORMAT
-           " commands=%" G_GUINT64_FORMAT " errors=%" G_GUINT64_FORMAT
-           " events=%" G_GUINT64_FORMAT " events_lost=%" G_GUINT64_FORMAT
-           " unplugs=%" G_GUINT64_FORMAT " deleted=%" G_GUINT64_FORMAT
-           " refused=%" G_GUINT64_FORMAT " never=%" G_GUINT64_FORMAT
+           " commands=%" G_GUINT64_FORMAT " errors=%" G_GUINT64_FORMAT " events=%" G_GUINT64_FORMAT
+           " events_lost=%" G_GUINT64_FORMAT " unplugs=%" G_GUINT64_FORMAT
+           " deleted=%" G_GUINT64_FORMAT " refused=%" G_GUINT64_FORMAT " never=%" G_GUINT64_FORMAT
            " devices=%u pending=%u rss_kib=%" G_GUINT64_FORMAT "\n",
            sim->n_vms, clients, sim->st.connections, sim->st.commands, sim->st.errors,
-           sim->st.events, sim->st.events_lost, sim->st.unplugs, sim->st.deleted,
-           sim->st.refused, sim->st.never, devices, pending, sim_rss_kib());
+           sim->st.events, sim->st.events_lost, sim->st.unplugs, sim->st.deleted, sim->st.refused,
+           sim->st.never, devices, pending, sim_rss_kib());
     fflush(stdout);
 }
 
@@ -1446,8 +1451,7 @@ main(int argc, char **argv)
         {"never-share", 0, 0, G_OPTION_ARG_STRING, &never,
          "Share of unplugs that never complete (default 0)", "P"},
         {"seed", 0, 0, G_OPTION_ARG_INT64, &seed, "Random seed (default 1)", "S"},
-        {"stats", 0, 0, G_OPTION_ARG_NONE, &stats, "Print the statistics line at exit too",
-         NULL},
+        {"stats", 0, 0, G_OPTION_ARG_NONE, &stats, "Print the statistics line at exit too", NULL},
         {NULL},
     };
     g_autoptr(GOptionContext) ctx = g_option_context_new("- simulated QEMU QMP monitors");

@@ -6,21 +6,21 @@
 # two QMP sockets:
 #   qmp1.sock  the direct clients, one at a time: qmp-floor, bench-engine,
 #              hotplugctl (direct mode, a process per command)
-#   qmp2.sock  reserved for hotplugd's persistent connection (see ADDING A
-#              CLIENT below); unused until the daemon exists
+#   qmp2.sock  hotplugd's persistent connection (VM "bench" in its config);
+#              bench-hotplugd drives the daemon over one control connection
+#              per round
 # Runs the clients alternately in rounds (the order flips every round, so
 # drift on a shared machine hits all of them alike), collects every sample
 # as "METRIC MICROSECONDS" in $T/<client>.samples, and prints median and
 # p99 per metric and client, with ratios against the floor of the same run.
 #
-# ADDING A CLIENT (e.g. hotplugd): write run_<name> ROUND that appends
-# "METRIC MICROSECONDS" lines (metrics: cycle add del query unplug1
-# unplugK) to "$T/<name>.samples" (run it under "${CLIENT_PIN[@]}"), start
-# what it needs in start_clients (hotplugd: start it once, register
-# $SOCK_DAEMON as a VM), stop it in stop_clients, and add <name> to
-# CLIENTS.  The table picks it up.
+# ADDING A CLIENT: write run_<name> ROUND that appends "METRIC
+# MICROSECONDS" lines (metrics: cycle add del query ctlquery qomlist
+# unplug1 unplugK) to "$T/<name>.samples" (run it under
+# "${CLIENT_PIN[@]}"), start what it needs in start_clients, stop it in
+# stop_clients, and add <name> to CLIENTS.  The table picks it up.
 #
-# QEMU is always killed (trap), also on failure or Ctrl-C.
+# QEMU and hotplugd are always stopped (trap), also on failure or Ctrl-C.
 set -euo pipefail
 
 usage() {
@@ -81,7 +81,8 @@ if [ -z "$BUILDDIR" ]; then
 fi
 FLOOR=$BUILDDIR/bench/qmp-floor
 ENGINE=$BUILDDIR/bench/bench-engine
-for p in "$FLOOR" "$ENGINE" "$BUILDDIR/hotplugctl"; do
+HDCLIENT=$BUILDDIR/bench/bench-hotplugd
+for p in "$FLOOR" "$ENGINE" "$HDCLIENT" "$BUILDDIR/hotplugctl" "$BUILDDIR/hotplugd"; do
     [ -x "$p" ] || { echo "run-overhead: $p is missing: run make first" >&2; exit 1; }
 done
 # hotplugctl as a user runs it: the real binary, not libtool's shell wrapper
@@ -91,6 +92,12 @@ if [ -x "$BUILDDIR/.libs/hotplugctl" ] && head -c 200 "$BUILDDIR/hotplugctl" | g
     export LD_LIBRARY_PATH=$BUILDDIR/.libs${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}
 else
     CTL=$BUILDDIR/hotplugctl
+fi
+if [ -x "$BUILDDIR/.libs/hotplugd" ] && head -c 200 "$BUILDDIR/hotplugd" | grep -q libtool; then
+    HOTPLUGD=$BUILDDIR/.libs/hotplugd
+    export LD_LIBRARY_PATH=$BUILDDIR/.libs${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}
+else
+    HOTPLUGD=$BUILDDIR/hotplugd
 fi
 command -v "$QEMU" >/dev/null || { echo "run-overhead: QEMU not found: $QEMU" >&2; exit 1; }
 
@@ -107,8 +114,10 @@ esac
 T=$(mktemp -d "${TMPDIR:-/tmp}/qhp-bench-XXXXXX")
 SOCK_DIRECT=$T/qmp1.sock
 SOCK_DAEMON=$T/qmp2.sock
+SOCK_CONTROL=$T/hotplugd.sock
 QEMU_PID=""
 CHILD_PID=""
+HOTPLUGD_PID=""
 
 # Run a client in the background and wait for it: a signal to the script
 # then interrupts the wait at once (bash runs traps only between commands).
@@ -158,10 +167,39 @@ start_qemu() {
 
 # ---- the clients ------------------------------------------------------------
 
-CLIENTS="floor engine hotplugctl"
+CLIENTS="floor engine hotplugctl hotplugd"
 
-start_clients() { :; }
-stop_clients() { :; }
+# hotplugd: one daemon for the whole run, VM "bench" on qmp2.sock, its state
+# (event log, journal: fdatasync'ed as in production) under $T, on the
+# clients' CPU like the in-process engine
+start_clients() {
+    cat >"$T/hotplugd.conf" <<EOF
+[hotplugd]
+state-dir = $T/hotplugd-state
+socket = $SOCK_CONTROL
+
+[vm bench]
+qmp = $SOCK_DAEMON
+EOF
+    "${CLIENT_PIN[@]}" "$HOTPLUGD" --config "$T/hotplugd.conf" --foreground 2>"$T/hotplugd.log" &
+    HOTPLUGD_PID=$!
+    for _ in $(seq 100); do
+        [ -S "$SOCK_CONTROL" ] && return 0
+        kill -0 "$HOTPLUGD_PID" 2>/dev/null || break
+        sleep 0.1
+    done
+    echo "run-overhead: hotplugd did not start:" >&2
+    cat "$T/hotplugd.log" >&2
+    exit 1
+}
+
+stop_clients() {
+    if [ -n "$HOTPLUGD_PID" ]; then
+        kill -TERM "$HOTPLUGD_PID" 2>/dev/null || true
+        wait "$HOTPLUGD_PID" 2>/dev/null || true
+        HOTPLUGD_PID=""
+    fi
+}
 
 per_round() { # total -> this round's share (the first rounds take the remainder)
     local total=$1 round=$2
@@ -172,7 +210,7 @@ run_floor() {
     local n b
     n=$(per_round "$CYCLES" "$1")
     b=$(per_round "$BURSTS" "$1")
-    run_child "${CLIENT_PIN[@]}" "$FLOOR" "$SOCK_DIRECT" --cycles "$n" --queries "$n" \
+    run_child "${CLIENT_PIN[@]}" "$FLOOR" "$SOCK_DIRECT" --cycles "$n" --queries "$n" --lists "$n" \
         --burst "$BURST" --bursts "$b" --prefix "f$1x" --samples "$T/floor.samples" >>"$T/floor.log"
 }
 
@@ -180,8 +218,20 @@ run_engine() {
     local n b
     n=$(per_round "$CYCLES" "$1")
     b=$(per_round "$BURSTS" "$1")
-    run_child "${CLIENT_PIN[@]}" "$ENGINE" "$SOCK_DIRECT" --cycles "$n" --queries "$n" \
+    run_child "${CLIENT_PIN[@]}" "$ENGINE" "$SOCK_DIRECT" --cycles "$n" --queries "$n" --lists "$n" \
         --burst "$BURST" --bursts "$b" --prefix "e$1x" --samples "$T/engine.samples" >>"$T/engine.log"
+}
+
+# one control connection per round (the daemon's QMP connection stays up
+# for the whole run)
+run_hotplugd() {
+    local n b
+    n=$(per_round "$CYCLES" "$1")
+    b=$(per_round "$BURSTS" "$1")
+    run_child "${CLIENT_PIN[@]}" "$HDCLIENT" "$SOCK_CONTROL" bench --cycles "$n" --queries "$n" \
+        --lists "$n" --burst "$BURST" --bursts "$b" --prefix "h$1x" \
+        --samples "$T/hotplugd.samples" >>"$T/hotplugd.out" ||
+        { echo "run-overhead: bench-hotplugd failed; hotplugd's log:" >&2; tail -5 "$T/hotplugd.log" >&2; exit 1; }
 }
 
 # $EPOCHREALTIME ("s.µs", always 6 decimals; "," in some locales) as integer µs
@@ -221,10 +271,14 @@ stats() {
 ratio() { awk -v a="$1" -v b="$2" 'BEGIN { if (b > 0) printf "%.2f", a / b; else printf "-" }'; }
 
 print_table() {
-    local metric client f n med p99 fn fmed fp99
+    local metric base pair client f n med p99 fn fmed fp99
     printf '\n%-9s %-11s %6s %12s %12s %10s %10s\n' metric client n median_us p99_us 'med/floor' 'p99/floor'
-    for metric in cycle add del query unplug1 "unplug$BURST"; do
-        read -r fn fmed fp99 < <(stats "$T/floor.samples" "$metric")
+    # METRIC:FLOOR_METRIC (the floor row the ratio is taken against)
+    for pair in cycle:cycle add:add del:del query:query ctlquery:query qomlist:qomlist \
+        unplug1:unplug1 "unplug$BURST:unplug$BURST"; do
+        metric=${pair%%:*}
+        base=${pair#*:}
+        read -r fn fmed fp99 < <(stats "$T/floor.samples" "$base")
         for client in $CLIENTS; do
             f=$T/$client.samples
             [ -f "$f" ] || continue
@@ -245,8 +299,21 @@ print_table() {
     done
     cat <<'EOF'
 
-issue 7 targets: hotplugd cycle <= 1.05 x floor (median and p99, >= 500 cycles);
-query-status through hotplugd <= 1.2 x floor; K unplugs at once <= 1.2 x one unplug.
+What each row measures (every client on its own connection; ratios against the floor row
+named in [brackets], measured in the same run):
+  cycle     floor: device_add -> device_del -> DEVICE_DELETED; engine: plug_device -> added,
+            unplug -> deleted (in-process); hotplugctl: `device add` then `device del`, a
+            process each (direct mode); hotplugd: device-add -> reply added, device-del ->
+            reply deleted, over one control connection   [cycle]
+  add, del  the two halves of a cycle   [add], [del]
+  query     query-status round trip to QEMU (floor, engine)   [query]
+  ctlquery  hotplugd only: query-hotplugd round trip, answered by the daemon (no QEMU)   [query]
+  qomlist   qom-list /machine/peripheral: floor raw; engine hotplug_vm_query_devices;
+            hotplugd device-list (client -> daemon -> QEMU -> daemon -> client)   [qomlist]
+  unplug1   one unplug; unplugK: K unplugs of one VM at once until the last outcome   [same]
+
+issue 7 targets: hotplugd cycle <= 1.05 x floor (median and p99, >= 500 cycles); a round trip
+through hotplugd (ctlquery, qomlist) <= 1.2 x the floor's; K unplugs at once <= 1.2 x one.
 EOF
 }
 

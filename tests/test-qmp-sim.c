@@ -36,9 +36,9 @@
 
 typedef struct {
     char *dir;
-    GPid pid;            /* 0 when not running */
-    int out_fd;          /* its stdout */
-    GString *out;        /* what it printed so far */
+    GPid pid;     /* 0 when not running */
+    int out_fd;   /* its stdout */
+    GString *out; /* what it printed so far */
     struct event_base *base;
 } Fixture;
 
@@ -90,8 +90,7 @@ sim_start(Fixture *f, guint vms, ...)
     va_end(ap);
     g_ptr_array_add(argv, NULL);
     if (!g_spawn_async_with_pipes(NULL, (char **)argv->pdata, NULL, G_SPAWN_DO_NOT_REAP_CHILD,
-                                  sim_child_setup, NULL, &f->pid, NULL, &f->out_fd, NULL,
-                                  &error))
+                                  sim_child_setup, NULL, &f->pid, NULL, &f->out_fd, NULL, &error))
         fail_msg("cannot start %s: %s", QMP_SIM_PATH, error->message);
     if (!sim_wait_output(f, 0, "qmp-sim: ready", WAIT_MS))
         fail_msg("qmp-sim did not get ready; it printed: %s", f->out->str);
@@ -305,8 +304,8 @@ engine_wait(Fixture *f, Engine *e, HotplugOp *op, guint timeout_ms)
     e->wait_for = op;
     e->done = hotplug_op_is_final(op);
     if (!qmp_loop_run_until(f->base, &e->done, timeout_ms))
-        fail_msg("no outcome for %s within %u ms (state %s)", hotplug_op_get_device(op),
-                 timeout_ms, hotplug_op_state_name(hotplug_op_get_state(op)));
+        fail_msg("no outcome for %s within %u ms (state %s)", hotplug_op_get_device(op), timeout_ms,
+                 hotplug_op_state_name(hotplug_op_get_state(op)));
     e->wait_for = NULL;
     return op;
 }
@@ -387,7 +386,8 @@ test_greeting_and_negotiation(void **state)
     raw_send(&r, "{\"execute\":\"query-status\",\"id\":1}");
     raw_expect(&r, "{\"id\": 1, \"error\": {\"class\": \"CommandNotFound\", \"desc\": \"Expecting "
                    "capabilities negotiation with 'qmp_capabilities'\"}}\r\n");
-    raw_send(&r, "{\"execute\":\"qmp_capabilities\",\"arguments\":{\"enable\":[\"oob\"]},\"id\":2}");
+    raw_send(&r,
+             "{\"execute\":\"qmp_capabilities\",\"arguments\":{\"enable\":[\"oob\"]},\"id\":2}");
     raw_expect(&r, "{\"return\": {}, \"id\": 2}\r\n");
     raw_send(&r, "{\"execute\":\"qmp_capabilities\",\"id\":3}");
     raw_expect(&r, "{\"id\": 3, \"error\": {\"class\": \"CommandNotFound\", \"desc\": "
@@ -434,8 +434,9 @@ test_device_add_del_wire(void **state)
     raw_expect(&r, "{\"id\": 5, \"error\": {\"class\": \"DeviceNotFound\", \"desc\": \"Device 'k1' "
                    "not found\"}}\r\n");
     /* a never-completing unplug stays pending */
-    raw_send(&r, "{\"execute\":\"device_add\",\"arguments\":{\"driver\":\"e1000\",\"id\":\"never1\"},"
-                 "\"id\":6}");
+    raw_send(&r,
+             "{\"execute\":\"device_add\",\"arguments\":{\"driver\":\"e1000\",\"id\":\"never1\"},"
+             "\"id\":6}");
     raw_expect(&r, "{\"return\": {}, \"id\": 6}\r\n");
     raw_send(&r, "{\"execute\":\"device_del\",\"arguments\":{\"id\":\"never1\"},\"id\":7}");
     raw_expect(&r, "{\"return\": {}, \"id\": 7}\r\n");
@@ -443,8 +444,9 @@ test_device_add_del_wire(void **state)
     raw_expect(&r, "{\"id\": 8, \"error\": {\"class\": \"GenericError\", \"desc\": \"Device never1 "
                    "is already in the process of unplug\"}}\r\n");
     /* a refused one comes back and may be asked again */
-    raw_send(&r, "{\"execute\":\"device_add\",\"arguments\":{\"driver\":\"e1000\",\"id\":\"refuse1\"},"
-                 "\"id\":9}");
+    raw_send(&r,
+             "{\"execute\":\"device_add\",\"arguments\":{\"driver\":\"e1000\",\"id\":\"refuse1\"},"
+             "\"id\":9}");
     raw_expect(&r, "{\"return\": {}, \"id\": 9}\r\n");
     raw_send(&r, "{\"execute\":\"device_del\",\"arguments\":{\"id\":\"refuse1\"},\"id\":10}");
     raw_expect(&r, "{\"return\": {}, \"id\": 10}\r\n");
@@ -453,9 +455,10 @@ test_device_add_del_wire(void **state)
                       "\"refuse1\", \"path\": \"/machine/peripheral/refuse1\"}}\r\n");
     raw_send(&r, "{\"execute\":\"device_del\",\"arguments\":{\"id\":\"refuse1\"},\"id\":11}");
     raw_expect(&r, "{\"return\": {}, \"id\": 11}\r\n");
-    raw_expect_prefix(&r, "{\"timestamp\": ", "\"event\": \"DEVICE_UNPLUG_GUEST_ERROR\", "
-                                              "\"data\": {\"device\": \"refuse1\", \"path\": "
-                                              "\"/machine/peripheral/refuse1\"}}\r\n");
+    raw_expect_prefix(&r, "{\"timestamp\": ",
+                      "\"event\": \"DEVICE_UNPLUG_GUEST_ERROR\", "
+                      "\"data\": {\"device\": \"refuse1\", \"path\": "
+                      "\"/machine/peripheral/refuse1\"}}\r\n");
     raw_close(&r);
 }
 
@@ -532,16 +535,18 @@ test_stats_and_clean_exit(void **state)
     sock2 = sim_sock(f, 2);
     raw_connect(&r, path);
     raw_negotiate(&r);
-    raw_send(&r, "{\"execute\":\"device_add\",\"arguments\":{\"driver\":\"usb-kbd\",\"id\":\"k\"}}");
+    raw_send(&r,
+             "{\"execute\":\"device_add\",\"arguments\":{\"driver\":\"usb-kbd\",\"id\":\"k\"}}");
     raw_expect(&r, "{\"return\": {}}\r\n");
     raw_send(&r, "{\"execute\":\"device_del\",\"arguments\":{\"id\":\"nope\"}}");
     raw_expect(&r, "{\"error\": {\"class\": \"DeviceNotFound\", \"desc\": \"Device 'nope' not "
                    "found\"}}\r\n");
     raw_send(&r, "{\"execute\":\"device_del\",\"arguments\":{\"id\":\"k\"}}");
     raw_expect(&r, "{\"return\": {}}\r\n");
-    raw_expect_prefix(&r, "{\"timestamp\": ", "\"event\": \"DEVICE_DELETED\", \"data\": "
-                                              "{\"device\": \"k\", \"path\": "
-                                              "\"/machine/peripheral/k\"}}\r\n");
+    raw_expect_prefix(&r, "{\"timestamp\": ",
+                      "\"event\": \"DEVICE_DELETED\", \"data\": "
+                      "{\"device\": \"k\", \"path\": "
+                      "\"/machine/peripheral/k\"}}\r\n");
     mark = f->out->len;
     kill(f->pid, SIGUSR1);
     if (!sim_wait_output(f, mark, "rss_kib=", WAIT_MS))
@@ -563,8 +568,8 @@ test_stats_and_clean_exit(void **state)
 static void
 test_bad_options(void **state)
 {
-    const char *argv[] = {QMP_SIM_PATH, "--dir", "/tmp", "--refuse-share", "0.7",
-                          "--never-share", "0.5", NULL};
+    const char *argv[] = {QMP_SIM_PATH, "--dir",         "/tmp", "--refuse-share",
+                          "0.7",        "--never-share", "0.5",  NULL};
     g_autofree char *err = NULL;
     g_autoptr(GError) error = NULL;
     int status = 0;

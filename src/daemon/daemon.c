@@ -20,6 +20,8 @@
 #include "qmp-json.h"
 
 #define DAEMON_BACKLOG_CHUNK 256
+/* The longest a flush (and the replies and LOG events behind it) waits. */
+#define DAEMON_FLUSH_MAX_DELAY_MS 10
 
 typedef enum {
     VM_FROM_CONFIG,
@@ -40,6 +42,7 @@ struct Daemon {
     Journal *journal;
     ControlServer *ctl;
     struct event *flush_ev;
+    struct event *flush_due_ev;  /* runs a flush that ready I/O keeps waiting */
     gboolean flush_pending;
     guint64 durable_seq;       /* the last seq flushed to disk */
     GPtrArray *announce;       /* DaemonAnnounce awaiting the flush */
@@ -167,6 +170,7 @@ daemon_flush_cb(evutil_socket_t fd, short what, void *opaque)
     g_autoptr(GPtrArray) batch = NULL;
     g_autoptr(GList) subs = NULL;
 
+    evtimer_del(d->flush_due_ev);
     d->flush_pending = FALSE;
     if (!event_log_flush(d->log, &error)) {
         g_warning("event log flush failed: %s", error->message);
@@ -207,10 +211,27 @@ daemon_flush_cb(evutil_socket_t fd, short what, void *opaque)
 static void
 daemon_schedule_flush(Daemon *d)
 {
+    struct timeval tv = {0, DAEMON_FLUSH_MAX_DELAY_MS * 1000};
+
     if (d->flush_pending)
         return;
     d->flush_pending = TRUE;
     event_active(d->flush_ev, EV_TIMEOUT, 0);
+    evtimer_add(d->flush_due_ev, &tv);
+}
+
+/* The flush runs last in a loop turn; a steady stream of ready I/O (many
+ * VMs, a client's long pipeline) could hold it, and the replies and LOG
+ * events that wait for it, for as long as the stream lasts. */
+static void
+daemon_flush_due_cb(evutil_socket_t fd, short what, void *opaque)
+{
+    Daemon *d = opaque;
+
+    if (!d->flush_pending)
+        return;
+    event_del(d->flush_ev);
+    daemon_flush_cb(-1, 0, d);
 }
 
 /* Append rec (taken) to the log; it is announced after the flush. */
@@ -1205,6 +1226,8 @@ daemon_new(struct event_base *base, DaemonConfig *cfg, const char *config_path, 
         g_warning("cannot set event priorities: the flush may run mid-iteration");
     d->flush_ev = event_new(base, -1, 0, daemon_flush_cb, d);
     event_priority_set(d->flush_ev, 2);
+    d->flush_due_ev = evtimer_new(base, daemon_flush_due_cb, d);
+    event_priority_set(d->flush_due_ev, 0);
 
     so.timeouts = cfg->timeouts;
     so.default_unplug = cfg->unplug;
@@ -1275,6 +1298,8 @@ daemon_free(Daemon *d)
         journal_flush(d->journal, NULL);
     if (d->flush_ev)
         event_free(d->flush_ev);
+    if (d->flush_due_ev)
+        event_free(d->flush_due_ev);
     if (d->inotify_ev)
         event_free(d->inotify_ev);
     if (d->inotify_fd >= 0)

@@ -220,7 +220,16 @@ main(int argc, char **argv)
     g_message("hotplugd %s (glib %u.%u.%u, json-glib %s, libevent %s)", PACKAGE_VERSION,
               glib_major_version, glib_minor_version, glib_micro_version, JSON_VERSION_S,
               event_get_version());
-    base = event_base_new();
+    {
+        /* a loop busy with ready I/O looks at its timers (the deadlines,
+         * priority 0) at least every 2 ms */
+        struct event_config *ecfg = event_config_new();
+        struct timeval slice = {0, 2000};
+
+        event_config_set_max_dispatch_interval(ecfg, &slice, -1, 1);
+        base = event_base_new_with_config(ecfg);
+        event_config_free(ecfg);
+    }
     d = daemon_new(base, cfg, config_path, &error);
     if (!d) {
         /* not g_critical: that is for bugs (and fatal under G_DEBUG=fatal-criticals) */

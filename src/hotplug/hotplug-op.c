@@ -223,6 +223,11 @@ hotplug_op_to_json(const HotplugOp *op)
         json_builder_set_member_name(b, "timeout_ms");
         json_builder_add_int_value(b, op->timeout_ms);
     }
+    /* once a deadline fired: how late (for benchmarks) */
+    if (op->deadline && timeout_deadline_last_lateness_us(op->deadline) > 0) {
+        json_builder_set_member_name(b, "deadline_late_us");
+        json_builder_add_int_value(b, timeout_deadline_last_lateness_us(op->deadline));
+    }
     if (op->error) {
         const char *cls = qmp_error_class_name(op->error);
         json_builder_set_member_name(b, "error");

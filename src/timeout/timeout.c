@@ -35,6 +35,9 @@ timeout_deadline_new(struct event_base *base, TimeoutFunc fn, gpointer opaque)
     TimeoutDeadline *d = g_new0(TimeoutDeadline, 1);
 
     d->ev = evtimer_new(base, timeout_deadline_fire_cb, d);
+    /* on a base with priorities (hotplugd's), a deadline that is due runs
+     * before the I/O that is ready in the same loop turn */
+    event_priority_set(d->ev, 0);
     d->fn = fn;
     d->opaque = opaque;
     d->when_us = -1;

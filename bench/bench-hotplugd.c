@@ -1,0 +1,509 @@
+/* bench-hotplugd: the hotplug cycle of qmp-floor, through hotplugd over
+ * one persistent control connection, with the same statistics, so the
+ * daemon's rows can be compared with the floor's line by line.
+ *
+ *   cycle     device-add -> reply "added", device-del -> reply "deleted"
+ *   add/del   the two halves of a cycle
+ *   ctlquery  query-hotplugd round trip (the daemon answers it itself)
+ *   qomlist   device-list round trip (the daemon asks QEMU: qom-list
+ *             /machine/peripheral, and answers with the device array)
+ *   unplug1   one device-del; unplugK: K device-del sent at once, until
+ *             the K-th reply (devices plugged beforehand, untimed)
+ *
+ * Like qmp-floor, plain C with blocking I/O, poll() for timeouts and
+ * string search on the daemon's replies (compact JSON from json-glib,
+ * "id" last), so the client adds as little as the floor's client does. */
+#include "config.h"
+
+#include <errno.h>
+#include <getopt.h>
+#include <poll.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/un.h>
+#include <unistd.h>
+
+#include "bench-stats.h"
+
+#define HD_BUF_SIZE (4 * 1024 * 1024)
+#define HD_MAX_BURST 128
+#define HD_ID_LEN 64
+
+typedef struct {
+    int fd;
+    int timeout_ms;
+    long next_id;
+    char *buf;
+    size_t rpos, wpos;
+    const char *vm;
+} Hd;
+
+static void __attribute__((noreturn, format(printf, 1, 2))) hd_die(const char *fmt, ...)
+{
+    va_list ap;
+
+    fprintf(stderr, "bench-hotplugd: ");
+    va_start(ap, fmt);
+    vfprintf(stderr, fmt, ap);
+    va_end(ap);
+    fprintf(stderr, "\n");
+    exit(1);
+}
+
+static void
+hd_connect(Hd *h, const char *path)
+{
+    struct sockaddr_un sun = {.sun_family = AF_UNIX};
+
+    if (strlen(path) >= sizeof(sun.sun_path))
+        hd_die("socket path too long: %s", path);
+    strcpy(sun.sun_path, path);
+    h->fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    if (h->fd < 0 || connect(h->fd, (struct sockaddr *)&sun, sizeof(sun)) < 0)
+        hd_die("cannot connect to %s: %s", path, strerror(errno));
+}
+
+/* The next line from the daemon, without its line ending. */
+static char *
+hd_read_line(Hd *h)
+{
+    for (;;) {
+        char *nl = memchr(h->buf + h->rpos, '\n', h->wpos - h->rpos);
+        struct pollfd pfd = {.fd = h->fd, .events = POLLIN};
+        ssize_t n;
+        int rc;
+
+        if (nl) {
+            char *line = h->buf + h->rpos;
+            *nl = '\0';
+            if (nl > line && nl[-1] == '\r')
+                nl[-1] = '\0';
+            h->rpos = (size_t)(nl + 1 - h->buf);
+            return line;
+        }
+        if (h->rpos == h->wpos) {
+            h->rpos = h->wpos = 0;
+        } else if (h->rpos > HD_BUF_SIZE / 2) {
+            memmove(h->buf, h->buf + h->rpos, h->wpos - h->rpos);
+            h->wpos -= h->rpos;
+            h->rpos = 0;
+        }
+        if (h->wpos == HD_BUF_SIZE)
+            hd_die("line longer than %d bytes", HD_BUF_SIZE);
+        rc = poll(&pfd, 1, h->timeout_ms);
+        if (rc == 0)
+            hd_die("no answer from hotplugd within %d ms", h->timeout_ms);
+        if (rc < 0 && errno != EINTR)
+            hd_die("poll: %s", strerror(errno));
+        n = read(h->fd, h->buf + h->wpos, HD_BUF_SIZE - h->wpos);
+        if (n == 0)
+            hd_die("hotplugd closed the connection");
+        if (n < 0 && errno != EINTR && errno != EAGAIN)
+            hd_die("read: %s", strerror(errno));
+        if (n > 0)
+            h->wpos += (size_t)n;
+    }
+}
+
+static void
+hd_write(Hd *h, const char *text, size_t len)
+{
+    while (len) {
+        ssize_t n = write(h->fd, text, len);
+        if (n < 0 && errno == EINTR)
+            continue;
+        if (n <= 0)
+            hd_die("write: %s", strerror(errno));
+        text += n;
+        len -= (size_t)n;
+    }
+}
+
+static void __attribute__((format(printf, 3, 4)))
+hd_format(char *out, size_t size, const char *fmt, ...)
+{
+    va_list ap;
+    int n;
+
+    va_start(ap, fmt);
+    n = vsnprintf(out, size, fmt, ap);
+    va_end(ap);
+    if (n < 0 || (size_t)n >= size)
+        hd_die("arguments too long");
+}
+
+/* Send {"execute":CMD[,"arguments":ARGS],"id":N}; returns N. */
+static long
+hd_send(Hd *h, const char *cmd, const char *args)
+{
+    char line[1024];
+    long id = h->next_id++;
+    int n;
+
+    if (args)
+        n = snprintf(line, sizeof(line), "{\"execute\":\"%s\",\"arguments\":%s,\"id\":%ld}\n", cmd,
+                     args, id);
+    else
+        n = snprintf(line, sizeof(line), "{\"execute\":\"%s\",\"id\":%ld}\n", cmd, id);
+    if (n < 0 || (size_t)n >= sizeof(line))
+        hd_die("command too long");
+    hd_write(h, line, (size_t)n);
+    return id;
+}
+
+/* The id of a reply line (the last member, as the daemon writes it), or
+ * -1 for an event. */
+static long
+hd_reply_id(const char *line)
+{
+    const char *p = NULL, *q = line;
+
+    if (strncmp(line, "{\"event\"", 8) == 0)
+        return -1;
+    if (strncmp(line, "{\"return\"", 9) != 0 && strncmp(line, "{\"error\"", 8) != 0)
+        hd_die("unexpected line: %s", line);
+    while ((q = strstr(q, ",\"id\":")))
+        p = q++;
+    if (!p)
+        hd_die("reply without id: %s", line);
+    return strtol(p + 6, NULL, 10);
+}
+
+/* Wait for the reply to id (events and other replies are skipped). */
+static char *
+hd_wait_reply(Hd *h, long id)
+{
+    for (;;) {
+        char *line = hd_read_line(h);
+        long got = hd_reply_id(line);
+
+        if (got < 0)
+            continue;
+        if (strncmp(line, "{\"error\"", 8) == 0)
+            hd_die("hotplugd refused command %ld: %s", got, line);
+        if (got != id)
+            hd_die("reply for id %ld, expected %ld: %s", got, id, line);
+        return line;
+    }
+}
+
+/* The reply must be an operation whose outcome is want. */
+static void
+hd_expect_outcome(const char *line, const char *want)
+{
+    char pattern[64];
+
+    snprintf(pattern, sizeof(pattern), "\"outcome\":\"%s\"", want);
+    if (!strstr(line, pattern))
+        hd_die("expected outcome %s: %s", want, line);
+}
+
+typedef struct {
+    const char *driver, *bus, *prefix;
+    long seq;
+} HdDevs;
+
+static void
+hd_dev_name(HdDevs *d, char *out, size_t size)
+{
+    snprintf(out, size, "%s%ld", d->prefix, d->seq++);
+}
+
+static long
+hd_send_add(Hd *h, HdDevs *d, const char *dev)
+{
+    char args[512];
+
+    if (d->bus && *d->bus)
+        hd_format(args, sizeof(args),
+                  "{\"vm\":\"%s\",\"driver\":\"%s\",\"id\":\"%s\",\"props\":{\"bus\":\"%s\"}}",
+                  h->vm, d->driver, dev, d->bus);
+    else
+        hd_format(args, sizeof(args), "{\"vm\":\"%s\",\"driver\":\"%s\",\"id\":\"%s\"}", h->vm,
+                  d->driver, dev);
+    return hd_send(h, "device-add", args);
+}
+
+static long
+hd_send_del(Hd *h, const char *dev)
+{
+    char args[256];
+
+    hd_format(args, sizeof(args), "{\"vm\":\"%s\",\"id\":\"%s\"}", h->vm, dev);
+    return hd_send(h, "device-del", args);
+}
+
+static void
+hd_plug(Hd *h, HdDevs *d, const char *dev)
+{
+    hd_expect_outcome(hd_wait_reply(h, hd_send_add(h, d, dev)), "added");
+}
+
+static void
+hd_cycle(Hd *h, HdDevs *d, double *cycle, double *add, double *del)
+{
+    char dev[HD_ID_LEN];
+    double t0, t1, t2;
+
+    hd_dev_name(d, dev, sizeof(dev));
+    t0 = bench_now_us();
+    hd_plug(h, d, dev);
+    t1 = bench_now_us();
+    hd_expect_outcome(hd_wait_reply(h, hd_send_del(h, dev)), "deleted");
+    t2 = bench_now_us();
+    *cycle = t2 - t0;
+    *add = t1 - t0;
+    *del = t2 - t1;
+}
+
+static double
+hd_ctlquery(Hd *h)
+{
+    double t0 = bench_now_us();
+    char *line = hd_wait_reply(h, hd_send(h, "query-hotplugd", NULL));
+
+    if (!strstr(line, "\"protocol\":"))
+        hd_die("odd query-hotplugd reply: %s", line);
+    return bench_now_us() - t0;
+}
+
+static double
+hd_qomlist(Hd *h)
+{
+    char args[128];
+    double t0;
+    char *line;
+
+    hd_format(args, sizeof(args), "{\"vm\":\"%s\"}", h->vm);
+    t0 = bench_now_us();
+    line = hd_wait_reply(h, hd_send(h, "device-list", args));
+    if (strncmp(line, "{\"return\":[", 11) != 0)
+        hd_die("odd device-list reply: %s", line);
+    return bench_now_us() - t0;
+}
+
+/* Plug k devices, then time k device-del sent at once until every reply
+ * (each says deleted; replies may come in any order). */
+static double
+hd_burst(Hd *h, HdDevs *d, int k)
+{
+    char devs[HD_MAX_BURST][HD_ID_LEN];
+    long first = 0;
+    int got = 0;
+    char seen[HD_MAX_BURST] = {0};
+    double t0;
+
+    for (int i = 0; i < k; i++) {
+        hd_dev_name(d, devs[i], sizeof(devs[i]));
+        hd_plug(h, d, devs[i]);
+    }
+    t0 = bench_now_us();
+    for (int i = 0; i < k; i++) {
+        long id = hd_send_del(h, devs[i]);
+        if (i == 0)
+            first = id;
+    }
+    while (got < k) {
+        char *line = hd_read_line(h);
+        long id = hd_reply_id(line);
+
+        if (id < 0)
+            continue;
+        if (id < first || id >= first + k || seen[id - first])
+            hd_die("unexpected reply id %ld: %s", id, line);
+        if (strncmp(line, "{\"error\"", 8) == 0)
+            hd_die("hotplugd refused command %ld: %s", id, line);
+        hd_expect_outcome(line, "deleted");
+        seen[id - first] = 1;
+        got++;
+    }
+    return bench_now_us() - t0;
+}
+
+/* Until the VM's QMP connection is ready (hotplugd connects in the
+ * background). */
+static void
+hd_wait_vm_ready(Hd *h)
+{
+    char pattern[256];
+    double until = bench_now_us() + (double)h->timeout_ms * 1000.0;
+
+    hd_format(pattern, sizeof(pattern), "\"name\":\"%s\",", h->vm);
+    for (;;) {
+        char *line = hd_wait_reply(h, hd_send(h, "vm-list", NULL));
+        char *p = strstr(line, pattern);
+        char *end = p ? strchr(p, '}') : NULL;
+
+        if (!p)
+            hd_die("hotplugd has no VM %s: %s", h->vm, line);
+        if (end) {
+            *end = '\0';
+            if (strstr(p, "\"state\":\"ready\""))
+                return;
+        }
+        if (bench_now_us() > until)
+            hd_die("VM %s not ready within %d ms", h->vm, h->timeout_ms);
+        usleep(20000);
+    }
+}
+
+static void
+hd_usage(FILE *out)
+{
+    fprintf(out, "usage: bench-hotplugd CONTROL_SOCKET VM [options]\n"
+                 "  --cycles N      device-add/device-del cycles (default 500)\n"
+                 "  --queries N     query-hotplugd round trips (default 500)\n"
+                 "  --lists N       device-list round trips (default 500)\n"
+                 "  --warmup N      untimed cycles, queries and lists first (default 10)\n"
+                 "  --burst K       also time K unplugs at once against 1 (default 0: no)\n"
+                 "  --bursts R      rounds of that (default 50)\n"
+                 "  --driver D      device driver (default usb-kbd)\n"
+                 "  --bus B         bus property, \"\" for none (default xhci.0)\n"
+                 "  --prefix P      device ids P0, P1, ... (default hotplugd)\n"
+                 "  --label L       label of the RESULT lines (default hotplugd)\n"
+                 "  --samples FILE  append every sample as \"METRIC MICROSECONDS\"\n"
+                 "  --timeout MS    give up waiting after MS (default 10000)\n");
+}
+
+static long
+hd_parse_count(const char *opt, const char *text, long max)
+{
+    char *end;
+    long v = strtol(text, &end, 10);
+
+    if (!*text || *end || v < 0 || v > max) {
+        fprintf(stderr, "bench-hotplugd: bad value '%s' for --%s\n", text, opt);
+        hd_usage(stderr);
+        exit(2);
+    }
+    return v;
+}
+
+int
+main(int argc, char **argv)
+{
+    static const struct option opts[] = {
+        {"cycles", required_argument, NULL, 'c'},  {"queries", required_argument, NULL, 'q'},
+        {"lists", required_argument, NULL, 'L'},   {"warmup", required_argument, NULL, 'w'},
+        {"burst", required_argument, NULL, 'k'},   {"bursts", required_argument, NULL, 'r'},
+        {"driver", required_argument, NULL, 'd'},  {"bus", required_argument, NULL, 'b'},
+        {"prefix", required_argument, NULL, 'p'},  {"label", required_argument, NULL, 'l'},
+        {"samples", required_argument, NULL, 's'}, {"timeout", required_argument, NULL, 't'},
+        {"help", no_argument, NULL, 'h'},          {0},
+    };
+    long cycles = 500, queries = 500, lists = 500, warmup = 10, burst = 0, bursts = 50;
+    const char *label = "hotplugd", *samples = NULL;
+    HdDevs devs = {"usb-kbd", "xhci.0", "hotplugd", 0};
+    Hd h = {.timeout_ms = 10000, .next_id = 1};
+    BenchSamples s_cycle, s_add, s_del, s_query, s_list, s_one, s_burst;
+    char burst_metric[32];
+    double c, a, d;
+    int ch;
+
+    while ((ch = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
+        switch (ch) {
+        case 'c':
+            cycles = hd_parse_count("cycles", optarg, 10000000);
+            break;
+        case 'q':
+            queries = hd_parse_count("queries", optarg, 10000000);
+            break;
+        case 'L':
+            lists = hd_parse_count("lists", optarg, 10000000);
+            break;
+        case 'w':
+            warmup = hd_parse_count("warmup", optarg, 1000000);
+            break;
+        case 'k':
+            burst = hd_parse_count("burst", optarg, HD_MAX_BURST);
+            break;
+        case 'r':
+            bursts = hd_parse_count("bursts", optarg, 1000000);
+            break;
+        case 'd':
+            devs.driver = optarg;
+            break;
+        case 'b':
+            devs.bus = optarg;
+            break;
+        case 'p':
+            devs.prefix = optarg;
+            break;
+        case 'l':
+            label = optarg;
+            break;
+        case 's':
+            samples = optarg;
+            break;
+        case 't':
+            h.timeout_ms = (int)hd_parse_count("timeout", optarg, 3600000);
+            break;
+        case 'h':
+            hd_usage(stdout);
+            return 0;
+        default:
+            hd_usage(stderr);
+            return 2;
+        }
+    }
+    if (optind != argc - 2) {
+        hd_usage(stderr);
+        return 2;
+    }
+    h.vm = argv[optind + 1];
+    h.buf = malloc(HD_BUF_SIZE);
+    if (!h.buf)
+        hd_die("out of memory");
+    hd_connect(&h, argv[optind]);
+    if (strncmp(hd_read_line(&h), "{\"QMP\"", 6) != 0)
+        hd_die("no greeting from hotplugd");
+    hd_wait_reply(&h, hd_send(&h, "qmp_capabilities", NULL));
+    hd_wait_vm_ready(&h);
+
+    bench_samples_init(&s_cycle, "cycle");
+    bench_samples_init(&s_add, "add");
+    bench_samples_init(&s_del, "del");
+    bench_samples_init(&s_query, "ctlquery");
+    bench_samples_init(&s_list, "qomlist");
+    bench_samples_init(&s_one, "unplug1");
+    snprintf(burst_metric, sizeof(burst_metric), "unplug%ld", burst);
+    bench_samples_init(&s_burst, burst_metric);
+
+    for (long i = 0; i < warmup; i++) {
+        hd_cycle(&h, &devs, &c, &a, &d);
+        hd_ctlquery(&h);
+        hd_qomlist(&h);
+    }
+    for (long i = 0; i < cycles; i++) {
+        hd_cycle(&h, &devs, &c, &a, &d);
+        bench_samples_add(&s_cycle, c);
+        bench_samples_add(&s_add, a);
+        bench_samples_add(&s_del, d);
+    }
+    for (long i = 0; i < queries; i++)
+        bench_samples_add(&s_query, hd_ctlquery(&h));
+    for (long i = 0; i < lists; i++)
+        bench_samples_add(&s_list, hd_qomlist(&h));
+    for (long i = 0; burst > 1 && i < bursts; i++) {
+        bench_samples_add(&s_one, hd_burst(&h, &devs, 1));
+        bench_samples_add(&s_burst, hd_burst(&h, &devs, (int)burst));
+    }
+
+    {
+        BenchSamples *all[] = {&s_cycle, &s_add, &s_del, &s_query, &s_list, &s_one, &s_burst};
+        for (size_t i = 0; i < sizeof(all) / sizeof(all[0]); i++) {
+            if (!all[i]->n)
+                continue;
+            bench_samples_report(all[i], label, stdout);
+            if (samples && bench_samples_save(all[i], samples) < 0)
+                hd_die("cannot write %s: %s", samples, strerror(errno));
+            bench_samples_clear(all[i]);
+        }
+    }
+    close(h.fd);
+    free(h.buf);
+    return 0;
+}
