@@ -26,6 +26,7 @@
 #include <sys/un.h>
 #include <unistd.h>
 
+#include "bench-line.h"
 #include "bench-stats.h"
 
 #define HD_BUF_SIZE (4 * 1024 * 1024)
@@ -33,94 +34,10 @@
 #define HD_ID_LEN 64
 
 typedef struct {
-    int fd;
-    int timeout_ms;
+    BenchLine line;
     long next_id;
-    char *buf;
-    size_t rpos, wpos;
     const char *vm;
 } Hd;
-
-static void __attribute__((noreturn, format(printf, 1, 2))) hd_die(const char *fmt, ...)
-{
-    va_list ap;
-
-    fprintf(stderr, "bench-hotplugd: ");
-    va_start(ap, fmt);
-    vfprintf(stderr, fmt, ap);
-    va_end(ap);
-    fprintf(stderr, "\n");
-    exit(1);
-}
-
-static void
-hd_connect(Hd *h, const char *path)
-{
-    struct sockaddr_un sun = {.sun_family = AF_UNIX};
-
-    if (strlen(path) >= sizeof(sun.sun_path))
-        hd_die("socket path too long: %s", path);
-    strcpy(sun.sun_path, path);
-    h->fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
-    if (h->fd < 0 || connect(h->fd, (struct sockaddr *)&sun, sizeof(sun)) < 0)
-        hd_die("cannot connect to %s: %s", path, strerror(errno));
-}
-
-/* The next line from the daemon, without its line ending. */
-static char *
-hd_read_line(Hd *h)
-{
-    for (;;) {
-        char *nl = memchr(h->buf + h->rpos, '\n', h->wpos - h->rpos);
-        struct pollfd pfd = {.fd = h->fd, .events = POLLIN};
-        ssize_t n;
-        int rc;
-
-        if (nl) {
-            char *line = h->buf + h->rpos;
-            *nl = '\0';
-            if (nl > line && nl[-1] == '\r')
-                nl[-1] = '\0';
-            h->rpos = (size_t)(nl + 1 - h->buf);
-            return line;
-        }
-        if (h->rpos == h->wpos) {
-            h->rpos = h->wpos = 0;
-        } else if (h->rpos > HD_BUF_SIZE / 2) {
-            memmove(h->buf, h->buf + h->rpos, h->wpos - h->rpos);
-            h->wpos -= h->rpos;
-            h->rpos = 0;
-        }
-        if (h->wpos == HD_BUF_SIZE)
-            hd_die("line longer than %d bytes", HD_BUF_SIZE);
-        rc = poll(&pfd, 1, h->timeout_ms);
-        if (rc == 0)
-            hd_die("no answer from hotplugd within %d ms", h->timeout_ms);
-        if (rc < 0 && errno != EINTR)
-            hd_die("poll: %s", strerror(errno));
-        n = read(h->fd, h->buf + h->wpos, HD_BUF_SIZE - h->wpos);
-        if (n == 0)
-            hd_die("hotplugd closed the connection");
-        if (n < 0 && errno != EINTR && errno != EAGAIN)
-            hd_die("read: %s", strerror(errno));
-        if (n > 0)
-            h->wpos += (size_t)n;
-    }
-}
-
-static void
-hd_write(Hd *h, const char *text, size_t len)
-{
-    while (len) {
-        ssize_t n = write(h->fd, text, len);
-        if (n < 0 && errno == EINTR)
-            continue;
-        if (n <= 0)
-            hd_die("write: %s", strerror(errno));
-        text += n;
-        len -= (size_t)n;
-    }
-}
 
 static void __attribute__((format(printf, 3, 4)))
 hd_format(char *out, size_t size, const char *fmt, ...)
@@ -132,7 +49,7 @@ hd_format(char *out, size_t size, const char *fmt, ...)
     n = vsnprintf(out, size, fmt, ap);
     va_end(ap);
     if (n < 0 || (size_t)n >= size)
-        hd_die("arguments too long");
+        bench_die("arguments too long");
 }
 
 /* Send {"execute":CMD[,"arguments":ARGS],"id":N}; returns N. */
@@ -149,8 +66,8 @@ hd_send(Hd *h, const char *cmd, const char *args)
     else
         n = snprintf(line, sizeof(line), "{\"execute\":\"%s\",\"id\":%ld}\n", cmd, id);
     if (n < 0 || (size_t)n >= sizeof(line))
-        hd_die("command too long");
-    hd_write(h, line, (size_t)n);
+        bench_die("command too long");
+    bench_line_write(&h->line, line, (size_t)n);
     return id;
 }
 
@@ -164,11 +81,11 @@ hd_reply_id(const char *line)
     if (strncmp(line, "{\"event\"", 8) == 0)
         return -1;
     if (strncmp(line, "{\"return\"", 9) != 0 && strncmp(line, "{\"error\"", 8) != 0)
-        hd_die("unexpected line: %s", line);
+        bench_die("unexpected line: %s", line);
     while ((q = strstr(q, ",\"id\":")))
         p = q++;
     if (!p)
-        hd_die("reply without id: %s", line);
+        bench_die("reply without id: %s", line);
     return strtol(p + 6, NULL, 10);
 }
 
@@ -177,15 +94,15 @@ static char *
 hd_wait_reply(Hd *h, long id)
 {
     for (;;) {
-        char *line = hd_read_line(h);
+        char *line = bench_line_read(&h->line);
         long got = hd_reply_id(line);
 
         if (got < 0)
             continue;
         if (strncmp(line, "{\"error\"", 8) == 0)
-            hd_die("hotplugd refused command %ld: %s", got, line);
+            bench_die("hotplugd refused command %ld: %s", got, line);
         if (got != id)
-            hd_die("reply for id %ld, expected %ld: %s", got, id, line);
+            bench_die("reply for id %ld, expected %ld: %s", got, id, line);
         return line;
     }
 }
@@ -198,7 +115,7 @@ hd_expect_outcome(const char *line, const char *want)
 
     snprintf(pattern, sizeof(pattern), "\"outcome\":\"%s\"", want);
     if (!strstr(line, pattern))
-        hd_die("expected outcome %s: %s", want, line);
+        bench_die("expected outcome %s: %s", want, line);
 }
 
 typedef struct {
@@ -266,7 +183,7 @@ hd_ctlquery(Hd *h)
     char *line = hd_wait_reply(h, hd_send(h, "query-hotplugd", NULL));
 
     if (!strstr(line, "\"protocol\":"))
-        hd_die("odd query-hotplugd reply: %s", line);
+        bench_die("odd query-hotplugd reply: %s", line);
     return bench_now_us() - t0;
 }
 
@@ -281,7 +198,7 @@ hd_qomlist(Hd *h)
     t0 = bench_now_us();
     line = hd_wait_reply(h, hd_send(h, "device-list", args));
     if (strncmp(line, "{\"return\":[", 11) != 0)
-        hd_die("odd device-list reply: %s", line);
+        bench_die("odd device-list reply: %s", line);
     return bench_now_us() - t0;
 }
 
@@ -307,15 +224,15 @@ hd_burst(Hd *h, HdDevs *d, int k)
             first = id;
     }
     while (got < k) {
-        char *line = hd_read_line(h);
+        char *line = bench_line_read(&h->line);
         long id = hd_reply_id(line);
 
         if (id < 0)
             continue;
         if (id < first || id >= first + k || seen[id - first])
-            hd_die("unexpected reply id %ld: %s", id, line);
+            bench_die("unexpected reply id %ld: %s", id, line);
         if (strncmp(line, "{\"error\"", 8) == 0)
-            hd_die("hotplugd refused command %ld: %s", id, line);
+            bench_die("hotplugd refused command %ld: %s", id, line);
         hd_expect_outcome(line, "deleted");
         seen[id - first] = 1;
         got++;
@@ -329,7 +246,7 @@ static void
 hd_wait_vm_ready(Hd *h)
 {
     char pattern[256];
-    double until = bench_now_us() + (double)h->timeout_ms * 1000.0;
+    double until = bench_now_us() + (double)h->line.timeout_ms * 1000.0;
 
     hd_format(pattern, sizeof(pattern), "\"name\":\"%s\",", h->vm);
     for (;;) {
@@ -338,14 +255,14 @@ hd_wait_vm_ready(Hd *h)
         char *end = p ? strchr(p, '}') : NULL;
 
         if (!p)
-            hd_die("hotplugd has no VM %s: %s", h->vm, line);
+            bench_die("hotplugd has no VM %s: %s", h->vm, line);
         if (end) {
             *end = '\0';
             if (strstr(p, "\"state\":\"ready\""))
                 return;
         }
         if (bench_now_us() > until)
-            hd_die("VM %s not ready within %d ms", h->vm, h->timeout_ms);
+            bench_die("VM %s not ready within %d ms", h->vm, h->line.timeout_ms);
         usleep(20000);
     }
 }
@@ -397,12 +314,13 @@ main(int argc, char **argv)
     long cycles = 500, queries = 500, lists = 500, warmup = 10, burst = 0, bursts = 50;
     const char *label = "hotplugd", *samples = NULL;
     HdDevs devs = {"usb-kbd", "xhci.0", "hotplugd", 0};
-    Hd h = {.timeout_ms = 10000, .next_id = 1};
+    Hd h = {.line = {.timeout_ms = 10000, .peer = "hotplugd"}, .next_id = 1};
     BenchSamples s_cycle, s_add, s_del, s_query, s_list, s_one, s_burst;
     char burst_metric[32];
     double c, a, d;
     int ch;
 
+    bench_set_program("bench-hotplugd");
     while ((ch = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
         switch (ch) {
         case 'c':
@@ -439,7 +357,7 @@ main(int argc, char **argv)
             samples = optarg;
             break;
         case 't':
-            h.timeout_ms = (int)hd_parse_count("timeout", optarg, 3600000);
+            h.line.timeout_ms = (int)hd_parse_count("timeout", optarg, 3600000);
             break;
         case 'h':
             hd_usage(stdout);
@@ -454,12 +372,9 @@ main(int argc, char **argv)
         return 2;
     }
     h.vm = argv[optind + 1];
-    h.buf = malloc(HD_BUF_SIZE);
-    if (!h.buf)
-        hd_die("out of memory");
-    hd_connect(&h, argv[optind]);
-    if (strncmp(hd_read_line(&h), "{\"QMP\"", 6) != 0)
-        hd_die("no greeting from hotplugd");
+    bench_line_open(&h.line, argv[optind], HD_BUF_SIZE);
+    if (strncmp(bench_line_read(&h.line), "{\"QMP\"", 6) != 0)
+        bench_die("no greeting from hotplugd");
     hd_wait_reply(&h, hd_send(&h, "qmp_capabilities", NULL));
     hd_wait_vm_ready(&h);
 
@@ -499,11 +414,10 @@ main(int argc, char **argv)
                 continue;
             bench_samples_report(all[i], label, stdout);
             if (samples && bench_samples_save(all[i], samples) < 0)
-                hd_die("cannot write %s: %s", samples, strerror(errno));
+                bench_die("cannot write %s: %s", samples, strerror(errno));
             bench_samples_clear(all[i]);
         }
     }
-    close(h.fd);
-    free(h.buf);
+    bench_line_close(&h.line);
     return 0;
 }

@@ -20,6 +20,7 @@
 #include <sys/un.h>
 #include <unistd.h>
 
+#include "bench-line.h"
 #include "bench-stats.h"
 
 #define FLOOR_BUF_SIZE (1024 * 1024)
@@ -27,82 +28,12 @@
 #define FLOOR_ID_LEN 64
 
 typedef struct {
-    int fd;
-    int timeout_ms;
+    BenchLine line;
     long next_id;    /* id of the next command sent */
     long next_reply; /* id the next reply must carry (QEMU answers in order) */
-    char *buf;
-    size_t rpos, wpos;
     char deleted[FLOOR_MAX_IDS][FLOOR_ID_LEN]; /* DEVICE_DELETED seen, not yet waited for */
     int n_deleted;
 } Floor;
-
-static void __attribute__((noreturn, format(printf, 1, 2))) floor_die(const char *fmt, ...)
-{
-    va_list ap;
-
-    fprintf(stderr, "qmp-floor: ");
-    va_start(ap, fmt);
-    vfprintf(stderr, fmt, ap);
-    va_end(ap);
-    fprintf(stderr, "\n");
-    exit(1);
-}
-
-static void
-floor_connect(Floor *f, const char *path)
-{
-    struct sockaddr_un sun = {.sun_family = AF_UNIX};
-
-    if (strlen(path) >= sizeof(sun.sun_path))
-        floor_die("socket path too long: %s", path);
-    strcpy(sun.sun_path, path);
-    f->fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
-    if (f->fd < 0 || connect(f->fd, (struct sockaddr *)&sun, sizeof(sun)) < 0)
-        floor_die("cannot connect to %s: %s", path, strerror(errno));
-}
-
-/* The next line from QEMU, without its line ending. */
-static char *
-floor_read_line(Floor *f)
-{
-    for (;;) {
-        char *nl = memchr(f->buf + f->rpos, '\n', f->wpos - f->rpos);
-        struct pollfd pfd = {.fd = f->fd, .events = POLLIN};
-        ssize_t n;
-        int rc;
-
-        if (nl) {
-            char *line = f->buf + f->rpos;
-            *nl = '\0';
-            if (nl > line && nl[-1] == '\r')
-                nl[-1] = '\0';
-            f->rpos = (size_t)(nl + 1 - f->buf);
-            return line;
-        }
-        if (f->rpos == f->wpos) {
-            f->rpos = f->wpos = 0;
-        } else if (f->rpos > FLOOR_BUF_SIZE / 2) {
-            memmove(f->buf, f->buf + f->rpos, f->wpos - f->rpos);
-            f->wpos -= f->rpos;
-            f->rpos = 0;
-        }
-        if (f->wpos == FLOOR_BUF_SIZE)
-            floor_die("line longer than %d bytes", FLOOR_BUF_SIZE);
-        rc = poll(&pfd, 1, f->timeout_ms);
-        if (rc == 0)
-            floor_die("no answer from QEMU within %d ms", f->timeout_ms);
-        if (rc < 0 && errno != EINTR)
-            floor_die("poll: %s", strerror(errno));
-        n = read(f->fd, f->buf + f->wpos, FLOOR_BUF_SIZE - f->wpos);
-        if (n == 0)
-            floor_die("QEMU closed the connection");
-        if (n < 0 && errno != EINTR && errno != EAGAIN)
-            floor_die("read: %s", strerror(errno));
-        if (n > 0)
-            f->wpos += (size_t)n;
-    }
-}
 
 /* Sort one line: an event (DEVICE_DELETED is remembered) or a reply
  * (returns 1; an error reply ends the program). */
@@ -118,9 +49,9 @@ floor_handle_line(Floor *f, const char *line)
             p += strlen("\"device\": \"");
             end = strchr(p, '"');
             if (!end || end - p >= FLOOR_ID_LEN)
-                floor_die("odd DEVICE_DELETED: %s", line);
+                bench_die("odd DEVICE_DELETED: %s", line);
             if (f->n_deleted == FLOOR_MAX_IDS)
-                floor_die("too many DEVICE_DELETED events not waited for");
+                bench_die("too many DEVICE_DELETED events not waited for");
             memcpy(f->deleted[f->n_deleted], p, (size_t)(end - p));
             f->deleted[f->n_deleted][end - p] = '\0';
             f->n_deleted++;
@@ -128,15 +59,15 @@ floor_handle_line(Floor *f, const char *line)
         return 0;
     }
     if (strncmp(line, "{\"QMP\"", 6) == 0)
-        floor_die("unexpected greeting: %s", line);
+        bench_die("unexpected greeting: %s", line);
     if (strstr(line, "\"error\": "))
-        floor_die("QEMU refused command %ld: %s", f->next_reply, line);
+        bench_die("QEMU refused command %ld: %s", f->next_reply, line);
     p = strstr(line, "\"id\": ");
     if (!p)
-        floor_die("reply without id: %s", line);
+        bench_die("reply without id: %s", line);
     id = strtol(p + strlen("\"id\": "), NULL, 10);
     if (id != f->next_reply)
-        floor_die("reply for id %ld, expected %ld: %s", id, f->next_reply, line);
+        bench_die("reply for id %ld, expected %ld: %s", id, f->next_reply, line);
     f->next_reply++;
     return 1;
 }
@@ -144,7 +75,7 @@ floor_handle_line(Floor *f, const char *line)
 static void
 floor_wait_reply(Floor *f)
 {
-    while (!floor_handle_line(f, floor_read_line(f)))
+    while (!floor_handle_line(f, bench_line_read(&f->line)))
         ;
 }
 
@@ -160,21 +91,7 @@ floor_wait_deleted(Floor *f, const char *dev)
                 return;
             }
         }
-        floor_handle_line(f, floor_read_line(f));
-    }
-}
-
-static void
-floor_write(Floor *f, const char *text, size_t len)
-{
-    while (len) {
-        ssize_t n = write(f->fd, text, len);
-        if (n < 0 && errno == EINTR)
-            continue;
-        if (n <= 0)
-            floor_die("write: %s", strerror(errno));
-        text += n;
-        len -= (size_t)n;
+        floor_handle_line(f, bench_line_read(&f->line));
     }
 }
 
@@ -189,9 +106,9 @@ static void __attribute__((format(printf, 2, 3))) floor_send(Floor *f, const cha
     n = vsnprintf(cmd, sizeof(cmd), fmt, ap);
     va_end(ap);
     if (n < 0 || (size_t)n >= sizeof(cmd))
-        floor_die("command too long");
+        bench_die("command too long");
     n = snprintf(line, sizeof(line), "{%s,\"id\":%ld}", cmd, f->next_id++);
-    floor_write(f, line, (size_t)n);
+    bench_line_write(&f->line, line, (size_t)n);
 }
 
 typedef struct {
@@ -343,12 +260,13 @@ main(int argc, char **argv)
     long cycles = 500, queries = 500, lists = 0, warmup = 10, burst = 0, bursts = 50;
     const char *label = "floor", *samples = NULL;
     FloorDevs devs = {"usb-kbd", "xhci.0", "floor", 0};
-    Floor f = {.timeout_ms = 10000, .next_id = 1, .next_reply = 1};
+    Floor f = {.line = {.timeout_ms = 10000, .peer = "QEMU"}, .next_id = 1, .next_reply = 1};
     BenchSamples s_cycle, s_add, s_del, s_query, s_list, s_one, s_burst;
     char burst_metric[32];
     double c, a, d;
     int ch;
 
+    bench_set_program("qmp-floor");
     while ((ch = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
         switch (ch) {
         case 'c':
@@ -385,7 +303,7 @@ main(int argc, char **argv)
             samples = optarg;
             break;
         case 't':
-            f.timeout_ms = (int)floor_parse_count("timeout", optarg, 3600000);
+            f.line.timeout_ms = (int)floor_parse_count("timeout", optarg, 3600000);
             break;
         case 'h':
             floor_usage(stdout);
@@ -399,12 +317,9 @@ main(int argc, char **argv)
         floor_usage(stderr);
         return 2;
     }
-    f.buf = malloc(FLOOR_BUF_SIZE);
-    if (!f.buf)
-        floor_die("out of memory");
-    floor_connect(&f, argv[optind]);
-    if (strncmp(floor_read_line(&f), "{\"QMP\"", 6) != 0)
-        floor_die("no QMP greeting");
+    bench_line_open(&f.line, argv[optind], FLOOR_BUF_SIZE);
+    if (strncmp(bench_line_read(&f.line), "{\"QMP\"", 6) != 0)
+        bench_die("no QMP greeting");
     floor_send(&f, "\"execute\":\"qmp_capabilities\"");
     floor_wait_reply(&f);
 
@@ -443,11 +358,10 @@ main(int argc, char **argv)
                 continue;
             bench_samples_report(all[i], label, stdout);
             if (samples && bench_samples_save(all[i], samples) < 0)
-                floor_die("cannot write %s: %s", samples, strerror(errno));
+                bench_die("cannot write %s: %s", samples, strerror(errno));
             bench_samples_clear(all[i]);
         }
     }
-    close(f.fd);
-    free(f.buf);
+    bench_line_close(&f.line);
     return 0;
 }
