@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
 /* bench-engine: the hotplug cycle of qmp-floor, through the library
  * in-process (QmpConn + HotplugVm on a libevent loop), with the same
  * statistics, so the two can be compared line by line.

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
 /* bench-eventlog: the event log under load, through hotplugd (issue 7,
  * "Event log").
  *

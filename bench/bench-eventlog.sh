@@ -1,4 +1,5 @@
 #!/bin/bash
+# SPDX-License-Identifier: LGPL-2.1-or-later
 # bench/bench-eventlog.sh: the event log under load (issue 7, "Event log").
 #
 # First the baseline, in the same run and on the same disk: the library's

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
 /* bench-hotplugd: the hotplug cycle of qmp-floor, through hotplugd over
  * one persistent control connection, with the same statistics, so the
  * daemon's rows can be compared with the floor's line by line.

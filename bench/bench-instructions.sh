@@ -1,4 +1,5 @@
 #!/bin/bash
+# SPDX-License-Identifier: LGPL-2.1-or-later
 # bench/bench-instructions.sh: instructions (callgrind) and system calls
 # (strace) per operation, for the floor, the engine in-process and hotplugd,
 # against bench/qmp-sim (no QEMU, no timing): numbers that repeat on a noisy

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
 /* The line I/O both plain-C benchmark clients share (qmp-floor and
  * bench-hotplugd): blocking socket, poll() for timeouts, libc only. */
 #pragma once

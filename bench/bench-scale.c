@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
 /* bench-scale: drive hotplugd with many VMs (bench/qmp-sim) over one
  * control connection, K requests in flight per VM, and report what the
  * daemon does with them (issue 7, "Scale").

@@ -1,4 +1,5 @@
 #!/bin/bash
+# SPDX-License-Identifier: LGPL-2.1-or-later
 # bench/bench-scale.sh: one hotplugd for many VMs (issue 7, "Scale").
 #
 # bench/qmp-sim serves N simulated QEMU monitors; hotplugd manages all of

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
 /* Latency samples for the benchmarks. */
 #include "config.h"
 

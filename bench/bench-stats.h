@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
 /* Latency samples for the benchmarks: collect, summarise, save.
  *
  * Plain C (no glib), so the floor client stays minimal.  Percentiles use

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
 /* qmp-floor: the baseline for the overhead benchmark.
  *
  * The least a client must do for a hotplug cycle on one QMP socket:

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
 /* qmp-sim: one libevent process serving N simulated QEMU 7.2 monitors on
  * UNIX sockets (DIR/vm1.sock ... DIR/vmN.sock), for the scale benchmarks
  * and for tests of the engine without QEMU.

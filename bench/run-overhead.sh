@@ -1,4 +1,5 @@
 #!/bin/bash
+# SPDX-License-Identifier: LGPL-2.1-or-later
 # bench/run-overhead.sh: what qmp-hotplug's clients cost over raw QMP, on a
 # real QEMU 7.2 (issue 7, "Overhead against the floor").
 #

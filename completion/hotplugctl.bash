@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: LGPL-2.1-or-later
 # bash completion for hotplugctl(1)                        -*- shell-script -*-
 #
 # Completes global options, command groups and verbs, each verb's options

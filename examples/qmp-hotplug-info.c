@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
 /* qmp-hotplug-info: connect to one QEMU's QMP socket with libqmp-hotplug,
  * print QEMU's greeting and what the VM can hot(un)plug, and exit.
  *

@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# SPDX-License-Identifier: LGPL-2.1-or-later
 # Install what building and testing qmp-hotplug needs (Debian/Ubuntu, apt).
 #
 #   scripts/deps.sh

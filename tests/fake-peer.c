@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
 /* A scripted fake QMP peer: see fake-peer.h. */
 #define G_LOG_DOMAIN "fake-peer"
 #include "config.h"

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
 /* A scripted fake QMP peer over a socketpair, for tests.
  *
  * The peer runs on the same libevent base as the code under test: it

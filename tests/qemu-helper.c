@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
 /* Start a real QEMU for a test, and always kill it again. */
 #ifdef HAVE_CONFIG_H
 #include "config.h"

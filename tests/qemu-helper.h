@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
 /* Start a real QEMU for a test, and always kill it again.
  *
  * Every QEMU runs with -accel tcg -nodefaults -display none in its own temp

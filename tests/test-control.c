@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
 /* hotplugd's control socket, in process: a Daemon (daemon_new) on a temp
  * state directory and socket, driven by raw sockets and by QmpConn from the
  * test, all on one libevent loop.  VMs are fake QMP peers (fake-peer.h)

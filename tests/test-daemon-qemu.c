@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
 /* hotplugd end to end: the real hotplugd and hotplugctl binaries against
  * two real QEMU 7.2 VMs (x86 pc, TCG) with the test guest, which ejects PCI
  * devices (an e1000 unplug takes ~60 ms).

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
 /* Disk hotplug against a real QEMU 7.2 with the test guest (pc machine;
  * the guest ejects the PCI device, so unplugs complete): raw and qcow2
  * images made with qemu-img, --iothreads 1, rollback of a failing

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
 /* Unit tests: the durable event log (append, read back, seq across
  * restarts, retention gaps, torn records after a crash, kill -9 before a
  * flush, write errors, bounded memory on big logs). */

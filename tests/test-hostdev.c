@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
 /* VFIO host devices: PCI address parsing, the host checks against a fake
  * sysfs tree made here, the registry (claims, persistence across reload),
  * and hostdev add/del against a scripted fake QEMU: the exact device_add,

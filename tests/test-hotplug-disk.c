@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
 /* Disk hotplug against a scripted fake QEMU: the exact commands of a
  * composite plug, its rollback order, the version gate for
  * iothread-vq-mapping, the cleanup after an unplug (also when it comes

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
 /* The hotplug engine against a real QEMU 7.2 (x86 pc, TCG): one test per
  * outcome, driven through the real `hotplugctl` in direct mode (exit codes
  * and --json), and at the library level where direct mode cannot show it

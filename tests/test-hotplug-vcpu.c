@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
 /* vCPU and memory hotplug (hotplug-vcpu.c, hotplug-memory.c): parsing
  * query-hotpluggable-cpus, choosing entities, and the operations against
  * the scripted fake peer; and their service commands

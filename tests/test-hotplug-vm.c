@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
 /* The hotplug engine (hotplug-vm.c) against the scripted fake peer: every
  * rule of issue 3's "How an outcome is decided", retries, one operation
  * per device, concurrency, plugs, cleanup, restart takeover; and the

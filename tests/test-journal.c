@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
 /* Unit tests: the in-flight operations journal (put/replace/remove,
  * replay, torn last line, compaction, crashes at any point). */
 #include "config.h"

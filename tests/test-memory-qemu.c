@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
 /* hotplugctl memory ... and the memory library against a real QEMU 7.2
  * (x86 pc, TCG, -m 512M,slots=2,maxmem=2G), with the test guest where the
  * guest must act; and the memory and vcpu verbs through a hotplugd the

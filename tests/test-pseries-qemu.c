@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
 /* hotplugctl vcpu ... against a real pseries guest: qemu-system-ppc64
  * 7.2 -machine pseries -cpu POWER9 under TCG, the ppc64le test guest of
  * tests/guest/build-guest-ppc64.sh (same /init as x86, console hvc0).

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
 /* Self-test of tests/qemu-helper.c: a real QEMU starts, answers, and dies. */
 #ifdef HAVE_CONFIG_H
 #include "config.h"

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
 /* QmpConn against the scripted fake peer (and, for reconnecting, a UNIX
  * socket listener served by the test itself). */
 #include "config.h"

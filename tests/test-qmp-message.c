@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
 /* Unit tests: parsing and sorting QMP messages, greetings, errors,
  * command lines and the schema part of QmpCaps. */
 #include "config.h"

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
 /* QmpConn, QmpCaps and `hotplugctl vm info` against a real QEMU 7.2
  * (paused, no guest).  Every QEMU a test starts is killed in its teardown,
  * whatever happened in the test. */

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
 /* bench/qmp-sim, the simulated QEMU monitors: QMP on the wire exactly as
  * QEMU 7.2 writes it, and the hotplug engine driven against it (which
  * proves the engine works with the simulator the scale benchmark uses). */

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
 /* The service's disk and hostdev commands against scripted fake QEMUs on
  * UNIX sockets (the service opens VMs by path): hostdev-add waits for the
  * sync with QEMU first (direct mode syncs only then), hotplugd-mode syncs

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
 /* hotplugctl vcpu ... against a real QEMU 7.2 (x86 pc, TCG), with the test
  * guest where the guest must act.
  *

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
 /* hotplugctl: running a command in-process (direct mode) or through
  * hotplugd, showing progress, and turning results into exit codes. */
 #define G_LOG_DOMAIN "hotplugctl"

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
 /* hotplugctl: the verb table, the options every verb shares, output. */
 #pragma once
 

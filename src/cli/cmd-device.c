@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
 /* hotplugctl device ...: add, remove and list devices. */
 #define G_LOG_DOMAIN "hotplugctl"
 #include "config.h"

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
 /* hotplugctl disk ...: virtio-blk disks on their own blockdev nodes and IOThreads. */
 #define G_LOG_DOMAIN "hotplugctl"
 #include "config.h"

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
 /* hotplugctl events: read or follow hotplugd's event log. */
 #define G_LOG_DOMAIN "hotplugctl"
 #include "config.h"

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
 /* hotplugctl hostdev ...: VFIO host PCI devices. */
 #define G_LOG_DOMAIN "hotplugctl"
 #include "config.h"

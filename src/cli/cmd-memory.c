@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
 /* hotplugctl memory ...: add, remove and list DIMMs, as the service
  * commands "memory-add", "memory-del" and "memory-list"
  * (hotplug-service-vcpu.c). */

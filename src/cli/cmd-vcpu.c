@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
 /* hotplugctl vcpu ...: list, set, enable and disable vCPUs, as the
  * service commands "vcpu-list", "vcpu-set", "vcpu-enable" and
  * "vcpu-disable" (hotplug-service-vcpu.c). */

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
 /* hotplugctl vm ...: the VMs hotplugd knows, and what a VM is and can do. */
 #define G_LOG_DOMAIN "hotplugctl"
 #include "config.h"

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
 /* hotplugd's control socket: QMP-shaped JSON lines over a UNIX socket.
  *
  * A client gets a greeting, sends qmp_capabilities, then commands

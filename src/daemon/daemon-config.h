@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
 /* hotplugd.conf: where state lives, the control socket, defaults, VMs. */
 #pragma once
 

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
 /* hotplugd: the service, its durable event log and journal, the control
  * socket, and the VMs from the config, the runtime and a watched directory. */
 #pragma once

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
 /* The durable event log: every record gets a seq (strictly increasing,
  * never reused across restarts) and a UTC time, and is appended as one JSON
  * line to a segment file.  Old segments are dropped by size (whenever the

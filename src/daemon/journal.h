@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
 /* The in-flight operations journal: the current state record of every open
  * operation, on disk before anything is sent to QEMU, so a restart after a
  * crash or kill -9 knows what was in flight.

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
 /* Disk hotplug: blockdev nodes, IOThreads and a virtio-blk-pci device as
  * one composite operation (see hotplug-disk.h for the naming scheme). */
 #define G_LOG_DOMAIN "hotplug"

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
 /* Disk hotplug: a virtio-blk-pci device on its own blockdev nodes and
  * IOThreads, plugged and unplugged as one composite operation.
  *

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
 /* VFIO host device hotplug and the accounting of host devices. */
 #define G_LOG_DOMAIN "hotplug"
 #include "config.h"

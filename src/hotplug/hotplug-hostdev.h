@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
 /* VFIO host device hotplug: a host PCI function handed to a VM with
  * device_add vfio-pci, after checking the host (sysfs), and the accounting
  * that never hands one host device to two VMs.

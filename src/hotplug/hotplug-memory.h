@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
 /* Memory hot(un)plug with pc-dimm devices, on the engine of hotplug-vm.h.
  *
  * A DIMM ID is two QEMU objects: the backend memory-backend-ram with the

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
 /* One hotplug operation: a plug or an unplug of one device of one VM,
  * from request to outcome. */
 #pragma once

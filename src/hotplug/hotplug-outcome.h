@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
 /* What an operation ended in (SPEC "Outcomes"), and the exit code of each. */
 #pragma once
 

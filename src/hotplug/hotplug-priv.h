@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
 /* Internals shared by hotplug-op.c and hotplug-vm.c. */
 #pragma once
 

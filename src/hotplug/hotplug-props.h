@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
 /* PROP=VALUE strings to the JSON types QEMU expects for a driver. */
 #pragma once
 

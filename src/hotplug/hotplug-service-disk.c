@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
 /* The service commands for disks and VFIO host devices: "disk-add",
  * "disk-del", "disk-list", "hostdev-add", "hostdev-del", over
  * hotplug-disk.h and hotplug-hostdev.h; and the host devices of each VM of

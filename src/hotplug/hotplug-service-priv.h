@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
 /* Internals shared by hotplug-service.c and the command tables of the
  * service in hotplug-service-*.c. */
 #pragma once

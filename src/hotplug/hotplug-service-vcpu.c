@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
 /* The service commands for vCPUs and memory: "vcpu-list", "vcpu-set",
  * "vcpu-enable", "vcpu-disable", "memory-add", "memory-del" and
  * "memory-list", over hotplug-vcpu.h and hotplug-memory.h.  Each asks QEMU

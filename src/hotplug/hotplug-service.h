@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
 /* The hotplug service: VMs by name and the commands that act on them.
  *
  * One service runs inside hotplugd (many VMs, reconnecting) and one inside

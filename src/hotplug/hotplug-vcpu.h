@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
 /* vCPU hot(un)plug: QEMU's hotpluggable CPU entities, which of them to
  * plug or unplug, and the operations that do it (on the engine of
  * hotplug-vm.h).

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
 /* The hotplug engine of one VM: issues plugs and unplugs over its QMP
  * connection, watches QEMU's events, and decides each operation's outcome.
  *

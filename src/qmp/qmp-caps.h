@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
 /* What one QEMU can do, probed once per connection. */
 #pragma once
 

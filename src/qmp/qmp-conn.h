@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
 /* One QMP connection on a libevent loop.
  *
  * States: CONNECTING -> GREETING -> NEGOTIATING -> READY -> CLOSED, and

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
 /* QMP errors: QEMU's own error classes, and what the wire can do wrong. */
 #pragma once
 

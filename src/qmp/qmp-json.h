@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
 /* Type-checked reads of JSON that came from a peer: a member of the wrong
  * type reads as absent, never as a critical warning. */
 #pragma once

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
 /* One QMP message: parsing and sorting a line into greeting, event or reply. */
 #pragma once
 

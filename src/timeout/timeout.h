@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
 /* Deadlines on libevent timers.  An armed deadline is one timer in
  * libevent's heap: thousands cost nothing while idle, and a cancelled one
  * never fires. */

@@ -1,4 +1,5 @@
 #!/usr/bin/env python3
+# SPDX-License-Identifier: LGPL-2.1-or-later
 """Capture real QEMU QMP transcripts for the fuzz corpus.
 
 Each file in tests/fuzz/corpus/ named qemu-*.txt is exactly the bytes one

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
 /* libFuzzer harness for hotplugd's control protocol: the line handling of
  * ControlServer (src/daemon/control.c).
  *

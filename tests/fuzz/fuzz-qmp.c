@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
 /* libFuzzer harness for the QMP framing and classifier.
  *
  * The input is what a QMP peer sends.  It goes two ways:

@@ -1,4 +1,5 @@
 #!/bin/sh
+# SPDX-License-Identifier: LGPL-2.1-or-later
 # Build the libFuzzer harnesses and run each of them.
 #
 #   tests/fuzz/run.sh [SECONDS] [HARNESS...]     (default: 60 s each, all)

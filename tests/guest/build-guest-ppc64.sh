@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# SPDX-License-Identifier: LGPL-2.1-or-later
 # Build the qmp-hotplug pseries (ppc64le) test guest: OUTDIR/vmlinux and
 # OUTDIR/initrd.img, for qemu-system-ppc64 -machine pseries (console hvc0).
 #

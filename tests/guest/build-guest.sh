@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# SPDX-License-Identifier: LGPL-2.1-or-later
 # Build the qmp-hotplug test guest: OUTDIR/vmlinuz and OUTDIR/initrd.img.
 #
 #   tests/guest/build-guest.sh [OUTDIR]
