@@ -1050,6 +1050,7 @@ rig_vm_wait_event(RigVm *vm, guint from, const char *name, const char *key, cons
 struct RigCtlRun {
     GPid pid;
     char *dir;
+    char *out_path;
     char *cmd; /* for messages */
 };
 
@@ -1083,6 +1084,7 @@ rig_ctl_startv(const char *const *args)
     run->dir = rig_make_tmp("rig-ctl-XXXXXX");
     out = g_build_filename(run->dir, "out", NULL);
     err = g_build_filename(run->dir, "err", NULL);
+    run->out_path = g_strdup(out);
     ofd = g_open(out, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
     efd = g_open(err, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
     if (ofd < 0 || efd < 0)
@@ -1130,6 +1132,12 @@ rig_ctl_run_pid(RigCtlRun *run)
     return run->pid;
 }
 
+const char *
+rig_ctl_run_out_path(RigCtlRun *run)
+{
+    return run->out_path;
+}
+
 void
 rig_ctl_run_free(RigCtlRun *run)
 {
@@ -1143,6 +1151,7 @@ rig_ctl_run_free(RigCtlRun *run)
     }
     rig_rm_tree(run->dir);
     g_free(run->dir);
+    g_free(run->out_path);
     g_free(run->cmd);
     g_free(run);
 }
@@ -1261,6 +1270,44 @@ rig_ctl_assert_exit(RigCtl *r, int want)
 {
     if (r->status != want)
         fail_msg("hotplugctl: exit %d, want %d: %s%s", r->status, want, r->out, r->err);
+}
+
+static int
+rig_ctl_text_run(RigCtlRun *run, char **out, char **err)
+{
+    g_autoptr(RigCtl) r = rig_ctl_wait(run, 10 * 60 * 1000);
+
+    if (out)
+        *out = g_steal_pointer(&r->out);
+    if (err)
+        *err = g_steal_pointer(&r->err);
+    return r->status;
+}
+
+int
+rig_ctl_text(char **out, char **err, const char *arg, ...)
+{
+    RigCtlRun *run;
+    va_list ap;
+
+    va_start(ap, arg);
+    run = rig_ctl_start_va(NULL, NULL, arg, ap);
+    va_end(ap);
+    return rig_ctl_text_run(run, out, err);
+}
+
+JsonNode *
+rig_json_result(const char *out)
+{
+    g_autofree char *line = g_strstrip(g_strdup(out ? out : ""));
+    JsonNode *n;
+
+    if (strchr(line, '\n'))
+        fail_msg("more than one line: %s", out);
+    n = json_from_string(line, NULL);
+    if (!n || !JSON_NODE_HOLDS_OBJECT(n))
+        fail_msg("not a JSON object: %s", out);
+    return n;
 }
 
 /* ---- hotplugd ------------------------------------------------------------------------ */
@@ -1480,6 +1527,18 @@ rig_hotplugd_ctl(RigHotplugd *d, const char *arg, ...)
     run = rig_ctl_start_va("--socket", d->sock, arg, ap);
     va_end(ap);
     return rig_ctl_wait(run, 10 * 60 * 1000);
+}
+
+int
+rig_hotplugd_ctl_text(RigHotplugd *d, char **out, char **err, const char *arg, ...)
+{
+    RigCtlRun *run;
+    va_list ap;
+
+    va_start(ap, arg);
+    run = rig_ctl_start_va("--socket", d->sock, arg, ap);
+    va_end(ap);
+    return rig_ctl_text_run(run, out, err);
 }
 
 char *

@@ -190,6 +190,7 @@ RigCtlRun *rig_ctl_start(const char *arg, ...) G_GNUC_NULL_TERMINATED;
 RigCtlRun *rig_ctl_startv(const char *const *argv);
 RigCtl *rig_ctl_wait(RigCtlRun *run, guint timeout_ms); /* frees run */
 GPid rig_ctl_run_pid(RigCtlRun *run);
+const char *rig_ctl_run_out_path(RigCtlRun *run); /* its stdout so far, in a file */
 void rig_ctl_run_free(RigCtlRun *run);
 /* The one JSON object printed (fails unless exactly one line, an object). */
 JsonObject *rig_ctl_result(RigCtl *r);
@@ -200,6 +201,11 @@ JsonArray *rig_ctl_array(RigCtl *r);
 JsonObject *rig_ctl_result_for(RigCtl *r, const char *device);
 /* Fails the test, showing the output, unless the exit code is want. */
 void rig_ctl_assert_exit(RigCtl *r, int want);
+/* hotplugctl ARGS... NULL as text: its exit code; *out and *err (either
+ * may be NULL) get what it printed. */
+int rig_ctl_text(char **out, char **err, const char *arg, ...) G_GNUC_NULL_TERMINATED;
+/* The one JSON object hotplugctl --json printed (fails the test otherwise). */
+JsonNode *rig_json_result(const char *out);
 
 /* ---- hotplugd ---- */
 typedef struct RigHotplugd RigHotplugd;
@@ -229,6 +235,8 @@ char *rig_hotplugd_log(RigHotplugd *d); /* all it wrote */
 /* hotplugctl --socket CTL ARGS... NULL */
 RigCtl *rig_hotplugd_ctl(RigHotplugd *d, const char *arg, ...) G_GNUC_NULL_TERMINATED;
 RigCtlRun *rig_hotplugd_ctl_start(RigHotplugd *d, const char *arg, ...) G_GNUC_NULL_TERMINATED;
+int rig_hotplugd_ctl_text(RigHotplugd *d, char **out, char **err, const char *arg, ...)
+    G_GNUC_NULL_TERMINATED;
 /* `vm add NAME QMP`, then wait until it is ready. */
 void rig_hotplugd_add_vm(RigHotplugd *d, const char *name, const char *qmp);
 /* The VM's state in `vm list --json` (NULL: not listed). */
