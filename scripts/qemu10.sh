@@ -22,7 +22,10 @@
 # chroot, then execs QEMU there with the caller's working directory. So
 # paths from the host work unchanged, QMP sockets under /tmp are the host's,
 # and signals, PR_SET_PDEATHSIG and kill-by-pid reach QEMU itself. The mounts
-# vanish with the process; the host's mount table is never touched.
+# vanish with the process; the host's mount table is never touched. With
+# HOTPLUG_QEMU10_LOG set, a wrapper appends one line per start to that file
+# ("BINARY pid=PID by=COMM", COMM being its parent's: scripts/test uses it to
+# see that each test program really ran QEMU 10).
 #
 # Needs root (debootstrap, chroot; a wrapper needs CAP_SYS_ADMIN for its
 # mount namespace), debootstrap and network access to the mirror for the
@@ -69,6 +72,7 @@ stamp_key="root-format=$root_format suite=$suite/$backports packages=${packages[
 
 mkdir -p "$dir" || die "cannot create $dir"
 dir=$(cd "$dir" && pwd)
+case "$dir" in *"'"* | *[[:space:]]*) die "$dir: a path with quotes or spaces is not supported" ;; esac
 root=$dir/root
 bindir=$dir/bin
 
@@ -115,6 +119,10 @@ wrapper_text() { # BINARY
 if [ "\$(id -u)" != 0 ]; then
   echo "qemu10 wrapper: $1 needs root (a private mount namespace and chroot)" >&2
   exit 126
+fi
+if [ -n "\${HOTPLUG_QEMU10_LOG:-}" ]; then
+  by=\$(cat /proc/\$PPID/comm 2>/dev/null)
+  echo "$1 pid=\$\$ by=\$by" >>"\$HOTPLUG_QEMU10_LOG"
 fi
 exec unshare --mount --propagation private -- '$dir/libexec/enter' '$root' '/usr/bin/$1' "\$@"
 EOF
