@@ -954,6 +954,22 @@ rig_vm_version_prefix(RigVm *vm)
     return g_strdup_printf("%d.%d.", major, minor);
 }
 
+gboolean
+rig_vm_schema_has(RigVm *vm, const char *meta_type, const char *name)
+{
+    g_autoptr(JsonNode) ret = rig_vm_qmp(vm, "query-qmp-schema", NULL);
+    JsonArray *a = qmp_json_node_array(ret);
+
+    for (guint i = 0; a && i < json_array_get_length(a); i++) {
+        JsonObject *e = json_array_get_object_element(a, i);
+
+        if (!g_strcmp0(qmp_json_get_string(e, "name"), name) &&
+            !g_strcmp0(qmp_json_get_string(e, "meta-type"), meta_type))
+            return TRUE;
+    }
+    return FALSE;
+}
+
 typedef struct {
     gboolean done;
     QmpCaps *caps;

@@ -142,6 +142,8 @@ gboolean rig_vm_peripheral_has(RigVm *vm, const char *id);
 void rig_vm_version(RigVm *vm, int *major, int *minor, int *micro);
 /* "MAJOR.MINOR." as the binary under test reports it */
 char *rig_vm_version_prefix(RigVm *vm);
+/* query-qmp-schema lists name as a meta_type ("command", "event"). */
+gboolean rig_vm_schema_has(RigVm *vm, const char *meta_type, const char *name);
 /* The hotplug capabilities the product detects on this VM (qmp_caps_list). */
 gboolean rig_vm_has_cap(RigVm *vm, const char *cap);
 /* query-hotpluggable-cpus' "type" of the first entity (e.g. pseries' core type). */
