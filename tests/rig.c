@@ -229,8 +229,7 @@ rig_find_binary(const char *name, const char *debian_pkg, GError **error)
 
     if (bindir && *bindir) {
         path = g_build_filename(bindir, name, NULL);
-        if (g_file_test(path, G_FILE_TEST_IS_EXECUTABLE) &&
-            !g_file_test(path, G_FILE_TEST_IS_DIR))
+        if (g_file_test(path, G_FILE_TEST_IS_EXECUTABLE) && !g_file_test(path, G_FILE_TEST_IS_DIR))
             return path;
         g_set_error(error, RIG_ERROR, RIG_ERROR_FAILED,
                     "QEMU not found: %s is not an executable ($HOTPLUG_QEMU_BINDIR is %s)", path,
@@ -266,8 +265,8 @@ static const struct {
     const char *env, *cache, *kernel, *script, *console;
 } rig_guests[] = {
     [RIG_ARCH_X86_64] = {"HOTPLUG_GUEST_DIR", "guest", "vmlinuz", "build-guest.sh", "ttyS0"},
-    [RIG_ARCH_PPC64] = {"HOTPLUG_GUEST_PPC64_DIR", "guest-ppc64", "vmlinux",
-                        "build-guest-ppc64.sh", "hvc0"},
+    [RIG_ARCH_PPC64] = {"HOTPLUG_GUEST_PPC64_DIR", "guest-ppc64", "vmlinux", "build-guest-ppc64.sh",
+                        "hvc0"},
     [RIG_ARCH_AARCH64] = {"HOTPLUG_GUEST_ARM64_DIR", "guest-arm64", "vmlinuz",
                           "build-guest-arm64.sh", "ttyAMA0"},
 };
@@ -491,8 +490,8 @@ spawn_qemu(RigVm *vm, GError **error)
         return FALSE;
     }
     ok = g_spawn_async_with_fds(vm->dir, (char **)argv->pdata, NULL, G_SPAWN_DO_NOT_REAP_CHILD,
-                                rig_child_setup, GINT_TO_POINTER((int)getpid()), &vm->pid,
-                                devnull, logfd, logfd, error);
+                                rig_child_setup, GINT_TO_POINTER((int)getpid()), &vm->pid, devnull,
+                                logfd, logfd, error);
     close(devnull);
     close(logfd);
     if (!ok) {
@@ -562,8 +561,7 @@ rig_vm_new(const RigVmOptions *opts, GError **error)
     if (!opts)
         opts = &defaults;
     if (opts->n_root_ports > MAX_ROOT_PORTS) {
-        g_set_error(error, RIG_ERROR, RIG_ERROR_FAILED, "at most %d root ports",
-                    MAX_ROOT_PORTS);
+        g_set_error(error, RIG_ERROR, RIG_ERROR_FAILED, "at most %d root ports", MAX_ROOT_PORTS);
         return NULL;
     }
     dir = g_dir_make_tmp("rig-vm-XXXXXX", &local);
@@ -859,15 +857,13 @@ rig_vm_spare(RigVm *vm)
         return vm->spare;
     vm->spare = qmp_conn_new(vm->base, vm->spare_path, NULL);
     qmp_conn_add_listener(vm->spare, &l, vm);
-    if (!qmp_conn_open(vm->spare, &error) ||
-        !qmp_conn_wait_ready(vm->spare, RIG_REPLY_MS, &error))
+    if (!qmp_conn_open(vm->spare, &error) || !qmp_conn_wait_ready(vm->spare, RIG_REPLY_MS, &error))
         fail_msg("the spare QMP socket %s: %s", vm->spare_path, error->message);
     return vm->spare;
 }
 
 static gboolean
-rig_vm_qmp_full(RigVm *vm, const char *cmd, const char *args_json, JsonNode **ret,
-                GError **error)
+rig_vm_qmp_full(RigVm *vm, const char *cmd, const char *args_json, JsonNode **ret, GError **error)
 {
     JsonNode *args = NULL;
 
@@ -1055,8 +1051,7 @@ rig_vm_wait_event(RigVm *vm, guint from, const char *name, const char *key, cons
     int i;
 
     rig_vm_spare(vm);
-    while ((i = rig_find_event(vm, from, name, key, value)) < 0 &&
-           g_get_monotonic_time() < end)
+    while ((i = rig_find_event(vm, from, name, key, value)) < 0 && g_get_monotonic_time() < end)
         rig_vm_run(vm, 20);
     return i;
 }
@@ -1106,8 +1101,8 @@ rig_ctl_startv(const char *const *args)
     if (ofd < 0 || efd < 0)
         fail_msg("cannot create %s: %s", out, g_strerror(errno));
     ok = g_spawn_async_with_fds(NULL, (char **)argv->pdata, NULL, G_SPAWN_DO_NOT_REAP_CHILD,
-                                rig_child_setup, GINT_TO_POINTER((int)getpid()), &run->pid, -1,
-                                ofd, efd, &error);
+                                rig_child_setup, GINT_TO_POINTER((int)getpid()), &run->pid, -1, ofd,
+                                efd, &error);
     close(ofd);
     close(efd);
     if (!ok)
@@ -1414,8 +1409,8 @@ rig_hotplugd_start(RigHotplugd *d)
         if (g_get_monotonic_time() > end) {
             g_autofree char *log = rig_hotplugd_log_tail(d);
 
-            fail_msg("hotplugd did not listen on %s within %d ms:\n%s", d->sock,
-                     HOTPLUGD_READY_MS, log);
+            fail_msg("hotplugd did not listen on %s within %d ms:\n%s", d->sock, HOTPLUGD_READY_MS,
+                     log);
         }
         g_usleep(5000);
     }

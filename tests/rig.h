@@ -71,15 +71,15 @@ typedef enum {
 } RigMachine;
 
 typedef struct {
-    RigMachine machine;           /* default RIG_MACHINE_PC */
-    guint n_root_ports;           /* pcie-root-ports rp1..rpN (q35, virt) */
-    gboolean guest;               /* boot the arch's test guest; else no kernel and -S */
-    gboolean paused;              /* with a guest: start it with -S, do not wait for it
-                                     (rig_vm_cont_boot() later); without: always -S */
-    const char *guest_cmdline;    /* guest knobs ("hp.mem=movable"), may be NULL */
-    const char *smp;              /* NULL: "1" */
-    const char *mem;              /* NULL: "256M" (x86), "512M" (pseries, virt) */
-    guint n_extra_qmp;            /* more QMP sockets, one client each */
+    RigMachine machine;            /* default RIG_MACHINE_PC */
+    guint n_root_ports;            /* pcie-root-ports rp1..rpN (q35, virt) */
+    gboolean guest;                /* boot the arch's test guest; else no kernel and -S */
+    gboolean paused;               /* with a guest: start it with -S, do not wait for it
+                                      (rig_vm_cont_boot() later); without: always -S */
+    const char *guest_cmdline;     /* guest knobs ("hp.mem=movable"), may be NULL */
+    const char *smp;               /* NULL: "1" */
+    const char *mem;               /* NULL: "256M" (x86), "512M" (pseries, virt) */
+    guint n_extra_qmp;             /* more QMP sockets, one client each */
     const char *const *extra_args; /* NULL-terminated, appended last, may be NULL */
 } RigVmOptions;
 
@@ -117,13 +117,11 @@ void rig_vm_cont_boot(RigVm *vm);
 /* ---- the console ---- */
 char *rig_vm_console(RigVm *vm); /* all of it so far */
 gsize rig_vm_console_count(RigVm *vm, const char *needle);
-gboolean rig_vm_wait_console_full(RigVm *vm, const char *needle, guint timeout_ms,
-                                  GError **error);
+gboolean rig_vm_wait_console_full(RigVm *vm, const char *needle, guint timeout_ms, GError **error);
 /* Fails the test when needle does not show within timeout_ms. */
 void rig_vm_wait_console(RigVm *vm, const char *needle, guint timeout_ms);
 /* Until needle shows `count` times; FALSE after timeout_ms. */
-gboolean rig_vm_wait_console_count(RigVm *vm, const char *needle, gsize count,
-                                   guint timeout_ms);
+gboolean rig_vm_wait_console_count(RigVm *vm, const char *needle, gsize count, guint timeout_ms);
 
 /* ---- the test's own QMP connection (the spare socket) ---- */
 /* The loop the spare connection runs on; tests may put their own
@@ -158,8 +156,8 @@ GPtrArray *rig_vm_events(RigVm *vm); /* of RigEvent, owned by vm */
 /* Run the loop for up to timeout_ms until an event `name` arrives whose
  * data member `key` is the string `value` (key NULL: any); index from: look
  * at events from that index on.  Its index, or -1 after the timeout. */
-int rig_vm_wait_event(RigVm *vm, guint from, const char *name, const char *key,
-                      const char *value, guint timeout_ms);
+int rig_vm_wait_event(RigVm *vm, guint from, const char *name, const char *key, const char *value,
+                      guint timeout_ms);
 /* Run the VM's loop for ms milliseconds. */
 void rig_vm_run(RigVm *vm, guint ms);
 /* Run the VM's loop until cond holds; fail the test after ms. */
@@ -174,9 +172,9 @@ void rig_vm_run(RigVm *vm, guint ms);
 
 /* ---- hotplugctl ---- */
 typedef struct {
-    int status;          /* exit code */
-    char *out, *err;     /* what it printed */
-    GPtrArray *json;     /* JsonNode per stdout line that is JSON (--json) */
+    int status;      /* exit code */
+    char *out, *err; /* what it printed */
+    GPtrArray *json; /* JsonNode per stdout line that is JSON (--json) */
 } RigCtl;
 void rig_ctl_free(RigCtl *r);
 G_DEFINE_AUTOPTR_CLEANUP_FUNC(RigCtl, rig_ctl_free)
@@ -227,7 +225,7 @@ void rig_hotplugd_stop(RigHotplugd *d);
 void rig_hotplugd_kill9(RigHotplugd *d);
 void rig_hotplugd_free(RigHotplugd *d); /* kills it if running, removes its dir */
 G_DEFINE_AUTOPTR_CLEANUP_FUNC(RigHotplugd, rig_hotplugd_free)
-GPid rig_hotplugd_pid(RigHotplugd *d);      /* 0: not running */
+GPid rig_hotplugd_pid(RigHotplugd *d); /* 0: not running */
 guint rig_hotplugd_starts(RigHotplugd *d);
 const char *rig_hotplugd_dir(RigHotplugd *d);
 const char *rig_hotplugd_socket(RigHotplugd *d);
@@ -237,8 +235,8 @@ char *rig_hotplugd_log(RigHotplugd *d); /* all it wrote */
 /* hotplugctl --socket CTL ARGS... NULL */
 RigCtl *rig_hotplugd_ctl(RigHotplugd *d, const char *arg, ...) G_GNUC_NULL_TERMINATED;
 RigCtlRun *rig_hotplugd_ctl_start(RigHotplugd *d, const char *arg, ...) G_GNUC_NULL_TERMINATED;
-int rig_hotplugd_ctl_text(RigHotplugd *d, char **out, char **err, const char *arg, ...)
-    G_GNUC_NULL_TERMINATED;
+int rig_hotplugd_ctl_text(RigHotplugd *d, char **out, char **err, const char *arg,
+                          ...) G_GNUC_NULL_TERMINATED;
 /* `vm add NAME QMP`, then wait until it is ready. */
 void rig_hotplugd_add_vm(RigHotplugd *d, const char *name, const char *qmp);
 /* The VM's state in `vm list --json` (NULL: not listed). */

@@ -80,8 +80,7 @@ plug_unplug_on_root_port(RigVm *vm, const char *driver, const char *timeout_s)
 /* Boot machine with its guest and two root ports, plug and unplug driver
  * on rp1; native PCIe waits out the attention button, ACPI does not. */
 static void
-run_machine(void **state, RigMachine machine, const char *driver, gboolean native,
-            const char *what)
+run_machine(void **state, RigMachine machine, const char *driver, gboolean native, const char *what)
 {
     RigVmOptions opts = {.machine = machine, .guest = TRUE, .n_root_ports = 2};
     gint64 ms;

@@ -564,8 +564,7 @@ test_hotplugctl_vm_info_json(void **state)
     want = want_caps(q, &v);
     assert_int_equal(json_array_get_length(caps), want->len);
     for (guint i = 0; i < want->len; i++)
-        assert_string_equal(qmp_json_node_string(json_array_get_element(caps, i)),
-                            want->pdata[i]);
+        assert_string_equal(qmp_json_node_string(json_array_get_element(caps, i)), want->pdata[i]);
     g_free(v.machine);
 }
 
