@@ -412,7 +412,8 @@ add_machine_args(GPtrArray *argv, const RigVmOptions *o)
     }
     for (guint k = 1; k <= o->n_root_ports; k++) {
         add_arg(argv, "-device");
-        add_arg(argv, "pcie-root-port,id=rp%u,chassis=%u,bus=pcie.0,addr=0x%x", k, k, 0xf + k);
+        add_arg(argv, "pcie-root-port,id=rp%u,chassis=%u,bus=pcie.0,addr=0x%x%s%s", k, k, 0xf + k,
+                o->root_port_props ? "," : "", o->root_port_props ? o->root_port_props : "");
     }
 }
 

@@ -27,7 +27,7 @@
  * it by pid and reaps it, whatever happened in the test.
  *
  * Root ports: with n_root_ports = N on q35 or virt, the VM has
- *   -device pcie-root-port,id=rpK,chassis=K,bus=pcie.0,addr=0x(0f+K)
+ *   -device pcie-root-port,id=rpK,chassis=K,bus=pcie.0,addr=0x(0f+K)[,root_port_props]
  * for K = 1..N, i.e. rp1 at 00:10.0, rp2 at 00:11.0 ... (at most 15, up to
  * 00:1e.0; q35's 00:1f is the ICH9).  A device plugged with bus=rpK sits at
  * 0000:0K:00.0 in a guest that numbers the buses in that order (both guests
@@ -73,6 +73,7 @@ typedef enum {
 typedef struct {
     RigMachine machine;            /* default RIG_MACHINE_PC */
     guint n_root_ports;            /* pcie-root-ports rp1..rpN (q35, virt) */
+    const char *root_port_props;   /* appended to each root port's -device, may be NULL */
     gboolean guest;                /* boot the arch's test guest; else no kernel and -S */
     gboolean paused;               /* with a guest: start it with -S, do not wait for it
                                       (rig_vm_cont_boot() later); without: always -S */

@@ -251,11 +251,13 @@ test_bad_option_reports_stderr(void **state)
         fail_msg("QEMU's stderr is not in the error: %s", error->message);
 }
 
-/* q35 with 3 root ports: rp1..rp3 at 00:10.0, 00:11.0, 00:12.0, chassis 1..3. */
+/* q35 with 3 root ports: rp1..rp3 at 00:10.0, 00:11.0, 00:12.0, chassis 1..3,
+ * and the props given for each. */
 static void
 test_root_ports(void **state)
 {
-    RigVmOptions opts = {.machine = RIG_MACHINE_Q35_NATIVE, .n_root_ports = 3};
+    RigVmOptions opts = {
+        .machine = RIG_MACHINE_Q35_NATIVE, .n_root_ports = 3, .root_port_props = "slot=7"};
     g_autoptr(JsonNode) pci = NULL;
     JsonArray *devs;
     guint found = 0;
@@ -283,7 +285,10 @@ test_root_ports(void **state)
     {
         g_autoptr(JsonNode) chassis = rig_vm_qmp(
             vm, "qom-get", "{\"path\": \"/machine/peripheral/rp3\", \"property\": \"chassis\"}");
+        g_autoptr(JsonNode) slot = rig_vm_qmp(
+            vm, "qom-get", "{\"path\": \"/machine/peripheral/rp2\", \"property\": \"slot\"}");
         assert_int_equal(json_node_get_int(chassis), 3);
+        assert_int_equal(json_node_get_int(slot), 7);
     }
     /* no guest: an unplug from a root port never completes; a plug does */
     rig_vm_qmp_ok(vm, "device_add",
