@@ -634,12 +634,6 @@ rig_vm_cont_boot(RigVm *vm)
         fail_msg("the %s guest did not boot: %s", rig_arch_name(vm->arch), error->message);
 }
 
-const RigVmOptions *
-rig_vm_options(RigVm *vm)
-{
-    return &vm->opts;
-}
-
 RigArch
 rig_vm_arch(RigVm *vm)
 {

@@ -103,7 +103,6 @@ RigVm *rig_vm_start(const RigVmOptions *opts);
 void rig_vm_free(RigVm *vm); /* kills QEMU if running, removes the temp dir */
 G_DEFINE_AUTOPTR_CLEANUP_FUNC(RigVm, rig_vm_free)
 
-const RigVmOptions *rig_vm_options(RigVm *vm);
 RigArch rig_vm_arch(RigVm *vm);
 const char *rig_vm_qmp_path(RigVm *vm);                /* for the code under test */
 const char *rig_vm_extra_qmp_path(RigVm *vm, guint n); /* 1 .. n_extra_qmp */
