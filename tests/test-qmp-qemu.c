@@ -576,7 +576,7 @@ test_hotplugctl_vm_info_missing(void **state)
     assert_non_null(root);
     e = qmp_json_get_object(qmp_json_node_object(root), "error");
     assert_non_null(e);
-    /* the class is the service layer's (hotplug-service.h): the VM is not there */
+    /* the class is the service layer's (service.h): the VM is not there */
     assert_string_equal(qmp_json_get_string(e, "class"), "VmGone");
     {
         g_autofree char *desc =

@@ -9,7 +9,7 @@
 #include <unistd.h>
 
 #include "cli.h"
-#include "hotplug-service.h"
+#include "service.h"
 
 static const CliCmd *const cli_tables[] = {
     cli_vm_cmds,
@@ -60,7 +60,7 @@ cli_error(CliContext *ctx, int code, const GError *error)
     if (ctx->json) {
         g_autoptr(JsonBuilder) b = json_builder_new();
         g_autoptr(JsonNode) root = NULL;
-        const char *cls = hotplug_error_class(error);
+        const char *cls = service_error_class(error);
 
         json_builder_begin_object(b);
         json_builder_set_member_name(b, "error");

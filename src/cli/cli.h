@@ -85,8 +85,8 @@ void cli_print_json(JsonNode *node);
  * How a verb works: it turns argv into a service command and JSON
  * arguments ("device-del" {"id": ...}) and calls cli_request(), which runs
  * the command in-process for a socket path or through hotplugd for a VM
- * name.  The command itself lives in the library as a HotplugCommand (see
- * hotplug-service.h, hotplug_service_register), so hotplugd and direct mode
+ * name.  The command itself lives in the library as a ServiceCommand (see
+ * service.h, service_register), so hotplugd and direct mode
  * run the same code. */
 
 /* Run cmd with args (taken) and put its result in *ret.  A VM that is a

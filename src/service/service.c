@@ -1,12 +1,12 @@
 /* SPDX-License-Identifier: LGPL-2.1-or-later */
-#define G_LOG_DOMAIN "hotplug"
+#define G_LOG_DOMAIN "service"
 #include "config.h"
 
 #include <math.h>
 #include <string.h>
 
-#include "hotplug-service.h"
-#include "hotplug-service-priv.h"
+#include "service.h"
+#include "service-priv.h"
 #include "qmp-caps.h"
 #include "qmp-json.h"
 
@@ -17,32 +17,32 @@ typedef struct {
     HotplugVm *vm;
     guint conn_listener;
     guint vm_listener;
-    HotplugService *svc;
-    HotplugServiceHostdev *hostdev;
-} HotplugServiceVm;
+    Service *svc;
+    ServiceHostdev *hostdev;
+} ServiceVm;
 
 typedef struct {
     guint id;
-    HotplugServiceListener cb;
+    ServiceListener cb;
     gpointer opaque;
-} HotplugServiceListenerEntry;
+} ServiceListenerEntry;
 
-struct HotplugService {
+struct Service {
     struct event_base *base;
-    HotplugServiceOptions opts;
-    GHashTable *vms;       /* name -> HotplugServiceVm */
-    GHashTable *commands;  /* name -> HotplugCommand (borrowed) */
-    GArray *listeners;     /* HotplugServiceListenerEntry */
+    ServiceOptions opts;
+    GHashTable *vms;       /* name -> ServiceVm */
+    GHashTable *commands;  /* name -> ServiceCommand (borrowed) */
+    GArray *listeners;     /* ServiceListenerEntry */
     guint next_listener_id;
-    GPtrArray *requests;   /* HotplugRequest still waiting for a reply */
+    GPtrArray *requests;   /* ServiceRequest still waiting for a reply */
     char *sysfs_root, *hostdev_state_file; /* opts' strings point here */
     HotplugHostdevRegistry *hostdevs;      /* made on first use */
 };
 
-struct HotplugRequest {
-    HotplugService *svc;
+struct ServiceRequest {
+    Service *svc;
     char *cmd;
-    HotplugRequestCallbacks cb;
+    ServiceRequestCallbacks cb;
     gpointer opaque;
     gboolean cancelled;
     gboolean replied;
@@ -53,20 +53,20 @@ struct HotplugRequest {
     gboolean no_wait;
     guint vm_listener;
     struct event *poll;  /* with no_wait: notices when QEMU accepted */
-    /* adds to the reply of wait_op(s) (hotplug_request_set_reply_func) */
-    HotplugRequestReplyFunc reply_func;
+    /* adds to the reply of wait_op(s) (service_request_set_reply_func) */
+    ServiceRequestReplyFunc reply_func;
     gpointer reply_data;
     GDestroyNotify reply_destroy;
 };
 
-static const HotplugCommand hotplug_service_base_commands[];
+static const ServiceCommand service_base_commands[];
 
 /* ---- errors on the wire ----------------------------------------------- */
 
 static const struct {
     int code;
     const char *cls;
-} hotplug_error_classes[] = {
+} service_error_classes[] = {
     {HOTPLUG_ERROR_INVALID, "InvalidArgument"},
     {HOTPLUG_ERROR_BAD_PROPERTY, "InvalidProperty"},
     {HOTPLUG_ERROR_BUSY, "Busy"},
@@ -77,16 +77,16 @@ static const struct {
 };
 
 const char *
-hotplug_error_class(const GError *error)
+service_error_class(const GError *error)
 {
     const char *cls = qmp_error_class_name(error);
 
     if (cls)
         return cls;
     if (error->domain == HOTPLUG_ERROR)
-        for (guint i = 0; i < G_N_ELEMENTS(hotplug_error_classes); i++)
-            if (hotplug_error_classes[i].code == error->code)
-                return hotplug_error_classes[i].cls;
+        for (guint i = 0; i < G_N_ELEMENTS(service_error_classes); i++)
+            if (service_error_classes[i].code == error->code)
+                return service_error_classes[i].cls;
     if (error->domain == QMP_ERROR &&
         (error->code == QMP_ERROR_CLOSED || error->code == QMP_ERROR_CONNECT))
         return "VmGone";
@@ -94,7 +94,7 @@ hotplug_error_class(const GError *error)
 }
 
 GError *
-hotplug_error_from_class(const char *cls, const char *desc)
+service_error_from_class(const char *cls, const char *desc)
 {
     JsonObject *o;
     GError *e;
@@ -103,9 +103,9 @@ hotplug_error_from_class(const char *cls, const char *desc)
         cls = "Failed";
     if (!desc)
         desc = "(no description)";
-    for (guint i = 0; i < G_N_ELEMENTS(hotplug_error_classes); i++)
-        if (g_str_equal(cls, hotplug_error_classes[i].cls))
-            return g_error_new_literal(HOTPLUG_ERROR, hotplug_error_classes[i].code, desc);
+    for (guint i = 0; i < G_N_ELEMENTS(service_error_classes); i++)
+        if (g_str_equal(cls, service_error_classes[i].cls))
+            return g_error_new_literal(HOTPLUG_ERROR, service_error_classes[i].code, desc);
     o = json_object_new();
     json_object_set_string_member(o, "class", cls);
     json_object_set_string_member(o, "desc", desc);
@@ -117,21 +117,21 @@ hotplug_error_from_class(const char *cls, const char *desc)
 /* ---- listeners ---------------------------------------------------------- */
 
 guint
-hotplug_service_add_listener(HotplugService *svc, const HotplugServiceListener *l,
+service_add_listener(Service *svc, const ServiceListener *l,
                              gpointer opaque)
 {
-    HotplugServiceListenerEntry e = {++svc->next_listener_id, *l, opaque};
+    ServiceListenerEntry e = {++svc->next_listener_id, *l, opaque};
 
     g_array_append_val(svc->listeners, e);
     return e.id;
 }
 
 void
-hotplug_service_remove_listener(HotplugService *svc, guint id)
+service_remove_listener(Service *svc, guint id)
 {
     for (guint i = 0; i < svc->listeners->len; i++) {
-        HotplugServiceListenerEntry *e =
-            &g_array_index(svc->listeners, HotplugServiceListenerEntry, i);
+        ServiceListenerEntry *e =
+            &g_array_index(svc->listeners, ServiceListenerEntry, i);
         if (e->id == id) {
             memset(&e->cb, 0, sizeof(e->cb));
             e->id = 0;
@@ -139,51 +139,51 @@ hotplug_service_remove_listener(HotplugService *svc, guint id)
     }
 }
 
-#define HOTPLUG_SERVICE_EMIT(svc, member, ...)                                                \
+#define SERVICE_EMIT(svc, member, ...)                                                \
     do {                                                                                      \
         for (guint i_ = 0; i_ < (svc)->listeners->len; i_++) {                               \
-            HotplugServiceListenerEntry e_ =                                                  \
-                g_array_index((svc)->listeners, HotplugServiceListenerEntry, i_);             \
+            ServiceListenerEntry e_ =                                                  \
+                g_array_index((svc)->listeners, ServiceListenerEntry, i_);             \
             if (e_.cb.member)                                                                 \
                 e_.cb.member((svc), __VA_ARGS__, e_.opaque);                                  \
         }                                                                                     \
     } while (0)
 
 static void
-hotplug_service_vm_op_cb(HotplugVm *vm, HotplugOp *op, HotplugOpEvent ev, gpointer opaque)
+service_vm_op_cb(HotplugVm *vm, HotplugOp *op, HotplugOpEvent ev, gpointer opaque)
 {
-    HotplugServiceVm *sv = opaque;
-    HOTPLUG_SERVICE_EMIT(sv->svc, op, vm, op, ev);
+    ServiceVm *sv = opaque;
+    SERVICE_EMIT(sv->svc, op, vm, op, ev);
 }
 
 static void
-hotplug_service_vm_qemu_event_cb(HotplugVm *vm, const QmpEvent *ev, HotplugOp *op,
+service_vm_qemu_event_cb(HotplugVm *vm, const QmpEvent *ev, HotplugOp *op,
                                  gpointer opaque)
 {
-    HotplugServiceVm *sv = opaque;
-    HOTPLUG_SERVICE_EMIT(sv->svc, qemu_event, vm, ev, op);
+    ServiceVm *sv = opaque;
+    SERVICE_EMIT(sv->svc, qemu_event, vm, ev, op);
 }
 
 static void
-hotplug_service_vm_state(HotplugService *svc, const char *vm, const char *state,
+service_vm_state(Service *svc, const char *vm, const char *state,
                          const char *detail)
 {
-    HOTPLUG_SERVICE_EMIT(svc, vm_state, vm, state, detail);
+    SERVICE_EMIT(svc, vm_state, vm, state, detail);
 }
 
 static void
-hotplug_service_conn_state_cb(QmpConn *conn, QmpConnState state, const GError *error,
+service_conn_state_cb(QmpConn *conn, QmpConnState state, const GError *error,
                               gpointer opaque)
 {
-    HotplugServiceVm *sv = opaque;
+    ServiceVm *sv = opaque;
 
     switch (state) {
     case QMP_CONN_READY:
-        hotplug_service_hostdev_connected(sv->hostdev);
-        hotplug_service_vm_state(sv->svc, sv->name, "connected", NULL);
+        service_hostdev_connected(sv->hostdev);
+        service_vm_state(sv->svc, sv->name, "connected", NULL);
         break;
     case QMP_CONN_CLOSED:
-        hotplug_service_vm_state(sv->svc, sv->name, "disconnected",
+        service_vm_state(sv->svc, sv->name, "disconnected",
                                  error ? error->message : NULL);
         break;
     default:
@@ -194,7 +194,7 @@ hotplug_service_conn_state_cb(QmpConn *conn, QmpConnState state, const GError *e
 /* ---- VMs ------------------------------------------------------------------ */
 
 gboolean
-hotplug_vm_name_valid(const char *name)
+service_vm_name_valid(const char *name)
 {
     gsize n = name ? strlen(name) : 0;
 
@@ -207,9 +207,9 @@ hotplug_vm_name_valid(const char *name)
 }
 
 static void
-hotplug_service_vm_free(HotplugServiceVm *sv)
+service_vm_free(ServiceVm *sv)
 {
-    hotplug_service_hostdev_free(sv->hostdev);
+    service_hostdev_free(sv->hostdev);
     hotplug_vm_remove_listener(sv->vm, sv->vm_listener);
     qmp_conn_remove_listener(sv->conn, sv->conn_listener);
     hotplug_vm_free(sv->vm);
@@ -221,20 +221,20 @@ hotplug_service_vm_free(HotplugServiceVm *sv)
 }
 
 gboolean
-hotplug_service_add_vm(HotplugService *svc, const char *name, const char *qmp_path,
+service_add_vm(Service *svc, const char *name, const char *qmp_path,
                        GError **error)
 {
-    static const QmpConnListener cl = {.state = hotplug_service_conn_state_cb};
+    static const QmpConnListener cl = {.state = service_conn_state_cb};
     static const HotplugVmListener vl = {
-        .op = hotplug_service_vm_op_cb,
-        .qemu_event = hotplug_service_vm_qemu_event_cb,
+        .op = service_vm_op_cb,
+        .qemu_event = service_vm_qemu_event_cb,
     };
     QmpConnOptions copts = {.reconnect = !svc->opts.direct};
     HotplugVmOptions vopts = {.timeouts = svc->opts.timeouts, .gone_on_close = svc->opts.direct};
-    HotplugServiceVm *sv;
+    ServiceVm *sv;
 
     /* direct mode names the VM by its path */
-    if (!svc->opts.direct && !hotplug_vm_name_valid(name)) {
+    if (!svc->opts.direct && !service_vm_name_valid(name)) {
         g_set_error(error, HOTPLUG_ERROR, HOTPLUG_ERROR_INVALID,
                     "bad VM name '%s': use letters, digits, '-', '_' and '.', at most 64", name);
         return FALSE;
@@ -248,17 +248,17 @@ hotplug_service_add_vm(HotplugService *svc, const char *name, const char *qmp_pa
                     name);
         return FALSE;
     }
-    sv = g_new0(HotplugServiceVm, 1);
+    sv = g_new0(ServiceVm, 1);
     sv->svc = svc;
     sv->name = g_strdup(name);
     sv->path = g_strdup(qmp_path);
     sv->conn = qmp_conn_new(svc->base, qmp_path, &copts);
     sv->vm = hotplug_vm_new(name, sv->conn, &vopts);
-    sv->hostdev = hotplug_service_hostdev_new(svc, sv->vm);
+    sv->hostdev = service_hostdev_new(svc, sv->vm);
     sv->conn_listener = qmp_conn_add_listener(sv->conn, &cl, sv);
     sv->vm_listener = hotplug_vm_add_listener(sv->vm, &vl, sv);
     g_hash_table_insert(svc->vms, sv->name, sv);
-    hotplug_service_vm_state(svc, name, "added", qmp_path);
+    service_vm_state(svc, name, "added", qmp_path);
     if (!qmp_conn_open(sv->conn, error)) {
         g_hash_table_remove(svc->vms, name);
         return FALSE;
@@ -267,10 +267,10 @@ hotplug_service_add_vm(HotplugService *svc, const char *name, const char *qmp_pa
 }
 
 gboolean
-hotplug_service_remove_vm(HotplugService *svc, const char *name, GError **error)
+service_remove_vm(Service *svc, const char *name, GError **error)
 {
     g_autofree char *copy = g_strdup(name);
-    HotplugServiceVm *sv = g_hash_table_lookup(svc->vms, name);
+    ServiceVm *sv = g_hash_table_lookup(svc->vms, name);
 
     if (!sv) {
         g_set_error(error, HOTPLUG_ERROR, HOTPLUG_ERROR_NOT_FOUND, "no VM named '%s'", name);
@@ -280,56 +280,56 @@ hotplug_service_remove_vm(HotplugService *svc, const char *name, GError **error)
      * and nothing may wait on it once it is freed */
     hotplug_vm_end_all(sv->vm, "the VM was removed from hotplugd");
     for (guint i = svc->requests->len; i > 0; i--) {
-        HotplugRequest *req = svc->requests->pdata[i - 1];
+        ServiceRequest *req = svc->requests->pdata[i - 1];
         if (req->vm == sv->vm && req->ops)
-            hotplug_request_fail(req, g_error_new(HOTPLUG_ERROR, HOTPLUG_ERROR_VM_GONE,
+            service_request_fail(req, g_error_new(HOTPLUG_ERROR, HOTPLUG_ERROR_VM_GONE,
                                                   "VM %s was removed", copy));
     }
     g_hash_table_remove(svc->vms, name);
     /* its host devices are free for other VMs now */
     if (svc->hostdevs)
         hotplug_hostdev_registry_release_vm(svc->hostdevs, copy);
-    hotplug_service_vm_state(svc, copy, "removed", NULL);
+    service_vm_state(svc, copy, "removed", NULL);
     return TRUE;
 }
 
 HotplugHostdevRegistry *
-hotplug_service_get_hostdev_registry(HotplugService *svc, GError **error)
+service_get_hostdev_registry(Service *svc, GError **error)
 {
     if (!svc->hostdevs)
         svc->hostdevs = hotplug_hostdev_registry_new(svc->hostdev_state_file, error);
     return svc->hostdevs;
 }
 
-HotplugServiceHostdev *
-hotplug_service_get_hostdev(HotplugService *svc, const char *name)
+ServiceHostdev *
+service_get_hostdev(Service *svc, const char *name)
 {
-    HotplugServiceVm *sv = g_hash_table_lookup(svc->vms, name);
+    ServiceVm *sv = g_hash_table_lookup(svc->vms, name);
     return sv ? sv->hostdev : NULL;
 }
 
 HotplugVm *
-hotplug_service_get_vm(HotplugService *svc, const char *name)
+service_get_vm(Service *svc, const char *name)
 {
-    HotplugServiceVm *sv = g_hash_table_lookup(svc->vms, name);
+    ServiceVm *sv = g_hash_table_lookup(svc->vms, name);
     return sv ? sv->vm : NULL;
 }
 
 const char *
-hotplug_service_get_vm_path(HotplugService *svc, const char *name)
+service_get_vm_path(Service *svc, const char *name)
 {
-    HotplugServiceVm *sv = g_hash_table_lookup(svc->vms, name);
+    ServiceVm *sv = g_hash_table_lookup(svc->vms, name);
     return sv ? sv->path : NULL;
 }
 
 static gint
-hotplug_strptr_cmp(gconstpointer a, gconstpointer b)
+service_strptr_cmp(gconstpointer a, gconstpointer b)
 {
     return strcmp(*(const char *const *)a, *(const char *const *)b);
 }
 
 GPtrArray *
-hotplug_service_list_vms(HotplugService *svc)
+service_list_vms(Service *svc)
 {
     GPtrArray *names = g_ptr_array_new();
     GHashTableIter it;
@@ -338,16 +338,16 @@ hotplug_service_list_vms(HotplugService *svc)
     g_hash_table_iter_init(&it, svc->vms);
     while (g_hash_table_iter_next(&it, &key, NULL))
         g_ptr_array_add(names, key);
-    g_ptr_array_sort(names, hotplug_strptr_cmp);
+    g_ptr_array_sort(names, service_strptr_cmp);
     return names;
 }
 
 /* ---- the service ----------------------------------------------------------- */
 
-HotplugService *
-hotplug_service_new(struct event_base *base, const HotplugServiceOptions *opts)
+Service *
+service_new(struct event_base *base, const ServiceOptions *opts)
 {
-    HotplugService *svc = g_new0(HotplugService, 1);
+    Service *svc = g_new0(Service, 1);
     gboolean defaults = TRUE;
 
     svc->base = base;
@@ -362,20 +362,20 @@ hotplug_service_new(struct event_base *base, const HotplugServiceOptions *opts)
     svc->opts.hostdev_state_file = svc->hostdev_state_file =
         g_strdup(svc->opts.hostdev_state_file);
     svc->vms = g_hash_table_new_full(g_str_hash, g_str_equal, NULL,
-                                     (GDestroyNotify)hotplug_service_vm_free);
+                                     (GDestroyNotify)service_vm_free);
     svc->commands = g_hash_table_new(g_str_hash, g_str_equal);
-    svc->listeners = g_array_new(FALSE, TRUE, sizeof(HotplugServiceListenerEntry));
+    svc->listeners = g_array_new(FALSE, TRUE, sizeof(ServiceListenerEntry));
     svc->requests = g_ptr_array_new();
-    hotplug_service_register(svc, hotplug_service_base_commands);
-    hotplug_service_register(svc, hotplug_disk_commands);
-    hotplug_service_register(svc, hotplug_vcpu_commands);
+    service_register(svc, service_base_commands);
+    service_register(svc, service_disk_commands);
+    service_register(svc, service_vcpu_commands);
     return svc;
 }
 
-static void hotplug_request_free(HotplugRequest *req);
+static void service_request_free(ServiceRequest *req);
 
 void
-hotplug_service_free(HotplugService *svc)
+service_free(Service *svc)
 {
     if (!svc)
         return;
@@ -383,16 +383,16 @@ hotplug_service_free(HotplugService *svc)
      * Those waiting on ops leave their VM first; the rest end when closing
      * the VMs fails their QMP commands. */
     for (guint i = 0; i < svc->requests->len; i++)
-        ((HotplugRequest *)svc->requests->pdata[i])->cancelled = TRUE;
+        ((ServiceRequest *)svc->requests->pdata[i])->cancelled = TRUE;
     for (guint i = svc->requests->len; i > 0; i--) {
-        HotplugRequest *req = svc->requests->pdata[i - 1];
+        ServiceRequest *req = svc->requests->pdata[i - 1];
         if (req->ops)
-            hotplug_request_free(req);
+            service_request_free(req);
     }
     g_array_set_size(svc->listeners, 0);
     g_hash_table_unref(svc->vms);
     while (svc->requests->len)
-        hotplug_request_free(svc->requests->pdata[svc->requests->len - 1]);
+        service_request_free(svc->requests->pdata[svc->requests->len - 1]);
     g_ptr_array_unref(svc->requests);
     g_hash_table_unref(svc->commands);
     g_array_unref(svc->listeners);
@@ -403,26 +403,26 @@ hotplug_service_free(HotplugService *svc)
 }
 
 struct event_base *
-hotplug_service_get_base(HotplugService *svc)
+service_get_base(Service *svc)
 {
     return svc->base;
 }
 
-const HotplugServiceOptions *
-hotplug_service_get_options(HotplugService *svc)
+const ServiceOptions *
+service_get_options(Service *svc)
 {
     return &svc->opts;
 }
 
 void
-hotplug_service_register(HotplugService *svc, const HotplugCommand *cmds)
+service_register(Service *svc, const ServiceCommand *cmds)
 {
     for (; cmds->name; cmds++)
         g_hash_table_insert(svc->commands, (gpointer)cmds->name, (gpointer)cmds);
 }
 
 GPtrArray *
-hotplug_service_list_commands(HotplugService *svc)
+service_list_commands(Service *svc)
 {
     GPtrArray *names = g_ptr_array_new();
     GHashTableIter it;
@@ -431,14 +431,14 @@ hotplug_service_list_commands(HotplugService *svc)
     g_hash_table_iter_init(&it, svc->commands);
     while (g_hash_table_iter_next(&it, &key, NULL))
         g_ptr_array_add(names, key);
-    g_ptr_array_sort(names, hotplug_strptr_cmp);
+    g_ptr_array_sort(names, service_strptr_cmp);
     return names;
 }
 
 /* ---- requests ---------------------------------------------------------------- */
 
 static void
-hotplug_request_free(HotplugRequest *req)
+service_request_free(ServiceRequest *req)
 {
     g_ptr_array_remove_fast(req->svc->requests, req);
     if (req->vm_listener && req->vm)
@@ -453,12 +453,12 @@ hotplug_request_free(HotplugRequest *req)
     g_free(req);
 }
 
-HotplugRequest *
-hotplug_service_execute(HotplugService *svc, const char *cmd, JsonObject *args,
-                        const HotplugRequestCallbacks *cb, gpointer opaque)
+ServiceRequest *
+service_execute(Service *svc, const char *cmd, JsonObject *args,
+                        const ServiceRequestCallbacks *cb, gpointer opaque)
 {
-    HotplugRequest *req = g_new0(HotplugRequest, 1);
-    const HotplugCommand *c = g_hash_table_lookup(svc->commands, cmd);
+    ServiceRequest *req = g_new0(ServiceRequest, 1);
+    const ServiceCommand *c = g_hash_table_lookup(svc->commands, cmd);
     g_autoptr(JsonObject) empty = NULL;
 
     req->svc = svc;
@@ -467,7 +467,7 @@ hotplug_service_execute(HotplugService *svc, const char *cmd, JsonObject *args,
     req->opaque = opaque;
     g_ptr_array_add(svc->requests, req);
     if (!c) {
-        hotplug_request_fail(req, g_error_new(HOTPLUG_ERROR, HOTPLUG_ERROR_NOT_FOUND,
+        service_request_fail(req, g_error_new(HOTPLUG_ERROR, HOTPLUG_ERROR_NOT_FOUND,
                                               "unknown command '%s'", cmd));
         return NULL;
     }
@@ -478,7 +478,7 @@ hotplug_service_execute(HotplugService *svc, const char *cmd, JsonObject *args,
         for (GList *l = names; l; l = l->next) {
             if (!g_strv_contains(c->args, l->data)) {
                 g_autofree char *known = g_strjoinv(", ", (char **)c->args);
-                hotplug_request_fail(req, g_error_new(HOTPLUG_ERROR, HOTPLUG_ERROR_INVALID,
+                service_request_fail(req, g_error_new(HOTPLUG_ERROR, HOTPLUG_ERROR_INVALID,
                                                       "%s takes no argument '%s' (%s%s)", cmd,
                                                       (char *)l->data,
                                                       *known ? "it takes: " : "it takes none",
@@ -493,53 +493,53 @@ hotplug_service_execute(HotplugService *svc, const char *cmd, JsonObject *args,
 }
 
 void
-hotplug_request_cancel(HotplugRequest *req)
+service_request_cancel(ServiceRequest *req)
 {
     if (!req)
         return;
     req->cancelled = TRUE;
     /* a waiting request ends here; a handler mid-flight replies into the void */
     if (req->ops)
-        hotplug_request_free(req);
+        service_request_free(req);
 }
 
-HotplugService *
-hotplug_request_get_service(HotplugRequest *req)
+Service *
+service_request_get_service(ServiceRequest *req)
 {
     return req->svc;
 }
 
 void
-hotplug_request_return(HotplugRequest *req, JsonNode *ret)
+service_request_return(ServiceRequest *req, JsonNode *ret)
 {
     g_autoptr(JsonNode) owned = ret;
 
     if (!req->replied && !req->cancelled && req->cb.reply)
         req->cb.reply(req, ret, NULL, req->opaque);
     req->replied = TRUE;
-    hotplug_request_free(req);
+    service_request_free(req);
 }
 
 void
-hotplug_request_fail(HotplugRequest *req, GError *error)
+service_request_fail(ServiceRequest *req, GError *error)
 {
     g_autoptr(GError) owned = error;
 
     if (!req->replied && !req->cancelled && req->cb.reply)
         req->cb.reply(req, NULL, error, req->opaque);
     req->replied = TRUE;
-    hotplug_request_free(req);
+    service_request_free(req);
 }
 
 void
-hotplug_request_event(HotplugRequest *req, const char *name, JsonNode *data)
+service_request_event(ServiceRequest *req, const char *name, JsonNode *data)
 {
     if (!req->cancelled && req->cb.event)
         req->cb.event(req, name, data, req->opaque);
 }
 
 static gboolean
-hotplug_request_ops_settled(HotplugRequest *req)
+service_request_ops_settled(ServiceRequest *req)
 {
     for (guint i = 0; i < req->ops->len; i++) {
         HotplugOp *op = req->ops->pdata[i];
@@ -553,7 +553,7 @@ hotplug_request_ops_settled(HotplugRequest *req)
 }
 
 void
-hotplug_request_set_reply_func(HotplugRequest *req, HotplugRequestReplyFunc func, gpointer data,
+service_request_set_reply_func(ServiceRequest *req, ServiceRequestReplyFunc func, gpointer data,
                                GDestroyNotify destroy)
 {
     if (req->reply_destroy)
@@ -565,23 +565,23 @@ hotplug_request_set_reply_func(HotplugRequest *req, HotplugRequestReplyFunc func
 
 /* The reply of wait_op(s), with what the command's reply func adds. */
 static void
-hotplug_request_return_ops(HotplugRequest *req, JsonNode *ret)
+service_request_return_ops(ServiceRequest *req, JsonNode *ret)
 {
     if (req->reply_func && JSON_NODE_HOLDS_OBJECT(ret))
         req->reply_func(req, json_node_get_object(ret), req->reply_data);
-    hotplug_request_return(req, ret);
+    service_request_return(req, ret);
 }
 
 /* Reply once every op is settled. */
 static void
-hotplug_request_check_ops(HotplugRequest *req)
+service_request_check_ops(ServiceRequest *req)
 {
     g_autoptr(JsonBuilder) b = NULL;
 
-    if (!hotplug_request_ops_settled(req))
+    if (!service_request_ops_settled(req))
         return;
     if (!req->multi) {
-        hotplug_request_return_ops(req, hotplug_op_to_json(req->ops->pdata[0]));
+        service_request_return_ops(req, hotplug_op_to_json(req->ops->pdata[0]));
         return;
     }
     b = json_builder_new();
@@ -592,36 +592,36 @@ hotplug_request_check_ops(HotplugRequest *req)
         json_builder_add_value(b, hotplug_op_to_json(req->ops->pdata[i]));
     json_builder_end_array(b);
     json_builder_end_object(b);
-    hotplug_request_return_ops(req, json_builder_get_root(b));
+    service_request_return_ops(req, json_builder_get_root(b));
 }
 
 static void
-hotplug_request_op_cb(HotplugVm *vm, HotplugOp *op, HotplugOpEvent ev, gpointer opaque)
+service_request_op_cb(HotplugVm *vm, HotplugOp *op, HotplugOpEvent ev, gpointer opaque)
 {
-    HotplugRequest *req = opaque;
+    ServiceRequest *req = opaque;
 
     if (!g_ptr_array_find(req->ops, op, NULL))
         return;
     if (ev == HOTPLUG_OP_EV_ATTEMPT_RESULT || ev == HOTPLUG_OP_EV_ATTEMPT) {
         g_autoptr(JsonNode) data = hotplug_op_to_json(op);
-        hotplug_request_event(req, ev == HOTPLUG_OP_EV_ATTEMPT ? "ATTEMPT" : "ATTEMPT_RESULT",
+        service_request_event(req, ev == HOTPLUG_OP_EV_ATTEMPT ? "ATTEMPT" : "ATTEMPT_RESULT",
                               data);
     }
     if (ev == HOTPLUG_OP_EV_OUTCOME)
-        hotplug_request_check_ops(req);
+        service_request_check_ops(req);
 }
 
 static void
-hotplug_request_poll_cb(evutil_socket_t fd, short what, void *opaque)
+service_request_poll_cb(evutil_socket_t fd, short what, void *opaque)
 {
-    hotplug_request_check_ops(opaque);
+    service_request_check_ops(opaque);
 }
 
 static void
-hotplug_request_wait(HotplugRequest *req, HotplugVm *vm, GPtrArray *ops, gboolean no_wait,
+service_request_wait(ServiceRequest *req, HotplugVm *vm, GPtrArray *ops, gboolean no_wait,
                      gboolean multi)
 {
-    static const HotplugVmListener l = {.op = hotplug_request_op_cb};
+    static const HotplugVmListener l = {.op = service_request_op_cb};
 
     req->multi = multi;
     req->vm = vm;
@@ -629,8 +629,8 @@ hotplug_request_wait(HotplugRequest *req, HotplugVm *vm, GPtrArray *ops, gboolea
     req->ops = g_ptr_array_new_with_free_func((GDestroyNotify)hotplug_op_unref);
     for (guint i = 0; i < ops->len; i++)
         g_ptr_array_add(req->ops, hotplug_op_ref(ops->pdata[i]));
-    if (hotplug_request_ops_settled(req)) {
-        hotplug_request_check_ops(req);
+    if (service_request_ops_settled(req)) {
+        service_request_check_ops(req);
         return;
     }
     req->vm_listener = hotplug_vm_add_listener(vm, &l, req);
@@ -639,91 +639,91 @@ hotplug_request_wait(HotplugRequest *req, HotplugVm *vm, GPtrArray *ops, gboolea
         HotplugOp *op = req->ops->pdata[i];
         if (!hotplug_op_is_final(op) && hotplug_op_get_attempts(op) > 0) {
             g_autoptr(JsonNode) data = hotplug_op_to_json(op);
-            hotplug_request_event(req, "ATTEMPT", data);
+            service_request_event(req, "ATTEMPT", data);
         }
     }
     if (no_wait) {
         /* acceptance is a reply, not an op event: look every 10 ms */
         struct timeval tv = {0, 10000};
-        req->poll = event_new(req->svc->base, -1, EV_PERSIST, hotplug_request_poll_cb, req);
+        req->poll = event_new(req->svc->base, -1, EV_PERSIST, service_request_poll_cb, req);
         event_add(req->poll, &tv);
     }
 }
 
 void
-hotplug_request_wait_ops(HotplugRequest *req, HotplugVm *vm, GPtrArray *ops, gboolean no_wait)
+service_request_wait_ops(ServiceRequest *req, HotplugVm *vm, GPtrArray *ops, gboolean no_wait)
 {
-    hotplug_request_wait(req, vm, ops, no_wait, TRUE);
+    service_request_wait(req, vm, ops, no_wait, TRUE);
 }
 
 void
-hotplug_request_wait_op(HotplugRequest *req, HotplugVm *vm, HotplugOp *op, gboolean no_wait)
+service_request_wait_op(ServiceRequest *req, HotplugVm *vm, HotplugOp *op, gboolean no_wait)
 {
     g_autoptr(GPtrArray) ops = g_ptr_array_new();
 
     g_ptr_array_add(ops, op);
-    hotplug_request_wait(req, vm, ops, no_wait, FALSE);
+    service_request_wait(req, vm, ops, no_wait, FALSE);
 }
 
 /* ---- arguments ------------------------------------------------------------------ */
 
 static gboolean
-hotplug_request_bad_arg(HotplugRequest *req, const char *name, const char *what)
+service_request_bad_arg(ServiceRequest *req, const char *name, const char *what)
 {
-    hotplug_request_fail(req, g_error_new(HOTPLUG_ERROR, HOTPLUG_ERROR_INVALID,
+    service_request_fail(req, g_error_new(HOTPLUG_ERROR, HOTPLUG_ERROR_INVALID,
                                           "argument '%s' %s", name, what));
     return FALSE;
 }
 
 gboolean
-hotplug_request_arg_string(HotplugRequest *req, JsonObject *args, const char *name,
+service_request_arg_string(ServiceRequest *req, JsonObject *args, const char *name,
                            gboolean required, const char **out)
 {
     JsonNode *n = json_object_get_member(args, name);
 
     *out = NULL;
     if (!n || JSON_NODE_HOLDS_NULL(n))
-        return required ? hotplug_request_bad_arg(req, name, "is missing") : TRUE;
+        return required ? service_request_bad_arg(req, name, "is missing") : TRUE;
     if (!(*out = qmp_json_node_string(n)))
-        return hotplug_request_bad_arg(req, name, "must be a string");
+        return service_request_bad_arg(req, name, "must be a string");
     if (required && !**out)
-        return hotplug_request_bad_arg(req, name, "must not be empty");
+        return service_request_bad_arg(req, name, "must not be empty");
     return TRUE;
 }
 
 gboolean
-hotplug_request_arg_uint(HotplugRequest *req, JsonObject *args, const char *name,
+service_request_arg_uint(ServiceRequest *req, JsonObject *args, const char *name,
                          gboolean required, guint64 max, guint64 *out)
 {
     JsonNode *n = json_object_get_member(args, name);
     gint64 v;
 
     if (!n || JSON_NODE_HOLDS_NULL(n))
-        return required ? hotplug_request_bad_arg(req, name, "is missing") : TRUE;
+        return required ? service_request_bad_arg(req, name, "is missing") : TRUE;
     if (!qmp_json_get_int(args, name, &v) || v < 0 || (guint64)v > max) {
         g_autofree char *what = g_strdup_printf("must be a whole number from 0 to %" G_GUINT64_FORMAT, max);
-        return hotplug_request_bad_arg(req, name, what);
+        return service_request_bad_arg(req, name, what);
     }
     *out = (guint64)v;
     return TRUE;
 }
 
 gboolean
-hotplug_request_arg_bool(HotplugRequest *req, JsonObject *args, const char *name, gboolean *out)
+service_request_arg_bool(ServiceRequest *req, JsonObject *args, const char *name, gboolean *out)
 {
     JsonNode *n = json_object_get_member(args, name);
 
     if (!n || JSON_NODE_HOLDS_NULL(n))
         return TRUE;
     if (!JSON_NODE_HOLDS_VALUE(n) || json_node_get_value_type(n) != G_TYPE_BOOLEAN)
-        return hotplug_request_bad_arg(req, name, "must be true or false");
+        return service_request_bad_arg(req, name, "must be true or false");
     *out = json_node_get_boolean(n);
     return TRUE;
 }
 
 /* seconds (integer or fractional) as milliseconds */
 static gboolean
-hotplug_request_arg_seconds(HotplugRequest *req, JsonObject *args, const char *name, guint *ms)
+service_request_arg_seconds(ServiceRequest *req, JsonObject *args, const char *name, guint *ms)
 {
     JsonNode *n = json_object_get_member(args, name);
     double v;
@@ -732,17 +732,17 @@ hotplug_request_arg_seconds(HotplugRequest *req, JsonObject *args, const char *n
         return TRUE;
     if (!JSON_NODE_HOLDS_VALUE(n) || (json_node_get_value_type(n) != G_TYPE_INT64 &&
                                       json_node_get_value_type(n) != G_TYPE_DOUBLE))
-        return hotplug_request_bad_arg(req, name, "must be a number of seconds");
+        return service_request_bad_arg(req, name, "must be a number of seconds");
     v = json_node_get_value_type(n) == G_TYPE_INT64 ? (double)json_node_get_int(n)
                                                     : json_node_get_double(n);
     if (!isfinite(v) || v < 0 || v > 86400.0 * 365)
-        return hotplug_request_bad_arg(req, name, "must be from 0 to a year of seconds");
+        return service_request_bad_arg(req, name, "must be from 0 to a year of seconds");
     *ms = (guint)llround(v * 1000.0);
     return TRUE;
 }
 
 gboolean
-hotplug_request_unplug_args(HotplugRequest *req, JsonObject *args, HotplugUnplugOptions *opts,
+service_request_unplug_args(ServiceRequest *req, JsonObject *args, HotplugUnplugOptions *opts,
                             gboolean *no_wait)
 {
     guint64 retries;
@@ -750,26 +750,26 @@ hotplug_request_unplug_args(HotplugRequest *req, JsonObject *args, HotplugUnplug
     *opts = req->svc->opts.default_unplug;
     *no_wait = FALSE;
     retries = opts->retries;
-    if (!hotplug_request_arg_seconds(req, args, "timeout", &opts->timeout_ms) ||
-        !hotplug_request_arg_uint(req, args, "retry", FALSE, 1000, &retries) ||
-        !hotplug_request_arg_seconds(req, args, "retry-interval", &opts->retry_interval_ms) ||
-        !hotplug_request_arg_bool(req, args, "no-wait", no_wait))
+    if (!service_request_arg_seconds(req, args, "timeout", &opts->timeout_ms) ||
+        !service_request_arg_uint(req, args, "retry", FALSE, 1000, &retries) ||
+        !service_request_arg_seconds(req, args, "retry-interval", &opts->retry_interval_ms) ||
+        !service_request_arg_bool(req, args, "no-wait", no_wait))
         return FALSE;
     opts->retries = (guint)retries;
     return TRUE;
 }
 
 HotplugVm *
-hotplug_request_get_vm(HotplugRequest *req, JsonObject *args)
+service_request_get_vm(ServiceRequest *req, JsonObject *args)
 {
     const char *name;
     HotplugVm *vm;
 
-    if (!hotplug_request_arg_string(req, args, "vm", TRUE, &name))
+    if (!service_request_arg_string(req, args, "vm", TRUE, &name))
         return NULL;
-    vm = hotplug_service_get_vm(req->svc, name);
+    vm = service_get_vm(req->svc, name);
     if (!vm)
-        hotplug_request_fail(req, g_error_new(HOTPLUG_ERROR, HOTPLUG_ERROR_NOT_FOUND,
+        service_request_fail(req, g_error_new(HOTPLUG_ERROR, HOTPLUG_ERROR_NOT_FOUND,
                                               "no VM named '%s' (see 'vm list')", name));
     return vm;
 }
@@ -777,14 +777,14 @@ hotplug_request_get_vm(HotplugRequest *req, JsonObject *args)
 /* ---- the base commands -------------------------------------------------------------- */
 
 static void
-hotplug_cmd_vm_list(HotplugService *svc, HotplugRequest *req, JsonObject *args)
+service_cmd_vm_list(Service *svc, ServiceRequest *req, JsonObject *args)
 {
-    g_autoptr(GPtrArray) names = hotplug_service_list_vms(svc);
+    g_autoptr(GPtrArray) names = service_list_vms(svc);
     g_autoptr(JsonBuilder) b = json_builder_new();
 
     json_builder_begin_array(b);
     for (guint i = 0; i < names->len; i++) {
-        HotplugServiceVm *sv = g_hash_table_lookup(svc->vms, names->pdata[i]);
+        ServiceVm *sv = g_hash_table_lookup(svc->vms, names->pdata[i]);
         const GError *err = qmp_conn_get_last_error(sv->conn);
         QmpConnState st = qmp_conn_get_state(sv->conn);
         g_autoptr(GPtrArray) ops = hotplug_vm_list_ops(sv->vm);
@@ -805,52 +805,52 @@ hotplug_cmd_vm_list(HotplugService *svc, HotplugRequest *req, JsonObject *args)
         json_builder_end_object(b);
     }
     json_builder_end_array(b);
-    hotplug_request_return(req, json_builder_get_root(b));
+    service_request_return(req, json_builder_get_root(b));
 }
 
 static void
-hotplug_cmd_vm_add(HotplugService *svc, HotplugRequest *req, JsonObject *args)
+service_cmd_vm_add(Service *svc, ServiceRequest *req, JsonObject *args)
 {
     const char *name, *qmp;
     GError *error = NULL;
     g_autoptr(JsonObject) empty = json_object_new();
 
-    if (!hotplug_request_arg_string(req, args, "name", TRUE, &name) ||
-        !hotplug_request_arg_string(req, args, "qmp", TRUE, &qmp))
+    if (!service_request_arg_string(req, args, "name", TRUE, &name) ||
+        !service_request_arg_string(req, args, "qmp", TRUE, &qmp))
         return;
-    if (!hotplug_service_add_vm(svc, name, qmp, &error)) {
-        hotplug_request_fail(req, error);
+    if (!service_add_vm(svc, name, qmp, &error)) {
+        service_request_fail(req, error);
         return;
     }
     /* json_node_init_object takes its own reference on the object */
-    hotplug_request_return(req, json_node_init_object(json_node_alloc(), empty));
+    service_request_return(req, json_node_init_object(json_node_alloc(), empty));
 }
 
 static void
-hotplug_cmd_vm_remove(HotplugService *svc, HotplugRequest *req, JsonObject *args)
+service_cmd_vm_remove(Service *svc, ServiceRequest *req, JsonObject *args)
 {
     const char *name;
     GError *error = NULL;
     g_autoptr(JsonObject) empty = json_object_new();
 
-    if (!hotplug_request_arg_string(req, args, "name", TRUE, &name))
+    if (!service_request_arg_string(req, args, "name", TRUE, &name))
         return;
-    if (!hotplug_service_remove_vm(svc, name, &error)) {
-        hotplug_request_fail(req, error);
+    if (!service_remove_vm(svc, name, &error)) {
+        service_request_fail(req, error);
         return;
     }
     /* json_node_init_object takes its own reference on the object */
-    hotplug_request_return(req, json_node_init_object(json_node_alloc(), empty));
+    service_request_return(req, json_node_init_object(json_node_alloc(), empty));
 }
 
 static void
-hotplug_cmd_vm_info_cb(QmpConn *conn, QmpCaps *caps, const GError *error, gpointer opaque)
+service_cmd_vm_info_cb(QmpConn *conn, QmpCaps *caps, const GError *error, gpointer opaque)
 {
-    HotplugRequest *req = opaque;
+    ServiceRequest *req = opaque;
     JsonNode *ret;
 
     if (error) {
-        hotplug_request_fail(req, g_error_copy(error));
+        service_request_fail(req, g_error_copy(error));
         return;
     }
     ret = qmp_caps_to_json(caps);
@@ -858,27 +858,27 @@ hotplug_cmd_vm_info_cb(QmpConn *conn, QmpCaps *caps, const GError *error, gpoint
                                   hotplug_vm_get_name(req->vm));
     qmp_caps_free(caps);
     req->vm = NULL;
-    hotplug_request_return(req, ret);
+    service_request_return(req, ret);
 }
 
 static void
-hotplug_cmd_vm_info(HotplugService *svc, HotplugRequest *req, JsonObject *args)
+service_cmd_vm_info(Service *svc, ServiceRequest *req, JsonObject *args)
 {
-    HotplugVm *vm = hotplug_request_get_vm(req, args);
+    HotplugVm *vm = service_request_get_vm(req, args);
     GError *error = NULL;
 
     if (!vm)
         return;
     req->vm = vm;
-    if (!qmp_caps_probe(hotplug_vm_get_conn(vm), hotplug_cmd_vm_info_cb, req, &error)) {
+    if (!qmp_caps_probe(hotplug_vm_get_conn(vm), service_cmd_vm_info_cb, req, &error)) {
         req->vm = NULL;
-        hotplug_request_fail(req, error);
+        service_request_fail(req, error);
     }
 }
 
 /* "props": an object of strings, or an array of "PROP=VALUE" strings */
 static char **
-hotplug_cmd_props(HotplugRequest *req, JsonObject *args)
+service_cmd_props(ServiceRequest *req, JsonObject *args)
 {
     JsonNode *n = json_object_get_member(args, "props");
     GPtrArray *out = g_ptr_array_new_with_free_func(g_free);
@@ -896,7 +896,7 @@ hotplug_cmd_props(HotplugRequest *req, JsonObject *args)
             }
             if (!text) {
                 g_ptr_array_unref(out);
-                hotplug_request_bad_arg(req, "props", "values must be strings or numbers");
+                service_request_bad_arg(req, "props", "values must be strings or numbers");
                 return NULL;
             }
             g_ptr_array_add(out, g_strdup_printf("%s=%s", (char *)l->data, text));
@@ -907,14 +907,14 @@ hotplug_cmd_props(HotplugRequest *req, JsonObject *args)
             const char *text = qmp_json_node_string(json_array_get_element(a, i));
             if (!text) {
                 g_ptr_array_unref(out);
-                hotplug_request_bad_arg(req, "props", "must hold PROP=VALUE strings");
+                service_request_bad_arg(req, "props", "must hold PROP=VALUE strings");
                 return NULL;
             }
             g_ptr_array_add(out, g_strdup(text));
         }
     } else if (n && !JSON_NODE_HOLDS_NULL(n)) {
         g_ptr_array_unref(out);
-        hotplug_request_bad_arg(req, "props", "must be an object or an array");
+        service_request_bad_arg(req, "props", "must be an object or an array");
         return NULL;
     }
     g_ptr_array_set_free_func(out, NULL);
@@ -923,87 +923,87 @@ hotplug_cmd_props(HotplugRequest *req, JsonObject *args)
 }
 
 static void
-hotplug_cmd_device_add(HotplugService *svc, HotplugRequest *req, JsonObject *args)
+service_cmd_device_add(Service *svc, ServiceRequest *req, JsonObject *args)
 {
-    HotplugVm *vm = hotplug_request_get_vm(req, args);
+    HotplugVm *vm = service_request_get_vm(req, args);
     g_auto(GStrv) props = NULL;
     g_autoptr(HotplugOp) op = NULL;
     const char *driver, *id;
     GError *error = NULL;
 
-    if (!vm || !hotplug_request_arg_string(req, args, "driver", TRUE, &driver) ||
-        !hotplug_request_arg_string(req, args, "id", TRUE, &id) ||
-        !(props = hotplug_cmd_props(req, args)))
+    if (!vm || !service_request_arg_string(req, args, "driver", TRUE, &driver) ||
+        !service_request_arg_string(req, args, "id", TRUE, &id) ||
+        !(props = service_cmd_props(req, args)))
         return;
     op = hotplug_vm_plug_device(vm, driver, id, (const char *const *)props, &error);
     if (!op) {
-        hotplug_request_fail(req, error);
+        service_request_fail(req, error);
         return;
     }
-    hotplug_request_wait_op(req, vm, op, FALSE);
+    service_request_wait_op(req, vm, op, FALSE);
 }
 
 static void
-hotplug_cmd_device_del(HotplugService *svc, HotplugRequest *req, JsonObject *args)
+service_cmd_device_del(Service *svc, ServiceRequest *req, JsonObject *args)
 {
-    HotplugVm *vm = hotplug_request_get_vm(req, args);
+    HotplugVm *vm = service_request_get_vm(req, args);
     g_autoptr(HotplugOp) op = NULL;
     HotplugUnplugOptions opts;
     gboolean no_wait;
     const char *id;
     GError *error = NULL;
 
-    if (!vm || !hotplug_request_arg_string(req, args, "id", TRUE, &id) ||
-        !hotplug_request_unplug_args(req, args, &opts, &no_wait))
+    if (!vm || !service_request_arg_string(req, args, "id", TRUE, &id) ||
+        !service_request_unplug_args(req, args, &opts, &no_wait))
         return;
     op = hotplug_vm_unplug(vm, HOTPLUG_KIND_DEVICE, id, &opts, NULL, &error);
     if (!op) {
-        hotplug_request_fail(req, error);
+        service_request_fail(req, error);
         return;
     }
-    hotplug_request_wait_op(req, vm, op, no_wait);
+    service_request_wait_op(req, vm, op, no_wait);
 }
 
 static void
-hotplug_cmd_device_list_cb(HotplugVm *vm, JsonNode *devices, const GError *error,
+service_cmd_device_list_cb(HotplugVm *vm, JsonNode *devices, const GError *error,
                            gpointer opaque)
 {
-    HotplugRequest *req = opaque;
+    ServiceRequest *req = opaque;
 
     if (error)
-        hotplug_request_fail(req, g_error_copy(error));
+        service_request_fail(req, g_error_copy(error));
     else
-        hotplug_request_return(req, json_node_ref(devices));
+        service_request_return(req, json_node_ref(devices));
 }
 
 static void
-hotplug_cmd_device_list(HotplugService *svc, HotplugRequest *req, JsonObject *args)
+service_cmd_device_list(Service *svc, ServiceRequest *req, JsonObject *args)
 {
-    HotplugVm *vm = hotplug_request_get_vm(req, args);
+    HotplugVm *vm = service_request_get_vm(req, args);
     GError *error = NULL;
 
-    if (vm && !hotplug_vm_query_devices(vm, hotplug_cmd_device_list_cb, req, &error))
-        hotplug_request_fail(req, error);
+    if (vm && !hotplug_vm_query_devices(vm, service_cmd_device_list_cb, req, &error))
+        service_request_fail(req, error);
 }
 
 static void
-hotplug_cmd_ops(HotplugService *svc, HotplugRequest *req, JsonObject *args)
+service_cmd_ops(Service *svc, ServiceRequest *req, JsonObject *args)
 {
     g_autoptr(GPtrArray) names = NULL;
     g_autoptr(JsonBuilder) b = json_builder_new();
     const char *only;
 
-    if (!hotplug_request_arg_string(req, args, "vm", FALSE, &only))
+    if (!service_request_arg_string(req, args, "vm", FALSE, &only))
         return;
-    if (only && !hotplug_service_get_vm(svc, only)) {
-        hotplug_request_fail(req, g_error_new(HOTPLUG_ERROR, HOTPLUG_ERROR_NOT_FOUND,
+    if (only && !service_get_vm(svc, only)) {
+        service_request_fail(req, g_error_new(HOTPLUG_ERROR, HOTPLUG_ERROR_NOT_FOUND,
                                               "no VM named '%s'", only));
         return;
     }
-    names = hotplug_service_list_vms(svc);
+    names = service_list_vms(svc);
     json_builder_begin_array(b);
     for (guint i = 0; i < names->len; i++) {
-        HotplugVm *vm = hotplug_service_get_vm(svc, names->pdata[i]);
+        HotplugVm *vm = service_get_vm(svc, names->pdata[i]);
         g_autoptr(GPtrArray) ops = NULL;
 
         if (only && !g_str_equal(only, names->pdata[i]))
@@ -1019,25 +1019,25 @@ hotplug_cmd_ops(HotplugService *svc, HotplugRequest *req, JsonObject *args)
         }
     }
     json_builder_end_array(b);
-    hotplug_request_return(req, json_builder_get_root(b));
+    service_request_return(req, json_builder_get_root(b));
 }
 
 #define UNPLUG_ARGS "timeout", "retry", "retry-interval", "no-wait"
-static const char *const hotplug_args_none[] = {NULL};
-static const char *const hotplug_args_vm[] = {"vm", NULL};
-static const char *const hotplug_args_vm_add[] = {"name", "qmp", NULL};
-static const char *const hotplug_args_vm_remove[] = {"name", NULL};
-static const char *const hotplug_args_device_add[] = {"vm", "driver", "id", "props", NULL};
-static const char *const hotplug_args_device_del[] = {"vm", "id", UNPLUG_ARGS, NULL};
+static const char *const service_args_none[] = {NULL};
+static const char *const service_args_vm[] = {"vm", NULL};
+static const char *const service_args_vm_add[] = {"name", "qmp", NULL};
+static const char *const service_args_vm_remove[] = {"name", NULL};
+static const char *const service_args_device_add[] = {"vm", "driver", "id", "props", NULL};
+static const char *const service_args_device_del[] = {"vm", "id", UNPLUG_ARGS, NULL};
 
-static const HotplugCommand hotplug_service_base_commands[] = {
-    {"vm-list", hotplug_cmd_vm_list, hotplug_args_none},
-    {"vm-add", hotplug_cmd_vm_add, hotplug_args_vm_add},
-    {"vm-remove", hotplug_cmd_vm_remove, hotplug_args_vm_remove},
-    {"vm-info", hotplug_cmd_vm_info, hotplug_args_vm},
-    {"device-add", hotplug_cmd_device_add, hotplug_args_device_add},
-    {"device-del", hotplug_cmd_device_del, hotplug_args_device_del},
-    {"device-list", hotplug_cmd_device_list, hotplug_args_vm},
-    {"ops", hotplug_cmd_ops, hotplug_args_vm},
+static const ServiceCommand service_base_commands[] = {
+    {"vm-list", service_cmd_vm_list, service_args_none},
+    {"vm-add", service_cmd_vm_add, service_args_vm_add},
+    {"vm-remove", service_cmd_vm_remove, service_args_vm_remove},
+    {"vm-info", service_cmd_vm_info, service_args_vm},
+    {"device-add", service_cmd_device_add, service_args_device_add},
+    {"device-del", service_cmd_device_del, service_args_device_del},
+    {"device-list", service_cmd_device_list, service_args_vm},
+    {"ops", service_cmd_ops, service_args_vm},
     {NULL, NULL, NULL},
 };

@@ -4,13 +4,13 @@
  * "memory-list", over hotplug-vcpu.h and hotplug-memory.h.  Each asks QEMU
  * first (query-hotpluggable-cpus, query-memory-devices ...), then chooses
  * what to do and starts its operations. */
-#define G_LOG_DOMAIN "hotplug"
+#define G_LOG_DOMAIN "service"
 #include "config.h"
 
 #include <string.h>
 
 #include "hotplug-memory.h"
-#include "hotplug-service-priv.h"
+#include "service-priv.h"
 #include "hotplug-vcpu.h"
 #include "qmp-json.h"
 
@@ -21,8 +21,8 @@
 /* A command between its QEMU queries: what it was asked, and its VM by
  * name, since the VM may be removed while QEMU answers. */
 typedef struct {
-    HotplugService *svc;
-    HotplugRequest *req;
+    Service *svc;
+    ServiceRequest *req;
     HotplugVm *vm; /* only compared once the queries are answered */
     char *name;
     /* vcpu-* */
@@ -35,12 +35,12 @@ typedef struct {
     char *id;
     guint64 size;
     JsonNode *devices; /* query-memory-devices */
-} HotplugServiceCall;
+} ServiceCall;
 
-static HotplugServiceCall *
-hotplug_service_call_new(HotplugService *svc, HotplugRequest *req, HotplugVm *vm)
+static ServiceCall *
+service_call_new(Service *svc, ServiceRequest *req, HotplugVm *vm)
 {
-    HotplugServiceCall *c = g_new0(HotplugServiceCall, 1);
+    ServiceCall *c = g_new0(ServiceCall, 1);
 
     c->svc = svc;
     c->req = req;
@@ -52,7 +52,7 @@ hotplug_service_call_new(HotplugService *svc, HotplugRequest *req, HotplugVm *vm
 }
 
 static void
-hotplug_service_call_free(HotplugServiceCall *c)
+service_call_free(ServiceCall *c)
 {
     if (!c)
         return;
@@ -63,18 +63,18 @@ hotplug_service_call_free(HotplugServiceCall *c)
     g_free(c->id);
     g_free(c);
 }
-G_DEFINE_AUTOPTR_CLEANUP_FUNC(HotplugServiceCall, hotplug_service_call_free)
+G_DEFINE_AUTOPTR_CLEANUP_FUNC(ServiceCall, service_call_free)
 
 /* The call's VM, still the one registered under its name; else the call
  * fails (VmGone) and NULL.  Only after a successful reply: a reply that
  * failed because the VM is being freed must not look. */
 static HotplugVm *
-hotplug_service_call_vm(HotplugServiceCall *c)
+service_call_vm(ServiceCall *c)
 {
-    HotplugVm *vm = hotplug_service_get_vm(c->svc, c->name);
+    HotplugVm *vm = service_get_vm(c->svc, c->name);
 
     if (vm != c->vm) {
-        hotplug_request_fail(c->req, g_error_new(HOTPLUG_ERROR, HOTPLUG_ERROR_VM_GONE,
+        service_request_fail(c->req, g_error_new(HOTPLUG_ERROR, HOTPLUG_ERROR_VM_GONE,
                                                  "VM %s was removed while its command ran",
                                                  c->name));
         return NULL;
@@ -85,45 +85,45 @@ hotplug_service_call_vm(HotplugServiceCall *c)
 /* A query failed: QEMU's refusal as it is; a lost connection (the VM went
  * away, was removed, or the service is ending) as VmGone naming the VM. */
 static void
-hotplug_service_call_fail(HotplugServiceCall *c, const GError *error)
+service_call_fail(ServiceCall *c, const GError *error)
 {
     if (error->domain == QMP_ERROR && error->code == QMP_ERROR_CLOSED)
-        hotplug_request_fail(c->req, g_error_new(HOTPLUG_ERROR, HOTPLUG_ERROR_VM_GONE,
+        service_request_fail(c->req, g_error_new(HOTPLUG_ERROR, HOTPLUG_ERROR_VM_GONE,
                                                  "VM %s went away while its command waited "
                                                  "for QEMU (%s)",
                                                  c->name, error->message));
     else
-        hotplug_request_fail(c->req, g_error_copy(error));
+        service_request_fail(c->req, g_error_copy(error));
 }
 
 /* Send cmd (args taken) to the call's VM; done gets c.  On failure the
  * call is answered and freed. */
 static void
-hotplug_service_call_execute(HotplugServiceCall *c, HotplugVm *vm, const char *cmd,
+service_call_execute(ServiceCall *c, HotplugVm *vm, const char *cmd,
                              JsonNode *args, QmpReplyFunc done)
 {
     GError *error = NULL;
 
     if (!qmp_conn_execute(hotplug_vm_get_conn(vm), cmd, args, done, c, &error)) {
-        hotplug_request_fail(c->req, error);
-        hotplug_service_call_free(c);
+        service_request_fail(c->req, error);
+        service_call_free(c);
     }
 }
 
 /* Query the call's vCPU slots; done gets c. */
 static void
-hotplug_service_call_query_cpus(HotplugServiceCall *c, HotplugCpuSlotsFunc done)
+service_call_query_cpus(ServiceCall *c, HotplugCpuSlotsFunc done)
 {
     GError *error = NULL;
 
     if (!hotplug_cpu_slots_query(hotplug_vm_get_conn(c->vm), done, c, &error)) {
-        hotplug_request_fail(c->req, error);
-        hotplug_service_call_free(c);
+        service_request_fail(c->req, error);
+        service_call_free(c);
     }
 }
 
 static JsonNode *
-hotplug_service_path_args(const char *path, const char *property)
+service_path_args(const char *path, const char *property)
 {
     JsonObject *o = json_object_new();
     JsonNode *n = json_node_init_object(json_node_alloc(), o);
@@ -136,24 +136,24 @@ hotplug_service_path_args(const char *path, const char *property)
 }
 
 static gboolean
-hotplug_service_bad_arg(HotplugRequest *req, const char *name, const char *what)
+service_bad_arg(ServiceRequest *req, const char *name, const char *what)
 {
-    hotplug_request_fail(req, g_error_new(HOTPLUG_ERROR, HOTPLUG_ERROR_INVALID,
+    service_request_fail(req, g_error_new(HOTPLUG_ERROR, HOTPLUG_ERROR_INVALID,
                                           "argument '%s' %s", name, what));
     return FALSE;
 }
 
 /* ---- what the replies of the operations carry ------------------------------- */
 
-typedef const char *(*HotplugServiceHintFunc)(const GError *error);
+typedef const char *(*ServiceHintFunc)(const GError *error);
 
 typedef struct {
-    HotplugServiceHintFunc hint;
+    ServiceHintFunc hint;
     JsonObject *extra; /* members for the reply, or NULL */
-} HotplugServiceReplyAdd;
+} ServiceReplyAdd;
 
 static void
-hotplug_service_reply_add_free(HotplugServiceReplyAdd *a)
+service_reply_add_free(ServiceReplyAdd *a)
 {
     if (a->extra)
         json_object_unref(a->extra);
@@ -162,7 +162,7 @@ hotplug_service_reply_add_free(HotplugServiceReplyAdd *a)
 
 /* A rejected op's result gets "hint": what QEMU's error means, for people. */
 static void
-hotplug_service_add_hint(JsonObject *result, HotplugServiceHintFunc hint)
+service_add_hint(JsonObject *result, ServiceHintFunc hint)
 {
     JsonObject *err = qmp_json_get_object(result, "error");
     g_autoptr(GError) e = NULL;
@@ -170,7 +170,7 @@ hotplug_service_add_hint(JsonObject *result, HotplugServiceHintFunc hint)
 
     if (!result || !err || g_strcmp0(qmp_json_get_string(result, "outcome"), "rejected") != 0)
         return;
-    e = hotplug_error_from_class(qmp_json_get_string(err, "class"),
+    e = service_error_from_class(qmp_json_get_string(err, "class"),
                                  qmp_json_get_string(err, "desc"));
     text = hint(e);
     if (text)
@@ -178,9 +178,9 @@ hotplug_service_add_hint(JsonObject *result, HotplugServiceHintFunc hint)
 }
 
 static void
-hotplug_service_reply_add_cb(HotplugRequest *req, JsonObject *reply, gpointer data)
+service_reply_add_cb(ServiceRequest *req, JsonObject *reply, gpointer data)
 {
-    HotplugServiceReplyAdd *a = data;
+    ServiceReplyAdd *a = data;
     JsonArray *ops = qmp_json_get_array(reply, "ops");
     JsonObjectIter it;
     const char *name;
@@ -188,10 +188,10 @@ hotplug_service_reply_add_cb(HotplugRequest *req, JsonObject *reply, gpointer da
 
     if (ops) {
         for (guint i = 0; i < json_array_get_length(ops); i++)
-            hotplug_service_add_hint(qmp_json_node_object(json_array_get_element(ops, i)),
+            service_add_hint(qmp_json_node_object(json_array_get_element(ops, i)),
                                      a->hint);
     } else {
-        hotplug_service_add_hint(reply, a->hint);
+        service_add_hint(reply, a->hint);
     }
     if (!a->extra)
         return;
@@ -203,21 +203,21 @@ hotplug_service_reply_add_cb(HotplugRequest *req, JsonObject *reply, gpointer da
 /* Before waiting: rejected ops get hint's "hint", the reply extra's
  * members (taken; may be NULL). */
 static void
-hotplug_service_set_reply_add(HotplugRequest *req, HotplugServiceHintFunc hint, JsonObject *extra)
+service_set_reply_add(ServiceRequest *req, ServiceHintFunc hint, JsonObject *extra)
 {
-    HotplugServiceReplyAdd *a = g_new0(HotplugServiceReplyAdd, 1);
+    ServiceReplyAdd *a = g_new0(ServiceReplyAdd, 1);
 
     a->hint = hint;
     a->extra = extra;
-    hotplug_request_set_reply_func(req, hotplug_service_reply_add_cb, a,
-                                   (GDestroyNotify)hotplug_service_reply_add_free);
+    service_request_set_reply_func(req, service_reply_add_cb, a,
+                                   (GDestroyNotify)service_reply_add_free);
 }
 
 /* ---- vCPUs ------------------------------------------------------------------ */
 
 /* "ids": an array of vCPU ids, into c->ids; absent is empty. */
 static gboolean
-hotplug_service_vcpu_ids(HotplugServiceCall *c, JsonObject *args)
+service_vcpu_ids(ServiceCall *c, JsonObject *args)
 {
     JsonNode *n = json_object_get_member(args, "ids");
     JsonArray *a;
@@ -239,7 +239,7 @@ hotplug_service_vcpu_ids(HotplugServiceCall *c, JsonObject *args)
         g_array_append_val(c->ids, id);
     }
     if (!a || c->ids->len != json_array_get_length(a))
-        return hotplug_service_bad_arg(c->req, "ids",
+        return service_bad_arg(c->req, "ids",
                                        "must be an array of vCPU ids (whole numbers from 0 to "
                                        G_STRINGIFY(HOTPLUG_VCPU_ID_MAX) ")");
     return TRUE;
@@ -247,11 +247,11 @@ hotplug_service_vcpu_ids(HotplugServiceCall *c, JsonObject *args)
 
 /* "node", into c->node (-1 when absent). */
 static gboolean
-hotplug_service_node_arg(HotplugServiceCall *c, JsonObject *args)
+service_node_arg(ServiceCall *c, JsonObject *args)
 {
     guint64 node = G_MAXUINT64;
 
-    if (!hotplug_request_arg_uint(c->req, args, "node", FALSE, HOTPLUG_NUMA_NODE_MAX, &node))
+    if (!service_request_arg_uint(c->req, args, "node", FALSE, HOTPLUG_NUMA_NODE_MAX, &node))
         return FALSE;
     c->node = node == G_MAXUINT64 ? -1 : (gint64)node;
     return TRUE;
@@ -261,7 +261,7 @@ hotplug_service_node_arg(HotplugServiceCall *c, JsonObject *args)
  * (with extra's members, taken) once each is final.  A conflict with an
  * operation under way fails the call before anything is sent. */
 static void
-hotplug_service_vcpu_start(HotplugServiceCall *c, HotplugVm *vm, GPtrArray *entities,
+service_vcpu_start(ServiceCall *c, HotplugVm *vm, GPtrArray *entities,
                            gboolean plug, JsonObject *extra)
 {
     g_autoptr(GPtrArray) ops = g_ptr_array_new_with_free_func((GDestroyNotify)hotplug_op_unref);
@@ -274,7 +274,7 @@ hotplug_service_vcpu_start(HotplugServiceCall *c, HotplugVm *vm, GPtrArray *enti
         /* an unplug under way is joined, anything else conflicts */
         if (op && hotplug_op_get_state(op) != HOTPLUG_OP_TRACKED &&
             (plug || hotplug_op_get_action(op) != HOTPLUG_ACTION_UNPLUG)) {
-            hotplug_request_fail(
+            service_request_fail(
                 c->req, g_error_new(HOTPLUG_ERROR, HOTPLUG_ERROR_BUSY,
                                     "device %s of VM %s has an operation under way "
                                     "(%" G_GUINT64_FORMAT ", %s): nothing was started",
@@ -294,30 +294,30 @@ hotplug_service_vcpu_start(HotplugServiceCall *c, HotplugVm *vm, GPtrArray *enti
             if (ops->len)
                 g_prefix_error(&error, "%u of %u operations started, then: ", ops->len,
                                entities->len);
-            hotplug_request_fail(c->req, error);
+            service_request_fail(c->req, error);
             return;
         }
         g_ptr_array_add(ops, op);
     }
-    hotplug_service_set_reply_add(c->req, hotplug_vcpu_error_hint, g_steal_pointer(&owned));
-    hotplug_request_wait_ops(c->req, vm, ops, !plug && c->no_wait);
+    service_set_reply_add(c->req, hotplug_vcpu_error_hint, g_steal_pointer(&owned));
+    service_request_wait_ops(c->req, vm, ops, !plug && c->no_wait);
 }
 
 static void
-hotplug_cmd_vcpu_list_cb(QmpConn *conn, HotplugCpuSlots *slots, const GError *error,
+service_cmd_vcpu_list_cb(QmpConn *conn, HotplugCpuSlots *slots, const GError *error,
                          gpointer opaque)
 {
-    g_autoptr(HotplugServiceCall) c = opaque;
+    g_autoptr(ServiceCall) c = opaque;
     g_autoptr(HotplugCpuSlots) s = slots;
     HotplugVm *vm;
     JsonObject *o;
     JsonNode *ret;
 
     if (error) {
-        hotplug_service_call_fail(c, error);
+        service_call_fail(c, error);
         return;
     }
-    if (!(vm = hotplug_service_call_vm(c)))
+    if (!(vm = service_call_vm(c)))
         return;
     o = json_object_new();
     ret = json_node_init_object(json_node_alloc(), o);
@@ -326,24 +326,24 @@ hotplug_cmd_vcpu_list_cb(QmpConn *conn, HotplugCpuSlots *slots, const GError *er
     json_object_set_int_member(o, "maxcpus", hotplug_cpu_slots_max_vcpus(s));
     json_object_set_member(o, "entities", hotplug_cpu_slots_to_json(s, vm));
     json_object_unref(o);
-    hotplug_request_return(c->req, ret);
+    service_request_return(c->req, ret);
 }
 
 static void
-hotplug_cmd_vcpu_list(HotplugService *svc, HotplugRequest *req, JsonObject *args)
+service_cmd_vcpu_list(Service *svc, ServiceRequest *req, JsonObject *args)
 {
-    HotplugVm *vm = hotplug_request_get_vm(req, args);
+    HotplugVm *vm = service_request_get_vm(req, args);
 
     if (vm)
-        hotplug_service_call_query_cpus(hotplug_service_call_new(svc, req, vm),
-                                        hotplug_cmd_vcpu_list_cb);
+        service_call_query_cpus(service_call_new(svc, req, vm),
+                                        service_cmd_vcpu_list_cb);
 }
 
 static void
-hotplug_cmd_vcpu_set_cb(QmpConn *conn, HotplugCpuSlots *slots, const GError *error,
+service_cmd_vcpu_set_cb(QmpConn *conn, HotplugCpuSlots *slots, const GError *error,
                         gpointer opaque)
 {
-    g_autoptr(HotplugServiceCall) c = opaque;
+    g_autoptr(ServiceCall) c = opaque;
     g_autoptr(HotplugCpuSlots) s = slots;
     g_autoptr(GPtrArray) entities = NULL;
     GError *err = NULL;
@@ -352,14 +352,14 @@ hotplug_cmd_vcpu_set_cb(QmpConn *conn, HotplugCpuSlots *slots, const GError *err
     JsonObject *o;
 
     if (error) {
-        hotplug_service_call_fail(c, error);
+        service_call_fail(c, error);
         return;
     }
-    if (!(vm = hotplug_service_call_vm(c)))
+    if (!(vm = service_call_vm(c)))
         return;
     entities = hotplug_cpu_select_count(s, c->count, &plug, &err);
     if (!entities) {
-        hotplug_request_fail(c->req, err);
+        service_request_fail(c->req, err);
         return;
     }
     o = json_object_new();
@@ -369,51 +369,51 @@ hotplug_cmd_vcpu_set_cb(QmpConn *conn, HotplugCpuSlots *slots, const GError *err
     json_object_set_boolean_member(o, "changed", entities->len > 0);
     if (entities->len == 0) {
         json_object_set_array_member(o, "ops", json_array_new());
-        hotplug_request_return(c->req, json_node_init_object(json_node_alloc(), o));
+        service_request_return(c->req, json_node_init_object(json_node_alloc(), o));
         json_object_unref(o);
         return;
     }
     json_object_set_string_member(o, "action", plug ? "plug" : "unplug");
     json_object_set_int_member(o, "n_entities", entities->len);
-    hotplug_service_vcpu_start(c, vm, entities, plug, o);
+    service_vcpu_start(c, vm, entities, plug, o);
 }
 
 static void
-hotplug_cmd_vcpu_set(HotplugService *svc, HotplugRequest *req, JsonObject *args)
+service_cmd_vcpu_set(Service *svc, ServiceRequest *req, JsonObject *args)
 {
-    HotplugVm *vm = hotplug_request_get_vm(req, args);
-    g_autoptr(HotplugServiceCall) c = NULL;
+    HotplugVm *vm = service_request_get_vm(req, args);
+    g_autoptr(ServiceCall) c = NULL;
     guint64 count;
 
     if (!vm)
         return;
-    c = hotplug_service_call_new(svc, req, vm);
-    if (!hotplug_request_arg_uint(req, args, "count", TRUE, HOTPLUG_VCPU_COUNT_MAX, &count) ||
-        !hotplug_request_unplug_args(req, args, &c->unplug, &c->no_wait))
+    c = service_call_new(svc, req, vm);
+    if (!service_request_arg_uint(req, args, "count", TRUE, HOTPLUG_VCPU_COUNT_MAX, &count) ||
+        !service_request_unplug_args(req, args, &c->unplug, &c->no_wait))
         return;
     if (count == 0) {
-        hotplug_service_bad_arg(req, "count", "must be at least 1 (a number of vCPUs)");
+        service_bad_arg(req, "count", "must be at least 1 (a number of vCPUs)");
         return;
     }
     c->count = (guint)count;
-    hotplug_service_call_query_cpus(g_steal_pointer(&c), hotplug_cmd_vcpu_set_cb);
+    service_call_query_cpus(g_steal_pointer(&c), service_cmd_vcpu_set_cb);
 }
 
 static void
-hotplug_cmd_vcpu_enable_cb(QmpConn *conn, HotplugCpuSlots *slots, const GError *error,
+service_cmd_vcpu_enable_cb(QmpConn *conn, HotplugCpuSlots *slots, const GError *error,
                            gpointer opaque)
 {
-    g_autoptr(HotplugServiceCall) c = opaque;
+    g_autoptr(ServiceCall) c = opaque;
     g_autoptr(HotplugCpuSlots) s = slots;
     g_autoptr(GPtrArray) entities = NULL;
     GError *err = NULL;
     HotplugVm *vm;
 
     if (error) {
-        hotplug_service_call_fail(c, error);
+        service_call_fail(c, error);
         return;
     }
-    if (!(vm = hotplug_service_call_vm(c)))
+    if (!(vm = service_call_vm(c)))
         return;
     if (c->ids->len)
         entities = hotplug_cpu_select_ids(s, (const guint *)c->ids->data, c->ids->len, TRUE,
@@ -421,98 +421,98 @@ hotplug_cmd_vcpu_enable_cb(QmpConn *conn, HotplugCpuSlots *slots, const GError *
     else
         entities = hotplug_cpu_select_node(s, c->node, 1, &err);
     if (!entities) {
-        hotplug_request_fail(c->req, err);
+        service_request_fail(c->req, err);
         return;
     }
-    hotplug_service_vcpu_start(c, vm, entities, TRUE, NULL);
+    service_vcpu_start(c, vm, entities, TRUE, NULL);
 }
 
 static void
-hotplug_cmd_vcpu_enable(HotplugService *svc, HotplugRequest *req, JsonObject *args)
+service_cmd_vcpu_enable(Service *svc, ServiceRequest *req, JsonObject *args)
 {
-    HotplugVm *vm = hotplug_request_get_vm(req, args);
-    g_autoptr(HotplugServiceCall) c = NULL;
+    HotplugVm *vm = service_request_get_vm(req, args);
+    g_autoptr(ServiceCall) c = NULL;
 
     if (!vm)
         return;
-    c = hotplug_service_call_new(svc, req, vm);
-    if (!hotplug_service_vcpu_ids(c, args) || !hotplug_service_node_arg(c, args))
+    c = service_call_new(svc, req, vm);
+    if (!service_vcpu_ids(c, args) || !service_node_arg(c, args))
         return;
     if (c->ids->len == 0 && c->node < 0) {
-        hotplug_service_bad_arg(req, "ids",
+        service_bad_arg(req, "ids",
                                 "is missing (or give 'node' to plug the first free vCPU slot "
                                 "of that NUMA node)");
         return;
     }
-    hotplug_service_call_query_cpus(g_steal_pointer(&c), hotplug_cmd_vcpu_enable_cb);
+    service_call_query_cpus(g_steal_pointer(&c), service_cmd_vcpu_enable_cb);
 }
 
 static void
-hotplug_cmd_vcpu_disable_cb(QmpConn *conn, HotplugCpuSlots *slots, const GError *error,
+service_cmd_vcpu_disable_cb(QmpConn *conn, HotplugCpuSlots *slots, const GError *error,
                             gpointer opaque)
 {
-    g_autoptr(HotplugServiceCall) c = opaque;
+    g_autoptr(ServiceCall) c = opaque;
     g_autoptr(HotplugCpuSlots) s = slots;
     g_autoptr(GPtrArray) entities = NULL;
     GError *err = NULL;
     HotplugVm *vm;
 
     if (error) {
-        hotplug_service_call_fail(c, error);
+        service_call_fail(c, error);
         return;
     }
-    if (!(vm = hotplug_service_call_vm(c)))
+    if (!(vm = service_call_vm(c)))
         return;
     entities = hotplug_cpu_select_ids(s, (const guint *)c->ids->data, c->ids->len, FALSE, -1,
                                       &err);
     if (!entities) {
-        hotplug_request_fail(c->req, err);
+        service_request_fail(c->req, err);
         return;
     }
-    hotplug_service_vcpu_start(c, vm, entities, FALSE, NULL);
+    service_vcpu_start(c, vm, entities, FALSE, NULL);
 }
 
 static void
-hotplug_cmd_vcpu_disable(HotplugService *svc, HotplugRequest *req, JsonObject *args)
+service_cmd_vcpu_disable(Service *svc, ServiceRequest *req, JsonObject *args)
 {
-    HotplugVm *vm = hotplug_request_get_vm(req, args);
-    g_autoptr(HotplugServiceCall) c = NULL;
+    HotplugVm *vm = service_request_get_vm(req, args);
+    g_autoptr(ServiceCall) c = NULL;
 
     if (!vm)
         return;
-    c = hotplug_service_call_new(svc, req, vm);
-    if (!hotplug_service_vcpu_ids(c, args) ||
-        !hotplug_request_unplug_args(req, args, &c->unplug, &c->no_wait))
+    c = service_call_new(svc, req, vm);
+    if (!service_vcpu_ids(c, args) ||
+        !service_request_unplug_args(req, args, &c->unplug, &c->no_wait))
         return;
     if (c->ids->len == 0) {
-        hotplug_service_bad_arg(req, "ids", "is missing");
+        service_bad_arg(req, "ids", "is missing");
         return;
     }
-    hotplug_service_call_query_cpus(g_steal_pointer(&c), hotplug_cmd_vcpu_disable_cb);
+    service_call_query_cpus(g_steal_pointer(&c), service_cmd_vcpu_disable_cb);
 }
 
 /* ---- memory ------------------------------------------------------------------ */
 
 /* "size": bytes, or a string like "512M"; a non-zero multiple of 2M. */
 static gboolean
-hotplug_service_size_arg(HotplugServiceCall *c, JsonObject *args)
+service_size_arg(ServiceCall *c, JsonObject *args)
 {
     JsonNode *n = json_object_get_member(args, "size");
     g_autofree char *text = NULL;
     GError *error = NULL;
 
     if (!n || JSON_NODE_HOLDS_NULL(n))
-        return hotplug_service_bad_arg(c->req, "size", "is missing");
+        return service_bad_arg(c->req, "size", "is missing");
     if (qmp_json_node_string(n))
         text = g_strdup(qmp_json_node_string(n));
     else if (JSON_NODE_HOLDS_VALUE(n) && json_node_get_value_type(n) == G_TYPE_INT64 &&
              json_node_get_int(n) >= 0)
         text = g_strdup_printf("%" G_GINT64_FORMAT, json_node_get_int(n));
     else
-        return hotplug_service_bad_arg(c->req, "size",
+        return service_bad_arg(c->req, "size",
                                        "must be a number of bytes or a size like 512M");
     if (!hotplug_memory_parse_size(text, &c->size, &error)) {
-        hotplug_request_fail(c->req, error);
+        service_request_fail(c->req, error);
         return FALSE;
     }
     return TRUE;
@@ -521,107 +521,107 @@ hotplug_service_size_arg(HotplugServiceCall *c, JsonObject *args)
 /* A reply that failed without QEMU's word (the connection went): the
  * call fails with it.  QEMU's own refusals are for the caller to judge. */
 static gboolean
-hotplug_service_call_lost(HotplugServiceCall *c, JsonNode *ret, const GError *error)
+service_call_lost(ServiceCall *c, JsonNode *ret, const GError *error)
 {
     if (!error || ret)
         return FALSE;
-    hotplug_service_call_fail(c, error);
+    service_call_fail(c, error);
     return TRUE;
 }
 
 static void
-hotplug_cmd_memory_add_room_cb(QmpConn *conn, JsonNode *ret, const GError *error,
+service_cmd_memory_add_room_cb(QmpConn *conn, JsonNode *ret, const GError *error,
                                gpointer opaque)
 {
-    g_autoptr(HotplugServiceCall) c = opaque;
+    g_autoptr(ServiceCall) c = opaque;
     g_autoptr(HotplugOp) op = NULL;
     GError *err = NULL;
     HotplugVm *vm;
 
-    if (hotplug_service_call_lost(c, ret, error) || !(vm = hotplug_service_call_vm(c)))
+    if (service_call_lost(c, ret, error) || !(vm = service_call_vm(c)))
         return;
     /* where QEMU can tell (qom-get /machine memory, QEMU 6.0 and later),
      * refuse what cannot fit before anything is created */
     if (!hotplug_memory_check_room(error ? NULL : ret, c->devices, c->size, &err)) {
-        hotplug_request_fail(c->req, err);
+        service_request_fail(c->req, err);
         return;
     }
     if (!c->id)
         c->id = hotplug_memory_free_id(c->devices);
     op = hotplug_memory_add(vm, c->id, c->size, c->node, &err);
     if (!op) {
-        hotplug_request_fail(c->req, err);
+        service_request_fail(c->req, err);
         return;
     }
-    hotplug_service_set_reply_add(c->req, hotplug_memory_error_hint, NULL);
-    hotplug_request_wait_op(c->req, vm, op, FALSE);
+    service_set_reply_add(c->req, hotplug_memory_error_hint, NULL);
+    service_request_wait_op(c->req, vm, op, FALSE);
 }
 
 static void
-hotplug_cmd_memory_add_cb(QmpConn *conn, JsonNode *ret, const GError *error, gpointer opaque)
+service_cmd_memory_add_cb(QmpConn *conn, JsonNode *ret, const GError *error, gpointer opaque)
 {
-    g_autoptr(HotplugServiceCall) c = opaque;
+    g_autoptr(ServiceCall) c = opaque;
     HotplugVm *vm;
 
     if (error) {
-        hotplug_service_call_fail(c, error);
+        service_call_fail(c, error);
         return;
     }
-    if (!(vm = hotplug_service_call_vm(c)))
+    if (!(vm = service_call_vm(c)))
         return;
     c->devices = json_node_ref(ret);
-    hotplug_service_call_execute(g_steal_pointer(&c), vm, "qom-get",
-                                 hotplug_service_path_args("/machine", "memory"),
-                                 hotplug_cmd_memory_add_room_cb);
+    service_call_execute(g_steal_pointer(&c), vm, "qom-get",
+                                 service_path_args("/machine", "memory"),
+                                 service_cmd_memory_add_room_cb);
 }
 
 static void
-hotplug_cmd_memory_add(HotplugService *svc, HotplugRequest *req, JsonObject *args)
+service_cmd_memory_add(Service *svc, ServiceRequest *req, JsonObject *args)
 {
-    HotplugVm *vm = hotplug_request_get_vm(req, args);
-    g_autoptr(HotplugServiceCall) c = NULL;
+    HotplugVm *vm = service_request_get_vm(req, args);
+    g_autoptr(ServiceCall) c = NULL;
     const char *id;
 
     if (!vm)
         return;
-    c = hotplug_service_call_new(svc, req, vm);
-    if (!hotplug_service_size_arg(c, args) || !hotplug_service_node_arg(c, args) ||
-        !hotplug_request_arg_string(req, args, "id", FALSE, &id))
+    c = service_call_new(svc, req, vm);
+    if (!service_size_arg(c, args) || !service_node_arg(c, args) ||
+        !service_request_arg_string(req, args, "id", FALSE, &id))
         return;
     if (id && (!*id || strchr(id, '/'))) {
-        hotplug_request_fail(req, g_error_new(HOTPLUG_ERROR, HOTPLUG_ERROR_INVALID,
+        service_request_fail(req, g_error_new(HOTPLUG_ERROR, HOTPLUG_ERROR_INVALID,
                                               "bad id '%s'", id));
         return;
     }
     c->id = g_strdup(id);
-    hotplug_service_call_execute(g_steal_pointer(&c), vm, "query-memory-devices", NULL,
-                                 hotplug_cmd_memory_add_cb);
+    service_call_execute(g_steal_pointer(&c), vm, "query-memory-devices", NULL,
+                                 service_cmd_memory_add_cb);
 }
 
 /* The unplug of DIMM c->id, its backend (may be NULL) deleted after it. */
 static void
-hotplug_service_memory_del(HotplugServiceCall *c, HotplugVm *vm, const char *backend)
+service_memory_del(ServiceCall *c, HotplugVm *vm, const char *backend)
 {
     g_autoptr(HotplugOp) op = NULL;
     GError *error = NULL;
 
     op = hotplug_memory_del(vm, c->id, backend, &c->unplug, NULL, &error);
     if (!op) {
-        hotplug_request_fail(c->req, error);
+        service_request_fail(c->req, error);
         return;
     }
-    hotplug_request_wait_op(c->req, vm, op, c->no_wait);
+    service_request_wait_op(c->req, vm, op, c->no_wait);
 }
 
 static void
-hotplug_cmd_memory_del_type_cb(QmpConn *conn, JsonNode *ret, const GError *error,
+service_cmd_memory_del_type_cb(QmpConn *conn, JsonNode *ret, const GError *error,
                                gpointer opaque)
 {
-    g_autoptr(HotplugServiceCall) c = opaque;
+    g_autoptr(ServiceCall) c = opaque;
     JsonArray *list = error ? NULL : qmp_json_node_array(ret);
     HotplugVm *vm;
 
-    if (hotplug_service_call_lost(c, ret, error) || !(vm = hotplug_service_call_vm(c)))
+    if (service_call_lost(c, ret, error) || !(vm = service_call_vm(c)))
         return;
     for (guint i = 0; list && i < json_array_get_length(list); i++) {
         JsonObject *e = qmp_json_node_object(json_array_get_element(list, i));
@@ -630,7 +630,7 @@ hotplug_cmd_memory_del_type_cb(QmpConn *conn, JsonNode *ret, const GError *error
         if (name && type && g_str_equal(name, c->id) && g_str_has_prefix(type, "child<") &&
             g_str_has_suffix(type, ">")) {
             g_autofree char *what = g_strndup(type + 6, strlen(type) - 7);
-            hotplug_request_fail(c->req,
+            service_request_fail(c->req,
                                  g_error_new(HOTPLUG_ERROR, HOTPLUG_ERROR_INVALID,
                                              "%s is a %s, not a memory device: use 'device del'",
                                              c->id, what));
@@ -638,100 +638,100 @@ hotplug_cmd_memory_del_type_cb(QmpConn *conn, JsonNode *ret, const GError *error
         }
     }
     /* unknown: QEMU's own answer (DeviceNotFound) is the result */
-    hotplug_service_memory_del(c, vm, NULL);
+    service_memory_del(c, vm, NULL);
 }
 
 static void
-hotplug_cmd_memory_del_cb(QmpConn *conn, JsonNode *ret, const GError *error, gpointer opaque)
+service_cmd_memory_del_cb(QmpConn *conn, JsonNode *ret, const GError *error, gpointer opaque)
 {
-    g_autoptr(HotplugServiceCall) c = opaque;
+    g_autoptr(ServiceCall) c = opaque;
     g_autofree char *backend = NULL;
     HotplugVm *vm;
 
     if (error) {
-        hotplug_service_call_fail(c, error);
+        service_call_fail(c, error);
         return;
     }
-    if (!(vm = hotplug_service_call_vm(c)))
+    if (!(vm = service_call_vm(c)))
         return;
     backend = hotplug_memory_backend_of(ret, c->id);
     if (backend) {
-        hotplug_service_memory_del(c, vm, backend);
+        service_memory_del(c, vm, backend);
         return;
     }
     /* not a memory device: say what it is, if anything */
-    hotplug_service_call_execute(g_steal_pointer(&c), vm, "qom-list",
-                                 hotplug_service_path_args("/machine/peripheral", NULL),
-                                 hotplug_cmd_memory_del_type_cb);
+    service_call_execute(g_steal_pointer(&c), vm, "qom-list",
+                                 service_path_args("/machine/peripheral", NULL),
+                                 service_cmd_memory_del_type_cb);
 }
 
 static void
-hotplug_cmd_memory_del(HotplugService *svc, HotplugRequest *req, JsonObject *args)
+service_cmd_memory_del(Service *svc, ServiceRequest *req, JsonObject *args)
 {
-    HotplugVm *vm = hotplug_request_get_vm(req, args);
-    g_autoptr(HotplugServiceCall) c = NULL;
+    HotplugVm *vm = service_request_get_vm(req, args);
+    g_autoptr(ServiceCall) c = NULL;
     const char *id;
 
     if (!vm)
         return;
-    c = hotplug_service_call_new(svc, req, vm);
-    if (!hotplug_request_arg_string(req, args, "id", TRUE, &id) ||
-        !hotplug_request_unplug_args(req, args, &c->unplug, &c->no_wait))
+    c = service_call_new(svc, req, vm);
+    if (!service_request_arg_string(req, args, "id", TRUE, &id) ||
+        !service_request_unplug_args(req, args, &c->unplug, &c->no_wait))
         return;
     c->id = g_strdup(id);
-    hotplug_service_call_execute(g_steal_pointer(&c), vm, "query-memory-devices", NULL,
-                                 hotplug_cmd_memory_del_cb);
+    service_call_execute(g_steal_pointer(&c), vm, "query-memory-devices", NULL,
+                                 service_cmd_memory_del_cb);
 }
 
 static void
-hotplug_cmd_memory_list_cb(QmpConn *conn, JsonNode *ret, const GError *error, gpointer opaque)
+service_cmd_memory_list_cb(QmpConn *conn, JsonNode *ret, const GError *error, gpointer opaque)
 {
-    g_autoptr(HotplugServiceCall) c = opaque;
+    g_autoptr(ServiceCall) c = opaque;
     HotplugVm *vm;
     JsonObject *o;
     JsonNode *reply;
 
     if (error) {
-        hotplug_service_call_fail(c, error);
+        service_call_fail(c, error);
         return;
     }
-    if (!(vm = hotplug_service_call_vm(c)))
+    if (!(vm = service_call_vm(c)))
         return;
     o = json_object_new();
     reply = json_node_init_object(json_node_alloc(), o);
     json_object_set_string_member(o, "vm", c->name);
     json_object_set_member(o, "memory", hotplug_memory_list_to_json(ret, vm));
     json_object_unref(o);
-    hotplug_request_return(c->req, reply);
+    service_request_return(c->req, reply);
 }
 
 static void
-hotplug_cmd_memory_list(HotplugService *svc, HotplugRequest *req, JsonObject *args)
+service_cmd_memory_list(Service *svc, ServiceRequest *req, JsonObject *args)
 {
-    HotplugVm *vm = hotplug_request_get_vm(req, args);
+    HotplugVm *vm = service_request_get_vm(req, args);
 
     if (vm)
-        hotplug_service_call_execute(hotplug_service_call_new(svc, req, vm), vm,
-                                     "query-memory-devices", NULL, hotplug_cmd_memory_list_cb);
+        service_call_execute(service_call_new(svc, req, vm), vm,
+                                     "query-memory-devices", NULL, service_cmd_memory_list_cb);
 }
 
 /* The arguments each command takes: anything else is refused
- * (hotplug_service_execute checks them). */
+ * (service_execute checks them). */
 #define VCPU_UNPLUG_ARGS "timeout", "retry", "retry-interval", "no-wait"
-static const char *const hotplug_args_vcpu_vm[] = {"vm", NULL};
-static const char *const hotplug_args_vcpu_set[] = {"vm", "count", VCPU_UNPLUG_ARGS, NULL};
-static const char *const hotplug_args_vcpu_enable[] = {"vm", "ids", "node", NULL};
-static const char *const hotplug_args_vcpu_disable[] = {"vm", "ids", VCPU_UNPLUG_ARGS, NULL};
-static const char *const hotplug_args_memory_add[] = {"vm", "size", "node", "id", NULL};
-static const char *const hotplug_args_memory_del[] = {"vm", "id", VCPU_UNPLUG_ARGS, NULL};
+static const char *const service_args_vcpu_vm[] = {"vm", NULL};
+static const char *const service_args_vcpu_set[] = {"vm", "count", VCPU_UNPLUG_ARGS, NULL};
+static const char *const service_args_vcpu_enable[] = {"vm", "ids", "node", NULL};
+static const char *const service_args_vcpu_disable[] = {"vm", "ids", VCPU_UNPLUG_ARGS, NULL};
+static const char *const service_args_memory_add[] = {"vm", "size", "node", "id", NULL};
+static const char *const service_args_memory_del[] = {"vm", "id", VCPU_UNPLUG_ARGS, NULL};
 
-const HotplugCommand hotplug_vcpu_commands[] = {
-    {"vcpu-list", hotplug_cmd_vcpu_list, hotplug_args_vcpu_vm},
-    {"vcpu-set", hotplug_cmd_vcpu_set, hotplug_args_vcpu_set},
-    {"vcpu-enable", hotplug_cmd_vcpu_enable, hotplug_args_vcpu_enable},
-    {"vcpu-disable", hotplug_cmd_vcpu_disable, hotplug_args_vcpu_disable},
-    {"memory-add", hotplug_cmd_memory_add, hotplug_args_memory_add},
-    {"memory-del", hotplug_cmd_memory_del, hotplug_args_memory_del},
-    {"memory-list", hotplug_cmd_memory_list, hotplug_args_vcpu_vm},
+const ServiceCommand service_vcpu_commands[] = {
+    {"vcpu-list", service_cmd_vcpu_list, service_args_vcpu_vm},
+    {"vcpu-set", service_cmd_vcpu_set, service_args_vcpu_set},
+    {"vcpu-enable", service_cmd_vcpu_enable, service_args_vcpu_enable},
+    {"vcpu-disable", service_cmd_vcpu_disable, service_args_vcpu_disable},
+    {"memory-add", service_cmd_memory_add, service_args_memory_add},
+    {"memory-del", service_cmd_memory_del, service_args_memory_del},
+    {"memory-list", service_cmd_memory_list, service_args_vcpu_vm},
     {NULL, NULL, NULL},
 };
