@@ -319,8 +319,7 @@ service_cmd_disk_list(Service *svc, ServiceRequest *req, JsonObject *args)
 
 static const char *const service_args_disk_add[] = {"vm", "file", "id", "format", "readonly",
                                                     "iothreads", "queues", NULL};
-static const char *const service_args_disk_del[] = {"vm", "id", "timeout", "retry",
-                                                    "retry-interval", "no-wait", NULL};
+static const char *const service_args_disk_del[] = {"vm", "id", SERVICE_UNPLUG_ARGS, NULL};
 static const char *const service_args_disk_list[] = {"vm", NULL};
 static const char *const service_args_hostdev_add[] = {"vm", "addr", "id", NULL};
 

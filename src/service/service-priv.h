@@ -31,6 +31,16 @@ void service_hostdev_connected(ServiceHostdev *sh);
  * "memory-del", "memory-list" */
 extern const ServiceCommand service_vcpu_commands[];
 
+/* ---- service-args.c ------------------------------------------------------ */
+
+/* What every unplug command takes besides its own arguments. */
+#define SERVICE_UNPLUG_ARGS "timeout", "retry", "retry-interval", "no-wait"
+
+/* Reply InvalidArgument "argument 'NAME' WHAT"; returns FALSE. */
+gboolean service_request_bad_arg(ServiceRequest *req, const char *name, const char *what);
+/* "node": a NUMA node number, -1 when absent. */
+gboolean service_request_arg_node(ServiceRequest *req, JsonObject *args, gint64 *node);
+
 /* ---- service.c ----------------------------------------------------------- */
 
 /* Called on the reply of service_request_wait_op (the op's result) or

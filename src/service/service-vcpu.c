@@ -16,7 +16,6 @@
 
 #define HOTPLUG_VCPU_ID_MAX 65535
 #define HOTPLUG_VCPU_COUNT_MAX 65536
-#define HOTPLUG_NUMA_NODE_MAX 65535
 
 /* A command between its QEMU queries: what it was asked, and its VM by
  * name, since the VM may be removed while QEMU answers. */
@@ -135,14 +134,6 @@ service_path_args(const char *path, const char *property)
     return n;
 }
 
-static gboolean
-service_bad_arg(ServiceRequest *req, const char *name, const char *what)
-{
-    service_request_fail(req, g_error_new(HOTPLUG_ERROR, HOTPLUG_ERROR_INVALID,
-                                          "argument '%s' %s", name, what));
-    return FALSE;
-}
-
 /* ---- what the replies of the operations carry ------------------------------- */
 
 typedef const char *(*ServiceHintFunc)(const GError *error);
@@ -239,21 +230,9 @@ service_vcpu_ids(ServiceCall *c, JsonObject *args)
         g_array_append_val(c->ids, id);
     }
     if (!a || c->ids->len != json_array_get_length(a))
-        return service_bad_arg(c->req, "ids",
+        return service_request_bad_arg(c->req, "ids",
                                        "must be an array of vCPU ids (whole numbers from 0 to "
                                        G_STRINGIFY(HOTPLUG_VCPU_ID_MAX) ")");
-    return TRUE;
-}
-
-/* "node", into c->node (-1 when absent). */
-static gboolean
-service_node_arg(ServiceCall *c, JsonObject *args)
-{
-    guint64 node = G_MAXUINT64;
-
-    if (!service_request_arg_uint(c->req, args, "node", FALSE, HOTPLUG_NUMA_NODE_MAX, &node))
-        return FALSE;
-    c->node = node == G_MAXUINT64 ? -1 : (gint64)node;
     return TRUE;
 }
 
@@ -392,7 +371,7 @@ service_cmd_vcpu_set(Service *svc, ServiceRequest *req, JsonObject *args)
         !service_request_unplug_args(req, args, &c->unplug, &c->no_wait))
         return;
     if (count == 0) {
-        service_bad_arg(req, "count", "must be at least 1 (a number of vCPUs)");
+        service_request_bad_arg(req, "count", "must be at least 1 (a number of vCPUs)");
         return;
     }
     c->count = (guint)count;
@@ -436,10 +415,10 @@ service_cmd_vcpu_enable(Service *svc, ServiceRequest *req, JsonObject *args)
     if (!vm)
         return;
     c = service_call_new(svc, req, vm);
-    if (!service_vcpu_ids(c, args) || !service_node_arg(c, args))
+    if (!service_vcpu_ids(c, args) || !service_request_arg_node(c->req, args, &c->node))
         return;
     if (c->ids->len == 0 && c->node < 0) {
-        service_bad_arg(req, "ids",
+        service_request_bad_arg(req, "ids",
                                 "is missing (or give 'node' to plug the first free vCPU slot "
                                 "of that NUMA node)");
         return;
@@ -485,7 +464,7 @@ service_cmd_vcpu_disable(Service *svc, ServiceRequest *req, JsonObject *args)
         !service_request_unplug_args(req, args, &c->unplug, &c->no_wait))
         return;
     if (c->ids->len == 0) {
-        service_bad_arg(req, "ids", "is missing");
+        service_request_bad_arg(req, "ids", "is missing");
         return;
     }
     service_call_query_cpus(g_steal_pointer(&c), service_cmd_vcpu_disable_cb);
@@ -502,14 +481,14 @@ service_size_arg(ServiceCall *c, JsonObject *args)
     GError *error = NULL;
 
     if (!n || JSON_NODE_HOLDS_NULL(n))
-        return service_bad_arg(c->req, "size", "is missing");
+        return service_request_bad_arg(c->req, "size", "is missing");
     if (qmp_json_node_string(n))
         text = g_strdup(qmp_json_node_string(n));
     else if (JSON_NODE_HOLDS_VALUE(n) && json_node_get_value_type(n) == G_TYPE_INT64 &&
              json_node_get_int(n) >= 0)
         text = g_strdup_printf("%" G_GINT64_FORMAT, json_node_get_int(n));
     else
-        return service_bad_arg(c->req, "size",
+        return service_request_bad_arg(c->req, "size",
                                        "must be a number of bytes or a size like 512M");
     if (!hotplug_memory_parse_size(text, &c->size, &error)) {
         service_request_fail(c->req, error);
@@ -585,7 +564,7 @@ service_cmd_memory_add(Service *svc, ServiceRequest *req, JsonObject *args)
     if (!vm)
         return;
     c = service_call_new(svc, req, vm);
-    if (!service_size_arg(c, args) || !service_node_arg(c, args) ||
+    if (!service_size_arg(c, args) || !service_request_arg_node(c->req, args, &c->node) ||
         !service_request_arg_string(req, args, "id", FALSE, &id))
         return;
     if (id && (!*id || strchr(id, '/'))) {
@@ -717,13 +696,12 @@ service_cmd_memory_list(Service *svc, ServiceRequest *req, JsonObject *args)
 
 /* The arguments each command takes: anything else is refused
  * (service_execute checks them). */
-#define VCPU_UNPLUG_ARGS "timeout", "retry", "retry-interval", "no-wait"
 static const char *const service_args_vcpu_vm[] = {"vm", NULL};
-static const char *const service_args_vcpu_set[] = {"vm", "count", VCPU_UNPLUG_ARGS, NULL};
+static const char *const service_args_vcpu_set[] = {"vm", "count", SERVICE_UNPLUG_ARGS, NULL};
 static const char *const service_args_vcpu_enable[] = {"vm", "ids", "node", NULL};
-static const char *const service_args_vcpu_disable[] = {"vm", "ids", VCPU_UNPLUG_ARGS, NULL};
+static const char *const service_args_vcpu_disable[] = {"vm", "ids", SERVICE_UNPLUG_ARGS, NULL};
 static const char *const service_args_memory_add[] = {"vm", "size", "node", "id", NULL};
-static const char *const service_args_memory_del[] = {"vm", "id", VCPU_UNPLUG_ARGS, NULL};
+static const char *const service_args_memory_del[] = {"vm", "id", SERVICE_UNPLUG_ARGS, NULL};
 
 const ServiceCommand service_vcpu_commands[] = {
     {"vcpu-list", service_cmd_vcpu_list, service_args_vcpu_vm},

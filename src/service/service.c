@@ -2,7 +2,6 @@
 #define G_LOG_DOMAIN "service"
 #include "config.h"
 
-#include <math.h>
 #include <string.h>
 
 #include "service.h"
@@ -665,115 +664,6 @@ service_request_wait_op(ServiceRequest *req, HotplugVm *vm, HotplugOp *op, gbool
     service_request_wait(req, vm, ops, no_wait, FALSE);
 }
 
-/* ---- arguments ------------------------------------------------------------------ */
-
-static gboolean
-service_request_bad_arg(ServiceRequest *req, const char *name, const char *what)
-{
-    service_request_fail(req, g_error_new(HOTPLUG_ERROR, HOTPLUG_ERROR_INVALID,
-                                          "argument '%s' %s", name, what));
-    return FALSE;
-}
-
-gboolean
-service_request_arg_string(ServiceRequest *req, JsonObject *args, const char *name,
-                           gboolean required, const char **out)
-{
-    JsonNode *n = json_object_get_member(args, name);
-
-    *out = NULL;
-    if (!n || JSON_NODE_HOLDS_NULL(n))
-        return required ? service_request_bad_arg(req, name, "is missing") : TRUE;
-    if (!(*out = qmp_json_node_string(n)))
-        return service_request_bad_arg(req, name, "must be a string");
-    if (required && !**out)
-        return service_request_bad_arg(req, name, "must not be empty");
-    return TRUE;
-}
-
-gboolean
-service_request_arg_uint(ServiceRequest *req, JsonObject *args, const char *name,
-                         gboolean required, guint64 max, guint64 *out)
-{
-    JsonNode *n = json_object_get_member(args, name);
-    gint64 v;
-
-    if (!n || JSON_NODE_HOLDS_NULL(n))
-        return required ? service_request_bad_arg(req, name, "is missing") : TRUE;
-    if (!qmp_json_get_int(args, name, &v) || v < 0 || (guint64)v > max) {
-        g_autofree char *what = g_strdup_printf("must be a whole number from 0 to %" G_GUINT64_FORMAT, max);
-        return service_request_bad_arg(req, name, what);
-    }
-    *out = (guint64)v;
-    return TRUE;
-}
-
-gboolean
-service_request_arg_bool(ServiceRequest *req, JsonObject *args, const char *name, gboolean *out)
-{
-    JsonNode *n = json_object_get_member(args, name);
-
-    if (!n || JSON_NODE_HOLDS_NULL(n))
-        return TRUE;
-    if (!JSON_NODE_HOLDS_VALUE(n) || json_node_get_value_type(n) != G_TYPE_BOOLEAN)
-        return service_request_bad_arg(req, name, "must be true or false");
-    *out = json_node_get_boolean(n);
-    return TRUE;
-}
-
-/* seconds (integer or fractional) as milliseconds */
-static gboolean
-service_request_arg_seconds(ServiceRequest *req, JsonObject *args, const char *name, guint *ms)
-{
-    JsonNode *n = json_object_get_member(args, name);
-    double v;
-
-    if (!n || JSON_NODE_HOLDS_NULL(n))
-        return TRUE;
-    if (!JSON_NODE_HOLDS_VALUE(n) || (json_node_get_value_type(n) != G_TYPE_INT64 &&
-                                      json_node_get_value_type(n) != G_TYPE_DOUBLE))
-        return service_request_bad_arg(req, name, "must be a number of seconds");
-    v = json_node_get_value_type(n) == G_TYPE_INT64 ? (double)json_node_get_int(n)
-                                                    : json_node_get_double(n);
-    if (!isfinite(v) || v < 0 || v > 86400.0 * 365)
-        return service_request_bad_arg(req, name, "must be from 0 to a year of seconds");
-    *ms = (guint)llround(v * 1000.0);
-    return TRUE;
-}
-
-gboolean
-service_request_unplug_args(ServiceRequest *req, JsonObject *args, HotplugUnplugOptions *opts,
-                            gboolean *no_wait)
-{
-    guint64 retries;
-
-    *opts = req->svc->opts.default_unplug;
-    *no_wait = FALSE;
-    retries = opts->retries;
-    if (!service_request_arg_seconds(req, args, "timeout", &opts->timeout_ms) ||
-        !service_request_arg_uint(req, args, "retry", FALSE, 1000, &retries) ||
-        !service_request_arg_seconds(req, args, "retry-interval", &opts->retry_interval_ms) ||
-        !service_request_arg_bool(req, args, "no-wait", no_wait))
-        return FALSE;
-    opts->retries = (guint)retries;
-    return TRUE;
-}
-
-HotplugVm *
-service_request_get_vm(ServiceRequest *req, JsonObject *args)
-{
-    const char *name;
-    HotplugVm *vm;
-
-    if (!service_request_arg_string(req, args, "vm", TRUE, &name))
-        return NULL;
-    vm = service_get_vm(req->svc, name);
-    if (!vm)
-        service_request_fail(req, g_error_new(HOTPLUG_ERROR, HOTPLUG_ERROR_NOT_FOUND,
-                                              "no VM named '%s' (see 'vm list')", name));
-    return vm;
-}
-
 /* ---- the base commands -------------------------------------------------------------- */
 
 static void
@@ -1022,13 +912,12 @@ service_cmd_ops(Service *svc, ServiceRequest *req, JsonObject *args)
     service_request_return(req, json_builder_get_root(b));
 }
 
-#define UNPLUG_ARGS "timeout", "retry", "retry-interval", "no-wait"
 static const char *const service_args_none[] = {NULL};
 static const char *const service_args_vm[] = {"vm", NULL};
 static const char *const service_args_vm_add[] = {"name", "qmp", NULL};
 static const char *const service_args_vm_remove[] = {"name", NULL};
 static const char *const service_args_device_add[] = {"vm", "driver", "id", "props", NULL};
-static const char *const service_args_device_del[] = {"vm", "id", UNPLUG_ARGS, NULL};
+static const char *const service_args_device_del[] = {"vm", "id", SERVICE_UNPLUG_ARGS, NULL};
 
 static const ServiceCommand service_base_commands[] = {
     {"vm-list", service_cmd_vm_list, service_args_none},
