@@ -31,6 +31,52 @@ void service_hostdev_connected(ServiceHostdev *sh);
  * "memory-del", "memory-list" */
 extern const ServiceCommand service_vcpu_commands[];
 
+/* ---- service-call.c -------------------------------------------------------- */
+
+/* A command between its QEMU queries: what it was asked, and its VM by
+ * name, since the VM may be removed while QEMU answers. */
+typedef struct ServiceCall ServiceCall;
+struct ServiceCall {
+    Service *svc;
+    ServiceRequest *req;
+    HotplugVm *vm; /* only compared once the queries are answered */
+    char *name;
+    /* vcpu-* */
+    guint count;   /* vcpu-set */
+    GArray *ids;   /* guint vCPU ids: vcpu-enable, vcpu-disable */
+    gint64 node;   /* -1: none given */
+    HotplugUnplugOptions unplug;
+    gboolean no_wait;
+    /* memory-* */
+    char *id;
+    guint64 size;
+    JsonNode *devices; /* query-memory-devices */
+};
+
+ServiceCall *service_call_new(Service *svc, ServiceRequest *req, HotplugVm *vm);
+void service_call_free(ServiceCall *c);
+G_DEFINE_AUTOPTR_CLEANUP_FUNC(ServiceCall, service_call_free)
+/* The call's VM, still the one registered under its name; else the call
+ * fails (VmGone) and NULL.  Only after a successful reply: a reply that
+ * failed because the VM is being freed must not look. */
+HotplugVm *service_call_vm(ServiceCall *c);
+/* A query failed: QEMU's refusal as it is; a lost connection (the VM went
+ * away, was removed, or the service is ending) as VmGone naming the VM. */
+void service_call_fail(ServiceCall *c, const GError *error);
+/* Send cmd (args taken) to the call's VM; done gets c.  On failure the
+ * call is answered and freed. */
+void service_call_execute(ServiceCall *c, HotplugVm *vm, const char *cmd, JsonNode *args,
+                          QmpReplyFunc done);
+/* A reply that failed without QEMU's word (the connection went): the
+ * call fails with it.  QEMU's own refusals are for the caller to judge. */
+gboolean service_call_lost(ServiceCall *c, JsonNode *ret, const GError *error);
+
+/* What QEMU's error means, for people; NULL when nothing to add. */
+typedef const char *(*ServiceHintFunc)(const GError *error);
+/* Before waiting: rejected ops get hint's "hint", the reply extra's
+ * members (taken; may be NULL). */
+void service_request_set_hint(ServiceRequest *req, ServiceHintFunc hint, JsonObject *extra);
+
 /* ---- service-args.c ------------------------------------------------------ */
 
 /* What every unplug command takes besides its own arguments. */

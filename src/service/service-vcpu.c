@@ -17,98 +17,6 @@
 #define HOTPLUG_VCPU_ID_MAX 65535
 #define HOTPLUG_VCPU_COUNT_MAX 65536
 
-/* A command between its QEMU queries: what it was asked, and its VM by
- * name, since the VM may be removed while QEMU answers. */
-typedef struct {
-    Service *svc;
-    ServiceRequest *req;
-    HotplugVm *vm; /* only compared once the queries are answered */
-    char *name;
-    /* vcpu-* */
-    guint count;   /* vcpu-set */
-    GArray *ids;   /* guint vCPU ids: vcpu-enable, vcpu-disable */
-    gint64 node;   /* -1: none given */
-    HotplugUnplugOptions unplug;
-    gboolean no_wait;
-    /* memory-* */
-    char *id;
-    guint64 size;
-    JsonNode *devices; /* query-memory-devices */
-} ServiceCall;
-
-static ServiceCall *
-service_call_new(Service *svc, ServiceRequest *req, HotplugVm *vm)
-{
-    ServiceCall *c = g_new0(ServiceCall, 1);
-
-    c->svc = svc;
-    c->req = req;
-    c->vm = vm;
-    c->name = g_strdup(hotplug_vm_get_name(vm));
-    c->ids = g_array_new(FALSE, FALSE, sizeof(guint));
-    c->node = -1;
-    return c;
-}
-
-static void
-service_call_free(ServiceCall *c)
-{
-    if (!c)
-        return;
-    g_array_unref(c->ids);
-    if (c->devices)
-        json_node_unref(c->devices);
-    g_free(c->name);
-    g_free(c->id);
-    g_free(c);
-}
-G_DEFINE_AUTOPTR_CLEANUP_FUNC(ServiceCall, service_call_free)
-
-/* The call's VM, still the one registered under its name; else the call
- * fails (VmGone) and NULL.  Only after a successful reply: a reply that
- * failed because the VM is being freed must not look. */
-static HotplugVm *
-service_call_vm(ServiceCall *c)
-{
-    HotplugVm *vm = service_get_vm(c->svc, c->name);
-
-    if (vm != c->vm) {
-        service_request_fail(c->req, g_error_new(HOTPLUG_ERROR, HOTPLUG_ERROR_VM_GONE,
-                                                 "VM %s was removed while its command ran",
-                                                 c->name));
-        return NULL;
-    }
-    return vm;
-}
-
-/* A query failed: QEMU's refusal as it is; a lost connection (the VM went
- * away, was removed, or the service is ending) as VmGone naming the VM. */
-static void
-service_call_fail(ServiceCall *c, const GError *error)
-{
-    if (error->domain == QMP_ERROR && error->code == QMP_ERROR_CLOSED)
-        service_request_fail(c->req, g_error_new(HOTPLUG_ERROR, HOTPLUG_ERROR_VM_GONE,
-                                                 "VM %s went away while its command waited "
-                                                 "for QEMU (%s)",
-                                                 c->name, error->message));
-    else
-        service_request_fail(c->req, g_error_copy(error));
-}
-
-/* Send cmd (args taken) to the call's VM; done gets c.  On failure the
- * call is answered and freed. */
-static void
-service_call_execute(ServiceCall *c, HotplugVm *vm, const char *cmd,
-                             JsonNode *args, QmpReplyFunc done)
-{
-    GError *error = NULL;
-
-    if (!qmp_conn_execute(hotplug_vm_get_conn(vm), cmd, args, done, c, &error)) {
-        service_request_fail(c->req, error);
-        service_call_free(c);
-    }
-}
-
 /* Query the call's vCPU slots; done gets c. */
 static void
 service_call_query_cpus(ServiceCall *c, HotplugCpuSlotsFunc done)
@@ -132,76 +40,6 @@ service_path_args(const char *path, const char *property)
         json_object_set_string_member(o, "property", property);
     json_object_unref(o);
     return n;
-}
-
-/* ---- what the replies of the operations carry ------------------------------- */
-
-typedef const char *(*ServiceHintFunc)(const GError *error);
-
-typedef struct {
-    ServiceHintFunc hint;
-    JsonObject *extra; /* members for the reply, or NULL */
-} ServiceReplyAdd;
-
-static void
-service_reply_add_free(ServiceReplyAdd *a)
-{
-    if (a->extra)
-        json_object_unref(a->extra);
-    g_free(a);
-}
-
-/* A rejected op's result gets "hint": what QEMU's error means, for people. */
-static void
-service_add_hint(JsonObject *result, ServiceHintFunc hint)
-{
-    JsonObject *err = qmp_json_get_object(result, "error");
-    g_autoptr(GError) e = NULL;
-    const char *text;
-
-    if (!result || !err || g_strcmp0(qmp_json_get_string(result, "outcome"), "rejected") != 0)
-        return;
-    e = service_error_from_class(qmp_json_get_string(err, "class"),
-                                 qmp_json_get_string(err, "desc"));
-    text = hint(e);
-    if (text)
-        json_object_set_string_member(result, "hint", text);
-}
-
-static void
-service_reply_add_cb(ServiceRequest *req, JsonObject *reply, gpointer data)
-{
-    ServiceReplyAdd *a = data;
-    JsonArray *ops = qmp_json_get_array(reply, "ops");
-    JsonObjectIter it;
-    const char *name;
-    JsonNode *value;
-
-    if (ops) {
-        for (guint i = 0; i < json_array_get_length(ops); i++)
-            service_add_hint(qmp_json_node_object(json_array_get_element(ops, i)),
-                                     a->hint);
-    } else {
-        service_add_hint(reply, a->hint);
-    }
-    if (!a->extra)
-        return;
-    json_object_iter_init(&it, a->extra);
-    while (json_object_iter_next(&it, &name, &value))
-        json_object_set_member(reply, name, json_node_copy(value));
-}
-
-/* Before waiting: rejected ops get hint's "hint", the reply extra's
- * members (taken; may be NULL). */
-static void
-service_set_reply_add(ServiceRequest *req, ServiceHintFunc hint, JsonObject *extra)
-{
-    ServiceReplyAdd *a = g_new0(ServiceReplyAdd, 1);
-
-    a->hint = hint;
-    a->extra = extra;
-    service_request_set_reply_func(req, service_reply_add_cb, a,
-                                   (GDestroyNotify)service_reply_add_free);
 }
 
 /* ---- vCPUs ------------------------------------------------------------------ */
@@ -278,7 +116,7 @@ service_vcpu_start(ServiceCall *c, HotplugVm *vm, GPtrArray *entities,
         }
         g_ptr_array_add(ops, op);
     }
-    service_set_reply_add(c->req, hotplug_vcpu_error_hint, g_steal_pointer(&owned));
+    service_request_set_hint(c->req, hotplug_vcpu_error_hint, g_steal_pointer(&owned));
     service_request_wait_ops(c->req, vm, ops, !plug && c->no_wait);
 }
 
@@ -497,17 +335,6 @@ service_size_arg(ServiceCall *c, JsonObject *args)
     return TRUE;
 }
 
-/* A reply that failed without QEMU's word (the connection went): the
- * call fails with it.  QEMU's own refusals are for the caller to judge. */
-static gboolean
-service_call_lost(ServiceCall *c, JsonNode *ret, const GError *error)
-{
-    if (!error || ret)
-        return FALSE;
-    service_call_fail(c, error);
-    return TRUE;
-}
-
 static void
 service_cmd_memory_add_room_cb(QmpConn *conn, JsonNode *ret, const GError *error,
                                gpointer opaque)
@@ -532,7 +359,7 @@ service_cmd_memory_add_room_cb(QmpConn *conn, JsonNode *ret, const GError *error
         service_request_fail(c->req, err);
         return;
     }
-    service_set_reply_add(c->req, hotplug_memory_error_hint, NULL);
+    service_request_set_hint(c->req, hotplug_memory_error_hint, NULL);
     service_request_wait_op(c->req, vm, op, FALSE);
 }
 
