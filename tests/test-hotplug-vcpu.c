@@ -2,7 +2,7 @@
 /* vCPU and memory hotplug (hotplug-vcpu.c, hotplug-memory.c): parsing
  * query-hotpluggable-cpus, choosing entities, and the operations against
  * the scripted fake peer; and their service commands
- * (service-vcpu.c) against a fake peer on a UNIX socket: argument
+ * (service-vcpu.c, service-memory.c) against a fake peer on a UNIX socket: argument
  * checks that send nothing, error classes, the replies ({"ops": [...]},
  * "hint"), a conflict refused before anything is sent, a VM removed while
  * its command waits for QEMU.  Replies are QEMU 7.2's own (x86 pc,

@@ -27,9 +27,13 @@ void service_hostdev_connected(ServiceHostdev *sh);
 
 /* ---- service-vcpu.c ----------------------------------------------------- */
 
-/* "vcpu-list", "vcpu-set", "vcpu-enable", "vcpu-disable", "memory-add",
- * "memory-del", "memory-list" */
+/* "vcpu-list", "vcpu-set", "vcpu-enable", "vcpu-disable" */
 extern const ServiceCommand service_vcpu_commands[];
+
+/* ---- service-memory.c --------------------------------------------------- */
+
+/* "memory-add", "memory-del", "memory-list" */
+extern const ServiceCommand service_memory_commands[];
 
 /* ---- service-call.c -------------------------------------------------------- */
 
