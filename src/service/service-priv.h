@@ -10,8 +10,13 @@ G_BEGIN_DECLS
 
 /* ---- service-disk.c ---------------------------------------------------- */
 
-/* "disk-add", "disk-del", "disk-list", "hostdev-add", "hostdev-del" */
+/* "disk-add", "disk-del", "disk-list" */
 extern const ServiceCommand service_disk_commands[];
+
+/* ---- service-hostdev.c -------------------------------------------------- */
+
+/* "hostdev-add", "hostdev-del" */
+extern const ServiceCommand service_hostdev_commands[];
 
 /* The host devices of one VM of the service: its HotplugHostdev on the
  * service's registry (made once the registry can be read), and the

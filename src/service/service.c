@@ -367,6 +367,7 @@ service_new(struct event_base *base, const ServiceOptions *opts)
     svc->requests = g_ptr_array_new();
     service_register(svc, service_base_commands);
     service_register(svc, service_disk_commands);
+    service_register(svc, service_hostdev_commands);
     service_register(svc, service_vcpu_commands);
     service_register(svc, service_memory_commands);
     return svc;
