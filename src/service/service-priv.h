@@ -8,6 +8,21 @@
 
 G_BEGIN_DECLS
 
+/* ---- service-vm.c ------------------------------------------------------ */
+
+/* "vm-list", "vm-add", "vm-remove", "vm-info" */
+extern const ServiceCommand service_vm_commands[];
+
+/* ---- service-device.c -------------------------------------------------- */
+
+/* "device-add", "device-del", "device-list" */
+extern const ServiceCommand service_device_commands[];
+
+/* ---- service-ops.c ----------------------------------------------------- */
+
+/* "ops" */
+extern const ServiceCommand service_ops_commands[];
+
 /* ---- service-disk.c ---------------------------------------------------- */
 
 /* "disk-add", "disk-del", "disk-list" */

@@ -1,13 +1,16 @@
 /* SPDX-License-Identifier: LGPL-2.1-or-later */
+/* The service: its VMs by name (each a QMP connection, its engine and its
+ * host devices), the listeners that hear them, the table of commands, and
+ * requests from service_execute to their one reply; the error classes of
+ * the wire.  The commands themselves live in service-*.c, one file per
+ * group. */
 #define G_LOG_DOMAIN "service"
 #include "config.h"
 
 #include <string.h>
 
-#include "service.h"
-#include "service-priv.h"
-#include "qmp-caps.h"
 #include "qmp-json.h"
+#include "service-priv.h"
 
 typedef struct {
     char *name;
@@ -57,8 +60,6 @@ struct ServiceRequest {
     gpointer reply_data;
     GDestroyNotify reply_destroy;
 };
-
-static const ServiceCommand service_base_commands[];
 
 /* ---- errors on the wire ----------------------------------------------- */
 
@@ -365,7 +366,9 @@ service_new(struct event_base *base, const ServiceOptions *opts)
     svc->commands = g_hash_table_new(g_str_hash, g_str_equal);
     svc->listeners = g_array_new(FALSE, TRUE, sizeof(ServiceListenerEntry));
     svc->requests = g_ptr_array_new();
-    service_register(svc, service_base_commands);
+    service_register(svc, service_vm_commands);
+    service_register(svc, service_device_commands);
+    service_register(svc, service_ops_commands);
     service_register(svc, service_disk_commands);
     service_register(svc, service_hostdev_commands);
     service_register(svc, service_vcpu_commands);
@@ -666,107 +669,7 @@ service_request_wait_op(ServiceRequest *req, HotplugVm *vm, HotplugOp *op, gbool
     service_request_wait(req, vm, ops, no_wait, FALSE);
 }
 
-/* ---- the base commands -------------------------------------------------------------- */
-
-static void
-service_cmd_vm_list(Service *svc, ServiceRequest *req, JsonObject *args)
-{
-    g_autoptr(GPtrArray) names = service_list_vms(svc);
-    g_autoptr(JsonBuilder) b = json_builder_new();
-
-    json_builder_begin_array(b);
-    for (guint i = 0; i < names->len; i++) {
-        ServiceVm *sv = g_hash_table_lookup(svc->vms, names->pdata[i]);
-        const GError *err = qmp_conn_get_last_error(sv->conn);
-        QmpConnState st = qmp_conn_get_state(sv->conn);
-        g_autoptr(GPtrArray) ops = hotplug_vm_list_ops(sv->vm);
-
-        json_builder_begin_object(b);
-        json_builder_set_member_name(b, "name");
-        json_builder_add_string_value(b, sv->name);
-        json_builder_set_member_name(b, "qmp");
-        json_builder_add_string_value(b, sv->path);
-        json_builder_set_member_name(b, "state");
-        json_builder_add_string_value(b, qmp_conn_state_name(st));
-        json_builder_set_member_name(b, "ops");
-        json_builder_add_int_value(b, ops->len);
-        if (err && st != QMP_CONN_READY) {
-            json_builder_set_member_name(b, "error");
-            json_builder_add_string_value(b, err->message);
-        }
-        json_builder_end_object(b);
-    }
-    json_builder_end_array(b);
-    service_request_return(req, json_builder_get_root(b));
-}
-
-static void
-service_cmd_vm_add(Service *svc, ServiceRequest *req, JsonObject *args)
-{
-    const char *name, *qmp;
-    GError *error = NULL;
-    g_autoptr(JsonObject) empty = json_object_new();
-
-    if (!service_request_arg_string(req, args, "name", TRUE, &name) ||
-        !service_request_arg_string(req, args, "qmp", TRUE, &qmp))
-        return;
-    if (!service_add_vm(svc, name, qmp, &error)) {
-        service_request_fail(req, error);
-        return;
-    }
-    /* json_node_init_object takes its own reference on the object */
-    service_request_return(req, json_node_init_object(json_node_alloc(), empty));
-}
-
-static void
-service_cmd_vm_remove(Service *svc, ServiceRequest *req, JsonObject *args)
-{
-    const char *name;
-    GError *error = NULL;
-    g_autoptr(JsonObject) empty = json_object_new();
-
-    if (!service_request_arg_string(req, args, "name", TRUE, &name))
-        return;
-    if (!service_remove_vm(svc, name, &error)) {
-        service_request_fail(req, error);
-        return;
-    }
-    /* json_node_init_object takes its own reference on the object */
-    service_request_return(req, json_node_init_object(json_node_alloc(), empty));
-}
-
-static void
-service_cmd_vm_info_cb(QmpConn *conn, QmpCaps *caps, const GError *error, gpointer opaque)
-{
-    ServiceRequest *req = opaque;
-    JsonNode *ret;
-
-    if (error) {
-        service_request_fail(req, g_error_copy(error));
-        return;
-    }
-    ret = qmp_caps_to_json(caps);
-    json_object_set_string_member(json_node_get_object(ret), "vm",
-                                  hotplug_vm_get_name(req->vm));
-    qmp_caps_free(caps);
-    req->vm = NULL;
-    service_request_return(req, ret);
-}
-
-static void
-service_cmd_vm_info(Service *svc, ServiceRequest *req, JsonObject *args)
-{
-    HotplugVm *vm = service_request_get_vm(req, args);
-    GError *error = NULL;
-
-    if (!vm)
-        return;
-    req->vm = vm;
-    if (!qmp_caps_probe(hotplug_vm_get_conn(vm), service_cmd_vm_info_cb, req, &error)) {
-        req->vm = NULL;
-        service_request_fail(req, error);
-    }
-}
+/* ---- device and ops commands ---------------------------------------------- */
 
 /* "props": an object of strings, or an array of "PROP=VALUE" strings */
 static char **
@@ -878,6 +781,17 @@ service_cmd_device_list(Service *svc, ServiceRequest *req, JsonObject *args)
         service_request_fail(req, error);
 }
 
+static const char *const service_args_device_add[] = {"vm", "driver", "id", "props", NULL};
+static const char *const service_args_device_del[] = {"vm", "id", SERVICE_UNPLUG_ARGS, NULL};
+static const char *const service_args_device_list[] = {"vm", NULL};
+
+const ServiceCommand service_device_commands[] = {
+    {"device-add", service_cmd_device_add, service_args_device_add},
+    {"device-del", service_cmd_device_del, service_args_device_del},
+    {"device-list", service_cmd_device_list, service_args_device_list},
+    {NULL, NULL, NULL},
+};
+
 static void
 service_cmd_ops(Service *svc, ServiceRequest *req, JsonObject *args)
 {
@@ -914,21 +828,9 @@ service_cmd_ops(Service *svc, ServiceRequest *req, JsonObject *args)
     service_request_return(req, json_builder_get_root(b));
 }
 
-static const char *const service_args_none[] = {NULL};
-static const char *const service_args_vm[] = {"vm", NULL};
-static const char *const service_args_vm_add[] = {"name", "qmp", NULL};
-static const char *const service_args_vm_remove[] = {"name", NULL};
-static const char *const service_args_device_add[] = {"vm", "driver", "id", "props", NULL};
-static const char *const service_args_device_del[] = {"vm", "id", SERVICE_UNPLUG_ARGS, NULL};
+static const char *const service_args_ops[] = {"vm", NULL};
 
-static const ServiceCommand service_base_commands[] = {
-    {"vm-list", service_cmd_vm_list, service_args_none},
-    {"vm-add", service_cmd_vm_add, service_args_vm_add},
-    {"vm-remove", service_cmd_vm_remove, service_args_vm_remove},
-    {"vm-info", service_cmd_vm_info, service_args_vm},
-    {"device-add", service_cmd_device_add, service_args_device_add},
-    {"device-del", service_cmd_device_del, service_args_device_del},
-    {"device-list", service_cmd_device_list, service_args_vm},
-    {"ops", service_cmd_ops, service_args_vm},
+const ServiceCommand service_ops_commands[] = {
+    {"ops", service_cmd_ops, service_args_ops},
     {NULL, NULL, NULL},
 };
