@@ -1,4 +1,6 @@
 /* SPDX-License-Identifier: LGPL-2.1-or-later */
+/* hotplugctl: the verb tables, finding a verb by unique prefix, usage and
+ * per-verb help, and the JSON and error output every verb shares. */
 #define G_LOG_DOMAIN "hotplugctl"
 #include "config.h"
 
@@ -14,8 +16,10 @@
 static const CliCmd *const cli_tables[] = {
     cli_vm_cmds,
     cli_device_cmds,
-    cli_vcpu_cmds, cli_memory_cmds, /* issue 4 */
-    cli_disk_cmds, cli_hostdev_cmds, /* issue 6 */
+    cli_vcpu_cmds,
+    cli_memory_cmds,
+    cli_disk_cmds,
+    cli_hostdev_cmds,
     cli_ops_cmds,
     cli_events_cmds,
 };

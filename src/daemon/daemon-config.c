@@ -1,4 +1,6 @@
 /* SPDX-License-Identifier: LGPL-2.1-or-later */
+/* hotplugd.conf: reading and checking the config file (state directory,
+ * control socket, defaults, VMs). */
 #define G_LOG_DOMAIN "hotplugd"
 #include "config.h"
 

@@ -1,4 +1,7 @@
 /* SPDX-License-Identifier: LGPL-2.1-or-later */
+/* hotplugd: the service and its VMs, the control requests run on it, the
+ * durable event log and its subscribers, the journal of operations in
+ * flight, and taking them over again after a restart. */
 #define G_LOG_DOMAIN "hotplugd"
 #include "config.h"
 
