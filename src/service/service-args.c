@@ -15,8 +15,8 @@
 gboolean
 service_request_bad_arg(ServiceRequest *req, const char *name, const char *what)
 {
-    service_request_fail(req, g_error_new(HOTPLUG_ERROR, HOTPLUG_ERROR_INVALID,
-                                          "argument '%s' %s", name, what));
+    service_request_fail(
+        req, g_error_new(HOTPLUG_ERROR, HOTPLUG_ERROR_INVALID, "argument '%s' %s", name, what));
     return FALSE;
 }
 
@@ -37,8 +37,8 @@ service_request_arg_string(ServiceRequest *req, JsonObject *args, const char *na
 }
 
 gboolean
-service_request_arg_uint(ServiceRequest *req, JsonObject *args, const char *name,
-                         gboolean required, guint64 max, guint64 *out)
+service_request_arg_uint(ServiceRequest *req, JsonObject *args, const char *name, gboolean required,
+                         guint64 max, guint64 *out)
 {
     JsonNode *n = json_object_get_member(args, name);
     gint64 v;

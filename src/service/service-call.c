@@ -41,9 +41,9 @@ service_call_vm(ServiceCall *c)
     HotplugVm *vm = service_get_vm(c->svc, c->name);
 
     if (vm != c->vm) {
-        service_request_fail(c->req, g_error_new(HOTPLUG_ERROR, HOTPLUG_ERROR_VM_GONE,
-                                                 "VM %s was removed while its command ran",
-                                                 c->name));
+        service_request_fail(c->req,
+                             g_error_new(HOTPLUG_ERROR, HOTPLUG_ERROR_VM_GONE,
+                                         "VM %s was removed while its command ran", c->name));
         return NULL;
     }
     return vm;
@@ -125,8 +125,7 @@ service_reply_add_cb(ServiceRequest *req, JsonObject *reply, gpointer data)
 
     if (ops) {
         for (guint i = 0; i < json_array_get_length(ops); i++)
-            service_add_hint(qmp_json_node_object(json_array_get_element(ops, i)),
-                                     a->hint);
+            service_add_hint(qmp_json_node_object(json_array_get_element(ops, i)), a->hint);
     } else {
         service_add_hint(reply, a->hint);
     }
@@ -147,4 +146,3 @@ service_request_set_hint(ServiceRequest *req, ServiceHintFunc hint, JsonObject *
     service_request_set_reply_func(req, service_reply_add_cb, a,
                                    (GDestroyNotify)service_reply_add_free);
 }
-

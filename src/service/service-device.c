@@ -96,8 +96,7 @@ service_cmd_device_del(Service *svc, ServiceRequest *req, JsonObject *args)
 }
 
 static void
-service_cmd_device_list_cb(HotplugVm *vm, JsonNode *devices, const GError *error,
-                           gpointer opaque)
+service_cmd_device_list_cb(HotplugVm *vm, JsonNode *devices, const GError *error, gpointer opaque)
 {
     ServiceRequest *req = opaque;
 

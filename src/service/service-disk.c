@@ -97,8 +97,8 @@ service_cmd_disk_list(Service *svc, ServiceRequest *req, JsonObject *args)
     g_steal_pointer(&c);
 }
 
-static const char *const service_args_disk_add[] = {"vm", "file", "id", "format", "readonly",
-                                                    "iothreads", "queues", NULL};
+static const char *const service_args_disk_add[] = {"vm",       "file",      "id",     "format",
+                                                    "readonly", "iothreads", "queues", NULL};
 static const char *const service_args_disk_del[] = {"vm", "id", SERVICE_UNPLUG_ARGS, NULL};
 static const char *const service_args_disk_list[] = {"vm", NULL};
 

@@ -92,8 +92,7 @@ service_hostdev_get(ServiceHostdev *sh, GError **error)
 }
 
 static void
-service_hostdev_add_now(ServiceHostdev *sh, ServiceRequest *req, const char *addr,
-                                const char *id)
+service_hostdev_add_now(ServiceHostdev *sh, ServiceRequest *req, const char *addr, const char *id)
 {
     g_autoptr(HotplugOp) op = NULL;
     GError *error = NULL;
@@ -207,8 +206,7 @@ service_cmd_hostdev_del(Service *svc, ServiceRequest *req, JsonObject *args)
     if (!vm || !service_request_arg_string(req, args, "id", TRUE, &id) ||
         !service_request_unplug_args(req, args, &opts, &no_wait))
         return;
-    hd = service_hostdev_get(service_get_hostdev(svc, hotplug_vm_get_name(vm)),
-                                     &error);
+    hd = service_hostdev_get(service_get_hostdev(svc, hotplug_vm_get_name(vm)), &error);
     if (!hd || !(op = hotplug_hostdev_del(hd, id, &opts, NULL, &error))) {
         service_request_fail(req, error);
         return;

@@ -51,8 +51,7 @@ service_size_arg(ServiceCall *c, JsonObject *args)
 }
 
 static void
-service_cmd_memory_add_room_cb(QmpConn *conn, JsonNode *ret, const GError *error,
-                               gpointer opaque)
+service_cmd_memory_add_room_cb(QmpConn *conn, JsonNode *ret, const GError *error, gpointer opaque)
 {
     g_autoptr(ServiceCall) c = opaque;
     g_autoptr(HotplugOp) op = NULL;
@@ -92,8 +91,7 @@ service_cmd_memory_add_cb(QmpConn *conn, JsonNode *ret, const GError *error, gpo
         return;
     c->devices = json_node_ref(ret);
     service_call_execute(g_steal_pointer(&c), vm, "qom-get",
-                                 service_path_args("/machine", "memory"),
-                                 service_cmd_memory_add_room_cb);
+                         service_path_args("/machine", "memory"), service_cmd_memory_add_room_cb);
 }
 
 static void
@@ -110,13 +108,13 @@ service_cmd_memory_add(Service *svc, ServiceRequest *req, JsonObject *args)
         !service_request_arg_string(req, args, "id", FALSE, &id))
         return;
     if (id && (!*id || strchr(id, '/'))) {
-        service_request_fail(req, g_error_new(HOTPLUG_ERROR, HOTPLUG_ERROR_INVALID,
-                                              "bad id '%s'", id));
+        service_request_fail(req,
+                             g_error_new(HOTPLUG_ERROR, HOTPLUG_ERROR_INVALID, "bad id '%s'", id));
         return;
     }
     c->id = g_strdup(id);
     service_call_execute(g_steal_pointer(&c), vm, "query-memory-devices", NULL,
-                                 service_cmd_memory_add_cb);
+                         service_cmd_memory_add_cb);
 }
 
 /* The unplug of DIMM c->id, its backend (may be NULL) deleted after it. */
@@ -135,8 +133,7 @@ service_memory_del(ServiceCall *c, HotplugVm *vm, const char *backend)
 }
 
 static void
-service_cmd_memory_del_type_cb(QmpConn *conn, JsonNode *ret, const GError *error,
-                               gpointer opaque)
+service_cmd_memory_del_type_cb(QmpConn *conn, JsonNode *ret, const GError *error, gpointer opaque)
 {
     g_autoptr(ServiceCall) c = opaque;
     JsonArray *list = error ? NULL : qmp_json_node_array(ret);
@@ -182,8 +179,8 @@ service_cmd_memory_del_cb(QmpConn *conn, JsonNode *ret, const GError *error, gpo
     }
     /* not a memory device: say what it is, if anything */
     service_call_execute(g_steal_pointer(&c), vm, "qom-list",
-                                 service_path_args("/machine/peripheral", NULL),
-                                 service_cmd_memory_del_type_cb);
+                         service_path_args("/machine/peripheral", NULL),
+                         service_cmd_memory_del_type_cb);
 }
 
 static void
@@ -201,7 +198,7 @@ service_cmd_memory_del(Service *svc, ServiceRequest *req, JsonObject *args)
         return;
     c->id = g_strdup(id);
     service_call_execute(g_steal_pointer(&c), vm, "query-memory-devices", NULL,
-                                 service_cmd_memory_del_cb);
+                         service_cmd_memory_del_cb);
 }
 
 static void
@@ -232,8 +229,8 @@ service_cmd_memory_list(Service *svc, ServiceRequest *req, JsonObject *args)
     HotplugVm *vm = service_request_get_vm(req, args);
 
     if (vm)
-        service_call_execute(service_call_new(svc, req, vm), vm,
-                                     "query-memory-devices", NULL, service_cmd_memory_list_cb);
+        service_call_execute(service_call_new(svc, req, vm), vm, "query-memory-devices", NULL,
+                             service_cmd_memory_list_cb);
 }
 
 /* The arguments each command takes: anything else is refused

@@ -16,8 +16,8 @@ service_cmd_ops(Service *svc, ServiceRequest *req, JsonObject *args)
     if (!service_request_arg_string(req, args, "vm", FALSE, &only))
         return;
     if (only && !service_get_vm(svc, only)) {
-        service_request_fail(req, g_error_new(HOTPLUG_ERROR, HOTPLUG_ERROR_NOT_FOUND,
-                                              "no VM named '%s'", only));
+        service_request_fail(
+            req, g_error_new(HOTPLUG_ERROR, HOTPLUG_ERROR_NOT_FOUND, "no VM named '%s'", only));
         return;
     }
     names = service_list_vms(svc);

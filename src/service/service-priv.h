@@ -66,9 +66,9 @@ struct ServiceCall {
     HotplugVm *vm; /* only compared once the queries are answered */
     char *name;
     /* vcpu-* */
-    guint count;   /* vcpu-set */
-    GArray *ids;   /* guint vCPU ids: vcpu-enable, vcpu-disable */
-    gint64 node;   /* -1: none given */
+    guint count; /* vcpu-set */
+    GArray *ids; /* guint vCPU ids: vcpu-enable, vcpu-disable */
+    gint64 node; /* -1: none given */
     HotplugUnplugOptions unplug;
     gboolean no_wait;
     /* memory-* */

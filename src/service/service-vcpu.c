@@ -51,9 +51,10 @@ service_vcpu_ids(ServiceCall *c, JsonObject *args)
         g_array_append_val(c->ids, id);
     }
     if (!a || c->ids->len != json_array_get_length(a))
-        return service_request_bad_arg(c->req, "ids",
-                                       "must be an array of vCPU ids (whole numbers from 0 to "
-                                       G_STRINGIFY(HOTPLUG_VCPU_ID_MAX) ")");
+        return service_request_bad_arg(
+            c->req, "ids",
+            "must be an array of vCPU ids (whole numbers from 0 to " G_STRINGIFY(
+                HOTPLUG_VCPU_ID_MAX) ")");
     return TRUE;
 }
 
@@ -61,8 +62,8 @@ service_vcpu_ids(ServiceCall *c, JsonObject *args)
  * (with extra's members, taken) once each is final.  A conflict with an
  * operation under way fails the call before anything is sent. */
 static void
-service_vcpu_start(ServiceCall *c, HotplugVm *vm, GPtrArray *entities,
-                           gboolean plug, JsonObject *extra)
+service_vcpu_start(ServiceCall *c, HotplugVm *vm, GPtrArray *entities, gboolean plug,
+                   JsonObject *extra)
 {
     g_autoptr(GPtrArray) ops = g_ptr_array_new_with_free_func((GDestroyNotify)hotplug_op_unref);
     g_autoptr(JsonObject) owned = extra;
@@ -74,12 +75,12 @@ service_vcpu_start(ServiceCall *c, HotplugVm *vm, GPtrArray *entities,
         /* an unplug under way is joined, anything else conflicts */
         if (op && hotplug_op_get_state(op) != HOTPLUG_OP_TRACKED &&
             (plug || hotplug_op_get_action(op) != HOTPLUG_ACTION_UNPLUG)) {
-            service_request_fail(
-                c->req, g_error_new(HOTPLUG_ERROR, HOTPLUG_ERROR_BUSY,
-                                    "device %s of VM %s has an operation under way "
-                                    "(%" G_GUINT64_FORMAT ", %s): nothing was started",
-                                    id, c->name, hotplug_op_get_id(op),
-                                    hotplug_action_name(hotplug_op_get_action(op))));
+            service_request_fail(c->req,
+                                 g_error_new(HOTPLUG_ERROR, HOTPLUG_ERROR_BUSY,
+                                             "device %s of VM %s has an operation under way "
+                                             "(%" G_GUINT64_FORMAT ", %s): nothing was started",
+                                             id, c->name, hotplug_op_get_id(op),
+                                             hotplug_action_name(hotplug_op_get_action(op))));
             return;
         }
     }
@@ -135,13 +136,11 @@ service_cmd_vcpu_list(Service *svc, ServiceRequest *req, JsonObject *args)
     HotplugVm *vm = service_request_get_vm(req, args);
 
     if (vm)
-        service_call_query_cpus(service_call_new(svc, req, vm),
-                                        service_cmd_vcpu_list_cb);
+        service_call_query_cpus(service_call_new(svc, req, vm), service_cmd_vcpu_list_cb);
 }
 
 static void
-service_cmd_vcpu_set_cb(QmpConn *conn, HotplugCpuSlots *slots, const GError *error,
-                        gpointer opaque)
+service_cmd_vcpu_set_cb(QmpConn *conn, HotplugCpuSlots *slots, const GError *error, gpointer opaque)
 {
     g_autoptr(ServiceCall) c = opaque;
     g_autoptr(HotplugCpuSlots) s = slots;
@@ -263,8 +262,7 @@ service_cmd_vcpu_disable_cb(QmpConn *conn, HotplugCpuSlots *slots, const GError 
     }
     if (!(vm = service_call_vm(c)))
         return;
-    entities = hotplug_cpu_select_ids(s, (const guint *)c->ids->data, c->ids->len, FALSE, -1,
-                                      &err);
+    entities = hotplug_cpu_select_ids(s, (const guint *)c->ids->data, c->ids->len, FALSE, -1, &err);
     if (!entities) {
         service_request_fail(c->req, err);
         return;

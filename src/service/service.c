@@ -31,11 +31,11 @@ typedef struct {
 struct Service {
     struct event_base *base;
     ServiceOptions opts;
-    GHashTable *vms;       /* name -> ServiceVm */
-    GHashTable *commands;  /* name -> ServiceCommand (borrowed) */
-    GArray *listeners;     /* ServiceListenerEntry */
+    GHashTable *vms;      /* name -> ServiceVm */
+    GHashTable *commands; /* name -> ServiceCommand (borrowed) */
+    GArray *listeners;    /* ServiceListenerEntry */
     guint next_listener_id;
-    GPtrArray *requests;   /* ServiceRequest still waiting for a reply */
+    GPtrArray *requests;                   /* ServiceRequest still waiting for a reply */
     char *sysfs_root, *hostdev_state_file; /* opts' strings point here */
     HotplugHostdevRegistry *hostdevs;      /* made on first use */
 };
@@ -50,10 +50,10 @@ struct ServiceRequest {
     /* waiting for ops */
     HotplugVm *vm;
     GPtrArray *ops;
-    gboolean multi;      /* reply {"ops": [...]} rather than one op */
+    gboolean multi; /* reply {"ops": [...]} rather than one op */
     gboolean no_wait;
     guint vm_listener;
-    struct event *poll;  /* with no_wait: notices when QEMU accepted */
+    struct event *poll; /* with no_wait: notices when QEMU accepted */
     /* adds to the reply of wait_op(s) (service_request_set_reply_func) */
     ServiceRequestReplyFunc reply_func;
     gpointer reply_data;
@@ -116,8 +116,7 @@ service_error_from_class(const char *cls, const char *desc)
 /* ---- listeners ---------------------------------------------------------- */
 
 guint
-service_add_listener(Service *svc, const ServiceListener *l,
-                             gpointer opaque)
+service_add_listener(Service *svc, const ServiceListener *l, gpointer opaque)
 {
     ServiceListenerEntry e = {++svc->next_listener_id, *l, opaque};
 
@@ -129,8 +128,7 @@ void
 service_remove_listener(Service *svc, guint id)
 {
     for (guint i = 0; i < svc->listeners->len; i++) {
-        ServiceListenerEntry *e =
-            &g_array_index(svc->listeners, ServiceListenerEntry, i);
+        ServiceListenerEntry *e = &g_array_index(svc->listeners, ServiceListenerEntry, i);
         if (e->id == id) {
             memset(&e->cb, 0, sizeof(e->cb));
             e->id = 0;
@@ -138,14 +136,13 @@ service_remove_listener(Service *svc, guint id)
     }
 }
 
-#define SERVICE_EMIT(svc, member, ...)                                                \
-    do {                                                                                      \
-        for (guint i_ = 0; i_ < (svc)->listeners->len; i_++) {                               \
-            ServiceListenerEntry e_ =                                                  \
-                g_array_index((svc)->listeners, ServiceListenerEntry, i_);             \
-            if (e_.cb.member)                                                                 \
-                e_.cb.member((svc), __VA_ARGS__, e_.opaque);                                  \
-        }                                                                                     \
+#define SERVICE_EMIT(svc, member, ...)                                                             \
+    do {                                                                                           \
+        for (guint i_ = 0; i_ < (svc)->listeners->len; i_++) {                                     \
+            ServiceListenerEntry e_ = g_array_index((svc)->listeners, ServiceListenerEntry, i_);   \
+            if (e_.cb.member)                                                                      \
+                e_.cb.member((svc), __VA_ARGS__, e_.opaque);                                       \
+        }                                                                                          \
     } while (0)
 
 static void
@@ -156,23 +153,20 @@ service_vm_op_cb(HotplugVm *vm, HotplugOp *op, HotplugOpEvent ev, gpointer opaqu
 }
 
 static void
-service_vm_qemu_event_cb(HotplugVm *vm, const QmpEvent *ev, HotplugOp *op,
-                                 gpointer opaque)
+service_vm_qemu_event_cb(HotplugVm *vm, const QmpEvent *ev, HotplugOp *op, gpointer opaque)
 {
     ServiceVm *sv = opaque;
     SERVICE_EMIT(sv->svc, qemu_event, vm, ev, op);
 }
 
 static void
-service_vm_state(Service *svc, const char *vm, const char *state,
-                         const char *detail)
+service_vm_state(Service *svc, const char *vm, const char *state, const char *detail)
 {
     SERVICE_EMIT(svc, vm_state, vm, state, detail);
 }
 
 static void
-service_conn_state_cb(QmpConn *conn, QmpConnState state, const GError *error,
-                              gpointer opaque)
+service_conn_state_cb(QmpConn *conn, QmpConnState state, const GError *error, gpointer opaque)
 {
     ServiceVm *sv = opaque;
 
@@ -182,8 +176,7 @@ service_conn_state_cb(QmpConn *conn, QmpConnState state, const GError *error,
         service_vm_state(sv->svc, sv->name, "connected", NULL);
         break;
     case QMP_CONN_CLOSED:
-        service_vm_state(sv->svc, sv->name, "disconnected",
-                                 error ? error->message : NULL);
+        service_vm_state(sv->svc, sv->name, "disconnected", error ? error->message : NULL);
         break;
     default:
         break;
@@ -220,8 +213,7 @@ service_vm_free(ServiceVm *sv)
 }
 
 gboolean
-service_add_vm(Service *svc, const char *name, const char *qmp_path,
-                       GError **error)
+service_add_vm(Service *svc, const char *name, const char *qmp_path, GError **error)
 {
     static const QmpConnListener cl = {.state = service_conn_state_cb};
     static const HotplugVmListener vl = {
@@ -243,8 +235,7 @@ service_add_vm(Service *svc, const char *name, const char *qmp_path,
         return FALSE;
     }
     if (g_hash_table_contains(svc->vms, name)) {
-        g_set_error(error, HOTPLUG_ERROR, HOTPLUG_ERROR_BUSY, "VM %s is already registered",
-                    name);
+        g_set_error(error, HOTPLUG_ERROR, HOTPLUG_ERROR_BUSY, "VM %s is already registered", name);
         return FALSE;
     }
     sv = g_new0(ServiceVm, 1);
@@ -281,8 +272,8 @@ service_remove_vm(Service *svc, const char *name, GError **error)
     for (guint i = svc->requests->len; i > 0; i--) {
         ServiceRequest *req = svc->requests->pdata[i - 1];
         if (req->vm == sv->vm && req->ops)
-            service_request_fail(req, g_error_new(HOTPLUG_ERROR, HOTPLUG_ERROR_VM_GONE,
-                                                  "VM %s was removed", copy));
+            service_request_fail(
+                req, g_error_new(HOTPLUG_ERROR, HOTPLUG_ERROR_VM_GONE, "VM %s was removed", copy));
     }
     g_hash_table_remove(svc->vms, name);
     /* its host devices are free for other VMs now */
@@ -358,10 +349,9 @@ service_new(struct event_base *base, const ServiceOptions *opts)
     if (defaults)
         timeout_policy_init(&svc->opts.timeouts);
     svc->opts.sysfs_root = svc->sysfs_root = g_strdup(svc->opts.sysfs_root);
-    svc->opts.hostdev_state_file = svc->hostdev_state_file =
-        g_strdup(svc->opts.hostdev_state_file);
-    svc->vms = g_hash_table_new_full(g_str_hash, g_str_equal, NULL,
-                                     (GDestroyNotify)service_vm_free);
+    svc->opts.hostdev_state_file = svc->hostdev_state_file = g_strdup(svc->opts.hostdev_state_file);
+    svc->vms =
+        g_hash_table_new_full(g_str_hash, g_str_equal, NULL, (GDestroyNotify)service_vm_free);
     svc->commands = g_hash_table_new(g_str_hash, g_str_equal);
     svc->listeners = g_array_new(FALSE, TRUE, sizeof(ServiceListenerEntry));
     svc->requests = g_ptr_array_new();
@@ -457,8 +447,8 @@ service_request_free(ServiceRequest *req)
 }
 
 ServiceRequest *
-service_execute(Service *svc, const char *cmd, JsonObject *args,
-                        const ServiceRequestCallbacks *cb, gpointer opaque)
+service_execute(Service *svc, const char *cmd, JsonObject *args, const ServiceRequestCallbacks *cb,
+                gpointer opaque)
 {
     ServiceRequest *req = g_new0(ServiceRequest, 1);
     const ServiceCommand *c = g_hash_table_lookup(svc->commands, cmd);
@@ -470,8 +460,8 @@ service_execute(Service *svc, const char *cmd, JsonObject *args,
     req->opaque = opaque;
     g_ptr_array_add(svc->requests, req);
     if (!c) {
-        service_request_fail(req, g_error_new(HOTPLUG_ERROR, HOTPLUG_ERROR_NOT_FOUND,
-                                              "unknown command '%s'", cmd));
+        service_request_fail(
+            req, g_error_new(HOTPLUG_ERROR, HOTPLUG_ERROR_NOT_FOUND, "unknown command '%s'", cmd));
         return NULL;
     }
     if (!args)
@@ -481,11 +471,10 @@ service_execute(Service *svc, const char *cmd, JsonObject *args,
         for (GList *l = names; l; l = l->next) {
             if (!g_strv_contains(c->args, l->data)) {
                 g_autofree char *known = g_strjoinv(", ", (char **)c->args);
-                service_request_fail(req, g_error_new(HOTPLUG_ERROR, HOTPLUG_ERROR_INVALID,
-                                                      "%s takes no argument '%s' (%s%s)", cmd,
-                                                      (char *)l->data,
-                                                      *known ? "it takes: " : "it takes none",
-                                                      known));
+                service_request_fail(
+                    req, g_error_new(HOTPLUG_ERROR, HOTPLUG_ERROR_INVALID,
+                                     "%s takes no argument '%s' (%s%s)", cmd, (char *)l->data,
+                                     *known ? "it takes: " : "it takes none", known));
                 return NULL;
             }
         }

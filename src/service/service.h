@@ -36,8 +36,7 @@ typedef struct {
 } ServiceRequestCallbacks;
 
 typedef struct {
-    void (*op)(Service *svc, HotplugVm *vm, HotplugOp *op, HotplugOpEvent ev,
-               gpointer opaque);
+    void (*op)(Service *svc, HotplugVm *vm, HotplugOp *op, HotplugOpEvent ev, gpointer opaque);
     void (*qemu_event)(Service *svc, HotplugVm *vm, const QmpEvent *ev, HotplugOp *op,
                        gpointer opaque);
     /* state: "added", "removed", "connecting", "connected", "disconnected" */
@@ -51,14 +50,12 @@ G_DEFINE_AUTOPTR_CLEANUP_FUNC(Service, service_free)
 struct event_base *service_get_base(Service *svc);
 const ServiceOptions *service_get_options(Service *svc);
 
-guint service_add_listener(Service *svc, const ServiceListener *l,
-                                   gpointer opaque);
+guint service_add_listener(Service *svc, const ServiceListener *l, gpointer opaque);
 void service_remove_listener(Service *svc, guint id);
 
 /* VMs.  Names: letters, digits, '-', '_', '.', at most 64. */
 gboolean service_vm_name_valid(const char *name);
-gboolean service_add_vm(Service *svc, const char *name, const char *qmp_path,
-                                GError **error);
+gboolean service_add_vm(Service *svc, const char *name, const char *qmp_path, GError **error);
 gboolean service_remove_vm(Service *svc, const char *name, GError **error);
 HotplugVm *service_get_vm(Service *svc, const char *name);
 const char *service_get_vm_path(Service *svc, const char *name);
@@ -68,7 +65,7 @@ GPtrArray *service_list_vms(Service *svc);
 /* Run a command.  The reply may come before this returns.  args may be
  * NULL (no arguments); it is not taken. */
 ServiceRequest *service_execute(Service *svc, const char *cmd, JsonObject *args,
-                                        const ServiceRequestCallbacks *cb, gpointer opaque);
+                                const ServiceRequestCallbacks *cb, gpointer opaque);
 /* The requester went away: no more callbacks for req. */
 void service_request_cancel(ServiceRequest *req);
 
@@ -96,11 +93,9 @@ void service_request_fail(ServiceRequest *req, GError *error /* taken */);
 void service_request_event(ServiceRequest *req, const char *name, JsonNode *data);
 /* Reply with the op's result object when it is final (or accepted, with
  * no_wait); ATTEMPT_RESULT events meanwhile.  Takes a reference. */
-void service_request_wait_op(ServiceRequest *req, HotplugVm *vm, HotplugOp *op,
-                             gboolean no_wait);
+void service_request_wait_op(ServiceRequest *req, HotplugVm *vm, HotplugOp *op, gboolean no_wait);
 /* Several ops: reply {"ops": [...]} when all are final (or accepted). */
-void service_request_wait_ops(ServiceRequest *req, HotplugVm *vm, GPtrArray *ops,
-                              gboolean no_wait);
+void service_request_wait_ops(ServiceRequest *req, HotplugVm *vm, GPtrArray *ops, gboolean no_wait);
 
 /* The VM named by args' "vm" member; on failure replies with the error and
  * returns NULL (the handler then just returns). */
