@@ -49,7 +49,9 @@ service_call_vm(ServiceCall *c)
     return vm;
 }
 
-void
+/* A query failed: QEMU's refusal as it is; a lost connection (the VM went
+ * away, was removed, or the service is ending) as VmGone naming the VM. */
+static void
 service_call_fail(ServiceCall *c, const GError *error)
 {
     if (error->domain == QMP_ERROR && error->code == QMP_ERROR_CLOSED)
@@ -61,16 +63,51 @@ service_call_fail(ServiceCall *c, const GError *error)
         service_request_fail(c->req, g_error_copy(error));
 }
 
+ServiceCall *
+service_call_for_vm(Service *svc, ServiceRequest *req, JsonObject *args)
+{
+    HotplugVm *vm = service_request_get_vm(req, args);
+
+    return vm ? service_call_new(svc, req, vm) : NULL;
+}
+
 void
-service_call_execute(ServiceCall *c, HotplugVm *vm, const char *cmd, JsonNode *args,
-                     QmpReplyFunc done)
+service_call_started(ServiceCall *c, gboolean ok, GError **error)
+{
+    if (ok)
+        return;
+    service_request_fail(c->req, g_steal_pointer(error));
+    service_call_free(c);
+}
+
+void
+service_call_execute(ServiceCall *c, const char *cmd, JsonNode *args, QmpReplyFunc done)
 {
     GError *error = NULL;
 
-    if (!qmp_conn_execute(hotplug_vm_get_conn(vm), cmd, args, done, c, &error)) {
-        service_request_fail(c->req, error);
-        service_call_free(c);
+    service_call_started(
+        c, qmp_conn_execute(hotplug_vm_get_conn(c->vm), cmd, args, done, c, &error), &error);
+}
+
+void
+service_call_reply(ServiceCall *c, JsonNode *ret, const GError *error)
+{
+    if (error) {
+        service_request_fail(c->req, g_error_copy(error));
+        return;
     }
+    json_object_set_string_member(json_node_get_object(ret), "vm", c->name);
+    service_request_return(c->req, ret);
+}
+
+HotplugVm *
+service_call_answered(ServiceCall *c, const GError *error)
+{
+    if (error) {
+        service_call_fail(c, error);
+        return NULL;
+    }
+    return service_call_vm(c);
 }
 
 gboolean

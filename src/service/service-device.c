@@ -58,7 +58,7 @@ service_cmd_device_add(Service *svc, ServiceRequest *req, JsonObject *args)
 {
     HotplugVm *vm = service_request_get_vm(req, args);
     g_auto(GStrv) props = NULL;
-    g_autoptr(HotplugOp) op = NULL;
+    HotplugOp *op;
     const char *driver, *id;
     GError *error = NULL;
 
@@ -67,32 +67,20 @@ service_cmd_device_add(Service *svc, ServiceRequest *req, JsonObject *args)
         !(props = service_cmd_props(req, args)))
         return;
     op = hotplug_vm_plug_device(vm, driver, id, (const char *const *)props, &error);
-    if (!op) {
-        service_request_fail(req, error);
-        return;
-    }
-    service_request_wait_op(req, vm, op, FALSE);
+    service_request_wait_started(req, vm, op, error, FALSE);
+}
+
+static HotplugOp *
+service_device_unplug(Service *svc, HotplugVm *vm, const char *id,
+                      const HotplugUnplugOptions *opts, GError **error)
+{
+    return hotplug_vm_unplug(vm, HOTPLUG_KIND_DEVICE, id, opts, NULL, error);
 }
 
 static void
 service_cmd_device_del(Service *svc, ServiceRequest *req, JsonObject *args)
 {
-    HotplugVm *vm = service_request_get_vm(req, args);
-    g_autoptr(HotplugOp) op = NULL;
-    HotplugUnplugOptions opts;
-    gboolean no_wait;
-    const char *id;
-    GError *error = NULL;
-
-    if (!vm || !service_request_arg_string(req, args, "id", TRUE, &id) ||
-        !service_request_unplug_args(req, args, &opts, &no_wait))
-        return;
-    op = hotplug_vm_unplug(vm, HOTPLUG_KIND_DEVICE, id, &opts, NULL, &error);
-    if (!op) {
-        service_request_fail(req, error);
-        return;
-    }
-    service_request_wait_op(req, vm, op, no_wait);
+    service_request_unplug(req, args, service_device_unplug);
 }
 
 static void

@@ -12,7 +12,7 @@ static void
 service_cmd_disk_add(Service *svc, ServiceRequest *req, JsonObject *args)
 {
     HotplugVm *vm = service_request_get_vm(req, args);
-    g_autoptr(HotplugOp) op = NULL;
+    HotplugOp *op;
     HotplugDiskOptions o = {0};
     guint64 iothreads = 0, queues = 0;
     const char *id;
@@ -36,69 +36,44 @@ service_cmd_disk_add(Service *svc, ServiceRequest *req, JsonObject *args)
     o.iothreads = (guint)iothreads;
     o.queues = (guint)queues;
     op = hotplug_disk_add(vm, id, &o, &error);
-    if (!op) {
-        service_request_fail(req, error);
-        return;
-    }
-    service_request_wait_op(req, vm, op, FALSE);
+    service_request_wait_started(req, vm, op, error, FALSE);
+}
+
+static HotplugOp *
+service_disk_unplug(Service *svc, HotplugVm *vm, const char *id, const HotplugUnplugOptions *opts,
+                    GError **error)
+{
+    return hotplug_disk_del(vm, id, opts, NULL, error);
 }
 
 static void
 service_cmd_disk_del(Service *svc, ServiceRequest *req, JsonObject *args)
 {
-    HotplugVm *vm = service_request_get_vm(req, args);
-    g_autoptr(HotplugOp) op = NULL;
-    HotplugUnplugOptions opts;
-    gboolean no_wait;
-    const char *id;
-    GError *error = NULL;
-
-    if (!vm || !service_request_arg_string(req, args, "id", TRUE, &id) ||
-        !service_request_unplug_args(req, args, &opts, &no_wait))
-        return;
-    op = hotplug_disk_del(vm, id, &opts, NULL, &error);
-    if (!op) {
-        service_request_fail(req, error);
-        return;
-    }
-    service_request_wait_op(req, vm, op, no_wait);
+    service_request_unplug(req, args, service_disk_unplug);
 }
 
+/* the list never touches the VM: it may go meanwhile */
 static void
 service_cmd_disk_list_cb(JsonNode *result, const GError *error, gpointer opaque)
 {
     g_autoptr(ServiceCall) c = opaque;
-    JsonNode *ret;
 
-    if (error) {
-        service_request_fail(c->req, g_error_copy(error));
-        return;
-    }
-    /* the list never touches the VM: it may go meanwhile */
-    ret = json_node_copy(result);
-    json_object_set_string_member(json_node_get_object(ret), "vm", c->name);
-    service_request_return(c->req, ret);
+    service_call_reply(c, error ? NULL : json_node_copy(result), error);
 }
 
 static void
 service_cmd_disk_list(Service *svc, ServiceRequest *req, JsonObject *args)
 {
-    HotplugVm *vm = service_request_get_vm(req, args);
-    g_autoptr(ServiceCall) c = NULL;
+    ServiceCall *c = service_call_for_vm(svc, req, args);
     GError *error = NULL;
 
-    if (!vm)
-        return;
-    c = service_call_new(svc, req, vm);
-    if (!hotplug_disk_list(vm, service_cmd_disk_list_cb, c, &error)) {
-        service_request_fail(req, error);
-        return;
-    }
-    g_steal_pointer(&c);
+    if (c)
+        service_call_started(c, hotplug_disk_list(c->vm, service_cmd_disk_list_cb, c, &error),
+                             &error);
 }
 
-static const char *const service_args_disk_add[] = {"vm",       "file",      "id",     "format",
-                                                    "readonly", "iothreads", "queues", NULL};
+static const char *const service_args_disk_add[] = {"vm", "file", "id", "format", "readonly",
+                                                    "iothreads", "queues", NULL};
 static const char *const service_args_disk_del[] = {"vm", "id", SERVICE_UNPLUG_ARGS, NULL};
 static const char *const service_args_disk_list[] = {"vm", NULL};
 

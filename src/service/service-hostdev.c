@@ -94,15 +94,11 @@ service_hostdev_get(ServiceHostdev *sh, GError **error)
 static void
 service_hostdev_add_now(ServiceHostdev *sh, ServiceRequest *req, const char *addr, const char *id)
 {
-    g_autoptr(HotplugOp) op = NULL;
+    HotplugOp *op;
     GError *error = NULL;
 
     op = hotplug_hostdev_add(sh->hd, addr, id, &error);
-    if (!op) {
-        service_request_fail(req, error);
-        return;
-    }
-    service_request_wait_op(req, sh->vm, op, FALSE);
+    service_request_wait_started(req, sh->vm, op, error, FALSE);
 }
 
 static void
@@ -192,26 +188,20 @@ service_cmd_hostdev_add(Service *svc, ServiceRequest *req, JsonObject *args)
     service_hostdev_sync(sh);
 }
 
+static HotplugOp *
+service_hostdev_unplug(Service *svc, HotplugVm *vm, const char *id,
+                       const HotplugUnplugOptions *opts, GError **error)
+{
+    HotplugHostdev *hd =
+        service_hostdev_get(service_get_hostdev(svc, hotplug_vm_get_name(vm)), error);
+
+    return hd ? hotplug_hostdev_del(hd, id, opts, NULL, error) : NULL;
+}
+
 static void
 service_cmd_hostdev_del(Service *svc, ServiceRequest *req, JsonObject *args)
 {
-    HotplugVm *vm = service_request_get_vm(req, args);
-    g_autoptr(HotplugOp) op = NULL;
-    HotplugUnplugOptions opts;
-    HotplugHostdev *hd;
-    gboolean no_wait;
-    const char *id;
-    GError *error = NULL;
-
-    if (!vm || !service_request_arg_string(req, args, "id", TRUE, &id) ||
-        !service_request_unplug_args(req, args, &opts, &no_wait))
-        return;
-    hd = service_hostdev_get(service_get_hostdev(svc, hotplug_vm_get_name(vm)), &error);
-    if (!hd || !(op = hotplug_hostdev_del(hd, id, &opts, NULL, &error))) {
-        service_request_fail(req, error);
-        return;
-    }
-    service_request_wait_op(req, vm, op, no_wait);
+    service_request_unplug(req, args, service_hostdev_unplug);
 }
 
 static const char *const service_args_hostdev_add[] = {"vm", "addr", "id", NULL};

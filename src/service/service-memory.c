@@ -81,29 +81,22 @@ static void
 service_cmd_memory_add_cb(QmpConn *conn, JsonNode *ret, const GError *error, gpointer opaque)
 {
     g_autoptr(ServiceCall) c = opaque;
-    HotplugVm *vm;
 
-    if (error) {
-        service_call_fail(c, error);
-        return;
-    }
-    if (!(vm = service_call_vm(c)))
+    if (!service_call_answered(c, error))
         return;
     c->devices = json_node_ref(ret);
-    service_call_execute(g_steal_pointer(&c), vm, "qom-get",
-                         service_path_args("/machine", "memory"), service_cmd_memory_add_room_cb);
+    service_call_execute(g_steal_pointer(&c), "qom-get", service_path_args("/machine", "memory"),
+                         service_cmd_memory_add_room_cb);
 }
 
 static void
 service_cmd_memory_add(Service *svc, ServiceRequest *req, JsonObject *args)
 {
-    HotplugVm *vm = service_request_get_vm(req, args);
-    g_autoptr(ServiceCall) c = NULL;
+    g_autoptr(ServiceCall) c = service_call_for_vm(svc, req, args);
     const char *id;
 
-    if (!vm)
+    if (!c)
         return;
-    c = service_call_new(svc, req, vm);
     if (!service_size_arg(c, args) || !service_request_arg_node(c->req, args, &c->node) ||
         !service_request_arg_string(req, args, "id", FALSE, &id))
         return;
@@ -113,7 +106,7 @@ service_cmd_memory_add(Service *svc, ServiceRequest *req, JsonObject *args)
         return;
     }
     c->id = g_strdup(id);
-    service_call_execute(g_steal_pointer(&c), vm, "query-memory-devices", NULL,
+    service_call_execute(g_steal_pointer(&c), "query-memory-devices", NULL,
                          service_cmd_memory_add_cb);
 }
 
@@ -121,15 +114,11 @@ service_cmd_memory_add(Service *svc, ServiceRequest *req, JsonObject *args)
 static void
 service_memory_del(ServiceCall *c, HotplugVm *vm, const char *backend)
 {
-    g_autoptr(HotplugOp) op = NULL;
+    HotplugOp *op;
     GError *error = NULL;
 
     op = hotplug_memory_del(vm, c->id, backend, &c->unplug, NULL, &error);
-    if (!op) {
-        service_request_fail(c->req, error);
-        return;
-    }
-    service_request_wait_op(c->req, vm, op, c->no_wait);
+    service_request_wait_started(c->req, vm, op, error, c->no_wait);
 }
 
 static void
@@ -166,11 +155,7 @@ service_cmd_memory_del_cb(QmpConn *conn, JsonNode *ret, const GError *error, gpo
     g_autofree char *backend = NULL;
     HotplugVm *vm;
 
-    if (error) {
-        service_call_fail(c, error);
-        return;
-    }
-    if (!(vm = service_call_vm(c)))
+    if (!(vm = service_call_answered(c, error)))
         return;
     backend = hotplug_memory_backend_of(ret, c->id);
     if (backend) {
@@ -178,7 +163,7 @@ service_cmd_memory_del_cb(QmpConn *conn, JsonNode *ret, const GError *error, gpo
         return;
     }
     /* not a memory device: say what it is, if anything */
-    service_call_execute(g_steal_pointer(&c), vm, "qom-list",
+    service_call_execute(g_steal_pointer(&c), "qom-list",
                          service_path_args("/machine/peripheral", NULL),
                          service_cmd_memory_del_type_cb);
 }
@@ -186,18 +171,16 @@ service_cmd_memory_del_cb(QmpConn *conn, JsonNode *ret, const GError *error, gpo
 static void
 service_cmd_memory_del(Service *svc, ServiceRequest *req, JsonObject *args)
 {
-    HotplugVm *vm = service_request_get_vm(req, args);
-    g_autoptr(ServiceCall) c = NULL;
+    g_autoptr(ServiceCall) c = service_call_for_vm(svc, req, args);
     const char *id;
 
-    if (!vm)
+    if (!c)
         return;
-    c = service_call_new(svc, req, vm);
     if (!service_request_arg_string(req, args, "id", TRUE, &id) ||
         !service_request_unplug_args(req, args, &c->unplug, &c->no_wait))
         return;
     c->id = g_strdup(id);
-    service_call_execute(g_steal_pointer(&c), vm, "query-memory-devices", NULL,
+    service_call_execute(g_steal_pointer(&c), "query-memory-devices", NULL,
                          service_cmd_memory_del_cb);
 }
 
@@ -209,11 +192,7 @@ service_cmd_memory_list_cb(QmpConn *conn, JsonNode *ret, const GError *error, gp
     JsonObject *o;
     JsonNode *reply;
 
-    if (error) {
-        service_call_fail(c, error);
-        return;
-    }
-    if (!(vm = service_call_vm(c)))
+    if (!(vm = service_call_answered(c, error)))
         return;
     o = json_object_new();
     reply = json_node_init_object(json_node_alloc(), o);
@@ -226,11 +205,10 @@ service_cmd_memory_list_cb(QmpConn *conn, JsonNode *ret, const GError *error, gp
 static void
 service_cmd_memory_list(Service *svc, ServiceRequest *req, JsonObject *args)
 {
-    HotplugVm *vm = service_request_get_vm(req, args);
+    ServiceCall *c = service_call_for_vm(svc, req, args);
 
-    if (vm)
-        service_call_execute(service_call_new(svc, req, vm), vm, "query-memory-devices", NULL,
-                             service_cmd_memory_list_cb);
+    if (c)
+        service_call_execute(c, "query-memory-devices", NULL, service_cmd_memory_list_cb);
 }
 
 /* The arguments each command takes: anything else is refused

@@ -84,13 +84,22 @@ G_DEFINE_AUTOPTR_CLEANUP_FUNC(ServiceCall, service_call_free)
  * fails (VmGone) and NULL.  Only after a successful reply: a reply that
  * failed because the VM is being freed must not look. */
 HotplugVm *service_call_vm(ServiceCall *c);
-/* A query failed: QEMU's refusal as it is; a lost connection (the VM went
- * away, was removed, or the service is ending) as VmGone naming the VM. */
-void service_call_fail(ServiceCall *c, const GError *error);
+/* A query answered: its VM (service_call_vm).  A query that failed fails
+ * the call: QEMU's refusal as it is, a lost connection (the VM went away,
+ * was removed, or the service is ending) as VmGone naming the VM; NULL. */
+HotplugVm *service_call_answered(ServiceCall *c, const GError *error);
+/* A call on the VM named by args' "vm"; NULL when there is none (the
+ * request is answered, as service_request_get_vm). */
+ServiceCall *service_call_for_vm(Service *svc, ServiceRequest *req, JsonObject *args);
+/* After starting what calls back with c: when that failed (ok FALSE) the
+ * call fails with *error (taken) and is freed. */
+void service_call_started(ServiceCall *c, gboolean ok, GError **error);
 /* Send cmd (args taken) to the call's VM; done gets c.  On failure the
  * call is answered and freed. */
-void service_call_execute(ServiceCall *c, HotplugVm *vm, const char *cmd, JsonNode *args,
-                          QmpReplyFunc done);
+void service_call_execute(ServiceCall *c, const char *cmd, JsonNode *args, QmpReplyFunc done);
+/* Reply ret (taken: an object, given the call's "vm"), or fail with a
+ * copy of error. */
+void service_call_reply(ServiceCall *c, JsonNode *ret, const GError *error);
 /* A reply that failed without QEMU's word (the connection went): the
  * call fails with it.  QEMU's own refusals are for the caller to judge. */
 gboolean service_call_lost(ServiceCall *c, JsonNode *ret, const GError *error);
@@ -120,6 +129,19 @@ gboolean service_request_arg_node(ServiceRequest *req, JsonObject *args, gint64 
 typedef void (*ServiceRequestReplyFunc)(ServiceRequest *req, JsonObject *reply, gpointer data);
 void service_request_set_reply_func(ServiceRequest *req, ServiceRequestReplyFunc func,
                                     gpointer data, GDestroyNotify destroy);
+
+/* Wait for op (taken) as service_request_wait_op; when op is NULL, fail
+ * with error (taken) instead. */
+void service_request_wait_started(ServiceRequest *req, HotplugVm *vm, HotplugOp *op,
+                                  GError *error, gboolean no_wait);
+
+/* Starts the unplug of device id of vm with opts; NULL + error when it
+ * cannot. */
+typedef HotplugOp *(*ServiceUnplugFunc)(Service *svc, HotplugVm *vm, const char *id,
+                                        const HotplugUnplugOptions *opts, GError **error);
+/* The unplug commands that name one device: the VM and "id" from args,
+ * the unplug arguments, then unplug, waited for. */
+void service_request_unplug(ServiceRequest *req, JsonObject *args, ServiceUnplugFunc unplug);
 
 /* The service's host device registry, read from the state file on first
  * use; NULL + error while that file cannot be read. */

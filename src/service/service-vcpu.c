@@ -19,10 +19,8 @@ service_call_query_cpus(ServiceCall *c, HotplugCpuSlotsFunc done)
 {
     GError *error = NULL;
 
-    if (!hotplug_cpu_slots_query(hotplug_vm_get_conn(c->vm), done, c, &error)) {
-        service_request_fail(c->req, error);
-        service_call_free(c);
-    }
+    service_call_started(c, hotplug_cpu_slots_query(hotplug_vm_get_conn(c->vm), done, c, &error),
+                         &error);
 }
 
 /* ---- vCPUs ------------------------------------------------------------------ */
@@ -114,11 +112,7 @@ service_cmd_vcpu_list_cb(QmpConn *conn, HotplugCpuSlots *slots, const GError *er
     JsonObject *o;
     JsonNode *ret;
 
-    if (error) {
-        service_call_fail(c, error);
-        return;
-    }
-    if (!(vm = service_call_vm(c)))
+    if (!(vm = service_call_answered(c, error)))
         return;
     o = json_object_new();
     ret = json_node_init_object(json_node_alloc(), o);
@@ -133,10 +127,10 @@ service_cmd_vcpu_list_cb(QmpConn *conn, HotplugCpuSlots *slots, const GError *er
 static void
 service_cmd_vcpu_list(Service *svc, ServiceRequest *req, JsonObject *args)
 {
-    HotplugVm *vm = service_request_get_vm(req, args);
+    ServiceCall *c = service_call_for_vm(svc, req, args);
 
-    if (vm)
-        service_call_query_cpus(service_call_new(svc, req, vm), service_cmd_vcpu_list_cb);
+    if (c)
+        service_call_query_cpus(c, service_cmd_vcpu_list_cb);
 }
 
 static void
@@ -150,11 +144,7 @@ service_cmd_vcpu_set_cb(QmpConn *conn, HotplugCpuSlots *slots, const GError *err
     HotplugVm *vm;
     JsonObject *o;
 
-    if (error) {
-        service_call_fail(c, error);
-        return;
-    }
-    if (!(vm = service_call_vm(c)))
+    if (!(vm = service_call_answered(c, error)))
         return;
     entities = hotplug_cpu_select_count(s, c->count, &plug, &err);
     if (!entities) {
@@ -180,13 +170,11 @@ service_cmd_vcpu_set_cb(QmpConn *conn, HotplugCpuSlots *slots, const GError *err
 static void
 service_cmd_vcpu_set(Service *svc, ServiceRequest *req, JsonObject *args)
 {
-    HotplugVm *vm = service_request_get_vm(req, args);
-    g_autoptr(ServiceCall) c = NULL;
+    g_autoptr(ServiceCall) c = service_call_for_vm(svc, req, args);
     guint64 count;
 
-    if (!vm)
+    if (!c)
         return;
-    c = service_call_new(svc, req, vm);
     if (!service_request_arg_uint(req, args, "count", TRUE, HOTPLUG_VCPU_COUNT_MAX, &count) ||
         !service_request_unplug_args(req, args, &c->unplug, &c->no_wait))
         return;
@@ -208,11 +196,7 @@ service_cmd_vcpu_enable_cb(QmpConn *conn, HotplugCpuSlots *slots, const GError *
     GError *err = NULL;
     HotplugVm *vm;
 
-    if (error) {
-        service_call_fail(c, error);
-        return;
-    }
-    if (!(vm = service_call_vm(c)))
+    if (!(vm = service_call_answered(c, error)))
         return;
     if (c->ids->len)
         entities = hotplug_cpu_select_ids(s, (const guint *)c->ids->data, c->ids->len, TRUE,
@@ -229,12 +213,10 @@ service_cmd_vcpu_enable_cb(QmpConn *conn, HotplugCpuSlots *slots, const GError *
 static void
 service_cmd_vcpu_enable(Service *svc, ServiceRequest *req, JsonObject *args)
 {
-    HotplugVm *vm = service_request_get_vm(req, args);
-    g_autoptr(ServiceCall) c = NULL;
+    g_autoptr(ServiceCall) c = service_call_for_vm(svc, req, args);
 
-    if (!vm)
+    if (!c)
         return;
-    c = service_call_new(svc, req, vm);
     if (!service_vcpu_ids(c, args) || !service_request_arg_node(c->req, args, &c->node))
         return;
     if (c->ids->len == 0 && c->node < 0) {
@@ -256,11 +238,7 @@ service_cmd_vcpu_disable_cb(QmpConn *conn, HotplugCpuSlots *slots, const GError 
     GError *err = NULL;
     HotplugVm *vm;
 
-    if (error) {
-        service_call_fail(c, error);
-        return;
-    }
-    if (!(vm = service_call_vm(c)))
+    if (!(vm = service_call_answered(c, error)))
         return;
     entities = hotplug_cpu_select_ids(s, (const guint *)c->ids->data, c->ids->len, FALSE, -1, &err);
     if (!entities) {
@@ -273,12 +251,10 @@ service_cmd_vcpu_disable_cb(QmpConn *conn, HotplugCpuSlots *slots, const GError 
 static void
 service_cmd_vcpu_disable(Service *svc, ServiceRequest *req, JsonObject *args)
 {
-    HotplugVm *vm = service_request_get_vm(req, args);
-    g_autoptr(ServiceCall) c = NULL;
+    g_autoptr(ServiceCall) c = service_call_for_vm(svc, req, args);
 
-    if (!vm)
+    if (!c)
         return;
-    c = service_call_new(svc, req, vm);
     if (!service_vcpu_ids(c, args) ||
         !service_request_unplug_args(req, args, &c->unplug, &c->no_wait))
         return;

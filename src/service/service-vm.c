@@ -80,33 +80,25 @@ static void
 service_cmd_vm_info_cb(QmpConn *conn, QmpCaps *caps, const GError *error, gpointer opaque)
 {
     g_autoptr(ServiceCall) c = opaque;
-    JsonNode *ret;
+    JsonNode *ret = NULL;
 
-    if (error) {
-        service_request_fail(c->req, g_error_copy(error));
-        return;
+    if (!error) {
+        ret = qmp_caps_to_json(caps);
+        qmp_caps_free(caps);
     }
-    ret = qmp_caps_to_json(caps);
-    json_object_set_string_member(json_node_get_object(ret), "vm", c->name);
-    qmp_caps_free(caps);
-    service_request_return(c->req, ret);
+    service_call_reply(c, ret, error);
 }
 
 static void
 service_cmd_vm_info(Service *svc, ServiceRequest *req, JsonObject *args)
 {
-    HotplugVm *vm = service_request_get_vm(req, args);
-    g_autoptr(ServiceCall) c = NULL;
+    ServiceCall *c = service_call_for_vm(svc, req, args);
     GError *error = NULL;
 
-    if (!vm)
-        return;
-    c = service_call_new(svc, req, vm);
-    if (!qmp_caps_probe(hotplug_vm_get_conn(vm), service_cmd_vm_info_cb, c, &error)) {
-        service_request_fail(req, error);
-        return;
-    }
-    g_steal_pointer(&c);
+    if (c)
+        service_call_started(
+            c, qmp_caps_probe(hotplug_vm_get_conn(c->vm), service_cmd_vm_info_cb, c, &error),
+            &error);
 }
 
 static const char *const service_args_vm_list[] = {NULL};

@@ -656,3 +656,33 @@ service_request_wait_op(ServiceRequest *req, HotplugVm *vm, HotplugOp *op, gbool
     g_ptr_array_add(ops, op);
     service_request_wait(req, vm, ops, no_wait, FALSE);
 }
+
+void
+service_request_wait_started(ServiceRequest *req, HotplugVm *vm, HotplugOp *op, GError *error,
+                             gboolean no_wait)
+{
+    g_autoptr(HotplugOp) owned = op;
+
+    if (!op) {
+        service_request_fail(req, error);
+        return;
+    }
+    service_request_wait_op(req, vm, op, no_wait);
+}
+
+void
+service_request_unplug(ServiceRequest *req, JsonObject *args, ServiceUnplugFunc unplug)
+{
+    HotplugVm *vm = service_request_get_vm(req, args);
+    HotplugUnplugOptions opts;
+    gboolean no_wait;
+    const char *id;
+    GError *error = NULL;
+    HotplugOp *op;
+
+    if (!vm || !service_request_arg_string(req, args, "id", TRUE, &id) ||
+        !service_request_unplug_args(req, args, &opts, &no_wait))
+        return;
+    op = unplug(req->svc, vm, id, &opts, &error);
+    service_request_wait_started(req, vm, op, error, no_wait);
+}
