@@ -1,6 +1,8 @@
 /* SPDX-License-Identifier: LGPL-2.1-or-later */
-/* Internals shared by service.c and the command tables of the
- * service in service-*.c. */
+/* The service's internals, shared by its rooms: each command group's
+ * table (service-<group>.c), the per-VM host devices, ServiceCall
+ * (service-call.c), the shared argument getters (service-args.c), and
+ * what service.c offers the commands beyond service.h. */
 #pragma once
 
 #include "hotplug-hostdev.h"
