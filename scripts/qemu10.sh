@@ -19,8 +19,10 @@
 # --mount` (no --fork) gives it a private mount namespace, it bind-mounts the
 # host's /dev, /proc, /sys, /tmp, /run and every top-level directory that is
 # not part of the OS (/root, /home, /work, /opt, /srv, /mnt, ...) into the
-# chroot, then execs QEMU there with the caller's working directory. So
-# paths from the host work unchanged, QMP sockets under /tmp are the host's,
+# chroot, then execs QEMU there in the caller's working directory ("/" when
+# that is inside an OS directory such as /usr, which are the chroot's own). So
+# host paths work unchanged (not those under /etc, /usr, /var, /boot: the
+# chroot's own), QMP sockets under /tmp are the host's,
 # and signals, PR_SET_PDEATHSIG and kill-by-pid reach QEMU itself. The mounts
 # vanish with the process; the host's mount table is never touched. With
 # HOTPLUG_QEMU10_LOG set, a wrapper appends one line per start to that file
@@ -216,7 +218,29 @@ case "$mirror" in
   http://* | https://*) ;;
   *) die "mirror '$mirror' is not an http(s) URL (set HOTPLUG_QEMU10_MIRROR)" ;;
 esac
-security=${mirror%/debian}/debian-security
+# Security updates: the host's source for $suite-security, else next to the
+# mirror; left out (with a note) when that is not reachable.
+host_security() {
+  local f
+  for f in /etc/apt/sources.list.d/*.sources; do
+    [ -r "$f" ] || continue
+    awk -v suite="$suite-security" '
+      /^[ \t]*$/ { if (uri != "" && hit) { print uri; exit } uri = ""; hit = 0; next }
+      tolower($1) == "uris:" { uri = $2 }
+      tolower($1) == "suites:" { for (i = 2; i <= NF; i++) if ($i == suite) hit = 1 }
+      END { if (uri != "" && hit) print uri }' "$f" | head -n1
+  done
+  for f in /etc/apt/sources.list /etc/apt/sources.list.d/*.list; do
+    [ -r "$f" ] || continue
+    awk -v suite="$suite-security" '$1 == "deb" {
+        i = 2; if ($i ~ /^\[/) { while ($i !~ /\]$/) i++; i++ }
+        if ($(i + 1) == suite) { print $i; exit } }' "$f"
+  done
+}
+security=${HOTPLUG_QEMU10_MIRROR:+${mirror%/debian}/debian-security}
+security=${security:-$(host_security | head -n1)}
+security=${security:-${mirror%/debian}/debian-security}
+security=${security%/}
 say "mirror: $mirror"
 
 fetch_ok() { # URL
@@ -228,6 +252,12 @@ fetch_ok() { # URL
 }
 fetch_ok "$mirror/dists/$backports/InRelease" 2>/dev/null ||
   die "cannot reach $mirror/dists/$backports/ (no network? set HOTPLUG_QEMU10_MIRROR)"
+
+security_line="deb $security $suite-security main"
+fetch_ok "$security/dists/$suite-security/InRelease" 2>/dev/null || {
+  say "note: $security/dists/$suite-security/ not reachable; building without security updates"
+  security_line="# (not reachable when built) $security_line"
+}
 
 # ---- build ----------------------------------------------------------------
 mounted_under() { # PATH: is anything mounted at or below it (host namespace)?
@@ -254,7 +284,7 @@ debootstrap --variant=minbase "${keyring[@]}" "$suite" "$new" "$mirror" >"$dir/d
 cat >"$new/etc/apt/sources.list" <<EOF
 deb $mirror $suite main
 deb $mirror $suite-updates main
-deb $security $suite-security main
+$security_line
 deb $mirror $backports main
 EOF
 cat >"$new/etc/apt/apt.conf.d/90qemu10" <<'EOF'
