@@ -343,11 +343,12 @@ daemon_log_outcome(HotplugVm *vm, HotplugOp *op)
 {
     HotplugOutcome o = hotplug_op_get_outcome(op);
     const GError *err = hotplug_op_get_error(op);
+    const char *why = err ? err->message : hotplug_op_get_detail(op);
     g_autofree char *text = g_strdup_printf(
         "op %" G_GUINT64_FORMAT ": %s %s on VM %s: %s after %u attempt(s)%s%s",
         hotplug_op_get_id(op), hotplug_kind_name(hotplug_op_get_kind(op)),
         hotplug_op_get_device(op), hotplug_vm_get_name(vm), hotplug_outcome_name(o),
-        (unsigned)hotplug_op_get_attempts(op), err ? ": " : "", err ? err->message : "");
+        (unsigned)hotplug_op_get_attempts(op), why ? ": " : "", why ? why : "");
 
     if (o == HOTPLUG_OUTCOME_ADDED || o == HOTPLUG_OUTCOME_DELETED)
         g_info("%s", text);
