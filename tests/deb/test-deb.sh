@@ -185,6 +185,9 @@ grep -qx 'ExecStart=/usr/sbin/hotplugd --foreground --config /etc/hotplugd.conf'
 grep -qx 'Type=notify' /lib/systemd/system/hotplugd.service || fail "the unit is not Type=notify"
 [ -L /etc/systemd/system/multi-user.target.wants/hotplugd.service ] ||
   fail "hotplugd.service is not enabled"
+systemd-analyze verify /lib/systemd/system/hotplugd.service >"$work/verify.log" 2>&1 ||
+  fail "systemd-analyze verify hotplugd.service: $(cat "$work/verify.log")"
+grep -qx 'WatchdogSec=30s' /lib/systemd/system/hotplugd.service || fail "the unit asks for no watchdog"
 # the tmpfiles.d entry ran in postinst
 [ -d /run/hotplugd ] && [ -d /var/lib/hotplugd ] ||
   fail "/run/hotplugd or /var/lib/hotplugd missing after install (tmpfiles.d)"
