@@ -6,7 +6,9 @@
  * configuration; RELOADING=1 (with MONOTONIC_USEC=) then READY=1 around
  * SIGHUP; WATCHDOG=1 at half of $WATCHDOG_USEC, none when $WATCHDOG_PID
  * names another process or no watchdog is asked for; STOPPING=1 and exit
- * status 0 on SIGTERM.  No QEMU: the configured VM's socket does not exist. */
+ * status 0 on SIGTERM; a VM (a fake QMP peer served by the test) that
+ * connects and then hangs up: STATUS= follows it, and the plain stderr log
+ * says so at warning level.  No QEMU. */
 #include "config.h"
 
 #include <stdarg.h>
@@ -24,7 +26,11 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <event2/event.h>
+#include <fcntl.h>
 #include <glib.h>
+
+#include "fake-peer.h"
 
 #define START_MS 10000
 
@@ -33,6 +39,10 @@ typedef struct {
     int fd;     /* the $NOTIFY_SOCKET we read */
     GPid pid;   /* hotplugd */
     gboolean reaped;
+    struct event_base *base;  /* runs the fake VM */
+    int listen_fd;            /* vm1.qmp, when the test serves the VM */
+    struct event *accept_ev;
+    FakePeer *peer;
 } Fixture;
 
 static int
@@ -51,6 +61,8 @@ notify_setup(void **state)
     assert_true(f->fd >= 0);
     assert_int_equal(bind(f->fd, (struct sockaddr *)&sun, sizeof(sun)), 0);
     f->pid = -1;
+    f->listen_fd = -1;
+    f->base = event_base_new();
     *state = f;
     return 0;
 }
@@ -66,6 +78,12 @@ notify_teardown(void **state)
         waitpid(f->pid, NULL, 0);
     }
     close(f->fd);
+    g_clear_pointer(&f->peer, fake_peer_free);
+    if (f->accept_ev)
+        event_free(f->accept_ev);
+    if (f->listen_fd >= 0)
+        close(f->listen_fd);
+    event_base_free(f->base);
     cmd = g_strdup_printf("rm -rf '%s'", f->dir);
     if (system(cmd) != 0)
         g_printerr("cannot remove %s\n", f->dir);
@@ -98,9 +116,60 @@ notify_start(Fixture *f, const char *const *env_extra)
         g_auto(GStrv) kv = g_strsplit(*e, "=", 2);
         envp = g_environ_setenv(envp, kv[0], kv[1], TRUE);
     }
-    if (!g_spawn_async(NULL, (char **)argv, envp, G_SPAWN_DO_NOT_REAP_CHILD, NULL, NULL, &f->pid,
-                       &error))
-        fail_msg("cannot start %s: %s", HOTPLUGD_PATH, error->message);
+    {
+        g_autofree char *log = g_build_filename(f->dir, "hotplugd.log", NULL);
+        int logfd = open(log, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+
+        assert_true(logfd >= 0);
+        if (!g_spawn_async_with_fds(NULL, (char **)argv, envp, G_SPAWN_DO_NOT_REAP_CHILD, NULL,
+                                    NULL, &f->pid, -1, -1, logfd, &error))
+            fail_msg("cannot start %s: %s", HOTPLUGD_PATH, error->message);
+        close(logfd);
+    }
+}
+
+/* hotplugd's standard error so far */
+static char *
+notify_log(Fixture *f)
+{
+    g_autofree char *log = g_build_filename(f->dir, "hotplugd.log", NULL);
+    char *text = NULL;
+
+    assert_true(g_file_get_contents(log, &text, NULL, NULL));
+    return text;
+}
+
+/* The fake VM: the first connection to vm1.qmp gets a fake QEMU 7.2 peer
+ * (greeting, qmp_capabilities; every probe answered with an error). */
+static void
+notify_accept_cb(evutil_socket_t fd, short what, void *opaque)
+{
+    Fixture *f = opaque;
+    int c = accept4(f->listen_fd, NULL, NULL, SOCK_CLOEXEC);
+
+    if (c < 0)
+        return;
+    if (f->peer) {
+        close(c); /* a reconnect after the hang-up: refused */
+        return;
+    }
+    f->peer = fake_peer_new_from_fd(f->base, c);
+    fake_peer_greet(f->peer);
+}
+
+static void
+notify_serve_vm(Fixture *f)
+{
+    g_autofree char *path = g_build_filename(f->dir, "vm1.qmp", NULL);
+    struct sockaddr_un sun = {.sun_family = AF_UNIX};
+
+    memcpy(sun.sun_path, path, strlen(path));
+    f->listen_fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
+    assert_true(f->listen_fd >= 0);
+    assert_int_equal(bind(f->listen_fd, (struct sockaddr *)&sun, sizeof(sun)), 0);
+    assert_int_equal(listen(f->listen_fd, 4), 0);
+    f->accept_ev = event_new(f->base, f->listen_fd, EV_READ | EV_PERSIST, notify_accept_cb, f);
+    event_add(f->accept_ev, NULL);
 }
 
 /* The next datagram within timeout_ms (a new string), or NULL. */
@@ -117,7 +186,8 @@ notify_recv(Fixture *f, int timeout_ms)
 
         if (left <= 0)
             return NULL;
-        if (poll(&p, 1, (int)left) <= 0)
+        event_base_loop(f->base, EVLOOP_NONBLOCK);
+        if (poll(&p, 1, (int)MIN(left, 20)) <= 0)
             continue;
         n = recv(f->fd, buf, sizeof(buf) - 1, 0);
         if (n < 0 && errno == EINTR)
@@ -242,6 +312,25 @@ test_watchdog_other_pid(void **state)
     notify_stop(f);
 }
 
+static void
+test_vm_lost(void **state)
+{
+    Fixture *f = *state;
+    g_autofree char *log = NULL;
+
+    notify_serve_vm(f);
+    notify_start(f, NULL);
+    g_free(notify_expect(f, "READY=1", START_MS, NULL));
+    g_free(notify_expect(f, "STATUS=1 VMs (1 connected), 0 open operations", START_MS, NULL));
+    fake_peer_hangup(f->peer);
+    g_free(notify_expect(f, "STATUS=1 VMs (0 connected), 0 open operations", START_MS, NULL));
+    notify_stop(f);
+    /* not the journal: plain lines with the level; a lost VM is a warning */
+    log = notify_log(f);
+    assert_non_null(strstr(log, " notice hotplugd: hotplugd " PACKAGE_VERSION " ready"));
+    assert_non_null(strstr(log, " warning hotplugd: VM vm1: connection lost"));
+}
+
 int
 main(void)
 {
@@ -249,6 +338,7 @@ main(void)
         cmocka_unit_test_setup_teardown(test_ready_status_reload, notify_setup, notify_teardown),
         cmocka_unit_test_setup_teardown(test_watchdog, notify_setup, notify_teardown),
         cmocka_unit_test_setup_teardown(test_watchdog_other_pid, notify_setup, notify_teardown),
+        cmocka_unit_test_setup_teardown(test_vm_lost, notify_setup, notify_teardown),
     };
 
     signal(SIGPIPE, SIG_IGN);
