@@ -19,8 +19,7 @@
 #include <event2/event.h>
 #include <glib.h>
 
-#include <qmp-caps.h>
-#include <qmp-conn.h>
+#include <qmp-hotplug/qmp-hotplug.h>
 
 #define INFO_TIMEOUT_MS 10000
 

@@ -58,8 +58,13 @@ struct Daemon {
     int inotify_fd;
     struct event *inotify_ev;
     struct event *sig_term, *sig_int, *sig_hup;
+    struct event *status_ev;    /* STATUS= to systemd, at most once a second */
+    struct event *watchdog_ev;  /* WATCHDOG=1, when the unit asks for it */
     int exit_status;
 };
+
+static void daemon_status_schedule(Daemon *d);
+static void daemon_notify(const char *state);
 
 struct Subscription {
     Daemon *d;
@@ -333,6 +338,27 @@ daemon_journal_record(HotplugOp *op, guint64 log_seq)
     return j;
 }
 
+/* An outcome in the daemon's own log: added and deleted at info, every
+ * other outcome (not-deleted, guest-error, rejected, vm-gone, ...) at
+ * notice, so the default level shows what did not go as asked. */
+static void
+daemon_log_outcome(HotplugVm *vm, HotplugOp *op)
+{
+    HotplugOutcome o = hotplug_op_get_outcome(op);
+    const GError *err = hotplug_op_get_error(op);
+    const char *why = err ? err->message : hotplug_op_get_detail(op);
+    g_autofree char *text = g_strdup_printf(
+        "op %" G_GUINT64_FORMAT ": %s %s on VM %s: %s after %u attempt(s)%s%s",
+        hotplug_op_get_id(op), hotplug_kind_name(hotplug_op_get_kind(op)),
+        hotplug_op_get_device(op), hotplug_vm_get_name(vm), hotplug_outcome_name(o),
+        (unsigned)hotplug_op_get_attempts(op), why ? ": " : "", why ? why : "");
+
+    if (o == HOTPLUG_OUTCOME_ADDED || o == HOTPLUG_OUTCOME_DELETED)
+        g_info("%s", text);
+    else
+        g_message("%s", text);
+}
+
 static void
 daemon_svc_op_cb(Service *svc, HotplugVm *vm, HotplugOp *op, HotplugOpEvent ev,
                  gpointer opaque)
@@ -379,6 +405,7 @@ daemon_svc_op_cb(Service *svc, HotplugVm *vm, HotplugOp *op, HotplugOpEvent ev,
         json_object_set_int_member(rec, "elapsed_ms", hotplug_op_get_elapsed_ms(op));
         daemon_op_detail(rec, op);
         open = hotplug_op_get_state(op) == HOTPLUG_OP_TRACKED;
+        daemon_log_outcome(vm, op);
         break;
     }
     if (ev == HOTPLUG_OP_EV_REQUEST) {
@@ -399,6 +426,8 @@ daemon_svc_op_cb(Service *svc, HotplugVm *vm, HotplugOp *op, HotplugOpEvent ev,
             g_warning("journal: op %" G_GUINT64_FORMAT ": %s", id, error->message);
     } else if (!journal_remove(d->journal, id, &error))
         g_warning("journal: op %" G_GUINT64_FORMAT ": %s", id, error->message);
+    if (ev == HOTPLUG_OP_EV_REQUEST || !open)
+        daemon_status_schedule(d);
 }
 
 static void
@@ -474,6 +503,12 @@ daemon_svc_vm_state_cb(Service *svc, const char *vm, const char *state, const ch
         json_object_set_object_member(rec, "detail", o);
     }
     daemon_log_record(d, rec, NULL);
+    /* a lost VM (QEMU exited or closed the socket) shows at the default level */
+    if (g_str_equal(state, "disconnected"))
+        g_warning("VM %s: connection lost%s%s", vm, detail ? ": " : "", detail ? detail : "");
+    else if (g_str_equal(state, "connected"))
+        g_info("VM %s: connected", vm);
+    daemon_status_schedule(d);
     if (g_str_equal(state, "added") && !g_hash_table_contains(d->vm_source, vm)) {
         /* added over the control socket */
         g_hash_table_insert(d->vm_source, g_strdup(vm), GINT_TO_POINTER(VM_FROM_RUNTIME));
@@ -1106,8 +1141,14 @@ daemon_signal_cb(evutil_socket_t sig, short what, void *opaque)
     g_autoptr(GError) error = NULL;
 
     if (sig == SIGHUP) {
+        g_autofree char *reloading = g_strdup_printf(
+            "RELOADING=1\nMONOTONIC_USEC=%" G_GINT64_FORMAT, g_get_monotonic_time());
+
+        daemon_notify(reloading);
         if (!daemon_reload(d, &error))
             g_warning("reload failed, keeping the old configuration: %s", error->message);
+        daemon_notify("READY=1");
+        daemon_status_schedule(d);
         return;
     }
     g_message("signal %d: stopping", (int)sig);
@@ -1172,6 +1213,69 @@ daemon_notify(const char *state)
     if (sendto(fd, state, strlen(state), MSG_NOSIGNAL, (struct sockaddr *)&sun, len) < 0)
         g_debug("sd_notify: %s", g_strerror(errno));
     close(fd);
+}
+
+/* STATUS=: how many VMs, how many of them connected, how many operations
+ * are open (what `systemctl status hotplugd` shows). */
+static void
+daemon_status_cb(evutil_socket_t fd, short what, void *opaque)
+{
+    Daemon *d = opaque;
+    g_autoptr(GPtrArray) names = service_list_vms(d->svc);
+    g_autofree char *text = NULL;
+    guint up = 0;
+
+    for (guint i = 0; i < names->len; i++) {
+        HotplugVm *vm = service_get_vm(d->svc, names->pdata[i]);
+
+        if (vm && qmp_conn_get_state(hotplug_vm_get_conn(vm)) == QMP_CONN_READY)
+            up++;
+    }
+    text = g_strdup_printf("STATUS=%u VMs (%u connected), %u open operations", names->len, up,
+                           journal_n_open(d->journal));
+    daemon_notify(text);
+}
+
+static void
+daemon_status_schedule(Daemon *d)
+{
+    struct timeval second = {1, 0};
+
+    if (d->status_ev && !evtimer_pending(d->status_ev, NULL))
+        evtimer_add(d->status_ev, &second);
+}
+
+static void
+daemon_watchdog_cb(evutil_socket_t fd, short what, void *opaque)
+{
+    daemon_notify("WATCHDOG=1");
+}
+
+/* Under systemd: STATUS= updates, and WATCHDOG=1 at half the interval the
+ * unit asks for (WatchdogSec= sets $WATCHDOG_USEC, for $WATCHDOG_PID). */
+static void
+daemon_notify_start(Daemon *d)
+{
+    const char *usec = g_getenv("WATCHDOG_USEC"), *pid = g_getenv("WATCHDOG_PID");
+    guint64 us, p;
+
+    if (!g_getenv("NOTIFY_SOCKET"))
+        return;
+    d->status_ev = evtimer_new(d->base, daemon_status_cb, d);
+    daemon_status_cb(-1, 0, d);
+    if (!usec || !g_ascii_string_to_unsigned(usec, 10, 1, G_MAXUINT64, &us, NULL))
+        return;
+    if (pid && *pid &&
+        (!g_ascii_string_to_unsigned(pid, 10, 1, G_MAXINT, &p, NULL) || p != (guint64)getpid()))
+        return;
+    {
+        struct timeval half = {(time_t)(us / 2 / G_USEC_PER_SEC),
+                               (suseconds_t)(us / 2 % G_USEC_PER_SEC)};
+
+        d->watchdog_ev = event_new(d->base, -1, EV_PERSIST, daemon_watchdog_cb, d);
+        event_add(d->watchdog_ev, &half);
+        g_info("watchdog: WATCHDOG=1 every %" G_GUINT64_FORMAT " ms", us / 2 / 1000);
+    }
 }
 
 Daemon *
@@ -1274,6 +1378,7 @@ daemon_run(Daemon *d)
               PACKAGE_VERSION, d->cfg->socket_path, d->cfg->state_dir,
               event_log_last_seq(d->log), journal_n_open(d->journal));
     daemon_notify("READY=1");
+    daemon_notify_start(d);
     event_base_dispatch(d->base);
     daemon_notify("STOPPING=1");
     return d->exit_status;
@@ -1306,6 +1411,10 @@ daemon_free(Daemon *d)
         event_free(d->flush_due_ev);
     if (d->inotify_ev)
         event_free(d->inotify_ev);
+    if (d->status_ev)
+        event_free(d->status_ev);
+    if (d->watchdog_ev)
+        event_free(d->watchdog_ev);
     if (d->inotify_fd >= 0)
         close(d->inotify_fd);
     event_log_free(d->log);

@@ -19,25 +19,45 @@
 
 static int hotplugd_verbose;
 static gboolean hotplugd_syslog;
+static gboolean hotplugd_journal;
 
-static void
-hotplugd_log_handler(const char *domain, GLogLevelFlags level, const char *message,
-                     gpointer opaque)
+/* Every message of hotplugd and the library: to the journal with its
+ * fields (PRIORITY, GLIB_DOMAIN, CODE_FILE, ...) when stderr is the
+ * journal (hotplugd.service), to syslog when detached, else one plain line
+ * on stderr.  g_message is notice, g_info info, g_debug debug (-v, -vv). */
+static GLogWriterOutput
+hotplugd_log_writer(GLogLevelFlags level, const GLogField *fields, gsize n_fields,
+                    gpointer opaque)
 {
+    const char *domain = NULL, *message = NULL;
     int prio;
     const char *tag;
 
     if ((level & G_LOG_LEVEL_DEBUG) && hotplugd_verbose < 2)
-        return;
+        return G_LOG_WRITER_HANDLED;
     if ((level & G_LOG_LEVEL_INFO) && hotplugd_verbose < 1)
-        return;
+        return G_LOG_WRITER_HANDLED;
+    if (hotplugd_journal &&
+        g_log_writer_journald(level, fields, n_fields, opaque) == G_LOG_WRITER_HANDLED)
+        return G_LOG_WRITER_HANDLED;
+    for (gsize i = 0; i < n_fields; i++) {
+        if (g_str_equal(fields[i].key, "GLIB_DOMAIN") && fields[i].length < 0)
+            domain = fields[i].value;
+        else if (g_str_equal(fields[i].key, "MESSAGE") && fields[i].length < 0)
+            message = fields[i].value;
+    }
+    if (!message)
+        message = "(no message)";
     if (level & (G_LOG_LEVEL_ERROR | G_LOG_LEVEL_CRITICAL)) {
         prio = LOG_ERR;
         tag = "error";
     } else if (level & G_LOG_LEVEL_WARNING) {
         prio = LOG_WARNING;
         tag = "warning";
-    } else if (level & (G_LOG_LEVEL_MESSAGE | G_LOG_LEVEL_INFO)) {
+    } else if (level & G_LOG_LEVEL_MESSAGE) {
+        prio = LOG_NOTICE;
+        tag = "notice";
+    } else if (level & G_LOG_LEVEL_INFO) {
         prio = LOG_INFO;
         tag = "info";
     } else {
@@ -46,13 +66,14 @@ hotplugd_log_handler(const char *domain, GLogLevelFlags level, const char *messa
     }
     if (hotplugd_syslog) {
         syslog(prio, "%s: %s", domain ? domain : "hotplugd", message);
-        return;
+        return G_LOG_WRITER_HANDLED;
     }
     {
         g_autoptr(GDateTime) now = g_date_time_new_now_local();
         g_autofree char *ts = g_date_time_format(now, "%H:%M:%S.%f");
         fprintf(stderr, "%.12s %s %s: %s\n", ts, tag, domain ? domain : "hotplugd", message);
     }
+    return G_LOG_WRITER_HANDLED;
 }
 
 static void
@@ -192,7 +213,8 @@ main(int argc, char **argv)
         hotplugd_usage(stderr);
         return 2;
     }
-    g_log_set_default_handler(hotplugd_log_handler, NULL);
+    hotplugd_journal = foreground && g_log_writer_is_journald(fileno(stderr));
+    g_log_set_writer_func(hotplugd_log_writer, NULL, NULL);
     /* SIGHUP re-reads it after we chdir("/") */
     abs_config = config_path ? g_canonicalize_filename(config_path, NULL) : NULL;
     config_path = abs_config;
