@@ -1713,6 +1713,155 @@ test_server_add_fd_and_linger(void **state)
     assert_false(g_file_test(f->sock, G_FILE_TEST_EXISTS));
 }
 
+
+/* ---- faults: input ------------------------------------------------------- */
+
+/* Run hotplugctl against the fixture's daemon, pumping the loop meanwhile;
+ * returns its exit status, stdout and stderr in *out and *err. */
+static int
+run_ctl(Fixture *f, char **out, char **err, ...)
+{
+    g_autoptr(GPtrArray) argv = g_ptr_array_new();
+    g_autofree char *out_path = g_build_filename(f->dir, "ctl.out", NULL);
+    g_autofree char *err_path = g_build_filename(f->dir, "ctl.err", NULL);
+    va_list ap;
+    const char *a;
+    pid_t pid;
+    int st = 0;
+    gint64 end = g_get_monotonic_time() + 30 * G_USEC_PER_SEC;
+
+    g_ptr_array_add(argv, (char *)HOTPLUGCTL_PATH);
+    g_ptr_array_add(argv, (char *)"--socket");
+    g_ptr_array_add(argv, f->sock);
+    va_start(ap, err);
+    while ((a = va_arg(ap, const char *)))
+        g_ptr_array_add(argv, (char *)a);
+    va_end(ap);
+    g_ptr_array_add(argv, NULL);
+    pid = fork();
+    assert_true(pid >= 0);
+    if (pid == 0) {
+        int o = open(out_path, O_WRONLY | O_CREAT | O_TRUNC, 0600);
+        int e = open(err_path, O_WRONLY | O_CREAT | O_TRUNC, 0600);
+        dup2(o, 1);
+        dup2(e, 2);
+        execv(HOTPLUGCTL_PATH, (char **)argv->pdata);
+        _exit(127);
+    }
+    while (waitpid(pid, &st, WNOHANG) == 0) {
+        if (g_get_monotonic_time() > end) {
+            kill(pid, SIGKILL);
+            waitpid(pid, &st, 0);
+            fail_msg("hotplugctl did not finish in 30 s");
+        }
+        pump_once(f);
+    }
+    assert_true(g_file_get_contents(out_path, out, NULL, NULL));
+    assert_true(g_file_get_contents(err_path, err, NULL, NULL));
+    return WIFEXITED(st) ? WEXITSTATUS(st) : 128 + WTERMSIG(st);
+}
+
+/* The op's "timeout_ms" as the ops command shows it. */
+static gint64
+op_timeout_ms(Client *c, const char *device)
+{
+    g_autoptr(JsonNode) r = call(c, "{\"execute\":\"ops\",\"arguments\":{\"vm\":\"vm1\"},"
+                                    "\"id\":\"ops\"}");
+    JsonArray *a = qmp_json_node_array(assert_return(r, "\"ops\""));
+
+    for (guint i = 0; a && i < json_array_get_length(a); i++) {
+        JsonObject *o = qmp_json_node_object(json_array_get_element(a, i));
+        if (g_strcmp0(qmp_json_get_string(o, "device"), device) == 0)
+            return qmp_json_get_int_default(o, "timeout_ms", -1);
+    }
+    fail_msg("no op for %s", device);
+    return -1;
+}
+
+static void
+assert_config_refused(Fixture *f, const char *text, const char *why)
+{
+    g_autofree char *path = g_build_filename(f->dir, "bad.conf", NULL);
+    g_autoptr(GError) error = NULL;
+    g_autoptr(DaemonConfig) cfg = NULL;
+
+    assert_true(g_file_set_contents(path, text, -1, NULL));
+    cfg = daemon_config_load(path, &error);
+    if (cfg)
+        fail_msg("config accepted: %s", text);
+    if (!strstr(error->message, why))
+        fail_msg("config %s refused with '%s', want '%s'", text, error->message, why);
+}
+
+/* Deadlines are 64-bit milliseconds with a stated maximum (no wrap at
+ * 2^32 ms), numbers are decimal only, id= is not a property, and
+ * configuration values have a floor. */
+static void
+test_input_limits(void **state)
+{
+    Fixture *f = *state;
+    Client *c;
+    g_autofree char *out = NULL, *err = NULL;
+    int rc;
+
+    fixture_start(f, NULL);
+    c = client_open(f);
+    add_fake_vm(f, c, "vm1");
+    fake_peer_auto(f->peer, "device_del", "{}");
+
+    /* the protocol: 4294967.297 s is 4294967297 ms, not 1 ms */
+    {
+        g_autoptr(JsonNode) r = call(c, "{\"execute\":\"device-del\",\"arguments\":{\"vm\":\"vm1\","
+                                        "\"id\":\"d1\",\"timeout\":4294967.297,\"no-wait\":true},"
+                                        "\"id\":1}");
+        assert_return(r, "1");
+        assert_int_equal(op_timeout_ms(c, "d1"), G_GINT64_CONSTANT(4294967297));
+    }
+    call_error(c, "{\"execute\":\"device-del\",\"arguments\":{\"vm\":\"vm1\",\"id\":\"d0\","
+                  "\"timeout\":31536000.001},\"id\":2}", "InvalidArgument", "(31536000)", "2");
+    /* hotplugctl: the same through the command line */
+    rc = run_ctl(f, &out, &err, "device", "del", "vm1", "d2", "--timeout", "4294967.297",
+                 "--no-wait", NULL);
+    if (rc != 0)
+        fail_msg("hotplugctl: %d: %s%s", rc, out, err);
+    assert_int_equal(op_timeout_ms(c, "d2"), G_GINT64_CONSTANT(4294967297));
+    /* decimal numbers only */
+    for (guint i = 0; i < 6; i++) {
+        static const char *const bad[] = {"0x10", "1e3", "inf", " 5", "-1", "5s"};
+        g_clear_pointer(&out, g_free);
+        g_clear_pointer(&err, g_free);
+        rc = run_ctl(f, &out, &err, "device", "del", "vm1", "d3", "--timeout", bad[i],
+                     "--no-wait", NULL);
+        if (rc != 2 || !strstr(err, "bad value"))
+            fail_msg("--timeout '%s': exit %d, %s", bad[i], rc, err);
+    }
+    g_clear_pointer(&out, g_free);
+    g_clear_pointer(&err, g_free);
+    rc = run_ctl(f, &out, &err, "device", "del", "vm1", "d3", "--retry", "0x2", "--no-wait",
+                 NULL);
+    assert_int_equal(rc, 2);
+    /* id= among the properties: a usage error, nothing sent to QEMU */
+    g_clear_pointer(&out, g_free);
+    g_clear_pointer(&err, g_free);
+    rc = run_ctl(f, &out, &err, "device", "add", "vm1", "usb-kbd", "k1", "id=other", NULL);
+    if (rc != 2 || !strstr(err, "names the device"))
+        fail_msg("id=other: exit %d, %s%s", rc, out, err);
+    call_error(c, "{\"execute\":\"device-add\",\"arguments\":{\"vm\":\"vm1\",\"driver\":\"usb-kbd\","
+                  "\"id\":\"k1\",\"props\":[\"id=other\"]},\"id\":3}", "InvalidArgument",
+               "the ID argument gives it", "3");
+    for (guint i = 0; i < fake_peer_n_received(f->peer); i++)
+        assert_string_not_equal(fake_peer_received_command(f->peer, i), "device_add");
+
+    /* configuration: floors and decimal numbers */
+    assert_config_refused(f, "[hotplugd]\nsubscriber-buffer = 1\n", "at least");
+    assert_config_refused(f, "[hotplugd]\nsubscriber-buffer = 0x100000\n", "want a size");
+    assert_config_refused(f, "[hotplugd]\nlog-segment-size = 1\n", "at least");
+    assert_config_refused(f, "[timeouts]\npci = 0x10\n", "decimal number of seconds");
+    assert_config_refused(f, "[timeouts]\npci = 0\n", "decimal number of seconds");
+    assert_config_refused(f, "[timeouts]\npci = 4294967.297\n", "decimal number of seconds");
+    assert_config_refused(f, "[retry]\ninterval = 1e3\n", "decimal number of seconds");
+}
+
 int
 main(void)
 {
@@ -1734,6 +1883,7 @@ main(void)
         T(test_events_resume),
         T(test_log_gap),
         T(test_server_add_fd_and_linger),
+        T(test_input_limits),
     };
 
     g_log_set_writer_func(test_log_writer, NULL, NULL);

@@ -29,14 +29,27 @@ cli_default_socket(void)
 }
 
 gboolean
-cli_parse_seconds(const char *text, guint *ms)
+cli_parse_seconds(const char *text, guint64 *ms)
 {
-    char *end = NULL;
-    double v = g_ascii_strtod(text, &end);
+    return timeout_parse_seconds(text, TIMEOUT_MAX_MS, ms);
+}
 
-    if (!*text || *end || !isfinite(v) || v < 0 || v > 86400.0 * 365)
+/* Decimal digits only (no sign, no spaces, no hex), at most max. */
+static gboolean
+cli_parse_count(const char *text, guint64 max, guint64 *out)
+{
+    guint64 v = 0;
+
+    if (!*text)
         return FALSE;
-    *ms = (guint)llround(v * 1000.0);
+    for (const char *p = text; *p; p++) {
+        if (!g_ascii_isdigit(*p))
+            return FALSE;
+        v = v * 10 + (guint64)(*p - '0');
+        if (v > max)
+            return FALSE;
+    }
+    *out = v;
     return TRUE;
 }
 
@@ -54,7 +67,7 @@ cli_parse_args(const CliCmd *cmd, int argc, char **argv, gboolean unplug,
     GPtrArray *pos = g_ptr_array_new();
     const char *name = NULL;
     int ch, index;
-    guint ms;
+    guint64 ms;
 
     if (unplug)
         g_array_append_vals(opts, unplug_opts, G_N_ELEMENTS(unplug_opts));
@@ -75,9 +88,8 @@ cli_parse_args(const CliCmd *cmd, int argc, char **argv, gboolean unplug,
             json_object_set_double_member(args, "timeout", ms / 1000.0);
             break;
         case 'r': {
-            char *end;
-            guint64 n = g_ascii_strtoull(optarg, &end, 10);
-            if (!*optarg || *end || n > 1000)
+            guint64 n;
+            if (!cli_parse_count(optarg, 1000, &n))
                 goto bad_value;
             json_object_set_int_member(args, "retry", (gint64)n);
             break;

@@ -10,6 +10,14 @@
 
 G_BEGIN_DECLS
 
+/* Floors and ceilings of configuration values.  A LOG event carries one
+ * record, and a record can hold a QEMU event's data as QEMU sent it: the
+ * subscriber buffer holds at least one such line of the control protocol. */
+#define DAEMON_CONFIG_MAX_SECONDS 86400u
+#define DAEMON_CONFIG_MIN_SUBSCRIBER_BUFFER (1u << 20)
+#define DAEMON_CONFIG_MIN_SEGMENT_SIZE 512u
+#define DAEMON_CONFIG_MIN_LOG_SIZE 1024u
+
 typedef struct {
     char *state_dir;
     char *socket_path;

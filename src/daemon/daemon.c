@@ -23,6 +23,8 @@
 #define DAEMON_BACKLOG_CHUNK 256
 /* The longest a flush (and the replies and LOG events behind it) waits. */
 #define DAEMON_FLUSH_MAX_DELAY_MS 10
+/* The most of a QEMU event's data a qemu-event record holds (bytes of JSON). */
+#define DAEMON_MAX_EVENT_DETAIL (64u * 1024)
 
 typedef enum {
     VM_FROM_CONFIG,
@@ -308,8 +310,9 @@ daemon_journal_record(HotplugOp *op, guint64 log_seq)
     json_object_set_string_member(j, "state", hotplug_op_state_name(st));
     json_object_set_int_member(j, "attempts", hotplug_op_get_attempts(op));
     json_object_set_int_member(j, "max_attempts", hotplug_op_get_max_attempts(op));
-    json_object_set_int_member(j, "timeout_ms", hotplug_op_get_timeout_ms(op));
-    json_object_set_int_member(j, "retry_interval_ms", hotplug_op_get_retry_interval_ms(op));
+    json_object_set_int_member(j, "timeout_ms", (gint64)hotplug_op_get_timeout_ms(op));
+    json_object_set_int_member(j, "retry_interval_ms",
+                               (gint64)hotplug_op_get_retry_interval_ms(op));
     json_object_set_int_member(j, "start_wall_us", hotplug_op_get_start_wall_us(op));
     json_object_set_int_member(j, "deadline_wall_us", hotplug_op_get_deadline_wall_us(op));
     if (st == HOTPLUG_OP_TRACKED)
@@ -344,7 +347,7 @@ daemon_svc_op_cb(HotplugService *svc, HotplugVm *vm, HotplugOp *op, HotplugOpEve
     case HOTPLUG_OP_EV_REQUEST:
         rec = daemon_op_record(op, "request");
         if (hotplug_op_get_action(op) == HOTPLUG_ACTION_UNPLUG) {
-            json_object_set_int_member(rec, "timeout_ms", hotplug_op_get_timeout_ms(op));
+            json_object_set_int_member(rec, "timeout_ms", (gint64)hotplug_op_get_timeout_ms(op));
             json_object_set_int_member(rec, "retries", hotplug_op_get_max_attempts(op) - 1);
         }
         daemon_op_detail(rec, op);
@@ -418,8 +421,20 @@ daemon_svc_qemu_event_cb(HotplugService *svc, HotplugVm *vm, const QmpEvent *ev,
     }
     if (device)
         json_object_set_string_member(rec, "device", device);
-    json_object_set_member(rec, "detail",
-                           json_node_init_object(json_node_alloc(), ev->data));
+    {
+        /* a record fits in any subscriber buffer: event data past
+         * DAEMON_MAX_EVENT_DETAIL is replaced by its size */
+        g_autoptr(JsonNode) n = json_node_init_object(json_node_alloc(), ev->data);
+        g_autofree char *text = json_to_string(n, FALSE);
+        if (strlen(text) > DAEMON_MAX_EVENT_DETAIL) {
+            JsonObject *o = json_object_new();
+            json_object_set_boolean_member(o, "truncated", TRUE);
+            json_object_set_int_member(o, "bytes", (gint64)strlen(text));
+            json_object_set_object_member(rec, "detail", o);
+        } else {
+            json_object_set_member(rec, "detail", g_steal_pointer(&n));
+        }
+    }
     daemon_log_record(d, rec, NULL);
 }
 
@@ -766,8 +781,10 @@ daemon_reconcile(Daemon *d)
         a.device = qmp_json_get_string(j, "device");
         a.attempts = (guint)qmp_json_get_int_default(j, "attempts", 1);
         a.max_attempts = (guint)qmp_json_get_int_default(j, "max_attempts", 1);
-        a.timeout_ms = (guint)qmp_json_get_int_default(j, "timeout_ms", 5000);
-        a.retry_interval_ms = (guint)qmp_json_get_int_default(j, "retry_interval_ms", 0);
+        a.timeout_ms = (guint64)CLAMP(qmp_json_get_int_default(j, "timeout_ms", 5000), 0,
+                                      (gint64)TIMEOUT_MAX_MS);
+        a.retry_interval_ms = (guint64)CLAMP(qmp_json_get_int_default(j, "retry_interval_ms", 0),
+                                             0, (gint64)TIMEOUT_MAX_MS);
         a.start_wall_us = qmp_json_get_int_default(j, "start_wall_us", g_get_real_time());
         a.deadline_wall_us = qmp_json_get_int_default(j, "deadline_wall_us", -1);
         if (!tracked || !hotplug_outcome_from_name(tracked, &a.tracked))

@@ -27,9 +27,9 @@ struct HotplugOp {
     HotplugOutcome attempt_outcome;
     guint attempts;
     guint max_attempts;
-    guint timeout_ms;
+    guint64 timeout_ms;
     gboolean timeout_by_class;  /* no timeout given: the class default applies */
-    guint retry_interval_ms;
+    guint64 retry_interval_ms;
     gint64 start_us;
     gint64 start_wall_us;       /* g_get_real_time() at the request */
     gint64 end_us;

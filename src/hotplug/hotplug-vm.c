@@ -365,7 +365,7 @@ hotplug_vm_confirm_cb(QmpConn *conn, JsonNode *ret, const GError *error, gpointe
             break; /* present: handled below */
         case HOTPLUG_CONFIRM_DEADLINE:
             if (op->state == HOTPLUG_OP_WAITING) {
-                hotplug_op_set_detail(op, "still present after %u ms", op->timeout_ms);
+                hotplug_op_set_detail(op, "still present after %" G_GUINT64_FORMAT " ms", op->timeout_ms);
                 hotplug_vm_end_attempt(vm, op, HOTPLUG_OUTCOME_NOT_DELETED);
             }
             break;
@@ -925,6 +925,17 @@ hotplug_vm_plug_device(HotplugVm *vm, const char *driver, const char *id,
     if (!driver || !*driver) {
         g_set_error(error, HOTPLUG_ERROR, HOTPLUG_ERROR_INVALID, "no driver given");
         return NULL;
+    }
+    /* the ID argument names the device and the driver argument its model:
+     * a property may not say otherwise */
+    for (guint i = 0; props && props[i]; i++) {
+        if (g_str_has_prefix(props[i], "id=") || g_str_has_prefix(props[i], "driver=")) {
+            g_set_error(error, HOTPLUG_ERROR, HOTPLUG_ERROR_INVALID,
+                        "property '%.*s' is not allowed among the properties: the %s argument "
+                        "gives it", (int)(strchr(props[i], '=') - props[i]), props[i],
+                        props[i][0] == 'i' ? "ID" : "DRIVER");
+            return NULL;
+        }
     }
     op = hotplug_vm_begin_plug(vm, HOTPLUG_KIND_DEVICE, id, error);
     if (!op)

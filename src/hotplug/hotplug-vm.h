@@ -49,9 +49,9 @@ typedef struct {
 } HotplugVmOptions;
 
 typedef struct {
-    guint timeout_ms;          /* 0: the class default */
+    guint64 timeout_ms;        /* 0: the class default; at most TIMEOUT_MAX_MS */
     guint retries;             /* extra attempts after guest-error/not-deleted */
-    guint retry_interval_ms;   /* at least this long between attempts */
+    guint64 retry_interval_ms; /* at least this long between attempts (<= TIMEOUT_MAX_MS) */
 } HotplugUnplugOptions;
 
 /* conn may be in any state; the engine watches it. */
@@ -127,8 +127,8 @@ typedef struct {
     const char *device;
     guint attempts;
     guint max_attempts;
-    guint timeout_ms;
-    guint retry_interval_ms;
+    guint64 timeout_ms;
+    guint64 retry_interval_ms;
     gint64 start_wall_us;
     gint64 deadline_wall_us;   /* -1: none armed (retry-wait, tracked) */
     HotplugOutcome tracked;    /* NOT_DELETED / GUEST_ERROR when it ended so; else NONE */
