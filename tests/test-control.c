@@ -25,6 +25,7 @@
 #include <fcntl.h>
 #include <signal.h>
 #include <string.h>
+#include <sys/mount.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/un.h>
@@ -91,6 +92,7 @@ typedef struct {
     FakePeer *peer;
     guint n_peers;
     GPtrArray *clients;
+    char *tmpfs; /* mounted by the test: unmounted in teardown */
 } Fixture;
 
 struct Client {
@@ -200,6 +202,11 @@ teardown(void **state)
     close(f->qmp_lfd);
     g_ptr_array_unref(f->clients);
     event_base_free(f->base);
+    if (f->tmpfs) {
+        if (umount2(f->tmpfs, MNT_DETACH) < 0)
+            g_warning("umount %s: %s", f->tmpfs, g_strerror(errno));
+        g_free(f->tmpfs);
+    }
     rm_tree(f->dir);
     g_free(f->dir);
     g_free(f->state_dir);
@@ -1862,6 +1869,252 @@ test_input_limits(void **state)
     assert_config_refused(f, "[retry]\ninterval = 1e3\n", "decimal number of seconds");
 }
 
+
+/* ---- faults: the state directory ------------------------------------------ */
+
+static void
+start_refused(Fixture *f, const char *why)
+{
+    g_autoptr(GError) error = NULL;
+    Daemon *d = daemon_new(f->base, fixture_config(f), NULL, &error);
+
+    if (d) {
+        daemon_free(d);
+        fail_msg("the daemon started (want refused: %s)", why);
+    }
+    if (!strstr(error->message, why))
+        fail_msg("refused with '%s', want '%s'", error->message, why);
+}
+
+static void
+assert_file_is(const char *path, const char *content)
+{
+    g_autofree char *text = NULL;
+
+    assert_true(g_file_get_contents(path, &text, NULL, NULL));
+    assert_string_equal(text, content);
+}
+
+/* Created 0700; refused when others may write to it or another user owns
+ * it; a symbolic link at any of its files is refused, never followed; a
+ * non-socket at --socket is refused, never deleted. */
+static void
+test_state_dir_hostile(void **state)
+{
+    Fixture *f = *state;
+    g_autofree char *victim = g_build_filename(f->dir, "victim", NULL);
+    static const char *const files[] = {"journal", "lock", "vms.json",
+                                        "events/events-00000000000000000001.log"};
+    struct stat st;
+
+    /* a new one: 0700 */
+    fixture_start(f, NULL);
+    assert_int_equal(stat(f->state_dir, &st), 0);
+    assert_int_equal(st.st_mode & 07777, 0700);
+    fixture_stop(f);
+
+    /* writable by others, by its group; owned by someone else */
+    assert_int_equal(chmod(f->state_dir, 0777), 0);
+    start_refused(f, "writable by others");
+    assert_int_equal(chmod(f->state_dir, 0770), 0);
+    start_refused(f, "writable by its group");
+    assert_int_equal(chmod(f->state_dir, 0700), 0);
+    assert_int_equal(chown(f->state_dir, 65534, 65534), 0);
+    start_refused(f, "owned by uid 65534");
+    assert_int_equal(chown(f->state_dir, geteuid(), getegid()), 0);
+
+    /* a symbolic link planted at each file: refused, the target untouched */
+    for (guint i = 0; i < G_N_ELEMENTS(files); i++) {
+        g_autofree char *p = g_build_filename(f->state_dir, files[i], NULL);
+        g_autofree char *saved = g_strconcat(p, ".saved", NULL);
+        gboolean existed = g_file_test(p, G_FILE_TEST_EXISTS);
+
+        assert_true(g_file_set_contents(victim, "precious\n", -1, NULL));
+        if (existed)
+            assert_int_equal(rename(p, saved), 0);
+        assert_int_equal(symlink(victim, p), 0);
+        start_refused(f, "symbolic link");
+        assert_file_is(victim, "precious\n");
+        assert_int_equal(unlink(p), 0);
+        if (existed)
+            assert_int_equal(rename(saved, p), 0);
+    }
+
+    /* a regular file at the socket path */
+    assert_true(g_file_set_contents(f->sock, "not a socket\n", -1, NULL));
+    start_refused(f, "not a socket");
+    assert_file_is(f->sock, "not a socket\n");
+    assert_int_equal(unlink(f->sock), 0);
+    /* and it starts again once all is well */
+    fixture_start(f, NULL);
+}
+
+/* A torn vms.json: the daemon does not start and does not touch it. */
+static void
+test_vms_json_torn(void **state)
+{
+    Fixture *f = *state;
+    g_autofree char *vms = g_build_filename(f->state_dir, "vms.json", NULL);
+    Client *c;
+
+    fixture_start(f, NULL);
+    c = client_open(f);
+    add_fake_vm(f, c, "rt1");
+    fixture_stop(f);
+    assert_true(g_file_set_contents(vms, "{\n  \"rt1\" : \"/tmp/x.qmp\",\n  \"rt", -1, NULL));
+    start_refused(f, "vms.json is damaged");
+    assert_file_is(vms, "{\n  \"rt1\" : \"/tmp/x.qmp\",\n  \"rt");
+}
+
+/* ---- faults: a full disk ------------------------------------------------------- */
+
+/* Fill the file system of dir to the last byte; returns the filler's path. */
+static char *
+fill_up(const char *dir)
+{
+    char *path = g_build_filename(dir, "filler", NULL);
+    char buf[65536];
+    int fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+    gsize chunk = sizeof buf;
+
+    memset(buf, 'x', sizeof buf);
+    assert_true(fd >= 0);
+    while (chunk > 0) {
+        if (write(fd, buf, chunk) < 0) {
+            assert_int_equal(errno, ENOSPC);
+            chunk /= 2;
+        }
+    }
+    close(fd);
+    return path;
+}
+
+static guint
+log_count(const char *needle)
+{
+    guint n = 0;
+
+    for (guint i = 0; i < daemon_log->len; i++)
+        n += strstr(daemon_log->pdata[i], needle) != NULL;
+    return n;
+}
+
+static gboolean
+peer_got(FakePeer *p, const char *cmd, const char *arg)
+{
+    for (guint i = 0; p && i < fake_peer_n_received(p); i++)
+        if (g_strcmp0(fake_peer_received_command(p, i), cmd) == 0 &&
+            (!arg || strstr(fake_peer_received(p, i), arg)))
+            return TRUE;
+    return FALSE;
+}
+
+/* ENOSPC on the state directory (a small tmpfs the test fills): nothing
+ * is sent to QEMU before its journal entry is stored, nothing is replied
+ * as done before its record is on disk, changes are refused with
+ * StorageError while reads work, one log message, and the daemon
+ * recovers by itself when there is room again; vm-add fails when vms.json
+ * could not be written. */
+static void
+test_storage_full(void **state)
+{
+    Fixture *f = *state;
+    g_autofree char *mnt = g_build_filename(f->dir, "tmpfs", NULL);
+    g_autofree char *filler = NULL;
+    Client *c;
+
+    if (geteuid() != 0) {
+        /* a skip is not a pass: cmocka reports it as skipped */
+        skip();
+    }
+    assert_int_equal(g_mkdir_with_parents(mnt, 0700), 0);
+    if (mount("tmpfs", mnt, "tmpfs", 0, "size=1m,mode=0700") < 0)
+        fail_msg("mount tmpfs: %s", g_strerror(errno));
+    g_free(f->state_dir);
+    f->state_dir = g_build_filename(mnt, "state", NULL);
+    f->tmpfs = g_strdup(mnt);
+
+    fixture_start(f, NULL);
+    c = client_open(f);
+    add_fake_vm(f, c, "vm1");
+    fake_peer_auto(f->peer, "device_del", "{}");
+    filler = fill_up(mnt);
+
+    /* the first change: its journal entry cannot be stored, so device_del
+     * is not sent; the client hears it was rejected, not done */
+    {
+        g_autoptr(JsonNode) r = call(c, "{\"execute\":\"device-del\",\"arguments\":{\"vm\":\"vm1\","
+                                        "\"id\":\"d1\",\"no-wait\":true},\"id\":1}");
+        g_autofree char *text = node_text(r);
+        JsonObject *o = qmp_json_get_object(qmp_json_node_object(r), "return");
+        JsonObject *e = qmp_json_get_object(o, "error");
+        if (!o || g_strcmp0(qmp_json_get_string(o, "outcome"), "rejected") != 0 ||
+            g_strcmp0(qmp_json_get_string(e, "class"), "StorageError") != 0)
+            fail_msg("device-del on a full disk: %s", text);
+    }
+    pump_ms(f, 50);
+    assert_false(peer_got(f->peer, "device_del", NULL));
+    /* then changes are refused at once, with a clear error */
+    call_error(c, "{\"execute\":\"device-del\",\"arguments\":{\"vm\":\"vm1\",\"id\":\"d2\"},"
+                  "\"id\":2}", "StorageError", "cannot write its state directory", "2");
+    call_error(c, "{\"execute\":\"vm-add\",\"arguments\":{\"name\":\"vm2\",\"qmp\":\"/x.qmp\"},"
+                  "\"id\":3}", "StorageError", "changes are refused", "3");
+    /* reads work */
+    {
+        g_autoptr(JsonNode) r = call(c, "{\"execute\":\"vm-list\",\"id\":4}");
+        assert_return(r, "4");
+        g_autoptr(JsonObject) st = status(c);
+        assert_int_equal(qmp_json_get_int_default(st, "vms", -1), 1);
+    }
+    pump_ms(f, 1200); /* a few retries: still one message */
+    assert_int_equal(log_count("cannot write the state directory"), 1);
+
+    /* room again: it recovers by itself, and everything is written */
+    assert_int_equal(unlink(filler), 0);
+    WAIT_FOR(f, log_count("can be written again") == 1, WAIT_MS);
+    {
+        g_autoptr(JsonNode) r = call(c, "{\"execute\":\"device-del\",\"arguments\":{\"vm\":\"vm1\","
+                                        "\"id\":\"d3\",\"no-wait\":true},\"id\":5}");
+        assert_return(r, "5");
+    }
+    WAIT_FOR(f, peer_got(f->peer, "device_del", "d3"), WAIT_MS);
+    assert_false(peer_got(f->peer, "device_del", "\"d1\""));
+    {
+        /* d1's records reached the log after all, in order */
+        Collected col;
+        gboolean found = FALSE;
+        client_printf(c, "{\"execute\":\"events\",\"arguments\":{\"device\":\"d1\"},\"id\":6}");
+        collect(c, &col, FALSE);
+        for (guint i = 0; i < col.records->len; i++)
+            found |= g_strcmp0(qmp_json_get_string(col.records->pdata[i], "outcome"),
+                               "rejected") == 0;
+        assert_true(found);
+        collected_clear(&col);
+    }
+
+    /* vm-add whose vms.json cannot be written fails, and the VM is not kept */
+    g_free(filler);
+    filler = fill_up(mnt);
+    {
+        g_autoptr(JsonNode) r = call(c, "{\"execute\":\"vm-add\",\"arguments\":{\"name\":\"vm3\","
+                                        "\"qmp\":\"/nonexistent/vm3.qmp\"},\"id\":7}");
+        assert_error(r, "StorageError", "", "7");
+    }
+    {
+        g_autoptr(JsonObject) st = status(c);
+        assert_int_equal(qmp_json_get_int_default(st, "vms", -1), 1);
+    }
+    assert_int_equal(unlink(filler), 0);
+    WAIT_FOR(f, log_count("can be written again") == 2, WAIT_MS);
+    fixture_stop(f);
+    fixture_start(f, NULL);
+    c = client_open(f);
+    {
+        g_autoptr(JsonObject) st = status(c);
+        assert_int_equal(qmp_json_get_int_default(st, "vms", -1), 1);
+    }
+}
+
 int
 main(void)
 {
@@ -1884,6 +2137,9 @@ main(void)
         T(test_log_gap),
         T(test_server_add_fd_and_linger),
         T(test_input_limits),
+        T(test_state_dir_hostile),
+        T(test_vms_json_torn),
+        T(test_storage_full),
     };
 
     g_log_set_writer_func(test_log_writer, NULL, NULL);

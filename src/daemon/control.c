@@ -632,6 +632,17 @@ control_server_new(struct event_base *base, const ControlOptions *opts,
         return NULL;
     }
     strcpy(sun.sun_path, opts->path);
+    {
+        /* only a socket is ever replaced: a file, a directory or a symbolic
+         * link at the path is somebody else's */
+        struct stat st;
+        if (lstat(opts->path, &st) == 0 && !S_ISSOCK(st.st_mode)) {
+            g_set_error(error, HOTPLUG_ERROR, HOTPLUG_ERROR_FAILED,
+                        "%s exists and is not a socket: refused (remove it or choose "
+                        "another --socket)", opts->path);
+            return NULL;
+        }
+    }
     /* a stale socket from a killed daemon is replaced; a live one (a daemon
      * on another state directory) is not taken over */
     if (control_socket_in_use(&sun)) {

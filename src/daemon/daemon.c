@@ -19,10 +19,13 @@
 #include "hotplug-service.h"
 #include "journal.h"
 #include "qmp-json.h"
+#include "state-dir.h"
 
 #define DAEMON_BACKLOG_CHUNK 256
 /* The longest a flush (and the replies and LOG events behind it) waits. */
 #define DAEMON_FLUSH_MAX_DELAY_MS 10
+/* While writes to the state directory fail, they are tried again this often. */
+#define DAEMON_STORAGE_RETRY_MS 500
 /* The most of a QEMU event's data a qemu-event record holds (bytes of JSON). */
 #define DAEMON_MAX_EVENT_DETAIL (64u * 1024)
 
@@ -38,6 +41,7 @@ struct Daemon {
     struct event_base *base;
     DaemonConfig *cfg;
     char *config_path;
+    int state_fd;              /* the state directory; every file is opened relative to it */
     int lock_fd;
     HotplugService *svc;
     guint svc_listener;
@@ -54,6 +58,15 @@ struct Daemon {
     GHashTable *vm_source;     /* name -> VmSource */
     GHashTable *calls;         /* DaemonCall set, for clients that go away */
     gboolean loading;          /* registering VMs at start: no runtime file writes */
+    /* storage: while a write to the state directory fails, changes are
+     * refused, records wait in the backlog (in order), and replies and LOG
+     * events wait until everything before them is on disk */
+    char *storage_error;       /* why, NULL while writes work */
+    GPtrArray *backlog;        /* JsonObject records not in the log yet */
+    GHashTable *unjournaled;   /* op ids whose journal entry is not stored */
+    struct event *storage_retry_ev;
+    gboolean vms_dirty;        /* vms.json is behind the VMs added at run time */
+    GError *vms_error;         /* the last vms.json write failed (for vm-add's reply) */
     int inotify_fd;
     struct event *inotify_ev;
     struct event *sig_term, *sig_int, *sig_hup;
@@ -76,6 +89,8 @@ typedef struct {
     ControlClient *cl;
     JsonNode *id;
     HotplugRequest *req;
+    gboolean mutates;   /* its reply waits until its records are on disk */
+    char *vm_added;     /* vm-add: the name, rolled back if vms.json was not written */
 } DaemonCall;
 
 /* A reply held back until the records it speaks of are on disk. */
@@ -165,22 +180,89 @@ subscription_overflow(Subscription *s)
     control_client_close_after_flush(s->cl);
 }
 
+/* A write to the state directory failed: logged once, changes refused,
+ * and everything is written again every DAEMON_STORAGE_RETRY_MS. */
+static void
+daemon_storage_failed(Daemon *d, const char *what, const GError *error)
+{
+    struct timeval tv = {0, DAEMON_STORAGE_RETRY_MS * 1000};
+
+    if (!d->storage_error) {
+        d->storage_error = g_strdup_printf("%s: %s", what, error->message);
+        g_warning("cannot write the state directory %s (%s): changes are refused until writes "
+                  "succeed again; reads are served", d->cfg->state_dir, d->storage_error);
+    }
+    if (!evtimer_pending(d->storage_retry_ev, NULL))
+        evtimer_add(d->storage_retry_ev, &tv);
+}
+
+static void daemon_schedule_flush(Daemon *d);
+static gboolean daemon_save_runtime_vms(Daemon *d, GError **error);
+static void daemon_announce(Daemon *d, guint64 seq, JsonObject *stored);
+
+static void daemon_flush_cb(evutil_socket_t fd, short what, void *opaque);
+
+static void
+daemon_storage_retry_cb(evutil_socket_t fd, short what, void *opaque)
+{
+    Daemon *d = opaque;
+
+    event_del(d->flush_ev);
+    daemon_flush_cb(-1, 0, d);
+}
+
+/* Append what waits in the backlog, sync the log and the journal, write
+ * vms.json if it is behind: TRUE when all of it is on disk. */
+static gboolean
+daemon_storage_write(Daemon *d)
+{
+    g_autoptr(GError) error = NULL;
+
+    while (d->backlog->len) {
+        JsonObject *stored = NULL;
+        guint64 seq = event_log_append(d->log, d->backlog->pdata[0], &stored, &error);
+        if (!seq) {
+            daemon_storage_failed(d, "event log", error);
+            return FALSE;
+        }
+        g_ptr_array_remove_index(d->backlog, 0);
+        daemon_announce(d, seq, stored);
+    }
+    if (!event_log_flush(d->log, &error)) {
+        daemon_storage_failed(d, "event log", error);
+        return FALSE;
+    }
+    if (!journal_flush(d->journal, &error)) {
+        daemon_storage_failed(d, "journal", error);
+        return FALSE;
+    }
+    if (d->vms_dirty) {
+        if (!daemon_save_runtime_vms(d, &error)) {
+            daemon_storage_failed(d, "vms.json", error);
+            return FALSE;
+        }
+        d->vms_dirty = FALSE;
+    }
+    if (d->storage_error) {
+        g_message("the state directory %s can be written again: changes are accepted",
+                  d->cfg->state_dir);
+        g_clear_pointer(&d->storage_error, g_free);
+    }
+    return TRUE;
+}
+
 static void
 daemon_flush_cb(evutil_socket_t fd, short what, void *opaque)
 {
     Daemon *d = opaque;
-    g_autoptr(GError) error = NULL;
     g_autoptr(GPtrArray) batch = NULL;
     g_autoptr(GList) subs = NULL;
 
     evtimer_del(d->flush_due_ev);
     d->flush_pending = FALSE;
-    if (!event_log_flush(d->log, &error)) {
-        g_warning("event log flush failed: %s", error->message);
-        g_clear_error(&error);
-    }
-    if (!journal_flush(d->journal, &error))
-        g_warning("journal flush failed: %s", error->message);
+    /* nothing is replied or announced before it is on disk */
+    if (!daemon_storage_write(d))
+        return;
     d->durable_seq = event_log_last_seq(d->log);
     /* requesters hear their outcome once it is on disk, like subscribers */
     {
@@ -216,7 +298,8 @@ daemon_schedule_flush(Daemon *d)
 {
     struct timeval tv = {0, DAEMON_FLUSH_MAX_DELAY_MS * 1000};
 
-    if (d->flush_pending)
+    /* while writes fail, the retry timer runs the flush */
+    if (d->flush_pending || d->storage_error)
         return;
     d->flush_pending = TRUE;
     event_active(d->flush_ev, EV_TIMEOUT, 0);
@@ -237,27 +320,40 @@ daemon_flush_due_cb(evutil_socket_t fd, short what, void *opaque)
     daemon_flush_cb(-1, 0, d);
 }
 
-/* Append rec (taken) to the log; it is announced after the flush. */
+/* stored (taken) goes to subscribers after the flush */
+static void
+daemon_announce(Daemon *d, guint64 seq, JsonObject *stored)
+{
+    DaemonAnnounce *a = g_new0(DaemonAnnounce, 1);
+
+    a->seq = seq;
+    a->rec = stored;
+    a->line = daemon_render_log_event(stored);
+    g_ptr_array_add(d->announce, a);
+}
+
+/* Append rec (taken) to the log; it is announced after the flush.  When
+ * the log cannot be written it waits in the backlog (*seq_out is 0 then),
+ * and so does every record after it. */
 static void
 daemon_log_record(Daemon *d, JsonObject *rec, guint64 *seq_out)
 {
     g_autoptr(JsonObject) owned = rec;
     g_autoptr(GError) error = NULL;
     JsonObject *stored = NULL;
-    guint64 seq = event_log_append(d->log, rec, &stored, &error);
-    DaemonAnnounce *a;
+    guint64 seq = 0;
 
+    if (!d->backlog->len) {
+        seq = event_log_append(d->log, rec, &stored, &error);
+        if (!seq)
+            daemon_storage_failed(d, "event log", error);
+    }
     if (seq_out)
         *seq_out = seq;
-    if (!seq) {
-        g_warning("event log append failed: %s", error->message);
-        return;
-    }
-    a = g_new0(DaemonAnnounce, 1);
-    a->seq = seq;
-    a->rec = stored;
-    a->line = daemon_render_log_event(stored);
-    g_ptr_array_add(d->announce, a);
+    if (!seq)
+        g_ptr_array_add(d->backlog, g_steal_pointer(&owned));
+    else
+        daemon_announce(d, seq, stored);
     daemon_schedule_flush(d);
 }
 
@@ -385,8 +481,10 @@ daemon_svc_op_cb(HotplugService *svc, HotplugVm *vm, HotplugOp *op, HotplugOpEve
         /* a new op: the journal first, so a crash before its log record
          * still leaves an op the restart finishes (with an outcome) */
         g_autoptr(JsonObject) j = daemon_journal_record(op, event_log_last_seq(d->log));
-        if (!journal_put(d->journal, id, j, &error))
-            g_warning("journal: op %" G_GUINT64_FORMAT ": %s", id, error->message);
+        if (!journal_put(d->journal, id, j, &error)) {
+            daemon_storage_failed(d, "journal", error);
+            g_hash_table_add(d->unjournaled, g_memdup2(&id, sizeof id));
+        }
         g_clear_error(&error);
     }
     /* then the log, then the journal: a crash between the two leaves the
@@ -395,10 +493,24 @@ daemon_svc_op_cb(HotplugService *svc, HotplugVm *vm, HotplugOp *op, HotplugOpEve
     if (open) {
         /* the journal keeps its own copy */
         g_autoptr(JsonObject) j = daemon_journal_record(op, seq);
-        if (!journal_put(d->journal, id, j, &error))
-            g_warning("journal: op %" G_GUINT64_FORMAT ": %s", id, error->message);
-    } else if (!journal_remove(d->journal, id, &error))
-        g_warning("journal: op %" G_GUINT64_FORMAT ": %s", id, error->message);
+        if (!journal_put(d->journal, id, j, &error)) {
+            daemon_storage_failed(d, "journal", error);
+        } else {
+            g_hash_table_remove(d->unjournaled, &id);
+        }
+    } else {
+        g_hash_table_remove(d->unjournaled, &id);
+        if (!journal_remove(d->journal, id, &error))
+            daemon_storage_failed(d, "journal", error);
+    }
+    if (ev == HOTPLUG_OP_EV_ATTEMPT && g_hash_table_contains(d->unjournaled, &id)) {
+        /* nothing goes to QEMU that a restart would not know about */
+        g_autoptr(GError) refused = g_error_new(HOTPLUG_ERROR, HOTPLUG_ERROR_STORAGE,
+                                                "not sent to QEMU: hotplugd cannot store the "
+                                                "operation (%s)", d->storage_error);
+        g_hash_table_remove(d->unjournaled, &id);
+        hotplug_op_refuse(op, refused);
+    }
 }
 
 static void
@@ -440,21 +552,15 @@ daemon_svc_qemu_event_cb(HotplugService *svc, HotplugVm *vm, const QmpEvent *ev,
 
 /* ---- VMs ------------------------------------------------------------------------- */
 
-static char *
-daemon_runtime_vms_path(Daemon *d)
-{
-    return g_build_filename(d->cfg->state_dir, "vms.json", NULL);
-}
+#define DAEMON_VMS_FILE "vms.json"
 
-/* Write the VMs added at run time, atomically. */
-static void
-daemon_save_runtime_vms(Daemon *d)
+/* Write the VMs added at run time, atomically and durably. */
+static gboolean
+daemon_save_runtime_vms(Daemon *d, GError **error)
 {
-    g_autofree char *path = daemon_runtime_vms_path(d);
     g_autoptr(JsonNode) root = daemon_object_node();
     JsonObject *o = json_node_get_object(root);
     g_autoptr(GPtrArray) names = hotplug_service_list_vms(d->svc);
-    g_autoptr(GError) error = NULL;
     g_autofree char *text = NULL;
 
     for (guint i = 0; i < names->len; i++) {
@@ -463,10 +569,8 @@ daemon_save_runtime_vms(Daemon *d)
             json_object_set_string_member(o, name, hotplug_service_get_vm_path(d->svc, name));
     }
     text = json_to_string(root, TRUE);
-    if (!g_file_set_contents_full(path, text, -1,
-                                  G_FILE_SET_CONTENTS_CONSISTENT | G_FILE_SET_CONTENTS_DURABLE,
-                                  0600, &error))
-        g_warning("cannot save %s: %s", path, error->message);
+    return state_file_write_atomic(d->state_fd, d->cfg->state_dir, DAEMON_VMS_FILE, text,
+                                   strlen(text), error);
 }
 
 static void
@@ -494,8 +598,15 @@ daemon_svc_vm_state_cb(HotplugService *svc, const char *vm, const char *state, c
         save = GPOINTER_TO_INT(g_hash_table_lookup(d->vm_source, vm)) == VM_FROM_RUNTIME;
         g_hash_table_remove(d->vm_source, vm);
     }
-    if (save && !d->loading)
-        daemon_save_runtime_vms(d);
+    if (save && !d->loading) {
+        g_autoptr(GError) error = NULL;
+        if (!daemon_save_runtime_vms(d, &error)) {
+            d->vms_dirty = TRUE;
+            daemon_storage_failed(d, "vms.json", error);
+            g_clear_error(&d->vms_error);
+            d->vms_error = g_steal_pointer(&error);
+        }
+    }
 }
 
 static gboolean
@@ -526,20 +637,32 @@ daemon_remove_vm(Daemon *d, const char *name)
         g_message("VM %s removed", name);
 }
 
-static void
-daemon_load_runtime_vms(Daemon *d)
+/* vms.json that cannot be read is never overwritten: the daemon does not
+ * start until someone repairs or removes it. */
+static gboolean
+daemon_load_runtime_vms(Daemon *d, GError **error)
 {
-    g_autofree char *path = daemon_runtime_vms_path(d);
     g_autoptr(JsonParser) p = json_parser_new();
-    g_autoptr(GError) error = NULL;
+    g_autoptr(GError) local = NULL;
+    g_autofree char *text = NULL;
+    gsize len = 0;
     JsonObject *o;
 
-    if (!g_file_test(path, G_FILE_TEST_EXISTS))
-        return;
-    if (!json_parser_load_from_file(p, path, &error) ||
+    text = state_file_read(d->state_fd, d->cfg->state_dir, DAEMON_VMS_FILE, &len, &local);
+    if (!text && g_error_matches(local, G_FILE_ERROR, G_FILE_ERROR_NOENT))
+        return TRUE;
+    if (!text) {
+        g_set_error(error, HOTPLUG_ERROR, HOTPLUG_ERROR_FAILED,
+                    "cannot read the VMs added at run time: %s", local->message);
+        return FALSE;
+    }
+    if (!json_parser_load_from_data(p, text, (gssize)len, &local) ||
         !(o = qmp_json_node_object(json_parser_get_root(p)))) {
-        g_warning("ignoring %s: %s", path, error ? error->message : "not a JSON object");
-        return;
+        g_set_error(error, HOTPLUG_ERROR, HOTPLUG_ERROR_FAILED,
+                    "%s/%s is damaged (%s): refusing to start rather than lose its VMs; "
+                    "repair it or move it away", d->cfg->state_dir, DAEMON_VMS_FILE,
+                    local ? local->message : "not a JSON object");
+        return FALSE;
     }
     {
         g_autoptr(GList) names = json_object_get_members(o);
@@ -547,8 +670,12 @@ daemon_load_runtime_vms(Daemon *d)
             const char *qmp = qmp_json_get_string(o, l->data);
             if (qmp)
                 daemon_add_vm(d, l->data, qmp, VM_FROM_RUNTIME);
+            else
+                g_warning("%s/%s: %s: not a socket path, skipped", d->cfg->state_dir,
+                          DAEMON_VMS_FILE, (const char *)l->data);
         }
     }
+    return TRUE;
 }
 
 /* A watched socket: DIR/NAME.qmp is VM NAME. */
@@ -971,6 +1098,7 @@ daemon_call_free(DaemonCall *c)
 {
     if (c->id)
         json_node_unref(c->id);
+    g_free(c->vm_added);
     g_free(c);
 }
 
@@ -982,13 +1110,23 @@ daemon_call_reply_cb(HotplugRequest *req, JsonNode *ret, const GError *error, gp
 
     r->cl = c->cl;
     r->id = c->id ? json_node_copy(c->id) : NULL;
-    if (error) {
+    if (!error && c->vm_added && c->d->vms_error) {
+        /* a VM that would be gone after a restart is not added */
+        r->cls = g_strdup("StorageError");
+        r->desc = g_strdup_printf("VM %s not added: %s", c->vm_added, c->d->vms_error->message);
+        g_clear_error(&c->d->vms_error);
+        daemon_remove_vm(c->d, c->vm_added);
+    } else if (error) {
         r->cls = g_strdup(hotplug_error_class(error));
         r->desc = g_strdup(error->message);
     } else {
         r->ret = json_node_copy(ret);
     }
-    if (c->d->flush_pending) {
+    if (c->mutates && c->d->storage_error && !r->cls &&
+        g_strcmp0(qmp_json_get_string(qmp_json_node_object(r->ret), "outcome"), "rejected") != 0) {
+        /* done, but its records are not on disk yet: heard once they are */
+        g_ptr_array_add(c->d->deferred, r);
+    } else if (c->d->flush_pending && !c->d->storage_error) {
         g_ptr_array_add(c->d->deferred, r);
     } else {
         daemon_reply_send(r);
@@ -1076,11 +1214,22 @@ daemon_control_execute_cb(ControlServer *srv, ControlClient *cl, const char *cmd
         g_autofree char *text = json_to_string(n, FALSE);
         g_message("request %s %s from pid %d uid %d", cmd, text, (int)control_client_pid(cl),
                   (int)control_client_uid(cl));
+        if (d->storage_error) {
+            g_autofree char *desc = g_strdup_printf(
+                "hotplugd cannot write its state directory %s (%s): changes are refused until "
+                "it can again; reads work", d->cfg->state_dir, d->storage_error);
+            control_client_error(cl, id, "StorageError", desc);
+            return;
+        }
     }
     c = g_new0(DaemonCall, 1);
     c->d = d;
     c->cl = cl;
     c->id = id ? json_node_copy(id) : NULL;
+    c->mutates = daemon_cmd_mutates(cmd);
+    g_clear_error(&d->vms_error);
+    if (g_str_equal(cmd, "vm-add"))
+        c->vm_added = g_strdup(qmp_json_get_string(args, "name"));
     g_hash_table_add(d->calls, c);
     req = hotplug_service_execute(d->svc, cmd, args, &cb, c);
     /* NULL: it replied already, and c is gone */
@@ -1142,13 +1291,9 @@ daemon_lock(Daemon *d, GError **error)
     g_autofree char *path = g_build_filename(d->cfg->state_dir, "lock", NULL);
     g_autofree char *pid = NULL;
 
-    d->lock_fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0600);
-    if (d->lock_fd < 0) {
-        int err = errno;
-        g_set_error(error, HOTPLUG_ERROR, HOTPLUG_ERROR_FAILED, "cannot open %s: %s", path,
-                    g_strerror(err));
+    d->lock_fd = state_file_open(d->state_fd, d->cfg->state_dir, "lock", O_RDWR | O_CREAT, error);
+    if (d->lock_fd < 0)
         return FALSE;
-    }
     if (flock(d->lock_fd, LOCK_EX | LOCK_NB) < 0) {
         char buf[32] = "";
         ssize_t n = pread(d->lock_fd, buf, sizeof(buf) - 1, 0);
@@ -1212,20 +1357,19 @@ daemon_new(struct event_base *base, DaemonConfig *cfg, const char *config_path, 
     d->cfg = cfg;
     d->config_path = g_strdup(config_path);
     d->lock_fd = -1;
+    d->state_fd = -1;
     d->inotify_fd = -1;
     d->announce = g_ptr_array_new_with_free_func((GDestroyNotify)daemon_announce_free);
     d->deferred = g_ptr_array_new_with_free_func((GDestroyNotify)daemon_reply_free);
+    d->backlog = g_ptr_array_new_with_free_func((GDestroyNotify)json_object_unref);
+    d->unjournaled = g_hash_table_new_full(g_int64_hash, g_int64_equal, g_free, NULL);
     d->subs = g_hash_table_new_full(g_direct_hash, g_direct_equal, NULL,
                                     (GDestroyNotify)subscription_free);
     d->vm_source = g_hash_table_new_full(g_str_hash, g_str_equal, g_free, NULL);
     d->calls = g_hash_table_new_full(g_direct_hash, g_direct_equal,
                                      (GDestroyNotify)daemon_call_free, NULL);
-    if (g_mkdir_with_parents(cfg->state_dir, 0700) < 0) {
-        int err = errno;
-        g_set_error(error, HOTPLUG_ERROR, HOTPLUG_ERROR_FAILED, "cannot create state-dir %s: %s",
-                    cfg->state_dir, g_strerror(err));
+    if ((d->state_fd = state_dir_open(cfg->state_dir, error)) < 0)
         return NULL;
-    }
     if (!daemon_lock(d, error))
         return NULL;
     log_dir = g_build_filename(cfg->state_dir, "events", NULL);
@@ -1246,6 +1390,7 @@ daemon_new(struct event_base *base, DaemonConfig *cfg, const char *config_path, 
     event_priority_set(d->flush_ev, 2);
     d->flush_due_ev = evtimer_new(base, daemon_flush_due_cb, d);
     event_priority_set(d->flush_due_ev, 0);
+    d->storage_retry_ev = evtimer_new(base, daemon_storage_retry_cb, d);
 
     so.timeouts = cfg->timeouts;
     so.default_unplug = cfg->unplug;
@@ -1265,7 +1410,8 @@ daemon_new(struct event_base *base, DaemonConfig *cfg, const char *config_path, 
     g_hash_table_iter_init(&it, cfg->vms);
     while (g_hash_table_iter_next(&it, &key, &value))
         daemon_add_vm(d, key, value, VM_FROM_CONFIG);
-    daemon_load_runtime_vms(d);
+    if (!daemon_load_runtime_vms(d, error))
+        return NULL;
     d->loading = FALSE;
     if (!daemon_watch_start(d, error))
         return NULL;
@@ -1310,14 +1456,19 @@ daemon_free(Daemon *d)
         hotplug_service_remove_listener(d->svc, d->svc_listener);
         hotplug_service_free(d->svc);
     }
-    if (d->log)
-        event_log_flush(d->log, NULL);
-    if (d->journal)
-        journal_flush(d->journal, NULL);
+    if (d->log && d->journal && d->backlog) {
+        /* what can still be written is; a full disk loses only what was
+         * never replied or announced */
+        if (!daemon_storage_write(d))
+            g_warning("stopping with %u records not written: %s", d->backlog->len,
+                      d->storage_error);
+    }
     if (d->flush_ev)
         event_free(d->flush_ev);
     if (d->flush_due_ev)
         event_free(d->flush_due_ev);
+    if (d->storage_retry_ev)
+        event_free(d->storage_retry_ev);
     if (d->inotify_ev)
         event_free(d->inotify_ev);
     if (d->inotify_fd >= 0)
@@ -1326,11 +1477,19 @@ daemon_free(Daemon *d)
     journal_free(d->journal);
     g_ptr_array_unref(d->announce);
     g_ptr_array_unref(d->deferred);
+    if (d->backlog)
+        g_ptr_array_unref(d->backlog);
+    if (d->unjournaled)
+        g_hash_table_unref(d->unjournaled);
+    g_free(d->storage_error);
+    g_clear_error(&d->vms_error);
     g_hash_table_unref(d->subs);
     g_hash_table_unref(d->vm_source);
     g_hash_table_unref(d->calls);
     if (d->lock_fd >= 0)
         close(d->lock_fd);
+    if (d->state_fd >= 0)
+        close(d->state_fd);
     daemon_config_free(d->cfg);
     g_free(d->config_path);
     g_free(d);

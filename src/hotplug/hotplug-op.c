@@ -238,6 +238,8 @@ hotplug_op_to_json(const HotplugOp *op)
             json_builder_add_string_value(b, cls);
         else if (op->error->domain == HOTPLUG_ERROR && op->error->code == HOTPLUG_ERROR_BAD_PROPERTY)
             json_builder_add_string_value(b, "InvalidProperty");
+        else if (op->error->domain == HOTPLUG_ERROR && op->error->code == HOTPLUG_ERROR_STORAGE)
+            json_builder_add_string_value(b, "StorageError");
         else
             json_builder_add_string_value(b, "LocalError");
         json_builder_set_member_name(b, "desc");

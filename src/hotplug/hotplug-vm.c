@@ -822,6 +822,18 @@ hotplug_vm_begin_plug(HotplugVm *vm, HotplugKind kind, const char *device, GErro
     return op;
 }
 
+void
+hotplug_op_refuse(HotplugOp *op, const GError *error)
+{
+    HotplugVm *vm = op->vm;
+
+    if (!vm || op->state != HOTPLUG_OP_SENDING || op->attempts != 1 ||
+        (op->action == HOTPLUG_ACTION_PLUG && op->steps_done != 0))
+        return;
+    hotplug_op_set_error(op, error);
+    hotplug_vm_finish(vm, op, HOTPLUG_OUTCOME_REJECTED);
+}
+
 static void
 hotplug_vm_start_steps(HotplugVm *vm, HotplugOp *op, GPtrArray *steps)
 {

@@ -113,6 +113,10 @@ HotplugOp *hotplug_vm_plug_device(HotplugVm *vm, const char *driver, const char 
 /* Steps to run after an unplug's device is gone (backend objects etc.);
  * the outcome is announced after them.  steps is taken. */
 void hotplug_op_set_cleanup(HotplugOp *op, GPtrArray *steps);
+/* From a listener's HOTPLUG_OP_EV_ATTEMPT of an op's first attempt: end it
+ * "rejected" with error before its command goes to QEMU (a daemon that
+ * cannot store the op refuses it so).  Does nothing at any other time. */
+void hotplug_op_refuse(HotplugOp *op, const GError *error);
 
 /* An operation a daemon's journal had open when it stopped.  The engine
  * takes it over: an unplug waits for its remaining deadline (at once when
