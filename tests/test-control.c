@@ -2115,6 +2115,128 @@ test_storage_full(void **state)
     }
 }
 
+
+/* ---- faults: fairness ------------------------------------------------------------ */
+
+/* One VM streaming RESET events: its storm is coalesced with a count, every
+ * event is accounted for, and the other VMs' history stays in the log. */
+static void
+test_event_storm(void **state)
+{
+    Fixture *f = *state;
+    DaemonConfig *cfg = fixture_config(f);
+    g_autofree char *quiet = g_build_filename(f->dir, "quiet.qmp", NULL);
+    const guint n_events = 5000;
+    Client *c;
+    Collected col;
+    guint64 total = 0;
+    guint n_records = 0;
+
+    cfg->log_max_bytes = 64 * 1024;
+    cfg->log_segment_bytes = 8 * 1024;
+    fixture_start(f, cfg);
+    c = client_open(f);
+    {
+        g_autoptr(JsonNode) r = call(c, "{\"execute\":\"vm-add\",\"arguments\":{\"name\":\"quiet\","
+                                        "\"qmp\":\"%s\"},\"id\":1}", quiet);
+        assert_return(r, "1");
+    }
+    add_fake_vm(f, c, "vm1");
+    for (guint i = 0; i < n_events; i++)
+        fake_peer_event(f->peer, "RESET", "{\"guest\":true,\"reason\":\"guest-reset\"}");
+    pump_ms(f, 1500); /* the storm is read and its window ends */
+
+    /* the quiet VM's history is still there, nothing dropped before it */
+    client_printf(c, "{\"execute\":\"events\",\"arguments\":{\"vm\":\"quiet\",\"kind\":\"vm\"},"
+                     "\"id\":2}");
+    collect(c, &col, FALSE);
+    assert_int_equal(col.gap_from, -1);
+    assert_true(col.records->len >= 1);
+    assert_string_equal(qmp_json_get_string(col.records->pdata[0], "state"), "added");
+    collected_clear(&col);
+
+    /* vm1: few records, and their counts add up to every RESET sent */
+    client_printf(c, "{\"execute\":\"events\",\"arguments\":{\"vm\":\"vm1\","
+                     "\"kind\":\"qemu-event\"},\"id\":3}");
+    collect(c, &col, FALSE);
+    for (guint i = 0; i < col.records->len; i++) {
+        JsonObject *rec = col.records->pdata[i];
+        assert_string_equal(qmp_json_get_string(rec, "event"), "RESET");
+        total += (guint64)qmp_json_get_int_default(rec, "count", 1);
+        n_records++;
+    }
+    collected_clear(&col);
+    if (total != n_events || n_records > 40)
+        fail_msg("%u records standing for %" G_GUINT64_FORMAT " RESETs (sent %u)", n_records,
+                 total, n_events);
+}
+
+/* A cap on control clients with a clear refusal; a client that does not
+ * negotiate is let go, so idle connections cannot lock everyone out. */
+static void
+test_client_cap(void **state)
+{
+    static const ControlCallbacks cb = {echo_execute_cb, echo_closed_cb};
+    Fixture *f = *state;
+    DaemonConfig *cfg = fixture_config(f);
+    Client *cs[4];
+    Client *extra;
+    g_autoptr(JsonNode) n = NULL;
+
+    cfg->max_clients = 4;
+    fixture_start(f, cfg);
+    for (guint i = 0; i < 4; i++)
+        cs[i] = client_open(f);
+    extra = client_new(f);
+    n = client_next(extra, WAIT_MS);
+    assert_error(n, "Busy", "try again later", NULL);
+    g_clear_pointer(&n, json_node_unref);
+    WAIT_FOR(f, extra->eof, WAIT_MS);
+    /* the others are served all along */
+    {
+        g_autoptr(JsonObject) st = status(cs[0]);
+        assert_int_equal(qmp_json_get_int_default(st, "clients", -1), 4);
+    }
+    /* one leaves: there is room again */
+    g_ptr_array_remove(f->clients, cs[3]);
+    {
+        gint64 end = g_get_monotonic_time() + WAIT_MS * 1000;
+        while (status_int(cs[0], "clients") != 3) {
+            if (g_get_monotonic_time() > end)
+                fail_msg("the client that left is still counted");
+            pump_ms(f, 5);
+        }
+    }
+    (void)client_open(f);
+    fixture_stop(f);
+
+    /* idle, never negotiating: disconnected after negotiate_ms */
+    {
+        ControlOptions opts = {.path = f->sock, .mode = 0600, .max_clients = 2,
+                               .negotiate_ms = 200};
+        g_autoptr(GError) error = NULL;
+        Echo e = {0};
+        ControlServer *srv = control_server_new(f->base, &opts, &cb, &e, &error);
+        Client *idle[2];
+
+        if (!srv)
+            fail_msg("%s", error->message);
+        for (guint i = 0; i < 2; i++)
+            idle[i] = client_new(f);
+        WAIT_FOR(f, control_server_n_clients(srv) == 2, WAIT_MS);
+        WAIT_FOR(f, idle[0]->eof && idle[1]->eof, WAIT_MS);
+        WAIT_FOR(f, control_server_n_clients(srv) == 0, WAIT_MS);
+        {
+            /* and a new one gets in */
+            Client *c = client_new(f);
+            g_autoptr(JsonNode) g = client_next(c, WAIT_MS);
+            assert_non_null(qmp_json_get_object(qmp_json_node_object(g), "QMP"));
+        }
+        g_ptr_array_set_size(f->clients, 0);
+        control_server_free(srv);
+    }
+}
+
 int
 main(void)
 {
@@ -2140,6 +2262,8 @@ main(void)
         T(test_state_dir_hostile),
         T(test_vms_json_torn),
         T(test_storage_full),
+        T(test_event_storm),
+        T(test_client_cap),
     };
 
     g_log_set_writer_func(test_log_writer, NULL, NULL);

@@ -126,7 +126,7 @@ daemon_config_load(const char *path, GError **error)
 {
     static const char *const hotplugd_keys[] = {
         "state-dir", "socket", "socket-mode", "socket-group", "watch-dir",
-        "log-max-size", "log-segment-size", "subscriber-buffer", NULL};
+        "log-max-size", "log-segment-size", "subscriber-buffer", "max-clients", NULL};
     static const char *const timeout_keys[] = {"pci", "pci-pseries", "cpu", "memory",
                                                NULL};
     static const char *const retry_keys[] = {"count", "interval", NULL};
@@ -196,7 +196,7 @@ daemon_config_load(const char *path, GError **error)
         if (mode) {
             char *end = NULL;
             guint64 m = g_ascii_strtoull(mode, &end, 8);
-            if (!*mode || *end || m > 0777) {
+            if (!g_ascii_isdigit(*mode) || *end || m > 0777) {
                 g_set_error(error, HOTPLUG_ERROR, HOTPLUG_ERROR_INVALID,
                             "%s: socket-mode = %s: want an octal mode such as 0660", path, mode);
                 return NULL;
@@ -214,6 +214,24 @@ daemon_config_load(const char *path, GError **error)
                                 DAEMON_CONFIG_MIN_SUBSCRIBER_BUFFER, &sub, error))
             return NULL;
         cfg->subscriber_buffer = (gsize)sub;
+    }
+    {
+        g_autofree char *text = g_key_file_get_string(kf, "hotplugd", "max-clients", NULL);
+        if (text) {
+            guint64 n = 0;
+            gboolean ok = *text != '\0';
+            for (const char *p = text; ok && *p; p++) {
+                ok = g_ascii_isdigit(*p) && n <= 65536;
+                n = n * 10 + (guint64)(*p - '0');
+            }
+            if (!ok || n < 1 || n > 65536) {
+                g_set_error(error, HOTPLUG_ERROR, HOTPLUG_ERROR_INVALID,
+                            "[hotplugd] max-clients = %s: want a whole number from 1 to 65536",
+                            text);
+                return NULL;
+            }
+            cfg->max_clients = (guint)n;
+        }
     }
     for (guint c = 0; c < TIMEOUT_CLASS_COUNT; c++) {
         guint64 ms = cfg->timeouts.ms[c];

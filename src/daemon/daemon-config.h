@@ -27,6 +27,7 @@ typedef struct {
     guint64 log_max_bytes;    /* event log retention */
     guint64 log_segment_bytes;
     gsize subscriber_buffer;  /* bytes a slow subscriber may lag */
+    guint max_clients;        /* control clients at once; 0: CONTROL_DEFAULT_MAX_CLIENTS */
     TimeoutPolicy timeouts;
     HotplugUnplugOptions unplug;  /* default retry policy */
     GHashTable *vms;          /* [vm NAME] qmp=PATH: name -> path */

@@ -26,6 +26,12 @@
 #define DAEMON_FLUSH_MAX_DELAY_MS 10
 /* While writes to the state directory fail, they are tried again this often. */
 #define DAEMON_STORAGE_RETRY_MS 500
+/* Per VM, at most this many QEMU events that belong to no operation are
+ * recorded one by one in a window of DAEMON_EVENT_WINDOW_MS; the rest of
+ * the window's events are coalesced: one record per event name at the
+ * window's end, with "count" (how many events it stands for). */
+#define DAEMON_EVENTS_PER_WINDOW 10
+#define DAEMON_EVENT_WINDOW_MS 1000
 /* The most of a QEMU event's data a qemu-event record holds (bytes of JSON). */
 #define DAEMON_MAX_EVENT_DETAIL (64u * 1024)
 
@@ -66,6 +72,8 @@ struct Daemon {
     GHashTable *unjournaled;   /* op ids whose journal entry is not stored */
     struct event *storage_retry_ev;
     gboolean vms_dirty;        /* vms.json is behind the VMs added at run time */
+    GHashTable *event_rate;    /* VM name -> DaemonEventRate */
+    struct event *coalesce_ev; /* ends the window: writes the coalesced records */
     GError *vms_error;         /* the last vms.json write failed (for vm-add's reply) */
     int inotify_fd;
     struct event *inotify_ev;
@@ -513,17 +521,164 @@ daemon_svc_op_cb(HotplugService *svc, HotplugVm *vm, HotplugOp *op, HotplugOpEve
     }
 }
 
+/* ---- per-VM fairness: QEMU event storms are coalesced ------------------------- */
+
+typedef struct {
+    gint64 window_start;   /* monotonic µs */
+    guint n_in_window;     /* events recorded one by one in it */
+    GHashTable *pending;   /* event name -> DaemonCoalesced, past the quota */
+} DaemonEventRate;
+
+typedef struct {
+    guint64 count;
+    char *device;          /* of the last one, may be NULL */
+    JsonObject *detail;    /* the last one's (a record's detail) */
+} DaemonCoalesced;
+
+static void
+daemon_coalesced_free(DaemonCoalesced *c)
+{
+    g_free(c->device);
+    if (c->detail)
+        json_object_unref(c->detail);
+    g_free(c);
+}
+
+static void
+daemon_event_rate_free(DaemonEventRate *r)
+{
+    g_hash_table_unref(r->pending);
+    g_free(r);
+}
+
+/* The record's "detail": QEMU's data, or its size when it is too big. */
+static JsonNode *
+daemon_event_detail(JsonObject *data)
+{
+    g_autoptr(JsonNode) n = json_node_init_object(json_node_alloc(), data);
+    g_autofree char *text = json_to_string(n, FALSE);
+
+    /* a record fits in any subscriber buffer */
+    if (strlen(text) > DAEMON_MAX_EVENT_DETAIL) {
+        JsonObject *o = json_object_new();
+        JsonNode *r = json_node_new(JSON_NODE_OBJECT);
+        json_object_set_boolean_member(o, "truncated", TRUE);
+        json_object_set_int_member(o, "bytes", (gint64)strlen(text));
+        json_node_take_object(r, o);
+        return r;
+    }
+    return g_steal_pointer(&n);
+}
+
+/* Write the coalesced records of every VM whose window has ended. */
+static void
+daemon_coalesce_flush(Daemon *d, gboolean all)
+{
+    GHashTableIter it;
+    gpointer key, value;
+    gint64 now = g_get_monotonic_time();
+    gboolean more = FALSE;
+
+    g_hash_table_iter_init(&it, d->event_rate);
+    while (g_hash_table_iter_next(&it, &key, &value)) {
+        DaemonEventRate *r = value;
+        GHashTableIter pit;
+        gpointer name, cv;
+
+        if (!all && now - r->window_start < DAEMON_EVENT_WINDOW_MS * 1000) {
+            more |= g_hash_table_size(r->pending) > 0;
+            continue;
+        }
+        g_hash_table_iter_init(&pit, r->pending);
+        while (g_hash_table_iter_next(&pit, &name, &cv)) {
+            DaemonCoalesced *c = cv;
+            JsonObject *rec = json_object_new();
+
+            json_object_set_string_member(rec, "vm", key);
+            json_object_set_string_member(rec, "kind", "qemu-event");
+            json_object_set_string_member(rec, "event", name);
+            if (c->device)
+                json_object_set_string_member(rec, "device", c->device);
+            json_object_set_int_member(rec, "count", (gint64)c->count);
+            json_object_set_member(rec, "detail", daemon_event_detail(c->detail));
+            daemon_log_record(d, rec, NULL);
+        }
+        g_hash_table_remove_all(r->pending);
+    }
+    if (more) {
+        struct timeval tv = {0, 100 * 1000};
+        evtimer_add(d->coalesce_ev, &tv);
+    }
+}
+
+static void
+daemon_coalesce_cb(evutil_socket_t fd, short what, void *opaque)
+{
+    daemon_coalesce_flush(opaque, FALSE);
+}
+
+/* TRUE when the event is to be recorded now; FALSE: it was coalesced. */
+static gboolean
+daemon_event_admit(Daemon *d, const char *vm, const QmpEvent *ev, const char *device)
+{
+    DaemonEventRate *r = g_hash_table_lookup(d->event_rate, vm);
+    gint64 now = g_get_monotonic_time();
+    DaemonCoalesced *c;
+
+    if (!r) {
+        r = g_new0(DaemonEventRate, 1);
+        r->pending = g_hash_table_new_full(g_str_hash, g_str_equal, g_free,
+                                           (GDestroyNotify)daemon_coalesced_free);
+        g_hash_table_insert(d->event_rate, g_strdup(vm), r);
+    }
+    if (now - r->window_start >= DAEMON_EVENT_WINDOW_MS * 1000) {
+        if (g_hash_table_size(r->pending))
+            daemon_coalesce_flush(d, FALSE);
+        r->window_start = now;
+        r->n_in_window = 0;
+    }
+    if (r->n_in_window < DAEMON_EVENTS_PER_WINDOW && !g_hash_table_size(r->pending)) {
+        r->n_in_window++;
+        return TRUE;
+    }
+    c = g_hash_table_lookup(r->pending, ev->name);
+    if (!c) {
+        c = g_new0(DaemonCoalesced, 1);
+        g_hash_table_insert(r->pending, g_strdup(ev->name), c);
+    }
+    c->count++;
+    g_free(c->device);
+    c->device = g_strdup(device);
+    if (c->detail)
+        json_object_unref(c->detail);
+    c->detail = json_object_ref(ev->data);
+    if (!evtimer_pending(d->coalesce_ev, NULL)) {
+        gint64 left_us = r->window_start + DAEMON_EVENT_WINDOW_MS * 1000 - now;
+        struct timeval tv = {left_us / G_USEC_PER_SEC, left_us % G_USEC_PER_SEC};
+        evtimer_add(d->coalesce_ev, &tv);
+    }
+    return FALSE;
+}
+
 static void
 daemon_svc_qemu_event_cb(HotplugService *svc, HotplugVm *vm, const QmpEvent *ev, HotplugOp *op,
                          gpointer opaque)
 {
     Daemon *d = opaque;
-    JsonObject *rec = json_object_new();
+    JsonObject *rec = NULL;
     const char *device = qmp_json_get_string(ev->data, "device");
     JsonObject *info = qmp_json_get_object(ev->data, "info");
 
     if (!device)
         device = qmp_json_get_string(info, "device");
+    /* one VM's storm cannot fill the log: what belongs to no operation is
+     * rate-limited per VM, the excess coalesced with a count.  A device
+     * that went is a state change, always recorded (and a guest cannot
+     * make QEMU send more of them than it has devices). */
+    if (!op && !g_str_equal(ev->name, "DEVICE_DELETED") &&
+        !daemon_event_admit(d, hotplug_vm_get_name(vm), ev, device))
+        return;
+    rec = json_object_new();
     json_object_set_string_member(rec, "vm", hotplug_vm_get_name(vm));
     json_object_set_string_member(rec, "kind", "qemu-event");
     json_object_set_string_member(rec, "event", ev->name);
@@ -533,20 +688,7 @@ daemon_svc_qemu_event_cb(HotplugService *svc, HotplugVm *vm, const QmpEvent *ev,
     }
     if (device)
         json_object_set_string_member(rec, "device", device);
-    {
-        /* a record fits in any subscriber buffer: event data past
-         * DAEMON_MAX_EVENT_DETAIL is replaced by its size */
-        g_autoptr(JsonNode) n = json_node_init_object(json_node_alloc(), ev->data);
-        g_autofree char *text = json_to_string(n, FALSE);
-        if (strlen(text) > DAEMON_MAX_EVENT_DETAIL) {
-            JsonObject *o = json_object_new();
-            json_object_set_boolean_member(o, "truncated", TRUE);
-            json_object_set_int_member(o, "bytes", (gint64)strlen(text));
-            json_object_set_object_member(rec, "detail", o);
-        } else {
-            json_object_set_member(rec, "detail", g_steal_pointer(&n));
-        }
-    }
+    json_object_set_member(rec, "detail", daemon_event_detail(ev->data));
     daemon_log_record(d, rec, NULL);
 }
 
@@ -1363,6 +1505,8 @@ daemon_new(struct event_base *base, DaemonConfig *cfg, const char *config_path, 
     d->deferred = g_ptr_array_new_with_free_func((GDestroyNotify)daemon_reply_free);
     d->backlog = g_ptr_array_new_with_free_func((GDestroyNotify)json_object_unref);
     d->unjournaled = g_hash_table_new_full(g_int64_hash, g_int64_equal, g_free, NULL);
+    d->event_rate = g_hash_table_new_full(g_str_hash, g_str_equal, g_free,
+                                          (GDestroyNotify)daemon_event_rate_free);
     d->subs = g_hash_table_new_full(g_direct_hash, g_direct_equal, NULL,
                                     (GDestroyNotify)subscription_free);
     d->vm_source = g_hash_table_new_full(g_str_hash, g_str_equal, g_free, NULL);
@@ -1391,6 +1535,7 @@ daemon_new(struct event_base *base, DaemonConfig *cfg, const char *config_path, 
     d->flush_due_ev = evtimer_new(base, daemon_flush_due_cb, d);
     event_priority_set(d->flush_due_ev, 0);
     d->storage_retry_ev = evtimer_new(base, daemon_storage_retry_cb, d);
+    d->coalesce_ev = evtimer_new(base, daemon_coalesce_cb, d);
 
     so.timeouts = cfg->timeouts;
     so.default_unplug = cfg->unplug;
@@ -1402,6 +1547,7 @@ daemon_new(struct event_base *base, DaemonConfig *cfg, const char *config_path, 
     co.mode = cfg->socket_mode;
     co.group = cfg->socket_group;
     co.max_output = cfg->subscriber_buffer;
+    co.max_clients = cfg->max_clients;
     co.version = PACKAGE_VERSION;
     if (!(d->ctl = control_server_new(base, &co, &cc, d, error)))
         return NULL;
@@ -1456,6 +1602,8 @@ daemon_free(Daemon *d)
         hotplug_service_remove_listener(d->svc, d->svc_listener);
         hotplug_service_free(d->svc);
     }
+    if (d->log && d->journal && d->backlog && d->event_rate)
+        daemon_coalesce_flush(d, TRUE);
     if (d->log && d->journal && d->backlog) {
         /* what can still be written is; a full disk loses only what was
          * never replied or announced */
@@ -1469,6 +1617,8 @@ daemon_free(Daemon *d)
         event_free(d->flush_due_ev);
     if (d->storage_retry_ev)
         event_free(d->storage_retry_ev);
+    if (d->coalesce_ev)
+        event_free(d->coalesce_ev);
     if (d->inotify_ev)
         event_free(d->inotify_ev);
     if (d->inotify_fd >= 0)
@@ -1481,6 +1631,8 @@ daemon_free(Daemon *d)
         g_ptr_array_unref(d->backlog);
     if (d->unjournaled)
         g_hash_table_unref(d->unjournaled);
+    if (d->event_rate)
+        g_hash_table_unref(d->event_rate);
     g_free(d->storage_error);
     g_clear_error(&d->vms_error);
     g_hash_table_unref(d->subs);
