@@ -38,6 +38,7 @@
 #include "daemon.h"
 #include "fake-peer.h"
 #include "hotplug-outcome.h"
+#include "hotplug-vm.h"
 #include "qmp-conn.h"
 #include "qmp-json.h"
 
@@ -2237,6 +2238,67 @@ test_client_cap(void **state)
     }
 }
 
+
+/* ---- faults: a hung QEMU, direct mode --------------------------------------------- */
+
+typedef struct {
+    struct event_base *base;
+    FakePeer *peer;
+    gboolean answer_capabilities;
+} HungQemu;
+
+static void
+hung_accept_cb(evutil_socket_t lfd, short what, void *opaque)
+{
+    HungQemu *h = opaque;
+    int fd = accept4(lfd, NULL, NULL, SOCK_CLOEXEC);
+
+    if (fd < 0)
+        return;
+    if (h->peer)
+        fake_peer_free(h->peer);
+    h->peer = fake_peer_new_from_fd(h->base, fd);
+    if (!h->answer_capabilities)
+        fake_peer_step_hold(fake_peer_expect(h->peer, "qmp_capabilities", NULL));
+    else
+        fake_peer_step_hold(fake_peer_expect(h->peer, "device_del", NULL));
+    fake_peer_greet(h->peer);
+}
+
+/* hotplugctl device del PATH ID --timeout 1 against a QEMU that greets and
+ * never answers (negotiation, or device_del): it returns within the
+ * deadline plus the grace, not-deleted, saying QEMU did not answer. */
+static void
+test_direct_hung_qemu(void **state)
+{
+    Fixture *f = *state;
+    g_autofree char *path = g_build_filename(f->dir, "hung.qmp", NULL);
+    HungQemu h = {.base = f->base};
+    int lfd = unix_listen(path);
+    struct event *ev = event_new(f->base, lfd, EV_READ | EV_PERSIST, hung_accept_cb, &h);
+
+    event_add(ev, NULL);
+    for (guint round = 0; round < 2; round++) {
+        g_autofree char *out = NULL, *err = NULL;
+        gint64 t0 = g_get_monotonic_time(), took;
+        int rc;
+
+        h.answer_capabilities = round == 1;
+        rc = run_ctl(f, &out, &err, "device", "del", path, "d1", "--timeout", "1", NULL);
+        took = (g_get_monotonic_time() - t0) / 1000;
+        if (rc != 5 || !strstr(out, "not-deleted") || !strstr(out, "did not answer"))
+            fail_msg("round %u: exit %d after %" G_GINT64_FORMAT " ms: %s%s", round, rc, took,
+                     out, err);
+        /* the deadline, the grace, and starting a process under load */
+        if (took > 1000 + HOTPLUG_CONFIRM_GRACE_MS + 1500)
+            fail_msg("round %u: took %" G_GINT64_FORMAT " ms", round, took);
+    }
+    event_free(ev);
+    close(lfd);
+    if (h.peer)
+        fake_peer_free(h.peer);
+}
+
 int
 main(void)
 {
@@ -2264,6 +2326,7 @@ main(void)
         T(test_storage_full),
         T(test_event_storm),
         T(test_client_cap),
+        T(test_direct_hung_qemu),
     };
 
     g_log_set_writer_func(test_log_writer, NULL, NULL);

@@ -242,10 +242,39 @@ cli_request_direct(CliContext *ctx, const char *vm, const char *cmd, JsonObject 
     if (opts.sysfs_root && !*opts.sysfs_root)
         opts.sysfs_root = NULL;
     svc = hotplug_service_new(ctx->base, &opts);
-    if (!hotplug_service_add_vm(svc, vm, vm, &error) ||
-        !qmp_conn_wait_ready(hotplug_vm_get_conn(hotplug_service_get_vm(svc, vm)),
-                             CLI_CONNECT_TIMEOUT_MS, &error))
+    if (!hotplug_service_add_vm(svc, vm, vm, &error))
         return cli_error(ctx, CLI_EXIT_ERROR, error);
+    {
+        /* an unplug with a deadline waits for QEMU's greeting and
+         * negotiation no longer than the deadline plus the grace */
+        JsonNode *t = json_object_get_member(args, "timeout");
+        guint wait_ms = CLI_CONNECT_TIMEOUT_MS;
+        gboolean unplug = t && JSON_NODE_HOLDS_VALUE(t) && json_object_has_member(args, "id");
+
+        if (unplug)
+            wait_ms = (guint)MIN((double)CLI_CONNECT_TIMEOUT_MS,
+                                 json_node_get_double(t) * 1000.0 + HOTPLUG_CONFIRM_GRACE_MS);
+        if (!qmp_conn_wait_ready(hotplug_vm_get_conn(hotplug_service_get_vm(svc, vm)), wait_ms,
+                                 &error)) {
+            JsonObject *o;
+
+            if (!unplug || !g_error_matches(error, QMP_ERROR, QMP_ERROR_TIMEOUT))
+                return cli_error(ctx, CLI_EXIT_ERROR, error);
+            /* nothing was sent: the device was not deleted */
+            *ret = json_node_new(JSON_NODE_OBJECT);
+            o = json_object_new();
+            json_object_set_string_member(o, "vm", vm);
+            json_object_set_string_member(o, "device", qmp_json_get_string(args, "id"));
+            json_object_set_string_member(o, "action", "unplug");
+            json_object_set_string_member(o, "outcome", "not-deleted");
+            json_object_set_string_member(o, "state", "done");
+            json_object_set_string_member(o, "detail", "QEMU did not answer (greeting and "
+                                                       "negotiation) within the deadline: "
+                                                       "nothing was sent");
+            json_node_take_object(*ret, o);
+            return CLI_EXIT_OK;
+        }
+    }
     hotplug_service_execute(svc, cmd, args, &cb, &w);
     if (!w.done)
         cli_wait_run(&w);

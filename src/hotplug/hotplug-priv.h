@@ -40,6 +40,8 @@ struct HotplugOp {
     char *detail;
     HotplugConfirm confirm;     /* a confirmation asked for */
     guint64 confirm_ticket;     /* ... at this point of the VM's counter */
+    guint64 deadline_ticket;    /* the first check asked at the deadline: its answer decides */
+    gboolean deadline_probing;  /* the deadline passed; the deadline timer is the check's grace */
     GPtrArray *steps;           /* plug: HotplugStep to run */
     guint steps_done;
     GPtrArray *cleanup;         /* unplug: HotplugStep after the device is gone */

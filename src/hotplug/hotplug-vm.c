@@ -252,6 +252,8 @@ hotplug_vm_end_attempt(HotplugVm *vm, HotplugOp *op, HotplugOutcome outcome)
         return;
     }
     timeout_deadline_cancel(op->deadline);
+    op->confirm = HOTPLUG_CONFIRM_NONE;
+    op->deadline_probing = FALSE;
     op->attempt_outcome = outcome;
     op->state = HOTPLUG_OP_RETRY_WAIT;
     /* never sooner than the interval after the previous attempt */
@@ -335,8 +337,12 @@ hotplug_vm_confirm_cb(QmpConn *conn, JsonNode *ret, const GError *error, gpointe
 
         if (why == HOTPLUG_CONFIRM_NONE || op->state == HOTPLUG_OP_DONE)
             continue;
-        if (op->confirm_ticket > ticket) {
-            again = TRUE; /* asked after this query went out */
+        /* asked again after this query went out: wait for the next answer,
+         * except for a deadline, which any check sent after it decides (a
+         * stream of events asking for checks cannot postpone it) */
+        if (op->confirm_ticket > ticket &&
+            !(why == HOTPLUG_CONFIRM_DEADLINE && op->deadline_ticket <= ticket)) {
+            again = TRUE;
             continue;
         }
         op->confirm = HOTPLUG_CONFIRM_NONE;
@@ -364,6 +370,7 @@ hotplug_vm_confirm_cb(QmpConn *conn, JsonNode *ret, const GError *error, gpointe
         case HOTPLUG_CONFIRM_PLUG:
             break; /* present: handled below */
         case HOTPLUG_CONFIRM_DEADLINE:
+            op->deadline_probing = FALSE;
             if (op->state == HOTPLUG_OP_WAITING) {
                 hotplug_op_set_detail(op, "still present after %" G_GUINT64_FORMAT " ms", op->timeout_ms);
                 hotplug_vm_end_attempt(vm, op, HOTPLUG_OUTCOME_NOT_DELETED);
@@ -495,13 +502,39 @@ hotplug_op_set_cleanup(HotplugOp *op, GPtrArray *steps)
 
 /* ---- unplug ----------------------------------------------------------- */
 
+/* The deadline runs from when device_del was sent.  When it passes, QEMU
+ * is asked whether the device is still there; an answer that does not come
+ * within HOTPLUG_CONFIRM_GRACE_MS, like a device_del that was never
+ * answered, ends the attempt not-deleted: the device's state is unknown. */
 static void
 hotplug_vm_deadline_cb(TimeoutDeadline *d, gpointer opaque)
 {
     HotplugOp *op = opaque;
+    HotplugVm *vm = op->vm;
 
-    if (op->vm && op->state == HOTPLUG_OP_WAITING)
-        hotplug_vm_request_confirm(op->vm, op, HOTPLUG_CONFIRM_DEADLINE);
+    if (!vm)
+        return;
+    if (op->state == HOTPLUG_OP_SENDING) {
+        hotplug_op_set_detail(op, "QEMU did not answer device_del within %" G_GUINT64_FORMAT
+                              " ms: the device's state is unknown", op->timeout_ms);
+        hotplug_vm_end_attempt(vm, op, HOTPLUG_OUTCOME_NOT_DELETED);
+        return;
+    }
+    if (op->state != HOTPLUG_OP_WAITING)
+        return;
+    if (op->deadline_probing) {
+        op->deadline_probing = FALSE;
+        op->confirm = HOTPLUG_CONFIRM_NONE;
+        hotplug_op_set_detail(op, "QEMU did not answer whether the device is still there (%u ms "
+                              "after the %" G_GUINT64_FORMAT " ms deadline): the device's state "
+                              "is unknown", HOTPLUG_CONFIRM_GRACE_MS, op->timeout_ms);
+        hotplug_vm_end_attempt(vm, op, HOTPLUG_OUTCOME_NOT_DELETED);
+        return;
+    }
+    op->deadline_probing = TRUE;
+    op->deadline_ticket = vm->confirm_counter + 1;
+    timeout_deadline_arm(op->deadline, HOTPLUG_CONFIRM_GRACE_MS);
+    hotplug_vm_request_confirm(vm, op, HOTPLUG_CONFIRM_DEADLINE);
 }
 
 static void
@@ -534,7 +567,9 @@ hotplug_vm_unplug_reply_cb(QmpConn *conn, JsonNode *ret, const GError *error, gp
         op->state = HOTPLUG_OP_WAITING;
         if (op->timeout_by_class) /* query-target has answered by now */
             op->timeout_ms = vm->opts.timeouts.ms[hotplug_vm_timeout_class(vm, op->kind)];
-        timeout_deadline_arm(op->deadline, op->timeout_ms);
+        /* counted from when device_del was sent */
+        timeout_deadline_arm_at(op->deadline,
+                                op->last_attempt_us + (gint64)op->timeout_ms * 1000);
         /* a guest refusal that came before the reply */
         if (op->confirm != HOTPLUG_CONFIRM_NONE)
             hotplug_vm_send_confirm(vm);
@@ -545,7 +580,8 @@ hotplug_vm_unplug_reply_cb(QmpConn *conn, JsonNode *ret, const GError *error, gp
         } else {
             /* reconciled on reconnect, or vm-gone at the deadline */
             op->state = HOTPLUG_OP_WAITING;
-            timeout_deadline_arm(op->deadline, op->timeout_ms);
+            timeout_deadline_arm_at(op->deadline,
+                                    op->last_attempt_us + (gint64)op->timeout_ms * 1000);
         }
     } else if (error->domain == QMP_ERROR && error->code == QMP_ERROR_DEVICE_NOT_FOUND &&
                (op->attempts > 1 || op->was_tracked)) {
@@ -575,6 +611,9 @@ hotplug_vm_send_unplug(HotplugVm *vm, HotplugOp *op)
         return;
     }
     json_object_set_string_member(args, "id", op->device);
+    op->deadline_probing = FALSE;
+    /* the deadline starts now, not when QEMU answers */
+    timeout_deadline_arm(op->deadline, op->timeout_ms);
     if (!qmp_conn_execute(vm->conn, "device_del", json_node_init_object(json_node_alloc(), args),
                           hotplug_vm_unplug_reply_cb, hotplug_op_ref(op), &error)) {
         hotplug_op_unref(op);

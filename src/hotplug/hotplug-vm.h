@@ -48,6 +48,10 @@ typedef struct {
     gboolean gone_on_close;
 } HotplugVmOptions;
 
+/* After an unplug's deadline, how long QEMU has to answer whether the
+ * device is still there before the attempt ends not-deleted (state unknown). */
+#define HOTPLUG_CONFIRM_GRACE_MS 1000u
+
 typedef struct {
     guint64 timeout_ms;        /* 0: the class default; at most TIMEOUT_MAX_MS */
     guint retries;             /* extra attempts after guest-error/not-deleted */
