@@ -331,7 +331,9 @@ journal_open(const char *path, GError **error)
         journal_set_errno(error, errno, "creating %s", j->dir);
         return NULL;
     }
-    j->dir_fd = open(j->dir, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+    /* the directory itself may be reached through a link (hotplugd checked
+     * it); the journal in it is never */
+    j->dir_fd = open(j->dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
     if (j->dir_fd < 0) {
         journal_set_errno(error, errno, "opening %s", j->dir);
         return NULL;
