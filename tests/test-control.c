@@ -26,6 +26,7 @@
 #include <signal.h>
 #include <string.h>
 #include <sys/mount.h>
+#include <sys/resource.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/un.h>
@@ -2299,6 +2300,103 @@ test_direct_hung_qemu(void **state)
         fake_peer_free(h.peer);
 }
 
+
+/* The newest event-log segment of the fixture's state directory. */
+static char *
+newest_segment_path(Fixture *f)
+{
+    g_autofree char *dir = g_build_filename(f->state_dir, "events", NULL);
+    g_autoptr(GDir) d = g_dir_open(dir, 0, NULL);
+    g_autofree char *best = NULL;
+    const char *name;
+
+    while (d && (name = g_dir_read_name(d)))
+        if (g_str_has_prefix(name, "events-") && (!best || strcmp(name, best) > 0)) {
+            g_free(best);
+            best = g_strdup(name);
+        }
+    assert_non_null(best);
+    return g_build_filename(dir, best, NULL);
+}
+
+/* An unplug whose outcome record cannot be written when the device goes:
+ * the client is not told "deleted" until the record is on disk, and it is
+ * written once writes work again (RLIMIT_FSIZE makes the log's appends
+ * fail, like a full disk). */
+static void
+test_storage_outcome_waits(void **state)
+{
+    Fixture *f = *state;
+    g_autofree char *seg = NULL;
+    struct rlimit saved, rl;
+    struct stat st;
+    Client *c;
+    g_autoptr(JsonNode) early = NULL, r = NULL;
+
+    fixture_start(f, NULL);
+    c = client_open(f);
+    add_fake_vm(f, c, "vm1");
+    fake_peer_auto(f->peer, "device_del", "{}");
+    client_printf(c, "{\"execute\":\"device-del\",\"arguments\":{\"vm\":\"vm1\",\"id\":\"d5\","
+                     "\"timeout\":30},\"id\":1}");
+    {
+        gint64 end = g_get_monotonic_time() + WAIT_MS * 1000;
+        while (!(f->peer && fake_peer_n_received(f->peer) > 0 &&
+                 g_strcmp0(fake_peer_received_command(f->peer, fake_peer_n_received(f->peer) - 1),
+                           "device_del") == 0) && g_get_monotonic_time() < end)
+            pump_once(f);
+    }
+    pump_ms(f, 50);
+    /* from now on, the log cannot grow */
+    seg = newest_segment_path(f);
+    assert_int_equal(stat(seg, &st), 0);
+    assert_int_equal(getrlimit(RLIMIT_FSIZE, &saved), 0);
+    rl = saved;
+    rl.rlim_cur = (rlim_t)st.st_size;
+    signal(SIGXFSZ, SIG_IGN);
+    assert_int_equal(setrlimit(RLIMIT_FSIZE, &rl), 0);
+    fake_peer_event(f->peer, "DEVICE_DELETED", "{\"device\":\"d5\",\"path\":\"/machine/peripheral/d5\"}");
+    {
+        /* progress events may come; the reply may not */
+        gint64 end = g_get_monotonic_time() + 800 * 1000;
+        while (!early && g_get_monotonic_time() < end) {
+            JsonNode *n = client_next(c, 50);
+            if (n && json_object_has_member(json_node_get_object(n), "event"))
+                json_node_unref(n);
+            else
+                early = n;
+        }
+    }
+    if (early) {
+        g_autofree char *text = node_text(early);
+        setrlimit(RLIMIT_FSIZE, &saved);
+        fail_msg("told before the record was on disk: %s", text);
+    }
+    assert_non_null(log_find("cannot write the state directory"));
+    /* room again: the record is written, then the client hears it */
+    assert_int_equal(setrlimit(RLIMIT_FSIZE, &saved), 0);
+    signal(SIGXFSZ, SIG_DFL);
+    r = client_reply(c);
+    {
+        JsonObject *o = qmp_json_get_object(qmp_json_node_object(r), "return");
+        g_autofree char *text = node_text(r);
+        if (g_strcmp0(qmp_json_get_string(o, "outcome"), "deleted") != 0)
+            fail_msg("reply: %s", text);
+    }
+    {
+        Collected col;
+        gboolean found = FALSE;
+        client_printf(c, "{\"execute\":\"events\",\"arguments\":{\"device\":\"d5\","
+                         "\"kind\":\"outcome\"},\"id\":2}");
+        collect(c, &col, FALSE);
+        for (guint i = 0; i < col.records->len; i++)
+            found |= g_strcmp0(qmp_json_get_string(col.records->pdata[i], "outcome"),
+                               "deleted") == 0;
+        assert_true(found);
+        collected_clear(&col);
+    }
+}
+
 int
 main(void)
 {
@@ -2324,6 +2422,7 @@ main(void)
         T(test_state_dir_hostile),
         T(test_vms_json_torn),
         T(test_storage_full),
+        T(test_storage_outcome_waits),
         T(test_event_storm),
         T(test_client_cap),
         T(test_direct_hung_qemu),
