@@ -2397,6 +2397,40 @@ test_storage_outcome_waits(void **state)
     }
 }
 
+
+/* The newest segment emptied while the daemon is down: no seq is issued
+ * twice (a follower resuming with since=N must not skip records). */
+static void
+test_seq_after_emptied_segment(void **state)
+{
+    Fixture *f = *state;
+    g_autofree char *seg = NULL;
+    Client *c;
+    gint64 last;
+
+    fixture_start(f, NULL);
+    c = client_open(f);
+    add_fake_vm(f, c, "vm1");
+    last = status_int(c, "last_seq");
+    assert_true(last >= 2);
+    fixture_stop(f);
+    seg = newest_segment_path(f);
+    assert_int_equal(truncate(seg, 0), 0);
+    fixture_start(f, NULL);
+    c = client_open(f);
+    assert_true(status_int(c, "last_seq") >= last);
+    add_fake_vm(f, c, "vm2");
+    {
+        Collected col;
+        client_printf(c, "{\"execute\":\"events\",\"arguments\":{\"vm\":\"vm2\"},\"id\":9}");
+        collect(c, &col, FALSE);
+        assert_true(col.seqs->len >= 1);
+        for (guint i = 0; i < col.seqs->len; i++)
+            assert_true(g_array_index(col.seqs, gint64, i) > last);
+        collected_clear(&col);
+    }
+}
+
 int
 main(void)
 {
@@ -2421,6 +2455,7 @@ main(void)
         T(test_input_limits),
         T(test_state_dir_hostile),
         T(test_vms_json_torn),
+        T(test_seq_after_emptied_segment),
         T(test_storage_full),
         T(test_storage_outcome_waits),
         T(test_event_storm),
