@@ -4,7 +4,9 @@
 #
 #   scripts/deps.sh
 #
-# Quick when everything is there: it only asks dpkg. As root it installs what
+# The system's QEMU (7.2 on Debian 12: x86, ppc, arm) is the first QEMU
+# generation tested; debootstrap builds the QEMU 10 chroot of the second
+# (scripts/qemu10.sh). Quick when everything is there: it only asks dpkg. As root it installs what
 # is missing (apt-get update first); otherwise it names the packages and
 # exits 1.
 set -euo pipefail
@@ -12,7 +14,8 @@ set -euo pipefail
 packages=(
   build-essential autoconf automake libtool pkg-config
   libglib2.0-dev libjson-glib-dev libevent-dev libcmocka-dev
-  qemu-system-x86 qemu-system-ppc qemu-utils busybox-static cpio socat
+  qemu-system-x86 qemu-system-ppc qemu-system-arm qemu-utils busybox-static cpio socat
+  debootstrap debian-archive-keyring
   clang valgrind libclang-rt-14-dev
 )
 

@@ -229,8 +229,7 @@ rig_find_binary(const char *name, const char *debian_pkg, GError **error)
 
     if (bindir && *bindir) {
         path = g_build_filename(bindir, name, NULL);
-        if (g_file_test(path, G_FILE_TEST_IS_EXECUTABLE) &&
-            !g_file_test(path, G_FILE_TEST_IS_DIR))
+        if (g_file_test(path, G_FILE_TEST_IS_EXECUTABLE) && !g_file_test(path, G_FILE_TEST_IS_DIR))
             return path;
         g_set_error(error, RIG_ERROR, RIG_ERROR_FAILED,
                     "QEMU not found: %s is not an executable ($HOTPLUG_QEMU_BINDIR is %s)", path,
@@ -266,8 +265,8 @@ static const struct {
     const char *env, *cache, *kernel, *script, *console;
 } rig_guests[] = {
     [RIG_ARCH_X86_64] = {"HOTPLUG_GUEST_DIR", "guest", "vmlinuz", "build-guest.sh", "ttyS0"},
-    [RIG_ARCH_PPC64] = {"HOTPLUG_GUEST_PPC64_DIR", "guest-ppc64", "vmlinux",
-                        "build-guest-ppc64.sh", "hvc0"},
+    [RIG_ARCH_PPC64] = {"HOTPLUG_GUEST_PPC64_DIR", "guest-ppc64", "vmlinux", "build-guest-ppc64.sh",
+                        "hvc0"},
     [RIG_ARCH_AARCH64] = {"HOTPLUG_GUEST_ARM64_DIR", "guest-arm64", "vmlinuz",
                           "build-guest-arm64.sh", "ttyAMA0"},
 };
@@ -413,7 +412,8 @@ add_machine_args(GPtrArray *argv, const RigVmOptions *o)
     }
     for (guint k = 1; k <= o->n_root_ports; k++) {
         add_arg(argv, "-device");
-        add_arg(argv, "pcie-root-port,id=rp%u,chassis=%u,bus=pcie.0,addr=0x%x", k, k, 0xf + k);
+        add_arg(argv, "pcie-root-port,id=rp%u,chassis=%u,bus=pcie.0,addr=0x%x%s%s", k, k, 0xf + k,
+                o->root_port_props ? "," : "", o->root_port_props ? o->root_port_props : "");
     }
 }
 
@@ -491,8 +491,8 @@ spawn_qemu(RigVm *vm, GError **error)
         return FALSE;
     }
     ok = g_spawn_async_with_fds(vm->dir, (char **)argv->pdata, NULL, G_SPAWN_DO_NOT_REAP_CHILD,
-                                rig_child_setup, GINT_TO_POINTER((int)getpid()), &vm->pid,
-                                devnull, logfd, logfd, error);
+                                rig_child_setup, GINT_TO_POINTER((int)getpid()), &vm->pid, devnull,
+                                logfd, logfd, error);
     close(devnull);
     close(logfd);
     if (!ok) {
@@ -562,8 +562,7 @@ rig_vm_new(const RigVmOptions *opts, GError **error)
     if (!opts)
         opts = &defaults;
     if (opts->n_root_ports > MAX_ROOT_PORTS) {
-        g_set_error(error, RIG_ERROR, RIG_ERROR_FAILED, "at most %d root ports",
-                    MAX_ROOT_PORTS);
+        g_set_error(error, RIG_ERROR, RIG_ERROR_FAILED, "at most %d root ports", MAX_ROOT_PORTS);
         return NULL;
     }
     dir = g_dir_make_tmp("rig-vm-XXXXXX", &local);
@@ -633,12 +632,6 @@ rig_vm_cont_boot(RigVm *vm)
     rig_vm_qmp_ok(vm, "cont", NULL);
     if (!rig_vm_wait_console_full(vm, RIG_GUEST_READY, RIG_BOOT_MS, &error))
         fail_msg("the %s guest did not boot: %s", rig_arch_name(vm->arch), error->message);
-}
-
-const RigVmOptions *
-rig_vm_options(RigVm *vm)
-{
-    return &vm->opts;
 }
 
 RigArch
@@ -859,15 +852,13 @@ rig_vm_spare(RigVm *vm)
         return vm->spare;
     vm->spare = qmp_conn_new(vm->base, vm->spare_path, NULL);
     qmp_conn_add_listener(vm->spare, &l, vm);
-    if (!qmp_conn_open(vm->spare, &error) ||
-        !qmp_conn_wait_ready(vm->spare, RIG_REPLY_MS, &error))
+    if (!qmp_conn_open(vm->spare, &error) || !qmp_conn_wait_ready(vm->spare, RIG_REPLY_MS, &error))
         fail_msg("the spare QMP socket %s: %s", vm->spare_path, error->message);
     return vm->spare;
 }
 
 static gboolean
-rig_vm_qmp_full(RigVm *vm, const char *cmd, const char *args_json, JsonNode **ret,
-                GError **error)
+rig_vm_qmp_full(RigVm *vm, const char *cmd, const char *args_json, JsonNode **ret, GError **error)
 {
     JsonNode *args = NULL;
 
@@ -952,6 +943,22 @@ rig_vm_version_prefix(RigVm *vm)
 
     rig_vm_version(vm, &major, &minor, NULL);
     return g_strdup_printf("%d.%d.", major, minor);
+}
+
+gboolean
+rig_vm_schema_has(RigVm *vm, const char *meta_type, const char *name)
+{
+    g_autoptr(JsonNode) ret = rig_vm_qmp(vm, "query-qmp-schema", NULL);
+    JsonArray *a = qmp_json_node_array(ret);
+
+    for (guint i = 0; a && i < json_array_get_length(a); i++) {
+        JsonObject *e = json_array_get_object_element(a, i);
+
+        if (!g_strcmp0(qmp_json_get_string(e, "name"), name) &&
+            !g_strcmp0(qmp_json_get_string(e, "meta-type"), meta_type))
+            return TRUE;
+    }
+    return FALSE;
 }
 
 typedef struct {
@@ -1039,8 +1046,7 @@ rig_vm_wait_event(RigVm *vm, guint from, const char *name, const char *key, cons
     int i;
 
     rig_vm_spare(vm);
-    while ((i = rig_find_event(vm, from, name, key, value)) < 0 &&
-           g_get_monotonic_time() < end)
+    while ((i = rig_find_event(vm, from, name, key, value)) < 0 && g_get_monotonic_time() < end)
         rig_vm_run(vm, 20);
     return i;
 }
@@ -1090,8 +1096,8 @@ rig_ctl_startv(const char *const *args)
     if (ofd < 0 || efd < 0)
         fail_msg("cannot create %s: %s", out, g_strerror(errno));
     ok = g_spawn_async_with_fds(NULL, (char **)argv->pdata, NULL, G_SPAWN_DO_NOT_REAP_CHILD,
-                                rig_child_setup, GINT_TO_POINTER((int)getpid()), &run->pid, -1,
-                                ofd, efd, &error);
+                                rig_child_setup, GINT_TO_POINTER((int)getpid()), &run->pid, -1, ofd,
+                                efd, &error);
     close(ofd);
     close(efd);
     if (!ok)
@@ -1398,8 +1404,8 @@ rig_hotplugd_start(RigHotplugd *d)
         if (g_get_monotonic_time() > end) {
             g_autofree char *log = rig_hotplugd_log_tail(d);
 
-            fail_msg("hotplugd did not listen on %s within %d ms:\n%s", d->sock,
-                     HOTPLUGD_READY_MS, log);
+            fail_msg("hotplugd did not listen on %s within %d ms:\n%s", d->sock, HOTPLUGD_READY_MS,
+                     log);
         }
         g_usleep(5000);
     }

@@ -27,7 +27,7 @@
  * it by pid and reaps it, whatever happened in the test.
  *
  * Root ports: with n_root_ports = N on q35 or virt, the VM has
- *   -device pcie-root-port,id=rpK,chassis=K,bus=pcie.0,addr=0x(0f+K)
+ *   -device pcie-root-port,id=rpK,chassis=K,bus=pcie.0,addr=0x(0f+K)[,root_port_props]
  * for K = 1..N, i.e. rp1 at 00:10.0, rp2 at 00:11.0 ... (at most 15, up to
  * 00:1e.0; q35's 00:1f is the ICH9).  A device plugged with bus=rpK sits at
  * 0000:0K:00.0 in a guest that numbers the buses in that order (both guests
@@ -71,15 +71,16 @@ typedef enum {
 } RigMachine;
 
 typedef struct {
-    RigMachine machine;           /* default RIG_MACHINE_PC */
-    guint n_root_ports;           /* pcie-root-ports rp1..rpN (q35, virt) */
-    gboolean guest;               /* boot the arch's test guest; else no kernel and -S */
-    gboolean paused;              /* with a guest: start it with -S, do not wait for it
-                                     (rig_vm_cont_boot() later); without: always -S */
-    const char *guest_cmdline;    /* guest knobs ("hp.mem=movable"), may be NULL */
-    const char *smp;              /* NULL: "1" */
-    const char *mem;              /* NULL: "256M" (x86), "512M" (pseries, virt) */
-    guint n_extra_qmp;            /* more QMP sockets, one client each */
+    RigMachine machine;            /* default RIG_MACHINE_PC */
+    guint n_root_ports;            /* pcie-root-ports rp1..rpN (q35, virt) */
+    const char *root_port_props;   /* appended to each root port's -device, may be NULL */
+    gboolean guest;                /* boot the arch's test guest; else no kernel and -S */
+    gboolean paused;               /* with a guest: start it with -S, do not wait for it
+                                      (rig_vm_cont_boot() later); without: always -S */
+    const char *guest_cmdline;     /* guest knobs ("hp.mem=movable"), may be NULL */
+    const char *smp;               /* NULL: "1" */
+    const char *mem;               /* NULL: "256M" (x86), "512M" (pseries, virt) */
+    guint n_extra_qmp;             /* more QMP sockets, one client each */
     const char *const *extra_args; /* NULL-terminated, appended last, may be NULL */
 } RigVmOptions;
 
@@ -102,7 +103,6 @@ RigVm *rig_vm_start(const RigVmOptions *opts);
 void rig_vm_free(RigVm *vm); /* kills QEMU if running, removes the temp dir */
 G_DEFINE_AUTOPTR_CLEANUP_FUNC(RigVm, rig_vm_free)
 
-const RigVmOptions *rig_vm_options(RigVm *vm);
 RigArch rig_vm_arch(RigVm *vm);
 const char *rig_vm_qmp_path(RigVm *vm);                /* for the code under test */
 const char *rig_vm_extra_qmp_path(RigVm *vm, guint n); /* 1 .. n_extra_qmp */
@@ -117,13 +117,11 @@ void rig_vm_cont_boot(RigVm *vm);
 /* ---- the console ---- */
 char *rig_vm_console(RigVm *vm); /* all of it so far */
 gsize rig_vm_console_count(RigVm *vm, const char *needle);
-gboolean rig_vm_wait_console_full(RigVm *vm, const char *needle, guint timeout_ms,
-                                  GError **error);
+gboolean rig_vm_wait_console_full(RigVm *vm, const char *needle, guint timeout_ms, GError **error);
 /* Fails the test when needle does not show within timeout_ms. */
 void rig_vm_wait_console(RigVm *vm, const char *needle, guint timeout_ms);
 /* Until needle shows `count` times; FALSE after timeout_ms. */
-gboolean rig_vm_wait_console_count(RigVm *vm, const char *needle, gsize count,
-                                   guint timeout_ms);
+gboolean rig_vm_wait_console_count(RigVm *vm, const char *needle, gsize count, guint timeout_ms);
 
 /* ---- the test's own QMP connection (the spare socket) ---- */
 /* The loop the spare connection runs on; tests may put their own
@@ -142,6 +140,8 @@ gboolean rig_vm_peripheral_has(RigVm *vm, const char *id);
 void rig_vm_version(RigVm *vm, int *major, int *minor, int *micro);
 /* "MAJOR.MINOR." as the binary under test reports it */
 char *rig_vm_version_prefix(RigVm *vm);
+/* query-qmp-schema lists name as a meta_type ("command", "event"). */
+gboolean rig_vm_schema_has(RigVm *vm, const char *meta_type, const char *name);
 /* The hotplug capabilities the product detects on this VM (qmp_caps_list). */
 gboolean rig_vm_has_cap(RigVm *vm, const char *cap);
 /* query-hotpluggable-cpus' "type" of the first entity (e.g. pseries' core type). */
@@ -156,8 +156,8 @@ GPtrArray *rig_vm_events(RigVm *vm); /* of RigEvent, owned by vm */
 /* Run the loop for up to timeout_ms until an event `name` arrives whose
  * data member `key` is the string `value` (key NULL: any); index from: look
  * at events from that index on.  Its index, or -1 after the timeout. */
-int rig_vm_wait_event(RigVm *vm, guint from, const char *name, const char *key,
-                      const char *value, guint timeout_ms);
+int rig_vm_wait_event(RigVm *vm, guint from, const char *name, const char *key, const char *value,
+                      guint timeout_ms);
 /* Run the VM's loop for ms milliseconds. */
 void rig_vm_run(RigVm *vm, guint ms);
 /* Run the VM's loop until cond holds; fail the test after ms. */
@@ -172,9 +172,9 @@ void rig_vm_run(RigVm *vm, guint ms);
 
 /* ---- hotplugctl ---- */
 typedef struct {
-    int status;          /* exit code */
-    char *out, *err;     /* what it printed */
-    GPtrArray *json;     /* JsonNode per stdout line that is JSON (--json) */
+    int status;      /* exit code */
+    char *out, *err; /* what it printed */
+    GPtrArray *json; /* JsonNode per stdout line that is JSON (--json) */
 } RigCtl;
 void rig_ctl_free(RigCtl *r);
 G_DEFINE_AUTOPTR_CLEANUP_FUNC(RigCtl, rig_ctl_free)
@@ -225,7 +225,7 @@ void rig_hotplugd_stop(RigHotplugd *d);
 void rig_hotplugd_kill9(RigHotplugd *d);
 void rig_hotplugd_free(RigHotplugd *d); /* kills it if running, removes its dir */
 G_DEFINE_AUTOPTR_CLEANUP_FUNC(RigHotplugd, rig_hotplugd_free)
-GPid rig_hotplugd_pid(RigHotplugd *d);      /* 0: not running */
+GPid rig_hotplugd_pid(RigHotplugd *d); /* 0: not running */
 guint rig_hotplugd_starts(RigHotplugd *d);
 const char *rig_hotplugd_dir(RigHotplugd *d);
 const char *rig_hotplugd_socket(RigHotplugd *d);
@@ -235,8 +235,8 @@ char *rig_hotplugd_log(RigHotplugd *d); /* all it wrote */
 /* hotplugctl --socket CTL ARGS... NULL */
 RigCtl *rig_hotplugd_ctl(RigHotplugd *d, const char *arg, ...) G_GNUC_NULL_TERMINATED;
 RigCtlRun *rig_hotplugd_ctl_start(RigHotplugd *d, const char *arg, ...) G_GNUC_NULL_TERMINATED;
-int rig_hotplugd_ctl_text(RigHotplugd *d, char **out, char **err, const char *arg, ...)
-    G_GNUC_NULL_TERMINATED;
+int rig_hotplugd_ctl_text(RigHotplugd *d, char **out, char **err, const char *arg,
+                          ...) G_GNUC_NULL_TERMINATED;
 /* `vm add NAME QMP`, then wait until it is ready. */
 void rig_hotplugd_add_vm(RigHotplugd *d, const char *name, const char *qmp);
 /* The VM's state in `vm list --json` (NULL: not listed). */

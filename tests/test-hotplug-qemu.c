@@ -234,8 +234,8 @@ test_e1000_deleted(void **state)
     start_vm(f, TRUE, NULL);
     add_pci(f, "e1000", "nic1", 0x3, TRUE);
     {
-        const char *a[] = {"--json", "device", "del", rig_vm_qmp_path(f->vm), "nic1",
-                           "--timeout", "20", NULL};
+        const char *a[] = {"--json", "device",    "del", rig_vm_qmp_path(f->vm),
+                           "nic1",   "--timeout", "20",  NULL};
         r = ctl_exit(0, a);
     }
     o = rig_ctl_result(r);
@@ -266,8 +266,8 @@ test_e1000_paused_not_deleted_then_late(void **state)
     add_pci(f, "e1000", "nic1", 0x3, TRUE);
     rig_vm_qmp_ok(f->vm, "stop", NULL);
     {
-        const char *a[] = {"--json", "device", "del", rig_vm_qmp_path(f->vm), "nic1",
-                           "--timeout", "1", NULL};
+        const char *a[] = {"--json", "device",    "del", rig_vm_qmp_path(f->vm),
+                           "nic1",   "--timeout", "1",   NULL};
         r = ctl_exit(5, a);
     }
     o = rig_ctl_result(r);
@@ -309,8 +309,8 @@ test_usb_kbd_synchronous(void **state)
                   "{\"driver\": \"usb-kbd\", \"id\": \"kbd0\", \"bus\": \"xhci.0\"}");
     assert_true(rig_vm_peripheral_has(f->vm, "kbd0"));
     {
-        const char *a[] = {"--json", "device", "del", rig_vm_qmp_path(f->vm), "kbd0",
-                           "--timeout", "10", NULL};
+        const char *a[] = {"--json", "device",    "del", rig_vm_qmp_path(f->vm),
+                           "kbd0",   "--timeout", "10",  NULL};
         r = ctl_exit(0, a);
     }
     o = rig_ctl_result(r);
@@ -384,8 +384,8 @@ test_virtio_net_child_event_first(void **state)
     start_vm(f, TRUE, NULL);
     add_pci(f, "virtio-net-pci", "vnet0", 0x4, TRUE);
     {
-        const char *a[] = {"--json", "device", "del", rig_vm_qmp_path(f->vm), "vnet0",
-                           "--timeout", "20", NULL};
+        const char *a[] = {"--json", "device",    "del", rig_vm_qmp_path(f->vm),
+                           "vnet0",  "--timeout", "20",  NULL};
         r = ctl_exit(0, a);
     }
     o = rig_ctl_result(r);
@@ -447,10 +447,10 @@ test_device_add_props(void **state)
 
     start_vm(f, FALSE, NULL);
     {
-        const char *a[] = {"-v",        "-v",          "--json",    "device",
-                           "add",       rig_vm_qmp_path(f->vm),     "e1000",
-                           "nic9",      "bootindex=1", "bus=pci.0", "addr=0x10",
-                           "multifunction=off",        NULL};
+        const char *a[] = {
+            "-v",    "-v",   "--json",      "device",    "add",       rig_vm_qmp_path(f->vm),
+            "e1000", "nic9", "bootindex=1", "bus=pci.0", "addr=0x10", "multifunction=off",
+            NULL};
         r = ctl_exit(0, a);
     }
     assert_result(rig_ctl_result(r), "nic9", "added");
@@ -480,8 +480,8 @@ test_device_add_props(void **state)
     assert_int_equal(slot, 0x10);
 
     {
-        const char *a[] = {"-v",    "-v",          "device",   "add", rig_vm_qmp_path(f->vm),
-                           "e1000", "nic8",        "bootindex=2", "nosuch=1", NULL};
+        const char *a[] = {"-v",    "-v",   "device",      "add",      rig_vm_qmp_path(f->vm),
+                           "e1000", "nic8", "bootindex=2", "nosuch=1", NULL};
         r2 = ctl_exit(2, a);
     }
     assert_null(strstr(r2->err, "\"execute\":\"device_add\""));

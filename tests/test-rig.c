@@ -142,8 +142,8 @@ test_version_of_binary(void **state)
     RigVm *vm;
 
     assert_non_null(qemu);
-    if (!g_spawn_sync(NULL, (char **)argv, NULL, G_SPAWN_STDERR_TO_DEV_NULL, NULL, NULL, &out,
-                      NULL, &status, &error))
+    if (!g_spawn_sync(NULL, (char **)argv, NULL, G_SPAWN_STDERR_TO_DEV_NULL, NULL, NULL, &out, NULL,
+                      &status, &error))
         fail_msg("%s --version: %s", qemu, error->message);
     vm = *state = rig_vm_start(NULL);
     rig_vm_version(vm, &major, &minor, &micro);
@@ -251,11 +251,13 @@ test_bad_option_reports_stderr(void **state)
         fail_msg("QEMU's stderr is not in the error: %s", error->message);
 }
 
-/* q35 with 3 root ports: rp1..rp3 at 00:10.0, 00:11.0, 00:12.0, chassis 1..3. */
+/* q35 with 3 root ports: rp1..rp3 at 00:10.0, 00:11.0, 00:12.0, chassis 1..3,
+ * and the props given for each. */
 static void
 test_root_ports(void **state)
 {
-    RigVmOptions opts = {.machine = RIG_MACHINE_Q35_NATIVE, .n_root_ports = 3};
+    RigVmOptions opts = {
+        .machine = RIG_MACHINE_Q35_NATIVE, .n_root_ports = 3, .root_port_props = "slot=7"};
     g_autoptr(JsonNode) pci = NULL;
     JsonArray *devs;
     guint found = 0;
@@ -263,8 +265,8 @@ test_root_ports(void **state)
 
     vm = *state = rig_vm_start(&opts);
     pci = rig_vm_qmp(vm, "query-pci", NULL);
-    devs = qmp_json_get_array(json_array_get_object_element(json_node_get_array(pci), 0),
-                              "devices");
+    devs =
+        qmp_json_get_array(json_array_get_object_element(json_node_get_array(pci), 0), "devices");
     for (guint i = 0; devs && i < json_array_get_length(devs); i++) {
         JsonObject *d = json_array_get_object_element(devs, i);
         const char *id = qmp_json_get_string(d, "qdev_id");
@@ -281,10 +283,12 @@ test_root_ports(void **state)
     }
     assert_int_equal(found, 3);
     {
-        g_autoptr(JsonNode) chassis =
-            rig_vm_qmp(vm, "qom-get",
-                       "{\"path\": \"/machine/peripheral/rp3\", \"property\": \"chassis\"}");
+        g_autoptr(JsonNode) chassis = rig_vm_qmp(
+            vm, "qom-get", "{\"path\": \"/machine/peripheral/rp3\", \"property\": \"chassis\"}");
+        g_autoptr(JsonNode) slot = rig_vm_qmp(
+            vm, "qom-get", "{\"path\": \"/machine/peripheral/rp2\", \"property\": \"slot\"}");
         assert_int_equal(json_node_get_int(chassis), 3);
+        assert_int_equal(json_node_get_int(slot), 7);
     }
     /* no guest: an unplug from a root port never completes; a plug does */
     rig_vm_qmp_ok(vm, "device_add",
@@ -308,8 +312,8 @@ test_ctl_and_events(void **state)
 
     vm = *state = rig_vm_start(&opts);
     rig_vm_spare(vm); /* events from now on */
-    add = rig_ctl("--json", "device", "add", rig_vm_qmp_path(vm), "usb-kbd", "kbd0",
-                  "bus=xhci.0", NULL);
+    add = rig_ctl("--json", "device", "add", rig_vm_qmp_path(vm), "usb-kbd", "kbd0", "bus=xhci.0",
+                  NULL);
     rig_ctl_assert_exit(add, 0);
     o = rig_ctl_result(add);
     assert_string_equal(qmp_json_get_string(o, "outcome"), "added");
@@ -320,8 +324,7 @@ test_ctl_and_events(void **state)
     assert_true(rig_ctl_run_pid(run) > 0);
     del = rig_ctl_wait(run, 30000);
     rig_ctl_assert_exit(del, 0);
-    assert_string_equal(qmp_json_get_string(rig_ctl_result_for(del, "kbd0"), "outcome"),
-                        "deleted");
+    assert_string_equal(qmp_json_get_string(rig_ctl_result_for(del, "kbd0"), "outcome"), "deleted");
     i = rig_vm_wait_event(vm, 0, "DEVICE_DELETED", "device", "kbd0", 5000);
     assert_true(i >= 0);
     assert_string_equal(
@@ -357,8 +360,7 @@ test_hotplugd(void **state)
     rig_ctl_assert_exit(list, 0);
     a = rig_ctl_array(list);
     assert_int_equal(json_array_get_length(a), 1);
-    assert_string_equal(qmp_json_get_string(json_array_get_object_element(a, 0), "state"),
-                        "ready");
+    assert_string_equal(qmp_json_get_string(json_array_get_object_element(a, 0), "state"), "ready");
     rig_hotplugd_stop(d);
     assert_int_equal(rig_hotplugd_pid(d), 0);
     assert_pid_gone(pid);
@@ -372,11 +374,16 @@ main(void)
 {
 #define T(fn) cmocka_unit_test_teardown(fn, teardown_vm)
     const struct CMUnitTest tests[] = {
-        T(test_paused_no_guest),   T(test_free_kills_running),
-        T(test_version_of_binary), T(test_bindir),
-        T(test_guest_missing),     T(test_guest_boots),
-        T(test_bad_option_reports_stderr), T(test_root_ports),
-        T(test_ctl_and_events),    T(test_hotplugd),
+        T(test_paused_no_guest),
+        T(test_free_kills_running),
+        T(test_version_of_binary),
+        T(test_bindir),
+        T(test_guest_missing),
+        T(test_guest_boots),
+        T(test_bad_option_reports_stderr),
+        T(test_root_ports),
+        T(test_ctl_and_events),
+        T(test_hotplugd),
     };
 #undef T
 
