@@ -25,6 +25,8 @@
 #include <fcntl.h>
 #include <signal.h>
 #include <string.h>
+#include <sys/mount.h>
+#include <sys/resource.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/un.h>
@@ -37,6 +39,7 @@
 #include "daemon.h"
 #include "fake-peer.h"
 #include "hotplug-outcome.h"
+#include "hotplug-vm.h"
 #include "qmp-conn.h"
 #include "qmp-json.h"
 
@@ -91,6 +94,7 @@ typedef struct {
     FakePeer *peer;
     guint n_peers;
     GPtrArray *clients;
+    char *tmpfs; /* mounted by the test: unmounted in teardown */
 } Fixture;
 
 struct Client {
@@ -200,6 +204,11 @@ teardown(void **state)
     close(f->qmp_lfd);
     g_ptr_array_unref(f->clients);
     event_base_free(f->base);
+    if (f->tmpfs) {
+        if (umount2(f->tmpfs, MNT_DETACH) < 0)
+            g_warning("umount %s: %s", f->tmpfs, g_strerror(errno));
+        g_free(f->tmpfs);
+    }
     rm_tree(f->dir);
     g_free(f->dir);
     g_free(f->state_dir);
@@ -1713,10 +1722,732 @@ test_server_add_fd_and_linger(void **state)
     assert_false(g_file_test(f->sock, G_FILE_TEST_EXISTS));
 }
 
+
+/* ---- faults: input ------------------------------------------------------- */
+
+/* Run hotplugctl against the fixture's daemon, pumping the loop meanwhile;
+ * returns its exit status, stdout and stderr in *out and *err. */
+static int
+run_ctl(Fixture *f, char **out, char **err, ...)
+{
+    g_autoptr(GPtrArray) argv = g_ptr_array_new();
+    g_autofree char *out_path = g_build_filename(f->dir, "ctl.out", NULL);
+    g_autofree char *err_path = g_build_filename(f->dir, "ctl.err", NULL);
+    va_list ap;
+    const char *a;
+    pid_t pid;
+    int st = 0;
+    gint64 end = g_get_monotonic_time() + 30 * G_USEC_PER_SEC;
+
+    g_ptr_array_add(argv, (char *)HOTPLUGCTL_PATH);
+    g_ptr_array_add(argv, (char *)"--socket");
+    g_ptr_array_add(argv, f->sock);
+    va_start(ap, err);
+    while ((a = va_arg(ap, const char *)))
+        g_ptr_array_add(argv, (char *)a);
+    va_end(ap);
+    g_ptr_array_add(argv, NULL);
+    pid = fork();
+    assert_true(pid >= 0);
+    if (pid == 0) {
+        int o = open(out_path, O_WRONLY | O_CREAT | O_TRUNC, 0600);
+        int e = open(err_path, O_WRONLY | O_CREAT | O_TRUNC, 0600);
+        dup2(o, 1);
+        dup2(e, 2);
+        execv(HOTPLUGCTL_PATH, (char **)argv->pdata);
+        _exit(127);
+    }
+    while (waitpid(pid, &st, WNOHANG) == 0) {
+        if (g_get_monotonic_time() > end) {
+            kill(pid, SIGKILL);
+            waitpid(pid, &st, 0);
+            fail_msg("hotplugctl did not finish in 30 s");
+        }
+        pump_once(f);
+    }
+    assert_true(g_file_get_contents(out_path, out, NULL, NULL));
+    assert_true(g_file_get_contents(err_path, err, NULL, NULL));
+    return WIFEXITED(st) ? WEXITSTATUS(st) : 128 + WTERMSIG(st);
+}
+
+/* The op's "timeout_ms" as the ops command shows it. */
+static gint64
+op_timeout_ms(Client *c, const char *device)
+{
+    g_autoptr(JsonNode) r = call(c, "{\"execute\":\"ops\",\"arguments\":{\"vm\":\"vm1\"},"
+                                    "\"id\":\"ops\"}");
+    JsonArray *a = qmp_json_node_array(assert_return(r, "\"ops\""));
+
+    for (guint i = 0; a && i < json_array_get_length(a); i++) {
+        JsonObject *o = qmp_json_node_object(json_array_get_element(a, i));
+        if (g_strcmp0(qmp_json_get_string(o, "device"), device) == 0)
+            return qmp_json_get_int_default(o, "timeout_ms", -1);
+    }
+    fail_msg("no op for %s", device);
+    return -1;
+}
+
+static void
+assert_config_refused(Fixture *f, const char *text, const char *why)
+{
+    g_autofree char *path = g_build_filename(f->dir, "bad.conf", NULL);
+    g_autoptr(GError) error = NULL;
+    g_autoptr(DaemonConfig) cfg = NULL;
+
+    assert_true(g_file_set_contents(path, text, -1, NULL));
+    cfg = daemon_config_load(path, &error);
+    if (cfg)
+        fail_msg("config accepted: %s", text);
+    if (!strstr(error->message, why))
+        fail_msg("config %s refused with '%s', want '%s'", text, error->message, why);
+}
+
+/* Deadlines are 64-bit milliseconds with a stated maximum (no wrap at
+ * 2^32 ms), numbers are decimal only, id= is not a property, and
+ * configuration values have a floor. */
+static void
+test_input_limits(void **state)
+{
+    Fixture *f = *state;
+    Client *c;
+    g_autofree char *out = NULL, *err = NULL;
+    int rc;
+
+    fixture_start(f, NULL);
+    c = client_open(f);
+    add_fake_vm(f, c, "vm1");
+    fake_peer_auto(f->peer, "device_del", "{}");
+
+    /* the protocol: 4294967.297 s is 4294967297 ms, not 1 ms */
+    {
+        g_autoptr(JsonNode) r = call(c, "{\"execute\":\"device-del\",\"arguments\":{\"vm\":\"vm1\","
+                                        "\"id\":\"d1\",\"timeout\":4294967.297,\"no-wait\":true},"
+                                        "\"id\":1}");
+        assert_return(r, "1");
+        assert_int_equal(op_timeout_ms(c, "d1"), G_GINT64_CONSTANT(4294967297));
+    }
+    call_error(c, "{\"execute\":\"device-del\",\"arguments\":{\"vm\":\"vm1\",\"id\":\"d0\","
+                  "\"timeout\":31536000.001},\"id\":2}", "InvalidArgument", "(31536000)", "2");
+    /* hotplugctl: the same through the command line */
+    rc = run_ctl(f, &out, &err, "device", "del", "vm1", "d2", "--timeout", "4294967.297",
+                 "--no-wait", NULL);
+    if (rc != 0)
+        fail_msg("hotplugctl: %d: %s%s", rc, out, err);
+    assert_int_equal(op_timeout_ms(c, "d2"), G_GINT64_CONSTANT(4294967297));
+    /* decimal numbers only */
+    for (guint i = 0; i < 6; i++) {
+        static const char *const bad[] = {"0x10", "1e3", "inf", " 5", "-1", "5s"};
+        g_clear_pointer(&out, g_free);
+        g_clear_pointer(&err, g_free);
+        rc = run_ctl(f, &out, &err, "device", "del", "vm1", "d3", "--timeout", bad[i],
+                     "--no-wait", NULL);
+        if (rc != 2 || !strstr(err, "bad value"))
+            fail_msg("--timeout '%s': exit %d, %s", bad[i], rc, err);
+    }
+    g_clear_pointer(&out, g_free);
+    g_clear_pointer(&err, g_free);
+    rc = run_ctl(f, &out, &err, "device", "del", "vm1", "d3", "--retry", "0x2", "--no-wait",
+                 NULL);
+    assert_int_equal(rc, 2);
+    /* id= among the properties: a usage error, nothing sent to QEMU */
+    g_clear_pointer(&out, g_free);
+    g_clear_pointer(&err, g_free);
+    rc = run_ctl(f, &out, &err, "device", "add", "vm1", "usb-kbd", "k1", "id=other", NULL);
+    if (rc != 2 || !strstr(err, "names the device"))
+        fail_msg("id=other: exit %d, %s%s", rc, out, err);
+    call_error(c, "{\"execute\":\"device-add\",\"arguments\":{\"vm\":\"vm1\",\"driver\":\"usb-kbd\","
+                  "\"id\":\"k1\",\"props\":[\"id=other\"]},\"id\":3}", "InvalidArgument",
+               "the ID argument gives it", "3");
+    for (guint i = 0; i < fake_peer_n_received(f->peer); i++)
+        assert_string_not_equal(fake_peer_received_command(f->peer, i), "device_add");
+
+    /* configuration: floors and decimal numbers */
+    assert_config_refused(f, "[hotplugd]\nsubscriber-buffer = 1\n", "at least");
+    assert_config_refused(f, "[hotplugd]\nsubscriber-buffer = 0x100000\n", "want a size");
+    assert_config_refused(f, "[hotplugd]\nlog-segment-size = 1\n", "at least");
+    assert_config_refused(f, "[timeouts]\npci = 0x10\n", "decimal number of seconds");
+    assert_config_refused(f, "[timeouts]\npci = 0\n", "decimal number of seconds");
+    assert_config_refused(f, "[timeouts]\npci = 4294967.297\n", "decimal number of seconds");
+    assert_config_refused(f, "[retry]\ninterval = 1e3\n", "decimal number of seconds");
+}
+
+
+/* ---- faults: the state directory ------------------------------------------ */
+
+static void
+start_refused(Fixture *f, const char *why)
+{
+    g_autoptr(GError) error = NULL;
+    Daemon *d = daemon_new(f->base, fixture_config(f), NULL, &error);
+
+    if (d) {
+        daemon_free(d);
+        fail_msg("the daemon started (want refused: %s)", why);
+    }
+    if (!strstr(error->message, why))
+        fail_msg("refused with '%s', want '%s'", error->message, why);
+}
+
+static void
+assert_file_is(const char *path, const char *content)
+{
+    g_autofree char *text = NULL;
+
+    assert_true(g_file_get_contents(path, &text, NULL, NULL));
+    assert_string_equal(text, content);
+}
+
+/* Created 0700; refused when others may write to it or another user owns
+ * it; a symbolic link at any of its files is refused, never followed; a
+ * non-socket at --socket is refused, never deleted. */
+static void
+test_state_dir_hostile(void **state)
+{
+    Fixture *f = *state;
+    g_autofree char *victim = g_build_filename(f->dir, "victim", NULL);
+    static const char *const files[] = {"journal", "lock", "vms.json",
+                                        "events/events-00000000000000000001.log"};
+    struct stat st;
+
+    /* a new one: 0700 */
+    fixture_start(f, NULL);
+    assert_int_equal(stat(f->state_dir, &st), 0);
+    assert_int_equal(st.st_mode & 07777, 0700);
+    fixture_stop(f);
+
+    /* writable by others, by its group; owned by someone else */
+    assert_int_equal(chmod(f->state_dir, 0777), 0);
+    start_refused(f, "writable by others");
+    assert_int_equal(chmod(f->state_dir, 0770), 0);
+    start_refused(f, "writable by its group");
+    assert_int_equal(chmod(f->state_dir, 0700), 0);
+    assert_int_equal(chown(f->state_dir, 65534, 65534), 0);
+    start_refused(f, "owned by uid 65534");
+    assert_int_equal(chown(f->state_dir, geteuid(), getegid()), 0);
+
+    /* a symbolic link planted at each file: refused, the target untouched */
+    for (guint i = 0; i < G_N_ELEMENTS(files); i++) {
+        g_autofree char *p = g_build_filename(f->state_dir, files[i], NULL);
+        g_autofree char *saved = g_strconcat(p, ".saved", NULL);
+        gboolean existed = g_file_test(p, G_FILE_TEST_EXISTS);
+
+        assert_true(g_file_set_contents(victim, "precious\n", -1, NULL));
+        if (existed)
+            assert_int_equal(rename(p, saved), 0);
+        assert_int_equal(symlink(victim, p), 0);
+        start_refused(f, "symbolic link");
+        assert_file_is(victim, "precious\n");
+        assert_int_equal(unlink(p), 0);
+        if (existed)
+            assert_int_equal(rename(saved, p), 0);
+    }
+
+    /* a regular file at the socket path */
+    assert_true(g_file_set_contents(f->sock, "not a socket\n", -1, NULL));
+    start_refused(f, "not a socket");
+    assert_file_is(f->sock, "not a socket\n");
+    assert_int_equal(unlink(f->sock), 0);
+    /* and it starts again once all is well */
+    fixture_start(f, NULL);
+}
+
+/* A torn vms.json: the daemon does not start and does not touch it. */
+static void
+test_vms_json_torn(void **state)
+{
+    Fixture *f = *state;
+    g_autofree char *vms = g_build_filename(f->state_dir, "vms.json", NULL);
+    Client *c;
+
+    fixture_start(f, NULL);
+    c = client_open(f);
+    add_fake_vm(f, c, "rt1");
+    fixture_stop(f);
+    assert_true(g_file_set_contents(vms, "{\n  \"rt1\" : \"/tmp/x.qmp\",\n  \"rt", -1, NULL));
+    start_refused(f, "vms.json is damaged");
+    assert_file_is(vms, "{\n  \"rt1\" : \"/tmp/x.qmp\",\n  \"rt");
+}
+
+/* ---- faults: a full disk ------------------------------------------------------- */
+
+/* Fill the file system of dir to the last byte; returns the filler's path. */
+static char *
+fill_up(const char *dir)
+{
+    char *path = g_build_filename(dir, "filler", NULL);
+    char buf[65536];
+    int fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+    gsize chunk = sizeof buf;
+
+    memset(buf, 'x', sizeof buf);
+    assert_true(fd >= 0);
+    while (chunk > 0) {
+        if (write(fd, buf, chunk) < 0) {
+            assert_int_equal(errno, ENOSPC);
+            chunk /= 2;
+        }
+    }
+    close(fd);
+    return path;
+}
+
+static guint
+log_count(const char *needle)
+{
+    guint n = 0;
+
+    for (guint i = 0; i < daemon_log->len; i++)
+        n += strstr(daemon_log->pdata[i], needle) != NULL;
+    return n;
+}
+
+static gboolean
+peer_got(FakePeer *p, const char *cmd, const char *arg)
+{
+    for (guint i = 0; p && i < fake_peer_n_received(p); i++)
+        if (g_strcmp0(fake_peer_received_command(p, i), cmd) == 0 &&
+            (!arg || strstr(fake_peer_received(p, i), arg)))
+            return TRUE;
+    return FALSE;
+}
+
+/* ENOSPC on the state directory (a small tmpfs the test fills): nothing
+ * is sent to QEMU before its journal entry is stored, nothing is replied
+ * as done before its record is on disk, changes are refused with
+ * StorageError while reads work, one log message, and the daemon
+ * recovers by itself when there is room again; vm-add fails when vms.json
+ * could not be written. */
+static void
+test_storage_full(void **state)
+{
+    Fixture *f = *state;
+    g_autofree char *mnt = g_build_filename(f->dir, "tmpfs", NULL);
+    g_autofree char *filler = NULL;
+    Client *c;
+
+    if (geteuid() != 0)
+        fail_msg("mounting the small tmpfs needs root (make check-unit leaves this test out)");
+    assert_int_equal(g_mkdir_with_parents(mnt, 0700), 0);
+    if (mount("tmpfs", mnt, "tmpfs", 0, "size=1m,mode=0700") < 0)
+        fail_msg("mount tmpfs: %s", g_strerror(errno));
+    g_free(f->state_dir);
+    f->state_dir = g_build_filename(mnt, "state", NULL);
+    f->tmpfs = g_strdup(mnt);
+
+    fixture_start(f, NULL);
+    c = client_open(f);
+    add_fake_vm(f, c, "vm1");
+    fake_peer_auto(f->peer, "device_del", "{}");
+    filler = fill_up(mnt);
+
+    /* the first change: its journal entry cannot be stored, so device_del
+     * is not sent; the client hears it was rejected, not done */
+    {
+        g_autoptr(JsonNode) r = call(c, "{\"execute\":\"device-del\",\"arguments\":{\"vm\":\"vm1\","
+                                        "\"id\":\"d1\",\"no-wait\":true},\"id\":1}");
+        g_autofree char *text = node_text(r);
+        JsonObject *o = qmp_json_get_object(qmp_json_node_object(r), "return");
+        JsonObject *e = qmp_json_get_object(o, "error");
+        if (!o || g_strcmp0(qmp_json_get_string(o, "outcome"), "rejected") != 0 ||
+            g_strcmp0(qmp_json_get_string(e, "class"), "StorageError") != 0)
+            fail_msg("device-del on a full disk: %s", text);
+    }
+    pump_ms(f, 50);
+    assert_false(peer_got(f->peer, "device_del", NULL));
+    /* then changes are refused at once, with a clear error */
+    call_error(c, "{\"execute\":\"device-del\",\"arguments\":{\"vm\":\"vm1\",\"id\":\"d2\"},"
+                  "\"id\":2}", "StorageError", "cannot write its state directory", "2");
+    call_error(c, "{\"execute\":\"vm-add\",\"arguments\":{\"name\":\"vm2\",\"qmp\":\"/x.qmp\"},"
+                  "\"id\":3}", "StorageError", "changes are refused", "3");
+    /* reads work */
+    {
+        g_autoptr(JsonNode) r = call(c, "{\"execute\":\"vm-list\",\"id\":4}");
+        assert_return(r, "4");
+        g_autoptr(JsonObject) st = status(c);
+        assert_int_equal(qmp_json_get_int_default(st, "vms", -1), 1);
+    }
+    pump_ms(f, 1200); /* a few retries: still one message */
+    assert_int_equal(log_count("cannot write the state directory"), 1);
+
+    /* room again: it recovers by itself, and everything is written */
+    assert_int_equal(unlink(filler), 0);
+    WAIT_FOR(f, log_count("can be written again") == 1, WAIT_MS);
+    {
+        g_autoptr(JsonNode) r = call(c, "{\"execute\":\"device-del\",\"arguments\":{\"vm\":\"vm1\","
+                                        "\"id\":\"d3\",\"no-wait\":true},\"id\":5}");
+        assert_return(r, "5");
+    }
+    WAIT_FOR(f, peer_got(f->peer, "device_del", "d3"), WAIT_MS);
+    assert_false(peer_got(f->peer, "device_del", "\"d1\""));
+    {
+        /* d1's records reached the log after all, in order */
+        Collected col;
+        gboolean found = FALSE;
+        client_printf(c, "{\"execute\":\"events\",\"arguments\":{\"device\":\"d1\"},\"id\":6}");
+        collect(c, &col, FALSE);
+        for (guint i = 0; i < col.records->len; i++)
+            found |= g_strcmp0(qmp_json_get_string(col.records->pdata[i], "outcome"),
+                               "rejected") == 0;
+        assert_true(found);
+        collected_clear(&col);
+    }
+
+    /* vm-add whose vms.json cannot be written fails, and the VM is not kept */
+    g_free(filler);
+    filler = fill_up(mnt);
+    {
+        g_autoptr(JsonNode) r = call(c, "{\"execute\":\"vm-add\",\"arguments\":{\"name\":\"vm3\","
+                                        "\"qmp\":\"/nonexistent/vm3.qmp\"},\"id\":7}");
+        assert_error(r, "StorageError", "", "7");
+    }
+    {
+        g_autoptr(JsonObject) st = status(c);
+        assert_int_equal(qmp_json_get_int_default(st, "vms", -1), 1);
+    }
+    assert_int_equal(unlink(filler), 0);
+    WAIT_FOR(f, log_count("can be written again") == 2, WAIT_MS);
+    fixture_stop(f);
+    fixture_start(f, NULL);
+    c = client_open(f);
+    {
+        g_autoptr(JsonObject) st = status(c);
+        assert_int_equal(qmp_json_get_int_default(st, "vms", -1), 1);
+    }
+}
+
+
+/* ---- faults: fairness ------------------------------------------------------------ */
+
+/* One VM streaming RESET events: its storm is coalesced with a count, every
+ * event is accounted for, and the other VMs' history stays in the log. */
+static void
+test_event_storm(void **state)
+{
+    Fixture *f = *state;
+    DaemonConfig *cfg = fixture_config(f);
+    g_autofree char *quiet = g_build_filename(f->dir, "quiet.qmp", NULL);
+    const guint n_events = 5000;
+    Client *c;
+    Collected col;
+    guint64 total = 0;
+    guint n_records = 0;
+    gint64 t0, secs;
+
+    cfg->log_max_bytes = 64 * 1024;
+    cfg->log_segment_bytes = 8 * 1024;
+    fixture_start(f, cfg);
+    c = client_open(f);
+    {
+        g_autoptr(JsonNode) r = call(c, "{\"execute\":\"vm-add\",\"arguments\":{\"name\":\"quiet\","
+                                        "\"qmp\":\"%s\"},\"id\":1}", quiet);
+        assert_return(r, "1");
+    }
+    add_fake_vm(f, c, "vm1");
+    t0 = g_get_monotonic_time();
+    for (guint i = 0; i < n_events; i++)
+        fake_peer_event(f->peer, "RESET", "{\"guest\":true,\"reason\":\"guest-reset\"}");
+    /* until every RESET is accounted for (the storm read, its last window
+     * ended), however slow the machine */
+    for (gint64 end = t0 + 60 * G_USEC_PER_SEC; total != n_events;) {
+        if (g_get_monotonic_time() > end)
+            fail_msg("%u records standing for %" G_GUINT64_FORMAT " RESETs after 60 s (sent %u)",
+                     n_records, total, n_events);
+        pump_ms(f, 300);
+        total = 0;
+        n_records = 0;
+        client_printf(c, "{\"execute\":\"events\",\"arguments\":{\"vm\":\"vm1\","
+                         "\"kind\":\"qemu-event\"},\"id\":3}");
+        collect(c, &col, FALSE);
+        for (guint i = 0; i < col.records->len; i++) {
+            JsonObject *rec = col.records->pdata[i];
+            assert_string_equal(qmp_json_get_string(rec, "event"), "RESET");
+            total += (guint64)qmp_json_get_int_default(rec, "count", 1);
+            n_records++;
+        }
+        collected_clear(&col);
+    }
+    /* at most 10 one by one and one coalesced per second of the storm */
+    secs = (g_get_monotonic_time() - t0) / G_USEC_PER_SEC + 1;
+    if (n_records > 11 * (guint)secs)
+        fail_msg("%u records in %" G_GINT64_FORMAT " s", n_records, secs);
+
+    /* the quiet VM's history is still there, nothing dropped before it */
+    client_printf(c, "{\"execute\":\"events\",\"arguments\":{\"vm\":\"quiet\",\"kind\":\"vm\"},"
+                     "\"id\":2}");
+    collect(c, &col, FALSE);
+    assert_int_equal(col.gap_from, -1);
+    assert_true(col.records->len >= 1);
+    assert_string_equal(qmp_json_get_string(col.records->pdata[0], "state"), "added");
+    collected_clear(&col);
+}
+
+/* A cap on control clients with a clear refusal; a client that does not
+ * negotiate is let go, so idle connections cannot lock everyone out. */
+static void
+test_client_cap(void **state)
+{
+    static const ControlCallbacks cb = {echo_execute_cb, echo_closed_cb};
+    Fixture *f = *state;
+    DaemonConfig *cfg = fixture_config(f);
+    Client *cs[4];
+    Client *extra;
+    g_autoptr(JsonNode) n = NULL;
+
+    cfg->max_clients = 4;
+    fixture_start(f, cfg);
+    for (guint i = 0; i < 4; i++)
+        cs[i] = client_open(f);
+    extra = client_new(f);
+    n = client_next(extra, WAIT_MS);
+    assert_error(n, "Busy", "try again later", NULL);
+    g_clear_pointer(&n, json_node_unref);
+    WAIT_FOR(f, extra->eof, WAIT_MS);
+    /* the others are served all along */
+    {
+        g_autoptr(JsonObject) st = status(cs[0]);
+        assert_int_equal(qmp_json_get_int_default(st, "clients", -1), 4);
+    }
+    /* one leaves: there is room again */
+    g_ptr_array_remove(f->clients, cs[3]);
+    {
+        gint64 end = g_get_monotonic_time() + WAIT_MS * 1000;
+        while (status_int(cs[0], "clients") != 3) {
+            if (g_get_monotonic_time() > end)
+                fail_msg("the client that left is still counted");
+            pump_ms(f, 5);
+        }
+    }
+    (void)client_open(f);
+    fixture_stop(f);
+
+    /* idle, never negotiating: disconnected after negotiate_ms */
+    {
+        ControlOptions opts = {.path = f->sock, .mode = 0600, .max_clients = 2,
+                               .negotiate_ms = 200};
+        g_autoptr(GError) error = NULL;
+        Echo e = {0};
+        ControlServer *srv = control_server_new(f->base, &opts, &cb, &e, &error);
+        Client *idle[2];
+
+        if (!srv)
+            fail_msg("%s", error->message);
+        for (guint i = 0; i < 2; i++)
+            idle[i] = client_new(f);
+        WAIT_FOR(f, control_server_n_clients(srv) == 2, WAIT_MS);
+        WAIT_FOR(f, idle[0]->eof && idle[1]->eof, WAIT_MS);
+        WAIT_FOR(f, control_server_n_clients(srv) == 0, WAIT_MS);
+        {
+            /* and a new one gets in */
+            Client *c = client_new(f);
+            g_autoptr(JsonNode) g = client_next(c, WAIT_MS);
+            assert_non_null(qmp_json_get_object(qmp_json_node_object(g), "QMP"));
+        }
+        g_ptr_array_set_size(f->clients, 0);
+        control_server_free(srv);
+    }
+}
+
+
+/* ---- faults: a hung QEMU, direct mode --------------------------------------------- */
+
+typedef struct {
+    struct event_base *base;
+    FakePeer *peer;
+    gboolean answer_capabilities;
+} HungQemu;
+
+static void
+hung_accept_cb(evutil_socket_t lfd, short what, void *opaque)
+{
+    HungQemu *h = opaque;
+    int fd = accept4(lfd, NULL, NULL, SOCK_CLOEXEC);
+
+    if (fd < 0)
+        return;
+    if (h->peer)
+        fake_peer_free(h->peer);
+    h->peer = fake_peer_new_from_fd(h->base, fd);
+    if (!h->answer_capabilities)
+        fake_peer_step_hold(fake_peer_expect(h->peer, "qmp_capabilities", NULL));
+    else
+        fake_peer_step_hold(fake_peer_expect(h->peer, "device_del", NULL));
+    fake_peer_greet(h->peer);
+}
+
+/* hotplugctl device del PATH ID --timeout 1 against a QEMU that greets and
+ * never answers (negotiation, or device_del): it returns within the
+ * deadline plus the grace, not-deleted, saying QEMU did not answer. */
+static void
+test_direct_hung_qemu(void **state)
+{
+    Fixture *f = *state;
+    g_autofree char *path = g_build_filename(f->dir, "hung.qmp", NULL);
+    HungQemu h = {.base = f->base};
+    int lfd = unix_listen(path);
+    struct event *ev = event_new(f->base, lfd, EV_READ | EV_PERSIST, hung_accept_cb, &h);
+
+    event_add(ev, NULL);
+    for (guint round = 0; round < 2; round++) {
+        g_autofree char *out = NULL, *err = NULL;
+        gint64 t0 = g_get_monotonic_time(), took;
+        int rc;
+
+        h.answer_capabilities = round == 1;
+        rc = run_ctl(f, &out, &err, "device", "del", path, "d1", "--timeout", "1", NULL);
+        took = (g_get_monotonic_time() - t0) / 1000;
+        if (rc != 5 || !strstr(out, "not-deleted") || !strstr(out, "did not answer"))
+            fail_msg("round %u: exit %d after %" G_GINT64_FORMAT " ms: %s%s", round, rc, took,
+                     out, err);
+        /* the deadline, the grace, and starting a process under load */
+        if (took > 1000 + HOTPLUG_CONFIRM_GRACE_MS + 1500)
+            fail_msg("round %u: took %" G_GINT64_FORMAT " ms", round, took);
+    }
+    event_free(ev);
+    close(lfd);
+    if (h.peer)
+        fake_peer_free(h.peer);
+}
+
+
+/* The newest event-log segment of the fixture's state directory. */
+static char *
+newest_segment_path(Fixture *f)
+{
+    g_autofree char *dir = g_build_filename(f->state_dir, "events", NULL);
+    g_autoptr(GDir) d = g_dir_open(dir, 0, NULL);
+    g_autofree char *best = NULL;
+    const char *name;
+
+    while (d && (name = g_dir_read_name(d)))
+        if (g_str_has_prefix(name, "events-") && (!best || strcmp(name, best) > 0)) {
+            g_free(best);
+            best = g_strdup(name);
+        }
+    assert_non_null(best);
+    return g_build_filename(dir, best, NULL);
+}
+
+/* An unplug whose outcome record cannot be written when the device goes:
+ * the client is not told "deleted" until the record is on disk, and it is
+ * written once writes work again (RLIMIT_FSIZE makes the log's appends
+ * fail, like a full disk). */
+static void
+test_storage_outcome_waits(void **state)
+{
+    Fixture *f = *state;
+    g_autofree char *seg = NULL;
+    struct rlimit saved, rl;
+    struct stat st;
+    Client *c;
+    g_autoptr(JsonNode) early = NULL, r = NULL;
+
+    fixture_start(f, NULL);
+    c = client_open(f);
+    add_fake_vm(f, c, "vm1");
+    fake_peer_auto(f->peer, "device_del", "{}");
+    client_printf(c, "{\"execute\":\"device-del\",\"arguments\":{\"vm\":\"vm1\",\"id\":\"d5\","
+                     "\"timeout\":30},\"id\":1}");
+    {
+        gint64 end = g_get_monotonic_time() + WAIT_MS * 1000;
+        while (!(f->peer && fake_peer_n_received(f->peer) > 0 &&
+                 g_strcmp0(fake_peer_received_command(f->peer, fake_peer_n_received(f->peer) - 1),
+                           "device_del") == 0) && g_get_monotonic_time() < end)
+            pump_once(f);
+    }
+    pump_ms(f, 50);
+    /* from now on, the log cannot grow */
+    seg = newest_segment_path(f);
+    assert_int_equal(stat(seg, &st), 0);
+    assert_int_equal(getrlimit(RLIMIT_FSIZE, &saved), 0);
+    rl = saved;
+    rl.rlim_cur = (rlim_t)st.st_size;
+    signal(SIGXFSZ, SIG_IGN);
+    assert_int_equal(setrlimit(RLIMIT_FSIZE, &rl), 0);
+    fake_peer_event(f->peer, "DEVICE_DELETED", "{\"device\":\"d5\",\"path\":\"/machine/peripheral/d5\"}");
+    {
+        /* progress events may come; the reply may not */
+        gint64 end = g_get_monotonic_time() + 800 * 1000;
+        while (!early && g_get_monotonic_time() < end) {
+            JsonNode *n = client_next(c, 50);
+            if (n && json_object_has_member(json_node_get_object(n), "event"))
+                json_node_unref(n);
+            else
+                early = n;
+        }
+    }
+    if (early) {
+        g_autofree char *text = node_text(early);
+        setrlimit(RLIMIT_FSIZE, &saved);
+        fail_msg("told before the record was on disk: %s", text);
+    }
+    assert_non_null(log_find("cannot write the state directory"));
+    /* room again: the record is written, then the client hears it */
+    assert_int_equal(setrlimit(RLIMIT_FSIZE, &saved), 0);
+    signal(SIGXFSZ, SIG_DFL);
+    r = client_reply(c);
+    {
+        JsonObject *o = qmp_json_get_object(qmp_json_node_object(r), "return");
+        g_autofree char *text = node_text(r);
+        if (g_strcmp0(qmp_json_get_string(o, "outcome"), "deleted") != 0)
+            fail_msg("reply: %s", text);
+    }
+    {
+        Collected col;
+        gboolean found = FALSE;
+        client_printf(c, "{\"execute\":\"events\",\"arguments\":{\"device\":\"d5\","
+                         "\"kind\":\"outcome\"},\"id\":2}");
+        collect(c, &col, FALSE);
+        for (guint i = 0; i < col.records->len; i++)
+            found |= g_strcmp0(qmp_json_get_string(col.records->pdata[i], "outcome"),
+                               "deleted") == 0;
+        assert_true(found);
+        collected_clear(&col);
+    }
+}
+
+
+/* The newest segment emptied while the daemon is down: no seq is issued
+ * twice (a follower resuming with since=N must not skip records). */
+static void
+test_seq_after_emptied_segment(void **state)
+{
+    Fixture *f = *state;
+    g_autofree char *seg = NULL;
+    Client *c;
+    gint64 last;
+
+    fixture_start(f, NULL);
+    c = client_open(f);
+    add_fake_vm(f, c, "vm1");
+    last = status_int(c, "last_seq");
+    assert_true(last >= 2);
+    fixture_stop(f);
+    seg = newest_segment_path(f);
+    assert_int_equal(truncate(seg, 0), 0);
+    fixture_start(f, NULL);
+    c = client_open(f);
+    assert_true(status_int(c, "last_seq") >= last);
+    add_fake_vm(f, c, "vm2");
+    {
+        Collected col;
+        client_printf(c, "{\"execute\":\"events\",\"arguments\":{\"vm\":\"vm2\"},\"id\":9}");
+        collect(c, &col, FALSE);
+        assert_true(col.seqs->len >= 1);
+        for (guint i = 0; i < col.seqs->len; i++)
+            assert_true(g_array_index(col.seqs, gint64, i) > last);
+        collected_clear(&col);
+    }
+}
+
+/* `test-control --needs-root` runs the tests that mount a tmpfs
+ * (tests/test-control-root.sh); without it, all the others. */
 int
-main(void)
+main(int argc, char **argv)
 {
 #define T(name) cmocka_unit_test_setup_teardown(name, setup, teardown)
+    const struct CMUnitTest root_tests[] = {
+        T(test_storage_full),
+    };
     const struct CMUnitTest tests[] = {
         T(test_greeting),
         T(test_negotiation),
@@ -1734,11 +2465,21 @@ main(void)
         T(test_events_resume),
         T(test_log_gap),
         T(test_server_add_fd_and_linger),
+        T(test_input_limits),
+        T(test_state_dir_hostile),
+        T(test_vms_json_torn),
+        T(test_seq_after_emptied_segment),
+        T(test_storage_outcome_waits),
+        T(test_event_storm),
+        T(test_client_cap),
+        T(test_direct_hung_qemu),
     };
 
     g_log_set_writer_func(test_log_writer, NULL, NULL);
     /* TEST_FILTER=test_name (cmocka's pattern) runs some of them */
     if (g_getenv("TEST_FILTER"))
         cmocka_set_test_filter(g_getenv("TEST_FILTER"));
+    if (argc > 1 && strcmp(argv[1], "--needs-root") == 0)
+        return cmocka_run_group_tests(root_tests, NULL, NULL);
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -637,6 +637,13 @@ test_torn_first_record_of_segment(void **state)
     assert_true(newest_first > 1 && newest_first <= 20);
     assert_int_equal(truncate(seg, 0), 0);
     append_bytes(seg, "{\"seq\":");
+    {
+        /* a crash tears only a record no flush covered: the last flush
+         * was before it */
+        g_autofree char *mark = g_build_filename(f->log_dir, "seq.flushed", NULL);
+        g_autofree char *text = g_strdup_printf("%020" G_GUINT64_FORMAT "\n", newest_first - 1);
+        assert_true(g_file_set_contents(mark, text, -1, NULL));
+    }
 
     log = open_ok(f->log_dir, 0, 600);
     assert_int_equal(file_size(seg), 0);
@@ -644,6 +651,47 @@ test_torn_first_record_of_segment(void **state)
     assert_int_equal(append_op(log, 100), newest_first);
     recs = read_since(log, 0, 0, NULL, NULL, NULL);
     assert_seqs(recs, 1, newest_first);
+    event_log_free(log);
+}
+
+/* Records that were flushed and then vanish from the segments (a segment
+ * emptied or cut by hand): their seq is never given again. */
+static void
+test_seq_never_reused(void **state)
+{
+    Fixture *f = *state;
+    g_autofree char *seg = NULL;
+    guint64 last;
+    EventLog *log = open_ok(f->log_dir, 0, 0);
+
+    for (guint i = 1; i <= 3; i++)
+        append_op(log, i);
+    assert_true(event_log_flush(log, NULL));
+    event_log_free(log);
+    /* the newest (only) segment emptied */
+    seg = newest_segment(f->log_dir);
+    assert_int_equal(truncate(seg, 0), 0);
+    log = open_ok(f->log_dir, 0, 0);
+    assert_true(event_log_last_seq(log) >= 3);
+    last = append_op(log, 4);
+    assert_true(last > 3);
+    for (guint i = 5; i <= 10; i++)
+        append_op(log, i);
+    last = event_log_last_seq(log);
+    event_log_free(log);
+    /* the newest segment cut in the middle of its records */
+    g_clear_pointer(&seg, g_free);
+    seg = newest_segment(f->log_dir);
+    assert_int_equal(truncate(seg, (off_t)(file_size(seg) / 2)), 0);
+    log = open_ok(f->log_dir, 0, 0);
+    assert_true(event_log_last_seq(log) >= last);
+    assert_true(append_op(log, 11) > last);
+    last = event_log_last_seq(log);
+    event_log_free(log);
+    /* intact: exact, no skip */
+    log = open_ok(f->log_dir, 0, 0);
+    assert_int_equal(event_log_last_seq(log), last);
+    assert_int_equal(append_op(log, 12), last + 1);
     event_log_free(log);
 }
 
@@ -725,7 +773,9 @@ test_kill_at_random_moments(void **state)
         if (!WIFSIGNALED(status))
             fail_msg("round %u: child exited with %d", round, WEXITSTATUS(status));
         expect_last += n;
-        if (cut && n > 0) {
+        /* a crash tears only what no flush covered (a flushed record that
+         * is cut is test_seq_never_reused's case) */
+        if (cut && n > 0 && (n - 1) % 7 != 0) {
             g_autofree char *seg = newest_segment(f->log_dir);
             g_autofree char *content = NULL;
             gsize len = 0;
@@ -1084,6 +1134,7 @@ main(void)
         T(test_unwritable_dir),
         T(test_write_error),
         T(test_hwm),
+        T(test_seq_never_reused),
     };
 #undef T
     return cmocka_run_group_tests(tests, NULL, NULL);

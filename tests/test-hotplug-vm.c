@@ -2196,6 +2196,90 @@ test_props_convert(void **state)
     }
 }
 
+
+/* ---- a hung QEMU --------------------------------------------------------------- */
+
+/* device_del is never answered: the deadline (from the send) ends it
+ * not-deleted, the detail says QEMU did not answer, and it stays tracked. */
+static void
+test_hung_no_reply(void **state)
+{
+    Fixture *f = *state;
+    g_autoptr(HotplugOp) op = NULL;
+    gint64 t0 = g_get_monotonic_time(), took;
+    FakeStep *s = fake_peer_expect(f->peer, "device_del", DEL_ID("net0"));
+
+    fake_peer_step_hold(s);
+    op = unplug(f, "net0", 300);
+    wait_final(f, op);
+    took = (g_get_monotonic_time() - t0) / 1000;
+    assert_int_equal(hotplug_op_get_outcome(op), HOTPLUG_OUTCOME_NOT_DELETED);
+    assert_int_equal(hotplug_op_get_state(op), HOTPLUG_OP_TRACKED);
+    assert_contains(hotplug_op_get_detail(op), "QEMU did not answer device_del within 300 ms");
+    assert_contains(hotplug_op_get_detail(op), "state is unknown");
+    if (took < 300 || took > 300 + 700)
+        fail_msg("ended after %" G_GINT64_FORMAT " ms (deadline 300)", took);
+    /* the late reply changes nothing; a late DEVICE_DELETED is deleted-late */
+    fake_peer_step_release(f->peer, s);
+    run_for(f, 50);
+    assert_int_equal(hotplug_op_get_outcome(op), HOTPLUG_OUTCOME_NOT_DELETED);
+    fake_peer_event(f->peer, "DEVICE_DELETED", DEL_EV("net0"));
+    WAIT_FOR(f, hotplug_op_get_state(op) == HOTPLUG_OP_DONE);
+    assert_int_equal(hotplug_op_get_outcome(op), HOTPLUG_OUTCOME_DELETED_LATE);
+}
+
+/* device_del answered, then QEMU stops answering: the check after the
+ * deadline gets a grace of HOTPLUG_CONFIRM_GRACE_MS, no more. */
+static void
+test_hung_after_reply(void **state)
+{
+    Fixture *f = *state;
+    g_autoptr(HotplugOp) op = NULL;
+    gint64 t0 = g_get_monotonic_time(), took;
+    FakeStep *s;
+
+    fake_peer_expect(f->peer, "device_del", DEL_ID("net0"));
+    s = fake_peer_expect(f->peer, "qom-list", QOM_ARGS);
+    fake_peer_step_hold(s);
+    op = unplug(f, "net0", 300);
+    wait_final(f, op);
+    took = (g_get_monotonic_time() - t0) / 1000;
+    assert_int_equal(hotplug_op_get_outcome(op), HOTPLUG_OUTCOME_NOT_DELETED);
+    assert_int_equal(hotplug_op_get_state(op), HOTPLUG_OP_TRACKED);
+    assert_contains(hotplug_op_get_detail(op), "QEMU did not answer whether the device");
+    if (took < 300 + HOTPLUG_CONFIRM_GRACE_MS || took > 300 + HOTPLUG_CONFIRM_GRACE_MS + 700)
+        fail_msg("ended after %" G_GINT64_FORMAT " ms (deadline 300, grace %u)", took,
+                 HOTPLUG_CONFIRM_GRACE_MS);
+}
+
+/* A stream of RESET events (each asks for a check) cannot postpone the
+ * deadline: the checks coalesce and the first answer after the deadline
+ * decides. */
+static void
+test_reset_storm_deadline(void **state)
+{
+    Fixture *f = *state;
+    g_autoptr(HotplugOp) op = NULL;
+    gint64 t0 = g_get_monotonic_time(), took, end = t0 + 5 * G_USEC_PER_SEC;
+
+    fake_peer_expect(f->peer, "device_del", DEL_ID("net0"));
+    fake_peer_auto(f->peer, "qom-list", QOM_LIST(QOM_DEV("net0", "e1000")));
+    op = unplug(f, "net0", 200);
+    while (!hotplug_op_is_final(op) && g_get_monotonic_time() < end) {
+        for (guint i = 0; i < 5; i++)
+            fake_peer_event(f->peer, "RESET", "{\"guest\": true, \"reason\": \"guest-reset\"}");
+        loop_once(f);
+    }
+    took = (g_get_monotonic_time() - t0) / 1000;
+    if (!hotplug_op_is_final(op))
+        fail_msg("no outcome after 5 s of RESETs (deadline 200 ms): %u qom-list sent",
+                 received_count(f, "qom-list"));
+    assert_int_equal(hotplug_op_get_outcome(op), HOTPLUG_OUTCOME_NOT_DELETED);
+    assert_contains(hotplug_op_get_detail(op), "still present after 200 ms");
+    if (took > 200 + HOTPLUG_CONFIRM_GRACE_MS + 500)
+        fail_msg("ended after %" G_GINT64_FORMAT " ms (deadline 200)", took);
+}
+
 int
 main(void)
 {
@@ -2220,6 +2304,9 @@ main(void)
         F(test_not_found_after_tracked),
         F(test_deadline_not_deleted_then_late),
         F(test_deadline_missed_event),
+        F(test_hung_no_reply),
+        F(test_hung_after_reply),
+        D(test_reset_storm_deadline),
         F(test_reset_rechecks),
         F(test_shutdown_vm_gone),
         F(test_hangup_vm_gone),

@@ -29,14 +29,27 @@ cli_default_socket(void)
 }
 
 gboolean
-cli_parse_seconds(const char *text, guint *ms)
+cli_parse_seconds(const char *text, guint64 *ms)
 {
-    char *end = NULL;
-    double v = g_ascii_strtod(text, &end);
+    return timeout_parse_seconds(text, TIMEOUT_MAX_MS, ms);
+}
 
-    if (!*text || *end || !isfinite(v) || v < 0 || v > 86400.0 * 365)
+/* Decimal digits only (no sign, no spaces, no hex), at most max. */
+static gboolean
+cli_parse_count(const char *text, guint64 max, guint64 *out)
+{
+    guint64 v = 0;
+
+    if (!*text)
         return FALSE;
-    *ms = (guint)llround(v * 1000.0);
+    for (const char *p = text; *p; p++) {
+        if (!g_ascii_isdigit(*p))
+            return FALSE;
+        v = v * 10 + (guint64)(*p - '0');
+        if (v > max)
+            return FALSE;
+    }
+    *out = v;
     return TRUE;
 }
 
@@ -54,7 +67,7 @@ cli_parse_args(const CliCmd *cmd, int argc, char **argv, gboolean unplug,
     GPtrArray *pos = g_ptr_array_new();
     const char *name = NULL;
     int ch, index;
-    guint ms;
+    guint64 ms;
 
     if (unplug)
         g_array_append_vals(opts, unplug_opts, G_N_ELEMENTS(unplug_opts));
@@ -75,9 +88,8 @@ cli_parse_args(const CliCmd *cmd, int argc, char **argv, gboolean unplug,
             json_object_set_double_member(args, "timeout", ms / 1000.0);
             break;
         case 'r': {
-            char *end;
-            guint64 n = g_ascii_strtoull(optarg, &end, 10);
-            if (!*optarg || *end || n > 1000)
+            guint64 n;
+            if (!cli_parse_count(optarg, 1000, &n))
                 goto bad_value;
             json_object_set_int_member(args, "retry", (gint64)n);
             break;
@@ -230,10 +242,39 @@ cli_request_direct(CliContext *ctx, const char *vm, const char *cmd, JsonObject 
     if (opts.sysfs_root && !*opts.sysfs_root)
         opts.sysfs_root = NULL;
     svc = service_new(ctx->base, &opts);
-    if (!service_add_vm(svc, vm, vm, &error) ||
-        !qmp_conn_wait_ready(hotplug_vm_get_conn(service_get_vm(svc, vm)),
-                             CLI_CONNECT_TIMEOUT_MS, &error))
+    if (!service_add_vm(svc, vm, vm, &error))
         return cli_error(ctx, CLI_EXIT_ERROR, error);
+    {
+        /* an unplug with a deadline waits for QEMU's greeting and
+         * negotiation no longer than the deadline plus the grace */
+        JsonNode *t = json_object_get_member(args, "timeout");
+        guint wait_ms = CLI_CONNECT_TIMEOUT_MS;
+        gboolean unplug = t && JSON_NODE_HOLDS_VALUE(t) && json_object_has_member(args, "id");
+
+        if (unplug)
+            wait_ms = (guint)MIN((double)CLI_CONNECT_TIMEOUT_MS,
+                                 json_node_get_double(t) * 1000.0 + HOTPLUG_CONFIRM_GRACE_MS);
+        if (!qmp_conn_wait_ready(hotplug_vm_get_conn(service_get_vm(svc, vm)), wait_ms,
+                                 &error)) {
+            JsonObject *o;
+
+            if (!unplug || !g_error_matches(error, QMP_ERROR, QMP_ERROR_TIMEOUT))
+                return cli_error(ctx, CLI_EXIT_ERROR, error);
+            /* nothing was sent: the device was not deleted */
+            *ret = json_node_new(JSON_NODE_OBJECT);
+            o = json_object_new();
+            json_object_set_string_member(o, "vm", vm);
+            json_object_set_string_member(o, "device", qmp_json_get_string(args, "id"));
+            json_object_set_string_member(o, "action", "unplug");
+            json_object_set_string_member(o, "outcome", "not-deleted");
+            json_object_set_string_member(o, "state", "done");
+            json_object_set_string_member(o, "detail", "QEMU did not answer (greeting and "
+                                                       "negotiation) within the deadline: "
+                                                       "nothing was sent");
+            json_node_take_object(*ret, o);
+            return CLI_EXIT_OK;
+        }
+    }
     service_execute(svc, cmd, args, &cb, &w);
     if (!w.done)
         cli_wait_run(&w);

@@ -114,7 +114,7 @@ char **cli_parse_args(const CliCmd *cmd, int argc, char **argv, gboolean unplug,
 int cli_exec_unplug(CliContext *ctx, const CliCmd *cmd, int argc, char **argv,
                     const char *command);
 /* Parse "SEC" (may be fractional) into milliseconds. */
-gboolean cli_parse_seconds(const char *text, guint *ms);
+gboolean cli_parse_seconds(const char *text, guint64 *ms);
 
 /* Print an op result ({...outcome...} or {"ops": [...]}) and return its
  * exit code (the worst of several). */

@@ -24,6 +24,12 @@ cmd_device_add_exec(CliContext *ctx, const CliCmd *cmd, int argc, char **argv)
             json_array_unref(props);
             return cli_usage_error(cmd, "unknown option '%s'", argv[i]);
         }
+        if (g_str_has_prefix(argv[i], "id=") || g_str_has_prefix(argv[i], "driver=")) {
+            json_array_unref(props);
+            return cli_usage_error(cmd, "'%s': the %s argument names the device's %s, not a "
+                                   "property", argv[i], argv[i][0] == 'i' ? "ID" : "DRIVER",
+                                   argv[i][0] == 'i' ? "id" : "model");
+        }
         json_array_add_string_element(props, argv[i]);
     }
     args = json_object_new();

@@ -36,6 +36,8 @@ struct ControlServer {
     gpointer opaque;
     GHashTable *clients;  /* ControlClient set */
     guint64 next_id;
+    gint64 refused_logged_us; /* when "too many clients" was last logged */
+    guint n_refused;          /* refused since then */
 };
 
 struct ControlClient {
@@ -46,6 +48,7 @@ struct ControlClient {
     gboolean closing;
     gboolean read_blocked;     /* output over the cap: input waits */
     struct event *linger_ev;   /* closing: the deadline to flush (or the deferred free) */
+    struct event *negotiate_ev; /* not negotiated by then: disconnected */
     struct event *more_ev;     /* lines left after a batch: read them on a later turn */
     struct evbuffer *out;      /* output of this loop turn, written at its end */
     struct event *out_ev;
@@ -384,6 +387,7 @@ control_client_handle_line(ControlClient *cl, const char *line, gsize len)
             return;
         }
         cl->negotiated = TRUE;
+        event_del(cl->negotiate_ev);
         control_client_return(cl, id, NULL);
         return;
     }
@@ -482,6 +486,7 @@ control_client_free(ControlClient *cl)
         cl->data_destroy(cl->data);
     if (cl->linger_ev)
         event_free(cl->linger_ev);
+    event_free(cl->negotiate_ev);
     event_free(cl->more_ev);
     event_free(cl->out_ev);
     evbuffer_free(cl->out);
@@ -516,6 +521,18 @@ control_server_greet(ControlClient *cl)
     control_client_send_line(cl, greeting, strlen(greeting));
 }
 
+static void
+control_client_negotiate_cb(evutil_socket_t fd, short what, void *opaque)
+{
+    ControlClient *cl = opaque;
+
+    g_debug("control client %" G_GUINT64_FORMAT " (pid %d) did not negotiate: disconnected",
+            cl->id, (int)cl->pid);
+    control_client_error(cl, NULL, "GenericError",
+                         "no qmp_capabilities in time: disconnected");
+    control_client_close_after_flush(cl);
+}
+
 ControlClient *
 control_server_add_fd(ControlServer *srv, int fd)
 {
@@ -535,6 +552,11 @@ control_server_add_fd(ControlServer *srv, int fd)
     }
     cl->bev = bufferevent_socket_new(srv->base, fd, BEV_OPT_CLOSE_ON_FREE);
     /* the lowest priority: the loop's other work goes first */
+    cl->negotiate_ev = evtimer_new(srv->base, control_client_negotiate_cb, cl);
+    {
+        struct timeval tv = {srv->opts.negotiate_ms / 1000, (srv->opts.negotiate_ms % 1000) * 1000};
+        evtimer_add(cl->negotiate_ev, &tv);
+    }
     cl->more_ev = event_new(srv->base, -1, 0, control_client_more_cb, cl);
     event_priority_set(cl->more_ev, event_base_get_npriorities(srv->base) - 1);
     /* the default priority (the I/O callbacks'): the turn's output goes
@@ -557,7 +579,28 @@ static void
 control_server_accept_cb(struct evconnlistener *l, evutil_socket_t fd, struct sockaddr *sa,
                          int len, void *opaque)
 {
-    control_server_add_fd(opaque, fd);
+    ControlServer *srv = opaque;
+
+    if (g_hash_table_size(srv->clients) >= srv->opts.max_clients) {
+        /* a clear refusal, at once; the descriptor goes back right away */
+        g_autofree char *line = g_strdup_printf(
+            "{\"error\":{\"class\":\"Busy\",\"desc\":\"hotplugd serves %u control clients "
+            "already (the most it takes): try again later\"}}\r\n", srv->opts.max_clients);
+        gint64 now = g_get_monotonic_time();
+
+        if (send(fd, line, strlen(line), MSG_DONTWAIT | MSG_NOSIGNAL) < 0)
+            g_debug("refusing a control client: %s", g_strerror(errno));
+        close(fd);
+        srv->n_refused++;
+        if (now - srv->refused_logged_us > 10 * G_USEC_PER_SEC) {
+            g_warning("%u control clients at once (the most): refused %u connection%s",
+                      srv->opts.max_clients, srv->n_refused, srv->n_refused == 1 ? "" : "s");
+            srv->refused_logged_us = now;
+            srv->n_refused = 0;
+        }
+        return;
+    }
+    control_server_add_fd(srv, fd);
 }
 
 static void
@@ -634,6 +677,17 @@ control_server_new(struct event_base *base, const ControlOptions *opts,
         return NULL;
     }
     strcpy(sun.sun_path, opts->path);
+    {
+        /* only a socket is ever replaced: a file, a directory or a symbolic
+         * link at the path is somebody else's */
+        struct stat st;
+        if (lstat(opts->path, &st) == 0 && !S_ISSOCK(st.st_mode)) {
+            g_set_error(error, HOTPLUG_ERROR, HOTPLUG_ERROR_FAILED,
+                        "%s exists and is not a socket: refused (remove it or choose "
+                        "another --socket)", opts->path);
+            return NULL;
+        }
+    }
     /* a stale socket from a killed daemon is replaced; a live one (a daemon
      * on another state directory) is not taken over */
     if (control_socket_in_use(&sun)) {
@@ -689,6 +743,10 @@ control_server_new(struct event_base *base, const ControlOptions *opts,
         srv->opts.max_output = 4u << 20;
     if (!srv->opts.close_linger_ms)
         srv->opts.close_linger_ms = CONTROL_CLOSE_LINGER_MS;
+    if (!srv->opts.max_clients)
+        srv->opts.max_clients = CONTROL_DEFAULT_MAX_CLIENTS;
+    if (!srv->opts.negotiate_ms)
+        srv->opts.negotiate_ms = CONTROL_NEGOTIATE_MS;
     control_ignore_sigpipe();
     srv->cb = *cb;
     srv->opaque = opaque;

@@ -18,6 +18,10 @@ G_BEGIN_DECLS
 #define CONTROL_PROTOCOL_VERSION 1
 #define CONTROL_MAX_LINE (1u << 20)
 #define CONTROL_CLOSE_LINGER_MS 10000
+/* Clients at once; one more is told so (Busy) and disconnected. */
+#define CONTROL_DEFAULT_MAX_CLIENTS 256
+/* A client that has not negotiated by then is disconnected. */
+#define CONTROL_NEGOTIATE_MS 10000
 
 typedef struct ControlServer ControlServer;
 typedef struct ControlClient ControlClient;
@@ -38,6 +42,8 @@ typedef struct {
     const char *version;  /* for the greeting */
     guint close_linger_ms; /* a client closed after a flush that does not read is
                               cut off after this; 0: CONTROL_CLOSE_LINGER_MS */
+    guint max_clients;     /* 0: CONTROL_DEFAULT_MAX_CLIENTS */
+    guint negotiate_ms;    /* 0: CONTROL_NEGOTIATE_MS */
 } ControlOptions;
 
 ControlServer *control_server_new(struct event_base *base, const ControlOptions *opts,

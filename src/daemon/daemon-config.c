@@ -62,39 +62,48 @@ daemon_config_free(DaemonConfig *cfg)
     g_free(cfg);
 }
 
+/* A decimal number of seconds from floor_ms to a day. */
 static gboolean
-daemon_config_seconds(GKeyFile *kf, const char *group, const char *key, guint *ms,
-                      GError **error)
+daemon_config_seconds(GKeyFile *kf, const char *group, const char *key, guint64 floor_ms,
+                      guint64 *ms, GError **error)
 {
     g_autofree char *text = g_key_file_get_string(kf, group, key, NULL);
-    char *end = NULL;
-    double v;
+    guint64 v = 0;
 
     if (!text)
         return TRUE;
-    v = g_ascii_strtod(text, &end);
-    if (!*text || *end || v < 0 || v > 86400) {
+    if (!timeout_parse_seconds(text, DAEMON_CONFIG_MAX_SECONDS * 1000, &v) || v < floor_ms) {
         g_set_error(error, HOTPLUG_ERROR, HOTPLUG_ERROR_INVALID,
-                    "[%s] %s = %s: want a number of seconds", group, key, text);
+                    "[%s] %s = %s: want a decimal number of seconds from %g to %u", group, key,
+                    text, floor_ms / 1000.0, DAEMON_CONFIG_MAX_SECONDS);
         return FALSE;
     }
-    *ms = (guint)(v * 1000 + 0.5);
+    *ms = v;
     return TRUE;
 }
 
+/* A size (decimal digits, optionally K, M, G, T) of at least floor bytes. */
 static gboolean
-daemon_config_size(GKeyFile *kf, const char *group, const char *key, guint64 *out,
-                   GError **error)
+daemon_config_size(GKeyFile *kf, const char *group, const char *key, guint64 floor,
+                   guint64 *out, GError **error)
 {
     g_autofree char *text = g_key_file_get_string(kf, group, key, NULL);
+    guint64 v = 0;
 
     if (!text)
         return TRUE;
-    if (!hotplug_parse_size(text, out) || *out == 0) {
+    if (!hotplug_parse_size(text, &v) || v == 0) {
         g_set_error(error, HOTPLUG_ERROR, HOTPLUG_ERROR_INVALID,
                     "[%s] %s = %s: want a size such as 64M", group, key, text);
         return FALSE;
     }
+    if (v < floor) {
+        g_set_error(error, HOTPLUG_ERROR, HOTPLUG_ERROR_INVALID,
+                    "[%s] %s = %s: at least %" G_GUINT64_FORMAT " bytes", group, key, text,
+                    floor);
+        return FALSE;
+    }
+    *out = v;
     return TRUE;
 }
 
@@ -119,7 +128,7 @@ daemon_config_load(const char *path, GError **error)
 {
     static const char *const hotplugd_keys[] = {
         "state-dir", "socket", "socket-mode", "socket-group", "watch-dir",
-        "log-max-size", "log-segment-size", "subscriber-buffer", NULL};
+        "log-max-size", "log-segment-size", "subscriber-buffer", "max-clients", NULL};
     static const char *const timeout_keys[] = {"pci", "pci-pseries", "cpu", "memory",
                                                NULL};
     static const char *const retry_keys[] = {"count", "interval", NULL};
@@ -189,7 +198,7 @@ daemon_config_load(const char *path, GError **error)
         if (mode) {
             char *end = NULL;
             guint64 m = g_ascii_strtoull(mode, &end, 8);
-            if (!*mode || *end || m > 0777) {
+            if (!g_ascii_isdigit(*mode) || *end || m > 0777) {
                 g_set_error(error, HOTPLUG_ERROR, HOTPLUG_ERROR_INVALID,
                             "%s: socket-mode = %s: want an octal mode such as 0660", path, mode);
                 return NULL;
@@ -199,17 +208,39 @@ daemon_config_load(const char *path, GError **error)
     }
     {
         guint64 sub = cfg->subscriber_buffer;
-        if (!daemon_config_size(kf, "hotplugd", "log-max-size", &cfg->log_max_bytes, error) ||
-            !daemon_config_size(kf, "hotplugd", "log-segment-size", &cfg->log_segment_bytes,
-                                error) ||
-            !daemon_config_size(kf, "hotplugd", "subscriber-buffer", &sub, error))
+        if (!daemon_config_size(kf, "hotplugd", "log-max-size", DAEMON_CONFIG_MIN_LOG_SIZE,
+                                &cfg->log_max_bytes, error) ||
+            !daemon_config_size(kf, "hotplugd", "log-segment-size",
+                                DAEMON_CONFIG_MIN_SEGMENT_SIZE, &cfg->log_segment_bytes, error) ||
+            !daemon_config_size(kf, "hotplugd", "subscriber-buffer",
+                                DAEMON_CONFIG_MIN_SUBSCRIBER_BUFFER, &sub, error))
             return NULL;
         cfg->subscriber_buffer = (gsize)sub;
     }
-    for (guint c = 0; c < TIMEOUT_CLASS_COUNT; c++)
-        if (!daemon_config_seconds(kf, "timeouts", timeout_class_name(c), &cfg->timeouts.ms[c],
-                                   error))
+    {
+        g_autofree char *text = g_key_file_get_string(kf, "hotplugd", "max-clients", NULL);
+        if (text) {
+            guint64 n = 0;
+            gboolean ok = *text != '\0';
+            for (const char *p = text; ok && *p; p++) {
+                ok = g_ascii_isdigit(*p) && n <= 65536;
+                n = n * 10 + (guint64)(*p - '0');
+            }
+            if (!ok || n < 1 || n > 65536) {
+                g_set_error(error, HOTPLUG_ERROR, HOTPLUG_ERROR_INVALID,
+                            "[hotplugd] max-clients = %s: want a whole number from 1 to 65536",
+                            text);
+                return NULL;
+            }
+            cfg->max_clients = (guint)n;
+        }
+    }
+    for (guint c = 0; c < TIMEOUT_CLASS_COUNT; c++) {
+        guint64 ms = cfg->timeouts.ms[c];
+        if (!daemon_config_seconds(kf, "timeouts", timeout_class_name(c), 1, &ms, error))
             return NULL;
+        cfg->timeouts.ms[c] = (guint)ms;
+    }
     if (g_key_file_has_key(kf, "retry", "count", NULL)) {
         gint n = g_key_file_get_integer(kf, "retry", "count", &local);
         if (local || n < 0 || n > 1000) {
@@ -219,7 +250,7 @@ daemon_config_load(const char *path, GError **error)
         }
         cfg->unplug.retries = (guint)n;
     }
-    if (!daemon_config_seconds(kf, "retry", "interval", &cfg->unplug.retry_interval_ms, error))
+    if (!daemon_config_seconds(kf, "retry", "interval", 0, &cfg->unplug.retry_interval_ms, error))
         return NULL;
     return g_steal_pointer(&cfg);
 }

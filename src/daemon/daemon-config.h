@@ -10,6 +10,14 @@
 
 G_BEGIN_DECLS
 
+/* Floors and ceilings of configuration values.  A LOG event carries one
+ * record, and a record can hold a QEMU event's data as QEMU sent it: the
+ * subscriber buffer holds at least one such line of the control protocol. */
+#define DAEMON_CONFIG_MAX_SECONDS 86400u
+#define DAEMON_CONFIG_MIN_SUBSCRIBER_BUFFER (1u << 20)
+#define DAEMON_CONFIG_MIN_SEGMENT_SIZE 512u
+#define DAEMON_CONFIG_MIN_LOG_SIZE 1024u
+
 typedef struct {
     char *state_dir;
     char *socket_path;
@@ -19,6 +27,7 @@ typedef struct {
     guint64 log_max_bytes;    /* event log retention */
     guint64 log_segment_bytes;
     gsize subscriber_buffer;  /* bytes a slow subscriber may lag */
+    guint max_clients;        /* control clients at once; 0: CONTROL_DEFAULT_MAX_CLIENTS */
     TimeoutPolicy timeouts;
     HotplugUnplugOptions unplug;  /* default retry policy */
     GHashTable *vms;          /* [vm NAME] qmp=PATH: name -> path */

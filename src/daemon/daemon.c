@@ -22,10 +22,21 @@
 #include "service.h"
 #include "journal.h"
 #include "qmp-json.h"
+#include "state-dir.h"
 
 #define DAEMON_BACKLOG_CHUNK 256
 /* The longest a flush (and the replies and LOG events behind it) waits. */
 #define DAEMON_FLUSH_MAX_DELAY_MS 10
+/* While writes to the state directory fail, they are tried again this often. */
+#define DAEMON_STORAGE_RETRY_MS 500
+/* Per VM, at most this many QEMU events that belong to no operation are
+ * recorded one by one in a window of DAEMON_EVENT_WINDOW_MS; the rest of
+ * the window's events are coalesced: one record per event name at the
+ * window's end, with "count" (how many events it stands for). */
+#define DAEMON_EVENTS_PER_WINDOW 10
+#define DAEMON_EVENT_WINDOW_MS 1000
+/* The most of a QEMU event's data a qemu-event record holds (bytes of JSON). */
+#define DAEMON_MAX_EVENT_DETAIL (64u * 1024)
 
 typedef enum {
     VM_FROM_CONFIG,
@@ -39,6 +50,7 @@ struct Daemon {
     struct event_base *base;
     DaemonConfig *cfg;
     char *config_path;
+    int state_fd;              /* the state directory; every file is opened relative to it */
     int lock_fd;
     Service *svc;
     guint svc_listener;
@@ -55,6 +67,17 @@ struct Daemon {
     GHashTable *vm_source;     /* name -> VmSource */
     GHashTable *calls;         /* DaemonCall set, for clients that go away */
     gboolean loading;          /* registering VMs at start: no runtime file writes */
+    /* storage: while a write to the state directory fails, changes are
+     * refused, records wait in the backlog (in order), and replies and LOG
+     * events wait until everything before them is on disk */
+    char *storage_error;       /* why, NULL while writes work */
+    GPtrArray *backlog;        /* JsonObject records not in the log yet */
+    GHashTable *unjournaled;   /* op ids whose journal entry is not stored */
+    struct event *storage_retry_ev;
+    gboolean vms_dirty;        /* vms.json is behind the VMs added at run time */
+    GHashTable *event_rate;    /* VM name -> DaemonEventRate */
+    struct event *coalesce_ev; /* ends the window: writes the coalesced records */
+    GError *vms_error;         /* the last vms.json write failed (for vm-add's reply) */
     int inotify_fd;
     struct event *inotify_ev;
     struct event *sig_term, *sig_int, *sig_hup;
@@ -82,6 +105,8 @@ typedef struct {
     ControlClient *cl;
     JsonNode *id;
     ServiceRequest *req;
+    gboolean mutates;   /* its reply waits until its records are on disk */
+    char *vm_added;     /* vm-add: the name, rolled back if vms.json was not written */
 } DaemonCall;
 
 /* A reply held back until the records it speaks of are on disk. */
@@ -171,22 +196,89 @@ subscription_overflow(Subscription *s)
     control_client_close_after_flush(s->cl);
 }
 
+/* A write to the state directory failed: logged once, changes refused,
+ * and everything is written again every DAEMON_STORAGE_RETRY_MS. */
+static void
+daemon_storage_failed(Daemon *d, const char *what, const GError *error)
+{
+    struct timeval tv = {0, DAEMON_STORAGE_RETRY_MS * 1000};
+
+    if (!d->storage_error) {
+        d->storage_error = g_strdup_printf("%s: %s", what, error->message);
+        g_warning("cannot write the state directory %s (%s): changes are refused until writes "
+                  "succeed again; reads are served", d->cfg->state_dir, d->storage_error);
+    }
+    if (!evtimer_pending(d->storage_retry_ev, NULL))
+        evtimer_add(d->storage_retry_ev, &tv);
+}
+
+static void daemon_schedule_flush(Daemon *d);
+static gboolean daemon_save_runtime_vms(Daemon *d, GError **error);
+static void daemon_announce(Daemon *d, guint64 seq, JsonObject *stored);
+
+static void daemon_flush_cb(evutil_socket_t fd, short what, void *opaque);
+
+static void
+daemon_storage_retry_cb(evutil_socket_t fd, short what, void *opaque)
+{
+    Daemon *d = opaque;
+
+    event_del(d->flush_ev);
+    daemon_flush_cb(-1, 0, d);
+}
+
+/* Append what waits in the backlog, sync the log and the journal, write
+ * vms.json if it is behind: TRUE when all of it is on disk. */
+static gboolean
+daemon_storage_write(Daemon *d)
+{
+    g_autoptr(GError) error = NULL;
+
+    while (d->backlog->len) {
+        JsonObject *stored = NULL;
+        guint64 seq = event_log_append(d->log, d->backlog->pdata[0], &stored, &error);
+        if (!seq) {
+            daemon_storage_failed(d, "event log", error);
+            return FALSE;
+        }
+        g_ptr_array_remove_index(d->backlog, 0);
+        daemon_announce(d, seq, stored);
+    }
+    if (!event_log_flush(d->log, &error)) {
+        daemon_storage_failed(d, "event log", error);
+        return FALSE;
+    }
+    if (!journal_flush(d->journal, &error)) {
+        daemon_storage_failed(d, "journal", error);
+        return FALSE;
+    }
+    if (d->vms_dirty) {
+        if (!daemon_save_runtime_vms(d, &error)) {
+            daemon_storage_failed(d, "vms.json", error);
+            return FALSE;
+        }
+        d->vms_dirty = FALSE;
+    }
+    if (d->storage_error) {
+        g_message("the state directory %s can be written again: changes are accepted",
+                  d->cfg->state_dir);
+        g_clear_pointer(&d->storage_error, g_free);
+    }
+    return TRUE;
+}
+
 static void
 daemon_flush_cb(evutil_socket_t fd, short what, void *opaque)
 {
     Daemon *d = opaque;
-    g_autoptr(GError) error = NULL;
     g_autoptr(GPtrArray) batch = NULL;
     g_autoptr(GList) subs = NULL;
 
     evtimer_del(d->flush_due_ev);
     d->flush_pending = FALSE;
-    if (!event_log_flush(d->log, &error)) {
-        g_warning("event log flush failed: %s", error->message);
-        g_clear_error(&error);
-    }
-    if (!journal_flush(d->journal, &error))
-        g_warning("journal flush failed: %s", error->message);
+    /* nothing is replied or announced before it is on disk */
+    if (!daemon_storage_write(d))
+        return;
     d->durable_seq = event_log_last_seq(d->log);
     /* requesters hear their outcome once it is on disk, like subscribers */
     {
@@ -222,7 +314,8 @@ daemon_schedule_flush(Daemon *d)
 {
     struct timeval tv = {0, DAEMON_FLUSH_MAX_DELAY_MS * 1000};
 
-    if (d->flush_pending)
+    /* while writes fail, the retry timer runs the flush */
+    if (d->flush_pending || d->storage_error)
         return;
     d->flush_pending = TRUE;
     event_active(d->flush_ev, EV_TIMEOUT, 0);
@@ -243,27 +336,40 @@ daemon_flush_due_cb(evutil_socket_t fd, short what, void *opaque)
     daemon_flush_cb(-1, 0, d);
 }
 
-/* Append rec (taken) to the log; it is announced after the flush. */
+/* stored (taken) goes to subscribers after the flush */
+static void
+daemon_announce(Daemon *d, guint64 seq, JsonObject *stored)
+{
+    DaemonAnnounce *a = g_new0(DaemonAnnounce, 1);
+
+    a->seq = seq;
+    a->rec = stored;
+    a->line = daemon_render_log_event(stored);
+    g_ptr_array_add(d->announce, a);
+}
+
+/* Append rec (taken) to the log; it is announced after the flush.  When
+ * the log cannot be written it waits in the backlog (*seq_out is 0 then),
+ * and so does every record after it. */
 static void
 daemon_log_record(Daemon *d, JsonObject *rec, guint64 *seq_out)
 {
     g_autoptr(JsonObject) owned = rec;
     g_autoptr(GError) error = NULL;
     JsonObject *stored = NULL;
-    guint64 seq = event_log_append(d->log, rec, &stored, &error);
-    DaemonAnnounce *a;
+    guint64 seq = 0;
 
+    if (!d->backlog->len) {
+        seq = event_log_append(d->log, rec, &stored, &error);
+        if (!seq)
+            daemon_storage_failed(d, "event log", error);
+    }
     if (seq_out)
         *seq_out = seq;
-    if (!seq) {
-        g_warning("event log append failed: %s", error->message);
-        return;
-    }
-    a = g_new0(DaemonAnnounce, 1);
-    a->seq = seq;
-    a->rec = stored;
-    a->line = daemon_render_log_event(stored);
-    g_ptr_array_add(d->announce, a);
+    if (!seq)
+        g_ptr_array_add(d->backlog, g_steal_pointer(&owned));
+    else
+        daemon_announce(d, seq, stored);
     daemon_schedule_flush(d);
 }
 
@@ -316,8 +422,9 @@ daemon_journal_record(HotplugOp *op, guint64 log_seq)
     json_object_set_string_member(j, "state", hotplug_op_state_name(st));
     json_object_set_int_member(j, "attempts", hotplug_op_get_attempts(op));
     json_object_set_int_member(j, "max_attempts", hotplug_op_get_max_attempts(op));
-    json_object_set_int_member(j, "timeout_ms", hotplug_op_get_timeout_ms(op));
-    json_object_set_int_member(j, "retry_interval_ms", hotplug_op_get_retry_interval_ms(op));
+    json_object_set_int_member(j, "timeout_ms", (gint64)hotplug_op_get_timeout_ms(op));
+    json_object_set_int_member(j, "retry_interval_ms",
+                               (gint64)hotplug_op_get_retry_interval_ms(op));
     json_object_set_int_member(j, "start_wall_us", hotplug_op_get_start_wall_us(op));
     json_object_set_int_member(j, "deadline_wall_us", hotplug_op_get_deadline_wall_us(op));
     if (st == HOTPLUG_OP_TRACKED)
@@ -373,7 +480,7 @@ daemon_svc_op_cb(Service *svc, HotplugVm *vm, HotplugOp *op, HotplugOpEvent ev,
     case HOTPLUG_OP_EV_REQUEST:
         rec = daemon_op_record(op, "request");
         if (hotplug_op_get_action(op) == HOTPLUG_ACTION_UNPLUG) {
-            json_object_set_int_member(rec, "timeout_ms", hotplug_op_get_timeout_ms(op));
+            json_object_set_int_member(rec, "timeout_ms", (gint64)hotplug_op_get_timeout_ms(op));
             json_object_set_int_member(rec, "retries", hotplug_op_get_max_attempts(op) - 1);
         }
         daemon_op_detail(rec, op);
@@ -412,8 +519,10 @@ daemon_svc_op_cb(Service *svc, HotplugVm *vm, HotplugOp *op, HotplugOpEvent ev,
         /* a new op: the journal first, so a crash before its log record
          * still leaves an op the restart finishes (with an outcome) */
         g_autoptr(JsonObject) j = daemon_journal_record(op, event_log_last_seq(d->log));
-        if (!journal_put(d->journal, id, j, &error))
-            g_warning("journal: op %" G_GUINT64_FORMAT ": %s", id, error->message);
+        if (!journal_put(d->journal, id, j, &error)) {
+            daemon_storage_failed(d, "journal", error);
+            g_hash_table_add(d->unjournaled, g_memdup2(&id, sizeof id));
+        }
         g_clear_error(&error);
     }
     /* then the log, then the journal: a crash between the two leaves the
@@ -422,12 +531,165 @@ daemon_svc_op_cb(Service *svc, HotplugVm *vm, HotplugOp *op, HotplugOpEvent ev,
     if (open) {
         /* the journal keeps its own copy */
         g_autoptr(JsonObject) j = daemon_journal_record(op, seq);
-        if (!journal_put(d->journal, id, j, &error))
-            g_warning("journal: op %" G_GUINT64_FORMAT ": %s", id, error->message);
-    } else if (!journal_remove(d->journal, id, &error))
-        g_warning("journal: op %" G_GUINT64_FORMAT ": %s", id, error->message);
+        if (!journal_put(d->journal, id, j, &error)) {
+            daemon_storage_failed(d, "journal", error);
+        } else {
+            g_hash_table_remove(d->unjournaled, &id);
+        }
+    } else {
+        g_hash_table_remove(d->unjournaled, &id);
+        if (!journal_remove(d->journal, id, &error))
+            daemon_storage_failed(d, "journal", error);
+    }
+    if (ev == HOTPLUG_OP_EV_ATTEMPT && g_hash_table_contains(d->unjournaled, &id)) {
+        /* nothing goes to QEMU that a restart would not know about */
+        g_autoptr(GError) refused = g_error_new(HOTPLUG_ERROR, HOTPLUG_ERROR_STORAGE,
+                                                "not sent to QEMU: hotplugd cannot store the "
+                                                "operation (%s)", d->storage_error);
+        g_hash_table_remove(d->unjournaled, &id);
+        hotplug_op_refuse(op, refused);
+    }
     if (ev == HOTPLUG_OP_EV_REQUEST || !open)
         daemon_status_schedule(d);
+}
+
+/* ---- per-VM fairness: QEMU event storms are coalesced ------------------------- */
+
+typedef struct {
+    gint64 window_start;   /* monotonic µs */
+    guint n_in_window;     /* events recorded one by one in it */
+    GHashTable *pending;   /* event name -> DaemonCoalesced, past the quota */
+} DaemonEventRate;
+
+typedef struct {
+    guint64 count;
+    char *device;          /* of the last one, may be NULL */
+    JsonObject *detail;    /* the last one's (a record's detail) */
+} DaemonCoalesced;
+
+static void
+daemon_coalesced_free(DaemonCoalesced *c)
+{
+    g_free(c->device);
+    if (c->detail)
+        json_object_unref(c->detail);
+    g_free(c);
+}
+
+static void
+daemon_event_rate_free(DaemonEventRate *r)
+{
+    g_hash_table_unref(r->pending);
+    g_free(r);
+}
+
+/* The record's "detail": QEMU's data, or its size when it is too big. */
+static JsonNode *
+daemon_event_detail(JsonObject *data)
+{
+    g_autoptr(JsonNode) n = json_node_init_object(json_node_alloc(), data);
+    g_autofree char *text = json_to_string(n, FALSE);
+
+    /* a record fits in any subscriber buffer */
+    if (strlen(text) > DAEMON_MAX_EVENT_DETAIL) {
+        JsonObject *o = json_object_new();
+        JsonNode *r = json_node_new(JSON_NODE_OBJECT);
+        json_object_set_boolean_member(o, "truncated", TRUE);
+        json_object_set_int_member(o, "bytes", (gint64)strlen(text));
+        json_node_take_object(r, o);
+        return r;
+    }
+    return g_steal_pointer(&n);
+}
+
+/* Write the coalesced records of every VM whose window has ended. */
+static void
+daemon_coalesce_flush(Daemon *d, gboolean all)
+{
+    GHashTableIter it;
+    gpointer key, value;
+    gint64 now = g_get_monotonic_time();
+    gboolean more = FALSE;
+
+    g_hash_table_iter_init(&it, d->event_rate);
+    while (g_hash_table_iter_next(&it, &key, &value)) {
+        DaemonEventRate *r = value;
+        GHashTableIter pit;
+        gpointer name, cv;
+
+        if (!all && now - r->window_start < DAEMON_EVENT_WINDOW_MS * 1000) {
+            more |= g_hash_table_size(r->pending) > 0;
+            continue;
+        }
+        g_hash_table_iter_init(&pit, r->pending);
+        while (g_hash_table_iter_next(&pit, &name, &cv)) {
+            DaemonCoalesced *c = cv;
+            JsonObject *rec = json_object_new();
+
+            json_object_set_string_member(rec, "vm", key);
+            json_object_set_string_member(rec, "kind", "qemu-event");
+            json_object_set_string_member(rec, "event", name);
+            if (c->device)
+                json_object_set_string_member(rec, "device", c->device);
+            json_object_set_int_member(rec, "count", (gint64)c->count);
+            json_object_set_member(rec, "detail", daemon_event_detail(c->detail));
+            daemon_log_record(d, rec, NULL);
+        }
+        g_hash_table_remove_all(r->pending);
+    }
+    if (more) {
+        struct timeval tv = {0, 100 * 1000};
+        evtimer_add(d->coalesce_ev, &tv);
+    }
+}
+
+static void
+daemon_coalesce_cb(evutil_socket_t fd, short what, void *opaque)
+{
+    daemon_coalesce_flush(opaque, FALSE);
+}
+
+/* TRUE when the event is to be recorded now; FALSE: it was coalesced. */
+static gboolean
+daemon_event_admit(Daemon *d, const char *vm, const QmpEvent *ev, const char *device)
+{
+    DaemonEventRate *r = g_hash_table_lookup(d->event_rate, vm);
+    gint64 now = g_get_monotonic_time();
+    DaemonCoalesced *c;
+
+    if (!r) {
+        r = g_new0(DaemonEventRate, 1);
+        r->pending = g_hash_table_new_full(g_str_hash, g_str_equal, g_free,
+                                           (GDestroyNotify)daemon_coalesced_free);
+        g_hash_table_insert(d->event_rate, g_strdup(vm), r);
+    }
+    if (now - r->window_start >= DAEMON_EVENT_WINDOW_MS * 1000) {
+        if (g_hash_table_size(r->pending))
+            daemon_coalesce_flush(d, FALSE);
+        r->window_start = now;
+        r->n_in_window = 0;
+    }
+    if (r->n_in_window < DAEMON_EVENTS_PER_WINDOW && !g_hash_table_size(r->pending)) {
+        r->n_in_window++;
+        return TRUE;
+    }
+    c = g_hash_table_lookup(r->pending, ev->name);
+    if (!c) {
+        c = g_new0(DaemonCoalesced, 1);
+        g_hash_table_insert(r->pending, g_strdup(ev->name), c);
+    }
+    c->count++;
+    g_free(c->device);
+    c->device = g_strdup(device);
+    if (c->detail)
+        json_object_unref(c->detail);
+    c->detail = json_object_ref(ev->data);
+    if (!evtimer_pending(d->coalesce_ev, NULL)) {
+        gint64 left_us = r->window_start + DAEMON_EVENT_WINDOW_MS * 1000 - now;
+        struct timeval tv = {left_us / G_USEC_PER_SEC, left_us % G_USEC_PER_SEC};
+        evtimer_add(d->coalesce_ev, &tv);
+    }
+    return FALSE;
 }
 
 static void
@@ -435,12 +697,20 @@ daemon_svc_qemu_event_cb(Service *svc, HotplugVm *vm, const QmpEvent *ev, Hotplu
                          gpointer opaque)
 {
     Daemon *d = opaque;
-    JsonObject *rec = json_object_new();
+    JsonObject *rec = NULL;
     const char *device = qmp_json_get_string(ev->data, "device");
     JsonObject *info = qmp_json_get_object(ev->data, "info");
 
     if (!device)
         device = qmp_json_get_string(info, "device");
+    /* one VM's storm cannot fill the log: what belongs to no operation is
+     * rate-limited per VM, the excess coalesced with a count.  A device
+     * that went is a state change, always recorded (and a guest cannot
+     * make QEMU send more of them than it has devices). */
+    if (!op && !g_str_equal(ev->name, "DEVICE_DELETED") &&
+        !daemon_event_admit(d, hotplug_vm_get_name(vm), ev, device))
+        return;
+    rec = json_object_new();
     json_object_set_string_member(rec, "vm", hotplug_vm_get_name(vm));
     json_object_set_string_member(rec, "kind", "qemu-event");
     json_object_set_string_member(rec, "event", ev->name);
@@ -450,28 +720,21 @@ daemon_svc_qemu_event_cb(Service *svc, HotplugVm *vm, const QmpEvent *ev, Hotplu
     }
     if (device)
         json_object_set_string_member(rec, "device", device);
-    json_object_set_member(rec, "detail",
-                           json_node_init_object(json_node_alloc(), ev->data));
+    json_object_set_member(rec, "detail", daemon_event_detail(ev->data));
     daemon_log_record(d, rec, NULL);
 }
 
 /* ---- VMs ------------------------------------------------------------------------- */
 
-static char *
-daemon_runtime_vms_path(Daemon *d)
-{
-    return g_build_filename(d->cfg->state_dir, "vms.json", NULL);
-}
+#define DAEMON_VMS_FILE "vms.json"
 
-/* Write the VMs added at run time, atomically. */
-static void
-daemon_save_runtime_vms(Daemon *d)
+/* Write the VMs added at run time, atomically and durably. */
+static gboolean
+daemon_save_runtime_vms(Daemon *d, GError **error)
 {
-    g_autofree char *path = daemon_runtime_vms_path(d);
     g_autoptr(JsonNode) root = daemon_object_node();
     JsonObject *o = json_node_get_object(root);
     g_autoptr(GPtrArray) names = service_list_vms(d->svc);
-    g_autoptr(GError) error = NULL;
     g_autofree char *text = NULL;
 
     for (guint i = 0; i < names->len; i++) {
@@ -480,10 +743,8 @@ daemon_save_runtime_vms(Daemon *d)
             json_object_set_string_member(o, name, service_get_vm_path(d->svc, name));
     }
     text = json_to_string(root, TRUE);
-    if (!g_file_set_contents_full(path, text, -1,
-                                  G_FILE_SET_CONTENTS_CONSISTENT | G_FILE_SET_CONTENTS_DURABLE,
-                                  0600, &error))
-        g_warning("cannot save %s: %s", path, error->message);
+    return state_file_write_atomic(d->state_fd, d->cfg->state_dir, DAEMON_VMS_FILE, text,
+                                   strlen(text), error);
 }
 
 static void
@@ -517,8 +778,15 @@ daemon_svc_vm_state_cb(Service *svc, const char *vm, const char *state, const ch
         save = GPOINTER_TO_INT(g_hash_table_lookup(d->vm_source, vm)) == VM_FROM_RUNTIME;
         g_hash_table_remove(d->vm_source, vm);
     }
-    if (save && !d->loading)
-        daemon_save_runtime_vms(d);
+    if (save && !d->loading) {
+        g_autoptr(GError) error = NULL;
+        if (!daemon_save_runtime_vms(d, &error)) {
+            d->vms_dirty = TRUE;
+            daemon_storage_failed(d, "vms.json", error);
+            g_clear_error(&d->vms_error);
+            d->vms_error = g_steal_pointer(&error);
+        }
+    }
 }
 
 static gboolean
@@ -549,20 +817,32 @@ daemon_remove_vm(Daemon *d, const char *name)
         g_message("VM %s removed", name);
 }
 
-static void
-daemon_load_runtime_vms(Daemon *d)
+/* vms.json that cannot be read is never overwritten: the daemon does not
+ * start until someone repairs or removes it. */
+static gboolean
+daemon_load_runtime_vms(Daemon *d, GError **error)
 {
-    g_autofree char *path = daemon_runtime_vms_path(d);
     g_autoptr(JsonParser) p = json_parser_new();
-    g_autoptr(GError) error = NULL;
+    g_autoptr(GError) local = NULL;
+    g_autofree char *text = NULL;
+    gsize len = 0;
     JsonObject *o;
 
-    if (!g_file_test(path, G_FILE_TEST_EXISTS))
-        return;
-    if (!json_parser_load_from_file(p, path, &error) ||
+    text = state_file_read(d->state_fd, d->cfg->state_dir, DAEMON_VMS_FILE, &len, &local);
+    if (!text && g_error_matches(local, G_FILE_ERROR, G_FILE_ERROR_NOENT))
+        return TRUE;
+    if (!text) {
+        g_set_error(error, HOTPLUG_ERROR, HOTPLUG_ERROR_FAILED,
+                    "cannot read the VMs added at run time: %s", local->message);
+        return FALSE;
+    }
+    if (!json_parser_load_from_data(p, text, (gssize)len, &local) ||
         !(o = qmp_json_node_object(json_parser_get_root(p)))) {
-        g_warning("ignoring %s: %s", path, error ? error->message : "not a JSON object");
-        return;
+        g_set_error(error, HOTPLUG_ERROR, HOTPLUG_ERROR_FAILED,
+                    "%s/%s is damaged (%s): refusing to start rather than lose its VMs; "
+                    "repair it or move it away", d->cfg->state_dir, DAEMON_VMS_FILE,
+                    local ? local->message : "not a JSON object");
+        return FALSE;
     }
     {
         g_autoptr(GList) names = json_object_get_members(o);
@@ -570,8 +850,12 @@ daemon_load_runtime_vms(Daemon *d)
             const char *qmp = qmp_json_get_string(o, l->data);
             if (qmp)
                 daemon_add_vm(d, l->data, qmp, VM_FROM_RUNTIME);
+            else
+                g_warning("%s/%s: %s: not a socket path, skipped", d->cfg->state_dir,
+                          DAEMON_VMS_FILE, (const char *)l->data);
         }
     }
+    return TRUE;
 }
 
 /* A watched socket: DIR/NAME.qmp is VM NAME. */
@@ -804,8 +1088,10 @@ daemon_reconcile(Daemon *d)
         a.device = qmp_json_get_string(j, "device");
         a.attempts = (guint)qmp_json_get_int_default(j, "attempts", 1);
         a.max_attempts = (guint)qmp_json_get_int_default(j, "max_attempts", 1);
-        a.timeout_ms = (guint)qmp_json_get_int_default(j, "timeout_ms", 5000);
-        a.retry_interval_ms = (guint)qmp_json_get_int_default(j, "retry_interval_ms", 0);
+        a.timeout_ms = (guint64)CLAMP(qmp_json_get_int_default(j, "timeout_ms", 5000), 0,
+                                      (gint64)TIMEOUT_MAX_MS);
+        a.retry_interval_ms = (guint64)CLAMP(qmp_json_get_int_default(j, "retry_interval_ms", 0),
+                                             0, (gint64)TIMEOUT_MAX_MS);
         a.start_wall_us = qmp_json_get_int_default(j, "start_wall_us", g_get_real_time());
         a.deadline_wall_us = qmp_json_get_int_default(j, "deadline_wall_us", -1);
         if (!tracked || !hotplug_outcome_from_name(tracked, &a.tracked))
@@ -992,6 +1278,7 @@ daemon_call_free(DaemonCall *c)
 {
     if (c->id)
         json_node_unref(c->id);
+    g_free(c->vm_added);
     g_free(c);
 }
 
@@ -1003,13 +1290,23 @@ daemon_call_reply_cb(ServiceRequest *req, JsonNode *ret, const GError *error, gp
 
     r->cl = c->cl;
     r->id = c->id ? json_node_copy(c->id) : NULL;
-    if (error) {
+    if (!error && c->vm_added && c->d->vms_error) {
+        /* a VM that would be gone after a restart is not added */
+        r->cls = g_strdup("StorageError");
+        r->desc = g_strdup_printf("VM %s not added: %s", c->vm_added, c->d->vms_error->message);
+        g_clear_error(&c->d->vms_error);
+        daemon_remove_vm(c->d, c->vm_added);
+    } else if (error) {
         r->cls = g_strdup(service_error_class(error));
         r->desc = g_strdup(error->message);
     } else {
         r->ret = json_node_copy(ret);
     }
-    if (c->d->flush_pending) {
+    if (c->mutates && c->d->storage_error && !r->cls &&
+        g_strcmp0(qmp_json_get_string(qmp_json_node_object(r->ret), "outcome"), "rejected") != 0) {
+        /* done, but its records are not on disk yet: heard once they are */
+        g_ptr_array_add(c->d->deferred, r);
+    } else if (c->d->flush_pending && !c->d->storage_error) {
         g_ptr_array_add(c->d->deferred, r);
     } else {
         daemon_reply_send(r);
@@ -1097,11 +1394,22 @@ daemon_control_execute_cb(ControlServer *srv, ControlClient *cl, const char *cmd
         g_autofree char *text = json_to_string(n, FALSE);
         g_message("request %s %s from pid %d uid %d", cmd, text, (int)control_client_pid(cl),
                   (int)control_client_uid(cl));
+        if (d->storage_error) {
+            g_autofree char *desc = g_strdup_printf(
+                "hotplugd cannot write its state directory %s (%s): changes are refused until "
+                "it can again; reads work", d->cfg->state_dir, d->storage_error);
+            control_client_error(cl, id, "StorageError", desc);
+            return;
+        }
     }
     c = g_new0(DaemonCall, 1);
     c->d = d;
     c->cl = cl;
     c->id = id ? json_node_copy(id) : NULL;
+    c->mutates = daemon_cmd_mutates(cmd);
+    g_clear_error(&d->vms_error);
+    if (g_str_equal(cmd, "vm-add"))
+        c->vm_added = g_strdup(qmp_json_get_string(args, "name"));
     g_hash_table_add(d->calls, c);
     req = service_execute(d->svc, cmd, args, &cb, c);
     /* NULL: it replied already, and c is gone */
@@ -1169,13 +1477,9 @@ daemon_lock(Daemon *d, GError **error)
     g_autofree char *path = g_build_filename(d->cfg->state_dir, "lock", NULL);
     g_autofree char *pid = NULL;
 
-    d->lock_fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0600);
-    if (d->lock_fd < 0) {
-        int err = errno;
-        g_set_error(error, HOTPLUG_ERROR, HOTPLUG_ERROR_FAILED, "cannot open %s: %s", path,
-                    g_strerror(err));
+    d->lock_fd = state_file_open(d->state_fd, d->cfg->state_dir, "lock", O_RDWR | O_CREAT, error);
+    if (d->lock_fd < 0)
         return FALSE;
-    }
     if (flock(d->lock_fd, LOCK_EX | LOCK_NB) < 0) {
         char buf[32] = "";
         ssize_t n = pread(d->lock_fd, buf, sizeof(buf) - 1, 0);
@@ -1302,20 +1606,21 @@ daemon_new(struct event_base *base, DaemonConfig *cfg, const char *config_path, 
     d->cfg = cfg;
     d->config_path = g_strdup(config_path);
     d->lock_fd = -1;
+    d->state_fd = -1;
     d->inotify_fd = -1;
     d->announce = g_ptr_array_new_with_free_func((GDestroyNotify)daemon_announce_free);
     d->deferred = g_ptr_array_new_with_free_func((GDestroyNotify)daemon_reply_free);
+    d->backlog = g_ptr_array_new_with_free_func((GDestroyNotify)json_object_unref);
+    d->unjournaled = g_hash_table_new_full(g_int64_hash, g_int64_equal, g_free, NULL);
+    d->event_rate = g_hash_table_new_full(g_str_hash, g_str_equal, g_free,
+                                          (GDestroyNotify)daemon_event_rate_free);
     d->subs = g_hash_table_new_full(g_direct_hash, g_direct_equal, NULL,
                                     (GDestroyNotify)subscription_free);
     d->vm_source = g_hash_table_new_full(g_str_hash, g_str_equal, g_free, NULL);
     d->calls = g_hash_table_new_full(g_direct_hash, g_direct_equal,
                                      (GDestroyNotify)daemon_call_free, NULL);
-    if (g_mkdir_with_parents(cfg->state_dir, 0700) < 0) {
-        int err = errno;
-        g_set_error(error, HOTPLUG_ERROR, HOTPLUG_ERROR_FAILED, "cannot create state-dir %s: %s",
-                    cfg->state_dir, g_strerror(err));
+    if ((d->state_fd = state_dir_open(cfg->state_dir, error)) < 0)
         return NULL;
-    }
     if (!daemon_lock(d, error))
         return NULL;
     log_dir = g_build_filename(cfg->state_dir, "events", NULL);
@@ -1336,6 +1641,8 @@ daemon_new(struct event_base *base, DaemonConfig *cfg, const char *config_path, 
     event_priority_set(d->flush_ev, 2);
     d->flush_due_ev = evtimer_new(base, daemon_flush_due_cb, d);
     event_priority_set(d->flush_due_ev, 0);
+    d->storage_retry_ev = evtimer_new(base, daemon_storage_retry_cb, d);
+    d->coalesce_ev = evtimer_new(base, daemon_coalesce_cb, d);
 
     so.timeouts = cfg->timeouts;
     so.default_unplug = cfg->unplug;
@@ -1347,6 +1654,7 @@ daemon_new(struct event_base *base, DaemonConfig *cfg, const char *config_path, 
     co.mode = cfg->socket_mode;
     co.group = cfg->socket_group;
     co.max_output = cfg->subscriber_buffer;
+    co.max_clients = cfg->max_clients;
     co.version = PACKAGE_VERSION;
     if (!(d->ctl = control_server_new(base, &co, &cc, d, error)))
         return NULL;
@@ -1355,7 +1663,8 @@ daemon_new(struct event_base *base, DaemonConfig *cfg, const char *config_path, 
     g_hash_table_iter_init(&it, cfg->vms);
     while (g_hash_table_iter_next(&it, &key, &value))
         daemon_add_vm(d, key, value, VM_FROM_CONFIG);
-    daemon_load_runtime_vms(d);
+    if (!daemon_load_runtime_vms(d, error))
+        return NULL;
     d->loading = FALSE;
     if (!daemon_watch_start(d, error))
         return NULL;
@@ -1401,14 +1710,23 @@ daemon_free(Daemon *d)
         service_remove_listener(d->svc, d->svc_listener);
         service_free(d->svc);
     }
-    if (d->log)
-        event_log_flush(d->log, NULL);
-    if (d->journal)
-        journal_flush(d->journal, NULL);
+    if (d->log && d->journal && d->backlog && d->event_rate)
+        daemon_coalesce_flush(d, TRUE);
+    if (d->log && d->journal && d->backlog) {
+        /* what can still be written is; a full disk loses only what was
+         * never replied or announced */
+        if (!daemon_storage_write(d))
+            g_warning("stopping with %u records not written: %s", d->backlog->len,
+                      d->storage_error);
+    }
     if (d->flush_ev)
         event_free(d->flush_ev);
     if (d->flush_due_ev)
         event_free(d->flush_due_ev);
+    if (d->storage_retry_ev)
+        event_free(d->storage_retry_ev);
+    if (d->coalesce_ev)
+        event_free(d->coalesce_ev);
     if (d->inotify_ev)
         event_free(d->inotify_ev);
     if (d->status_ev)
@@ -1421,11 +1739,21 @@ daemon_free(Daemon *d)
     journal_free(d->journal);
     g_ptr_array_unref(d->announce);
     g_ptr_array_unref(d->deferred);
+    if (d->backlog)
+        g_ptr_array_unref(d->backlog);
+    if (d->unjournaled)
+        g_hash_table_unref(d->unjournaled);
+    if (d->event_rate)
+        g_hash_table_unref(d->event_rate);
+    g_free(d->storage_error);
+    g_clear_error(&d->vms_error);
     g_hash_table_unref(d->subs);
     g_hash_table_unref(d->vm_source);
     g_hash_table_unref(d->calls);
     if (d->lock_fd >= 0)
         close(d->lock_fd);
+    if (d->state_fd >= 0)
+        close(d->state_fd);
     daemon_config_free(d->cfg);
     g_free(d->config_path);
     g_free(d);

@@ -22,6 +22,10 @@ G_DEFINE_QUARK(event-log-error-quark, event_log_error)
 #define SEG_DIGITS 20
 #define HWM_NAME "seq.hwm"
 #define HWM_TMP_NAME "seq.hwm.tmp"
+/* The last seq flushed (so perhaps sent to someone): 20 digits and a
+ * newline, rewritten in place by each flush. */
+#define FLUSHED_NAME "seq.flushed"
+#define FLUSHED_LEN 21
 
 typedef struct {
     guint64 first; /* the seq in the file name */
@@ -39,6 +43,8 @@ struct EventLog {
     guint64 last_seq;
     guint64 hwm_reserved; /* what seq.hwm holds on disk */
     guint64 hwm_segment;
+    int flushed_fd;       /* seq.flushed */
+    guint64 flushed_seq;  /* what it holds */
     gboolean dirty;     /* written since the last fdatasync */
     gboolean dir_dirty; /* a segment was created since the directory's last fsync */
     gboolean tail_bad;  /* a failed write may have left bytes past the newest size */
@@ -48,6 +54,7 @@ struct EventLog {
 
 static gboolean event_log_set_errno(GError **error, int errsv, const char *fmt, ...)
     G_GNUC_PRINTF(3, 4);
+static guint64 event_log_read_flushed(EventLog *log);
 
 static gboolean
 event_log_set_errno(GError **error, int errsv, const char *fmt, ...)
@@ -210,7 +217,7 @@ event_log_write_hwm(EventLog *log, guint64 reserved, guint64 segment, GError **e
     int errsv = 0;
     int fd;
 
-    fd = openat(log->dir_fd, HWM_TMP_NAME, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+    fd = openat(log->dir_fd, HWM_TMP_NAME, O_WRONLY | O_CREAT | O_TRUNC | O_NOFOLLOW | O_CLOEXEC, 0600);
     if (fd < 0)
         return event_log_set_errno(error, errno, "creating %s/%s", log->dir, HWM_TMP_NAME);
     if (!event_log_pwrite_all(fd, buf, (gsize)len, 0, &done, &errsv) || fdatasync(fd) < 0) {
@@ -251,7 +258,7 @@ event_log_read_hwm(EventLog *log)
 
     log->hwm_reserved = 0;
     log->hwm_segment = 0;
-    fd = openat(log->dir_fd, HWM_NAME, O_RDONLY | O_CLOEXEC);
+    fd = openat(log->dir_fd, HWM_NAME, O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
     if (fd < 0) {
         if (errno != ENOENT)
             g_warning("%s/%s: %s", log->dir, HWM_NAME, g_strerror(errno));
@@ -289,7 +296,7 @@ event_log_new_segment(EventLog *log, guint64 first, GError **error)
     struct stat st;
     int fd;
 
-    fd = openat(log->dir_fd, name, O_RDWR | O_CREAT | O_CLOEXEC, 0600);
+    fd = openat(log->dir_fd, name, O_RDWR | O_CREAT | O_NOFOLLOW | O_CLOEXEC, 0600);
     if (fd < 0)
         return event_log_set_errno(error, errno, "creating %s/%s", log->dir, name);
     if (fstat(fd, &st) < 0) {
@@ -403,7 +410,7 @@ event_log_recover_newest(EventLog *log, guint64 *found_last, GError **error)
     guint64 valid_end, last_start, last;
     struct stat st;
 
-    log->fd = openat(log->dir_fd, name, O_RDWR | O_CLOEXEC);
+    log->fd = openat(log->dir_fd, name, O_RDWR | O_NOFOLLOW | O_CLOEXEC);
     if (log->fd < 0)
         return event_log_set_errno(error, errno, "opening %s/%s", log->dir, name);
     if (fstat(log->fd, &st) < 0)
@@ -462,6 +469,7 @@ event_log_open(const char *dir, const EventLogOptions *opts, GError **error)
     log->dir = g_strdup(dir);
     log->dir_fd = -1;
     log->fd = -1;
+    log->flushed_fd = -1;
     log->segs = g_array_new(FALSE, FALSE, sizeof(EventLogSegment));
     log->gen = json_generator_new();
     log->parser = json_parser_new();
@@ -473,7 +481,7 @@ event_log_open(const char *dir, const EventLogOptions *opts, GError **error)
         event_log_set_errno(error, errno, "creating %s", dir);
         return NULL;
     }
-    log->dir_fd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    log->dir_fd = open(dir, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
     if (log->dir_fd < 0) {
         event_log_set_errno(error, errno, "opening %s", dir);
         return NULL;
@@ -495,12 +503,16 @@ event_log_open(const char *dir, const EventLogOptions *opts, GError **error)
         }
         if (!event_log_seg_parse_name(name, &seg.first))
             continue;
-        if (fstatat(log->dir_fd, name, &st, 0) < 0) {
+        if (fstatat(log->dir_fd, name, &st, AT_SYMLINK_NOFOLLOW) < 0) {
             event_log_set_errno(error, errno, "%s/%s", dir, name);
             return NULL;
         }
-        if (!S_ISREG(st.st_mode))
-            continue;
+        if (!S_ISREG(st.st_mode)) {
+            /* never followed, never replaced: someone must look at it */
+            g_set_error(error, EVENT_LOG_ERROR, EVENT_LOG_ERROR_IO,
+                        "%s/%s: not a regular file (a symbolic link?): refused", dir, name);
+            return NULL;
+        }
         seg.size = (guint64)st.st_size;
         g_array_append_val(log->segs, seg);
     }
@@ -513,12 +525,21 @@ event_log_open(const char *dir, const EventLogOptions *opts, GError **error)
         newest = event_log_newest(log)->first;
     }
     log->last_seq = found_last;
+    log->flushed_seq = event_log_read_flushed(log);
+    if (found_last < log->flushed_seq) {
+        /* Records that were flushed (and maybe sent) are gone from the
+         * segments (emptied or cut by hand): never give their seq again. */
+        g_warning("%s: the segments end at seq %" G_GUINT64_FORMAT " but seq %" G_GUINT64_FORMAT
+                  " was written before; seq continues after %" G_GUINT64_FORMAT,
+                  dir, found_last, log->flushed_seq, MAX(log->flushed_seq, log->hwm_reserved));
+        log->last_seq = MAX(log->flushed_seq, log->hwm_reserved);
+    }
     if (log->hwm_segment > newest) {
         /* The segment seq.hwm names is gone (removed by hand): the last
          * records cannot be read back; continue after the reservation. */
         g_warning("%s: newest segments are missing; seq continues after %" G_GUINT64_FORMAT, dir,
                   MAX(found_last, log->hwm_reserved));
-        log->last_seq = MAX(found_last, log->hwm_reserved);
+        log->last_seq = MAX(log->last_seq, log->hwm_reserved);
     }
     if (log->segs->len == 0 || log->last_seq != found_last) {
         /* Keep "a segment's first record has the seq of its name". */
@@ -547,6 +568,8 @@ event_log_free(EventLog *log)
         close(log->fd);
     if (log->dir_fd >= 0)
         close(log->dir_fd);
+    if (log->flushed_fd >= 0)
+        close(log->flushed_fd);
     g_array_unref(log->segs);
     g_object_unref(log->gen);
     g_object_unref(log->parser);
@@ -660,7 +683,51 @@ event_log_flush(EventLog *log, GError **error)
             return event_log_set_errno(error, errno, "syncing %s", log->dir);
         log->dir_dirty = FALSE;
     }
+    if (log->flushed_fd >= 0 && log->last_seq > log->flushed_seq) {
+        /* in place, same size: takes no new block on a full disk */
+        char buf[FLUSHED_LEN + 1];
+        gsize done = 0;
+        int errsv = 0;
+
+        g_snprintf(buf, sizeof buf, "%020" G_GUINT64_FORMAT "\n", log->last_seq);
+        if (!event_log_pwrite_all(log->flushed_fd, buf, FLUSHED_LEN, 0, &done, &errsv))
+            return event_log_set_errno(error, errsv, "writing %s/%s", log->dir, FLUSHED_NAME);
+        log->flushed_seq = log->last_seq;
+    }
     return TRUE;
+}
+
+/* seq.flushed: the last seq ever flushed, 0 when missing or unreadable. */
+static guint64
+event_log_read_flushed(EventLog *log)
+{
+    char buf[FLUSHED_LEN + 1];
+    char *end = NULL;
+    ssize_t n;
+    guint64 v;
+
+    log->flushed_fd = openat(log->dir_fd, FLUSHED_NAME,
+                             O_RDWR | O_CREAT | O_NOFOLLOW | O_CLOEXEC, 0600);
+    if (log->flushed_fd < 0) {
+        g_warning("%s/%s: %s", log->dir, FLUSHED_NAME, g_strerror(errno));
+        return 0;
+    }
+    do
+        n = pread(log->flushed_fd, buf, FLUSHED_LEN, 0);
+    while (n < 0 && errno == EINTR);
+    if (n <= 0)
+        return 0;
+    buf[n] = '\0';
+    if (n != FLUSHED_LEN || !g_ascii_isdigit(buf[0])) {
+        g_warning("%s/%s: not a valid mark, ignored", log->dir, FLUSHED_NAME);
+        return 0;
+    }
+    v = g_ascii_strtoull(buf, &end, 10);
+    if (*end != '\n' || v > G_MAXINT64) {
+        g_warning("%s/%s: not a valid mark, ignored", log->dir, FLUSHED_NAME);
+        return 0;
+    }
+    return v;
 }
 
 guint64
@@ -747,7 +814,7 @@ event_log_read_since(EventLog *log, guint64 since, EventLogFunc fn, gpointer opa
         FILE *f;
         int fd;
 
-        fd = openat(log->dir_fd, name, O_RDONLY | O_CLOEXEC);
+        fd = openat(log->dir_fd, name, O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
         if (fd < 0) {
             if (errno == ENOENT)
                 continue;

@@ -20,6 +20,9 @@ G_DEFINE_QUARK(journal-error-quark, journal_error)
 struct Journal {
     char *path;
     char *tmp_path;
+    char *name;     /* the file, relative to dir_fd */
+    char *tmp_name;
+    gboolean stale;   /* a write failed: the file is behind the open records */
     char *dir;
     int fd;
     int dir_fd;
@@ -169,15 +172,16 @@ journal_compact(Journal *j, GError **error)
     journal_line(j, head, buf);
     g_tree_foreach(j->open, journal_compact_add_cb, ctx);
 
-    fd = open(j->tmp_path, O_RDWR | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+    fd = openat(j->dir_fd, j->tmp_name, O_RDWR | O_CREAT | O_TRUNC | O_NOFOLLOW | O_CLOEXEC,
+                0600);
     if (fd < 0)
         return journal_set_errno(error, errno, "creating %s", j->tmp_path);
     if (!journal_pwrite_all(fd, buf->str, buf->len, 0, &done, &errsv) || fdatasync(fd) < 0 ||
-        rename(j->tmp_path, j->path) < 0) {
+        renameat(j->dir_fd, j->tmp_name, j->dir_fd, j->name) < 0) {
         if (errsv == 0)
             errsv = errno;
         close(fd);
-        unlink(j->tmp_path);
+        unlinkat(j->dir_fd, j->tmp_name, 0);
         return journal_set_errno(error, errsv, "compacting into %s", j->tmp_path);
     }
     /* The new file is the journal now, whatever happens next. */
@@ -318,6 +322,8 @@ journal_open(const char *path, GError **error)
     j->path = g_strdup(path);
     j->tmp_path = g_strconcat(path, ".tmp", NULL);
     j->dir = g_path_get_dirname(path);
+    j->name = g_path_get_basename(path);
+    j->tmp_name = g_strconcat(j->name, ".tmp", NULL);
     j->fd = -1;
     j->dir_fd = -1;
     j->open = g_tree_new_full(journal_op_cmp, NULL, g_free, (GDestroyNotify)json_object_unref);
@@ -327,20 +333,24 @@ journal_open(const char *path, GError **error)
         journal_set_errno(error, errno, "creating %s", j->dir);
         return NULL;
     }
+    /* the directory itself may be reached through a link (hotplugd checked
+     * it); the journal in it is never */
     j->dir_fd = open(j->dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
     if (j->dir_fd < 0) {
         journal_set_errno(error, errno, "opening %s", j->dir);
         return NULL;
     }
     /* A compaction that did not reach its rename: the journal is intact. */
-    if (unlink(j->tmp_path) == 0)
+    if (unlinkat(j->dir_fd, j->tmp_name, 0) == 0)
         g_message("%s: removed an unfinished compaction", j->tmp_path);
     else if (errno != ENOENT)
         g_warning("removing %s: %s", j->tmp_path, g_strerror(errno));
 
-    j->fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0600);
+    /* relative to the directory, never through a symbolic link */
+    j->fd = openat(j->dir_fd, j->name, O_RDWR | O_CREAT | O_NOFOLLOW | O_CLOEXEC, 0600);
     if (j->fd < 0) {
-        journal_set_errno(error, errno, "opening %s", path);
+        journal_set_errno(error, errno, errno == ELOOP ? "opening %s (a symbolic link: refused)"
+                                                       : "opening %s", path);
         return NULL;
     }
     j->dir_dirty = TRUE; /* it may have just been created */
@@ -369,6 +379,8 @@ journal_free(Journal *j)
     g_free(j->path);
     g_free(j->tmp_path);
     g_free(j->dir);
+    g_free(j->name);
+    g_free(j->tmp_name);
     g_free(j);
 }
 
@@ -392,10 +404,14 @@ journal_put(Journal *j, guint64 op, JsonObject *record, GError **error)
     copy = journal_object_copy(record);
     line = json_object_new();
     json_object_set_object_member(line, "put", json_object_ref(copy));
-    if (!journal_write_line(j, line, error))
-        return FALSE;
+    /* the state in memory is right even when the file could not take it:
+     * journal_flush writes the whole file again then */
     g_tree_replace(j->open, journal_op_key(op), g_steal_pointer(&copy));
     j->max_op = MAX(j->max_op, op);
+    if (!journal_write_line(j, line, error)) {
+        j->stale = TRUE;
+        return FALSE;
+    }
     journal_maybe_compact(j);
     return TRUE;
 }
@@ -412,9 +428,11 @@ journal_remove(Journal *j, guint64 op, GError **error)
         return TRUE;
     line = json_object_new();
     json_object_set_int_member(line, "del", (gint64)op);
-    if (!journal_write_line(j, line, error))
-        return FALSE;
     g_tree_remove(j->open, &op);
+    if (!journal_write_line(j, line, error)) {
+        j->stale = TRUE;
+        return FALSE;
+    }
     journal_maybe_compact(j);
     return TRUE;
 }
@@ -424,6 +442,12 @@ journal_flush(Journal *j, GError **error)
 {
     g_return_val_if_fail(j != NULL, FALSE);
 
+    if (j->stale) {
+        /* a write failed: the file is behind memory; write all of it */
+        if (!journal_compact(j, error))
+            return FALSE;
+        j->stale = FALSE;
+    }
     if (j->dirty) {
         if (fdatasync(j->fd) < 0)
             return journal_set_errno(error, errno, "syncing %s", j->path);

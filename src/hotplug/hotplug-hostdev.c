@@ -4,7 +4,9 @@
 #include "config.h"
 
 #include <errno.h>
+#include <fcntl.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "hotplug-hostdev.h"
 #include "hotplug-priv.h"
@@ -243,6 +245,21 @@ hotplug_hostdev_registry_load(HotplugHostdevRegistry *reg, GError **error)
     JsonObject *root;
     JsonArray *list;
 
+    {
+        /* never through a symbolic link planted at the path (it is
+         * replaced by rename, which does not follow one, when written) */
+        int fd = open(reg->state_file, O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
+        if (fd < 0 && errno == ENOENT)
+            return TRUE;
+        if (fd < 0) {
+            int errsv = errno;
+            g_set_error(error, HOTPLUG_ERROR, HOTPLUG_ERROR_FAILED,
+                        "cannot read the host device registry %s: %s", reg->state_file,
+                        errsv == ELOOP ? "is a symbolic link (refused)" : g_strerror(errsv));
+            return FALSE;
+        }
+        close(fd);
+    }
     if (!g_file_get_contents(reg->state_file, &text, &len, &local)) {
         if (g_error_matches(local, G_FILE_ERROR, G_FILE_ERROR_NOENT))
             return TRUE;

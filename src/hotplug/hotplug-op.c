@@ -142,7 +142,7 @@ HotplugOutcome hotplug_op_get_outcome(const HotplugOp *op) { return op->outcome;
 HotplugOutcome hotplug_op_get_attempt_outcome(const HotplugOp *op) { return op->attempt_outcome; }
 guint hotplug_op_get_attempts(const HotplugOp *op) { return op->attempts; }
 guint hotplug_op_get_max_attempts(const HotplugOp *op) { return op->max_attempts; }
-guint hotplug_op_get_timeout_ms(const HotplugOp *op) { return op->timeout_ms; }
+guint64 hotplug_op_get_timeout_ms(const HotplugOp *op) { return op->timeout_ms; }
 const GError *hotplug_op_get_error(const HotplugOp *op) { return op->error; }
 const char *hotplug_op_get_detail(const HotplugOp *op) { return op->detail; }
 
@@ -171,7 +171,7 @@ hotplug_op_get_start_wall_us(const HotplugOp *op)
     return op->start_wall_us;
 }
 
-guint
+guint64
 hotplug_op_get_retry_interval_ms(const HotplugOp *op)
 {
     return op->retry_interval_ms;
@@ -241,6 +241,8 @@ hotplug_op_to_json(const HotplugOp *op)
             json_builder_add_string_value(b, cls);
         else if (op->error->domain == HOTPLUG_ERROR && op->error->code == HOTPLUG_ERROR_BAD_PROPERTY)
             json_builder_add_string_value(b, "InvalidProperty");
+        else if (op->error->domain == HOTPLUG_ERROR && op->error->code == HOTPLUG_ERROR_STORAGE)
+            json_builder_add_string_value(b, "StorageError");
         else
             json_builder_add_string_value(b, "LocalError");
         json_builder_set_member_name(b, "desc");

@@ -62,12 +62,12 @@ guint hotplug_op_get_max_attempts(const HotplugOp *op);
 gint64 hotplug_op_get_elapsed_ms(const HotplugOp *op);
 /* Milliseconds to the current deadline, -1 when none is armed. */
 gint64 hotplug_op_get_remaining_ms(const HotplugOp *op);
-guint hotplug_op_get_timeout_ms(const HotplugOp *op);
+guint64 hotplug_op_get_timeout_ms(const HotplugOp *op);
 /* Wall-clock time (g_get_real_time) of the request, and of the current
  * deadline (-1 when none is armed): what a journal keeps across restarts. */
 gint64 hotplug_op_get_start_wall_us(const HotplugOp *op);
 gint64 hotplug_op_get_deadline_wall_us(const HotplugOp *op);
-guint hotplug_op_get_retry_interval_ms(const HotplugOp *op);
+guint64 hotplug_op_get_retry_interval_ms(const HotplugOp *op);
 /* The cleanup steps (HotplugStep) of an unplug, or NULL. */
 GPtrArray *hotplug_op_get_cleanup(const HotplugOp *op);
 /* Milliseconds until the next attempt may go, -1 when none is scheduled. */

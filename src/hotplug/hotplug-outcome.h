@@ -17,6 +17,7 @@ typedef enum {
     HOTPLUG_ERROR_UNSUPPORTED,   /* this QEMU or machine cannot do it */
     HOTPLUG_ERROR_VM_GONE,       /* the VM's QMP connection is gone */
     HOTPLUG_ERROR_NOT_FOUND,     /* no such VM, command or operation */
+    HOTPLUG_ERROR_STORAGE,       /* the daemon cannot write its state (disk full, I/O error) */
 } HotplugErrorCode;
 
 typedef enum {

@@ -31,9 +31,9 @@ struct HotplugOp {
     HotplugOutcome attempt_outcome;
     guint attempts;
     guint max_attempts;
-    guint timeout_ms;
+    guint64 timeout_ms;
     gboolean timeout_by_class;  /* no timeout given: the class default applies */
-    guint retry_interval_ms;
+    guint64 retry_interval_ms;
     gint64 start_us;
     gint64 start_wall_us;       /* g_get_real_time() at the request */
     gint64 end_us;
@@ -44,6 +44,8 @@ struct HotplugOp {
     char *detail;
     HotplugConfirm confirm;     /* a confirmation asked for */
     guint64 confirm_ticket;     /* ... at this point of the VM's counter */
+    guint64 deadline_ticket;    /* the first check asked at the deadline: its answer decides */
+    gboolean deadline_probing;  /* the deadline passed; the deadline timer is the check's grace */
     GPtrArray *steps;           /* plug: HotplugStep to run */
     guint steps_done;
     GPtrArray *cleanup;         /* unplug: HotplugStep after the device is gone */

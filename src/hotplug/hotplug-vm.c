@@ -257,6 +257,8 @@ hotplug_vm_end_attempt(HotplugVm *vm, HotplugOp *op, HotplugOutcome outcome)
         return;
     }
     timeout_deadline_cancel(op->deadline);
+    op->confirm = HOTPLUG_CONFIRM_NONE;
+    op->deadline_probing = FALSE;
     op->attempt_outcome = outcome;
     op->state = HOTPLUG_OP_RETRY_WAIT;
     /* never sooner than the interval after the previous attempt */
@@ -340,8 +342,12 @@ hotplug_vm_confirm_cb(QmpConn *conn, JsonNode *ret, const GError *error, gpointe
 
         if (why == HOTPLUG_CONFIRM_NONE || op->state == HOTPLUG_OP_DONE)
             continue;
-        if (op->confirm_ticket > ticket) {
-            again = TRUE; /* asked after this query went out */
+        /* asked again after this query went out: wait for the next answer,
+         * except for a deadline, which any check sent after it decides (a
+         * stream of events asking for checks cannot postpone it) */
+        if (op->confirm_ticket > ticket &&
+            !(why == HOTPLUG_CONFIRM_DEADLINE && op->deadline_ticket <= ticket)) {
+            again = TRUE;
             continue;
         }
         op->confirm = HOTPLUG_CONFIRM_NONE;
@@ -369,8 +375,9 @@ hotplug_vm_confirm_cb(QmpConn *conn, JsonNode *ret, const GError *error, gpointe
         case HOTPLUG_CONFIRM_PLUG:
             break; /* present: handled below */
         case HOTPLUG_CONFIRM_DEADLINE:
+            op->deadline_probing = FALSE;
             if (op->state == HOTPLUG_OP_WAITING) {
-                hotplug_op_set_detail(op, "still present after %u ms", op->timeout_ms);
+                hotplug_op_set_detail(op, "still present after %" G_GUINT64_FORMAT " ms", op->timeout_ms);
                 hotplug_vm_end_attempt(vm, op, HOTPLUG_OUTCOME_NOT_DELETED);
             }
             break;
@@ -500,13 +507,39 @@ hotplug_op_set_cleanup(HotplugOp *op, GPtrArray *steps)
 
 /* ---- unplug ----------------------------------------------------------- */
 
+/* The deadline runs from when device_del was sent.  When it passes, QEMU
+ * is asked whether the device is still there; an answer that does not come
+ * within HOTPLUG_CONFIRM_GRACE_MS, like a device_del that was never
+ * answered, ends the attempt not-deleted: the device's state is unknown. */
 static void
 hotplug_vm_deadline_cb(TimeoutDeadline *d, gpointer opaque)
 {
     HotplugOp *op = opaque;
+    HotplugVm *vm = op->vm;
 
-    if (op->vm && op->state == HOTPLUG_OP_WAITING)
-        hotplug_vm_request_confirm(op->vm, op, HOTPLUG_CONFIRM_DEADLINE);
+    if (!vm)
+        return;
+    if (op->state == HOTPLUG_OP_SENDING) {
+        hotplug_op_set_detail(op, "QEMU did not answer device_del within %" G_GUINT64_FORMAT
+                              " ms: the device's state is unknown", op->timeout_ms);
+        hotplug_vm_end_attempt(vm, op, HOTPLUG_OUTCOME_NOT_DELETED);
+        return;
+    }
+    if (op->state != HOTPLUG_OP_WAITING)
+        return;
+    if (op->deadline_probing) {
+        op->deadline_probing = FALSE;
+        op->confirm = HOTPLUG_CONFIRM_NONE;
+        hotplug_op_set_detail(op, "QEMU did not answer whether the device is still there (%u ms "
+                              "after the %" G_GUINT64_FORMAT " ms deadline): the device's state "
+                              "is unknown", HOTPLUG_CONFIRM_GRACE_MS, op->timeout_ms);
+        hotplug_vm_end_attempt(vm, op, HOTPLUG_OUTCOME_NOT_DELETED);
+        return;
+    }
+    op->deadline_probing = TRUE;
+    op->deadline_ticket = vm->confirm_counter + 1;
+    timeout_deadline_arm(op->deadline, HOTPLUG_CONFIRM_GRACE_MS);
+    hotplug_vm_request_confirm(vm, op, HOTPLUG_CONFIRM_DEADLINE);
 }
 
 static void
@@ -539,7 +572,9 @@ hotplug_vm_unplug_reply_cb(QmpConn *conn, JsonNode *ret, const GError *error, gp
         op->state = HOTPLUG_OP_WAITING;
         if (op->timeout_by_class) /* query-target has answered by now */
             op->timeout_ms = vm->opts.timeouts.ms[hotplug_vm_timeout_class(vm, op->kind)];
-        timeout_deadline_arm(op->deadline, op->timeout_ms);
+        /* counted from when device_del was sent */
+        timeout_deadline_arm_at(op->deadline,
+                                op->last_attempt_us + (gint64)op->timeout_ms * 1000);
         /* a guest refusal that came before the reply */
         if (op->confirm != HOTPLUG_CONFIRM_NONE)
             hotplug_vm_send_confirm(vm);
@@ -550,7 +585,8 @@ hotplug_vm_unplug_reply_cb(QmpConn *conn, JsonNode *ret, const GError *error, gp
         } else {
             /* reconciled on reconnect, or vm-gone at the deadline */
             op->state = HOTPLUG_OP_WAITING;
-            timeout_deadline_arm(op->deadline, op->timeout_ms);
+            timeout_deadline_arm_at(op->deadline,
+                                    op->last_attempt_us + (gint64)op->timeout_ms * 1000);
         }
     } else if (error->domain == QMP_ERROR && error->code == QMP_ERROR_DEVICE_NOT_FOUND &&
                (op->attempts > 1 || op->was_tracked)) {
@@ -580,6 +616,9 @@ hotplug_vm_send_unplug(HotplugVm *vm, HotplugOp *op)
         return;
     }
     json_object_set_string_member(args, "id", op->device);
+    op->deadline_probing = FALSE;
+    /* the deadline starts now, not when QEMU answers */
+    timeout_deadline_arm(op->deadline, op->timeout_ms);
     if (!qmp_conn_execute(vm->conn, "device_del", json_node_init_object(json_node_alloc(), args),
                           hotplug_vm_unplug_reply_cb, hotplug_op_ref(op), &error)) {
         hotplug_op_unref(op);
@@ -827,6 +866,18 @@ hotplug_vm_begin_plug(HotplugVm *vm, HotplugKind kind, const char *device, GErro
     return op;
 }
 
+void
+hotplug_op_refuse(HotplugOp *op, const GError *error)
+{
+    HotplugVm *vm = op->vm;
+
+    if (!vm || op->state != HOTPLUG_OP_SENDING || op->attempts != 1 ||
+        (op->action == HOTPLUG_ACTION_PLUG && op->steps_done != 0))
+        return;
+    hotplug_op_set_error(op, error);
+    hotplug_vm_finish(vm, op, HOTPLUG_OUTCOME_REJECTED);
+}
+
 static void
 hotplug_vm_start_steps(HotplugVm *vm, HotplugOp *op, GPtrArray *steps)
 {
@@ -930,6 +981,17 @@ hotplug_vm_plug_device(HotplugVm *vm, const char *driver, const char *id,
     if (!driver || !*driver) {
         g_set_error(error, HOTPLUG_ERROR, HOTPLUG_ERROR_INVALID, "no driver given");
         return NULL;
+    }
+    /* the ID argument names the device and the driver argument its model:
+     * a property may not say otherwise */
+    for (guint i = 0; props && props[i]; i++) {
+        if (g_str_has_prefix(props[i], "id=") || g_str_has_prefix(props[i], "driver=")) {
+            g_set_error(error, HOTPLUG_ERROR, HOTPLUG_ERROR_INVALID,
+                        "property '%.*s' is not allowed among the properties: the %s argument "
+                        "gives it", (int)(strchr(props[i], '=') - props[i]), props[i],
+                        props[i][0] == 'i' ? "ID" : "DRIVER");
+            return NULL;
+        }
     }
     op = hotplug_vm_begin_plug(vm, HOTPLUG_KIND_DEVICE, id, error);
     if (!op)

@@ -48,10 +48,14 @@ typedef struct {
     gboolean gone_on_close;
 } HotplugVmOptions;
 
+/* After an unplug's deadline, how long QEMU has to answer whether the
+ * device is still there before the attempt ends not-deleted (state unknown). */
+#define HOTPLUG_CONFIRM_GRACE_MS 1000u
+
 typedef struct {
-    guint timeout_ms;          /* 0: the class default */
+    guint64 timeout_ms;        /* 0: the class default; at most TIMEOUT_MAX_MS */
     guint retries;             /* extra attempts after guest-error/not-deleted */
-    guint retry_interval_ms;   /* at least this long between attempts */
+    guint64 retry_interval_ms; /* at least this long between attempts (<= TIMEOUT_MAX_MS) */
 } HotplugUnplugOptions;
 
 /* conn may be in any state; the engine watches it. */
@@ -109,6 +113,10 @@ HotplugOp *hotplug_vm_plug_device(HotplugVm *vm, const char *driver, const char 
 /* Steps to run after an unplug's device is gone (backend objects etc.);
  * the outcome is announced after them.  steps is taken. */
 void hotplug_op_set_cleanup(HotplugOp *op, GPtrArray *steps);
+/* From a listener's HOTPLUG_OP_EV_ATTEMPT of an op's first attempt: end it
+ * "rejected" with error before its command goes to QEMU (a daemon that
+ * cannot store the op refuses it so).  Does nothing at any other time. */
+void hotplug_op_refuse(HotplugOp *op, const GError *error);
 
 /* An operation a daemon's journal had open when it stopped.  The engine
  * takes it over: an unplug waits for its remaining deadline (at once when
@@ -123,8 +131,8 @@ typedef struct {
     const char *device;
     guint attempts;
     guint max_attempts;
-    guint timeout_ms;
-    guint retry_interval_ms;
+    guint64 timeout_ms;
+    guint64 retry_interval_ms;
     gint64 start_wall_us;
     gint64 deadline_wall_us;   /* -1: none armed (retry-wait, tracked) */
     HotplugOutcome tracked;    /* NOT_DELETED / GUEST_ERROR when it ended so; else NONE */

@@ -69,7 +69,7 @@ service_request_arg_bool(ServiceRequest *req, JsonObject *args, const char *name
 
 /* seconds (integer or fractional) as milliseconds */
 static gboolean
-service_request_arg_seconds(ServiceRequest *req, JsonObject *args, const char *name, guint *ms)
+service_request_arg_seconds(ServiceRequest *req, JsonObject *args, const char *name, guint64 *ms)
 {
     JsonNode *n = json_object_get_member(args, name);
     double v;
@@ -81,9 +81,9 @@ service_request_arg_seconds(ServiceRequest *req, JsonObject *args, const char *n
         return service_request_bad_arg(req, name, "must be a number of seconds");
     v = json_node_get_value_type(n) == G_TYPE_INT64 ? (double)json_node_get_int(n)
                                                     : json_node_get_double(n);
-    if (!isfinite(v) || v < 0 || v > 86400.0 * 365)
-        return service_request_bad_arg(req, name, "must be from 0 to a year of seconds");
-    *ms = (guint)llround(v * 1000.0);
+    if (!isfinite(v) || v < 0 || v > (double)TIMEOUT_MAX_SECONDS)
+        return service_request_bad_arg(req, name, "must be from 0 to a year of seconds (31536000)");
+    *ms = (guint64)llround(v * 1000.0);
     return TRUE;
 }
 

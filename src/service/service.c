@@ -72,6 +72,7 @@ static const struct {
     {HOTPLUG_ERROR_UNSUPPORTED, "Unsupported"},
     {HOTPLUG_ERROR_VM_GONE, "VmGone"},
     {HOTPLUG_ERROR_NOT_FOUND, "NotFound"},
+    {HOTPLUG_ERROR_STORAGE, "StorageError"},
     {HOTPLUG_ERROR_FAILED, "Failed"},
 };
 

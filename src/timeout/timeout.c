@@ -139,3 +139,40 @@ timeout_class_from_name(const char *name, TimeoutClass *out)
     }
     return FALSE;
 }
+
+gboolean
+timeout_parse_seconds(const char *text, guint64 max_ms, guint64 *ms)
+{
+    const char *p = text;
+    guint64 whole = 0, frac = 0;
+    guint n_frac = 0;
+    gboolean round_up = FALSE;
+
+    if (!text || !g_ascii_isdigit(*p))
+        return FALSE;
+    for (; g_ascii_isdigit(*p); p++) {
+        whole = whole * 10 + (guint64)(*p - '0');
+        if (whole > max_ms / 1000 + 1)
+            return FALSE; /* no overflow: far past any maximum already */
+    }
+    if (*p == '.') {
+        p++;
+        if (!g_ascii_isdigit(*p))
+            return FALSE;
+        for (; g_ascii_isdigit(*p); p++, n_frac++) {
+            if (n_frac < 3)
+                frac = frac * 10 + (guint64)(*p - '0');
+            else if (n_frac == 3)
+                round_up = *p >= '5';
+        }
+        for (; n_frac < 3; n_frac++)
+            frac *= 10;
+    }
+    if (*p)
+        return FALSE;
+    whole = whole * 1000 + frac + (round_up ? 1 : 0);
+    if (whole > max_ms)
+        return FALSE;
+    *ms = whole;
+    return TRUE;
+}

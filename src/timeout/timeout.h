@@ -29,6 +29,18 @@ gint64 timeout_deadline_remaining_ms(const TimeoutDeadline *d);
 /* How late the last firing was, in µs (for benchmarks). */
 gint64 timeout_deadline_last_lateness_us(const TimeoutDeadline *d);
 
+/* The longest deadline or retry interval taken anywhere (command line,
+ * control protocol, configuration): 365 days, in milliseconds.  Deadlines
+ * are 64-bit milliseconds end to end. */
+#define TIMEOUT_MAX_SECONDS (365u * 86400u)
+#define TIMEOUT_MAX_MS ((guint64)TIMEOUT_MAX_SECONDS * 1000)
+
+/* Parse a decimal number of seconds ("5", "0.25", "4294967.297": digits,
+ * optionally a point and more digits; no sign, exponent, hex, spaces,
+ * "inf" or "nan") into milliseconds, rounded to the nearest one.  FALSE
+ * when text is not such a number or is above max_ms. */
+gboolean timeout_parse_seconds(const char *text, guint64 max_ms, guint64 *ms);
+
 /* Default unplug deadlines per device class, in milliseconds. */
 typedef enum {
     TIMEOUT_CLASS_PCI,
