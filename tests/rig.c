@@ -629,6 +629,26 @@ rig_vm_start(const RigVmOptions *opts)
 }
 
 void
+rig_vm_restart(RigVm *vm)
+{
+    g_autoptr(GError) error = NULL;
+
+    g_return_if_fail(vm != NULL);
+    if (vm->spare) {
+        qmp_conn_close(vm->spare);
+        qmp_conn_unref(vm->spare);
+        vm->spare = NULL;
+    }
+    if (vm->caps) {
+        qmp_caps_free(vm->caps);
+        vm->caps = NULL;
+    }
+    rig_vm_kill(vm);
+    if (!spawn_qemu(vm, &error) || !wait_qmp_ready(vm, &error))
+        fail_msg("cannot restart QEMU: %s", error->message);
+}
+
+void
 rig_vm_cont_boot(RigVm *vm)
 {
     g_autoptr(GError) error = NULL;

@@ -110,6 +110,10 @@ const char *rig_vm_dir(RigVm *vm);
 GPid rig_vm_pid(RigVm *vm);
 gboolean rig_vm_is_running(RigVm *vm);
 void rig_vm_kill(RigVm *vm); /* SIGKILL + reap; idempotent */
+/* Kill QEMU and start it again with the same command line on the same
+ * sockets (a new process, nothing hot-plugged); the spare connection is
+ * reopened on next use.  Fails the test when it cannot. */
+void rig_vm_restart(RigVm *vm);
 
 /* -S with a guest: cont, then wait for the guest to be ready. */
 void rig_vm_cont_boot(RigVm *vm);

@@ -407,12 +407,34 @@ daemon_op_detail(JsonObject *rec, HotplugOp *op)
     }
 }
 
+static JsonArray *
+daemon_steps_json(GPtrArray *steps)
+{
+    JsonArray *a = json_array_new();
+
+    for (guint i = 0; i < steps->len; i++) {
+        HotplugStep *step = steps->pdata[i];
+        JsonObject *o = json_object_new();
+        json_object_set_string_member(o, "cmd", step->cmd);
+        if (step->args)
+            json_object_set_member(o, "args", json_node_copy(step->args));
+        if (step->undo_cmd)
+            json_object_set_string_member(o, "undo_cmd", step->undo_cmd);
+        if (step->undo_args)
+            json_object_set_member(o, "undo_args", json_node_copy(step->undo_args));
+        json_array_add_object_element(a, o);
+    }
+    return a;
+}
+
 static JsonObject *
 daemon_journal_record(HotplugOp *op, guint64 log_seq)
 {
     JsonObject *j = json_object_new();
     GPtrArray *cleanup = hotplug_op_get_cleanup(op);
+    GPtrArray *steps = hotplug_op_get_steps(op);
     HotplugOpState st = hotplug_op_get_state(op);
+    const char *instance = hotplug_op_get_instance(op);
 
     json_object_set_int_member(j, "op", (gint64)hotplug_op_get_id(op));
     json_object_set_string_member(j, "vm", hotplug_op_get_vm_name(op));
@@ -430,17 +452,17 @@ daemon_journal_record(HotplugOp *op, guint64 log_seq)
     if (st == HOTPLUG_OP_TRACKED)
         json_object_set_string_member(j, "tracked", hotplug_outcome_name(hotplug_op_get_outcome(op)));
     json_object_set_int_member(j, "log_seq", (gint64)log_seq);
+    /* the QEMU process its commands went to: a restart compares it */
+    if (instance)
+        json_object_set_string_member(j, "qemu", instance);
     if (cleanup && cleanup->len) {
-        JsonArray *a = json_array_new();
-        for (guint i = 0; i < cleanup->len; i++) {
-            HotplugStep *step = cleanup->pdata[i];
-            JsonObject *o = json_object_new();
-            json_object_set_string_member(o, "cmd", step->cmd);
-            if (step->args)
-                json_object_set_member(o, "args", json_node_copy(step->args));
-            json_array_add_object_element(a, o);
-        }
-        json_object_set_array_member(j, "cleanup", a);
+        json_object_set_array_member(j, "cleanup", daemon_steps_json(cleanup));
+        json_object_set_int_member(j, "cleanup_done", hotplug_op_get_cleanup_done(op));
+    }
+    /* a plug's steps with their undo, and how many may be in QEMU */
+    if (steps && steps->len && hotplug_op_get_action(op) == HOTPLUG_ACTION_PLUG) {
+        json_object_set_array_member(j, "steps", daemon_steps_json(steps));
+        json_object_set_int_member(j, "steps_sent", hotplug_op_get_steps_sent(op));
     }
     return j;
 }
@@ -497,6 +519,15 @@ daemon_svc_op_cb(Service *svc, HotplugVm *vm, HotplugOp *op, HotplugOpEvent ev,
         json_object_set_int_member(rec, "elapsed_ms", hotplug_op_get_elapsed_ms(op));
         daemon_op_detail(rec, op);
         break;
+    case HOTPLUG_OP_EV_STEP: {
+        /* the next command of a composite goes to QEMU after this: only the
+         * journal hears of it */
+        g_autoptr(JsonObject) j = daemon_journal_record(op, event_log_last_seq(d->log));
+        if (!journal_put(d->journal, id, j, &error))
+            daemon_storage_failed(d, "journal", error);
+        daemon_schedule_flush(d);
+        return;
+    }
     case HOTPLUG_OP_EV_DROPPED:
         /* its outcome stands and was logged: it only leaves the journal */
         if (!journal_remove(d->journal, id, &error))
@@ -999,9 +1030,9 @@ daemon_scan_cb(JsonObject *rec, gpointer opaque)
 }
 
 static GPtrArray *
-daemon_cleanup_steps(JsonObject *j)
+daemon_journal_steps(JsonObject *j, const char *member)
 {
-    JsonArray *a = qmp_json_get_array(j, "cleanup");
+    JsonArray *a = qmp_json_get_array(j, member);
     GPtrArray *steps;
 
     if (!a)
@@ -1011,9 +1042,14 @@ daemon_cleanup_steps(JsonObject *j)
         JsonObject *o = qmp_json_node_object(json_array_get_element(a, i));
         const char *cmd = qmp_json_get_string(o, "cmd");
         JsonNode *args = o ? json_object_get_member(o, "args") : NULL;
+        JsonNode *undo_args = o ? json_object_get_member(o, "undo_args") : NULL;
+        const char *undo_cmd = qmp_json_get_string(o, "undo_cmd");
         if (cmd)
             g_ptr_array_add(steps, hotplug_step_new(cmd, args ? json_node_copy(args) : NULL,
-                                                    NULL, NULL));
+                                                    undo_cmd,
+                                                    undo_cmd && undo_args
+                                                        ? json_node_copy(undo_args)
+                                                        : NULL));
     }
     return steps;
 }
@@ -1096,7 +1132,11 @@ daemon_reconcile(Daemon *d)
         a.deadline_wall_us = qmp_json_get_int_default(j, "deadline_wall_us", -1);
         if (!tracked || !hotplug_outcome_from_name(tracked, &a.tracked))
             a.tracked = HOTPLUG_OUTCOME_NONE;
-        a.cleanup = daemon_cleanup_steps(j);
+        a.cleanup = daemon_journal_steps(j, "cleanup");
+        a.cleanup_done = (guint)CLAMP(qmp_json_get_int_default(j, "cleanup_done", 0), 0, G_MAXINT);
+        a.steps = daemon_journal_steps(j, "steps");
+        a.steps_sent = (guint)CLAMP(qmp_json_get_int_default(j, "steps_sent", 0), 0, G_MAXINT);
+        a.instance = qmp_json_get_string(j, "qemu");
         op = hotplug_vm_adopt(vm, &a, &err);
         if (!op) {
             g_warning("op %" G_GUINT64_FORMAT ": cannot take it over: %s", id, err->message);

@@ -232,9 +232,8 @@ hotplug_disk_add(HotplugVm *vm, const char *id, const HotplugDiskOptions *opts, 
 
 /* ---- del ---------------------------------------------------------------- */
 
-/* What the disk owns, found in QEMU before device_del goes out.  Replies
- * come in the order of the commands, so both answers are in before any
- * outcome of the device_del that follows them: the cleanup is set in time. */
+/* What the disk owns, found in QEMU before device_del goes out: the
+ * unplug is held until both answers are in, then sent with its cleanup. */
 typedef struct {
     HotplugOp *op;
     char *id;
@@ -308,13 +307,9 @@ hotplug_disk_del_ready(HotplugDiskDel *d)
         g_ptr_array_add(steps, hotplug_step_new("object-del",
                                                 hotplug_disk_args1("id", d->iothreads->pdata[i]),
                                                 NULL, NULL));
-    if (d->op->state == HOTPLUG_OP_DONE || d->op->state == HOTPLUG_OP_CLEANUP) {
-        /* cannot happen with QEMU's in-order replies; say so if it does */
-        g_warning("disk %s: unplug ended before its backends were known; they stay", d->id);
-        g_ptr_array_unref(steps);
-    } else {
-        hotplug_op_set_cleanup(d->op, steps);
-    }
+    /* device_del goes now, with the cleanup in the op's first attempt
+     * record: a restart at any later point knows what to delete */
+    hotplug_vm_unplug_release(d->op, steps);
     hotplug_disk_del_free(d);
 }
 
@@ -396,14 +391,17 @@ hotplug_disk_del(HotplugVm *vm, const char *id, const HotplugUnplugOptions *opts
     if (qmp_conn_execute(conn, "qom-list", hotplug_disk_args1("path", "/objects"),
                          hotplug_disk_del_objects_cb, d, NULL))
         d->pending++;
-    op = hotplug_vm_unplug(vm, HOTPLUG_KIND_DISK, id, opts, &att, error);
+    op = hotplug_vm_unplug_full(vm, HOTPLUG_KIND_DISK, id, opts, NULL, TRUE, &att, error);
     if (attached)
         *attached = att;
     /* no new unplug: nothing to clean up, the answers just drop */
     if (op && !att)
         d->op = hotplug_op_ref(op);
-    if (!d->pending)
+    if (!d->pending) {
+        if (d->op)
+            hotplug_vm_unplug_release(d->op, NULL);
         hotplug_disk_del_free(d);
+    }
     return op;
 }
 

@@ -444,6 +444,16 @@ hotplug_hostdev_op_cb(HotplugVm *vm, HotplugOp *op, HotplugOpEvent ev, gpointer 
         return;
     if (hotplug_op_get_action(op) == HOTPLUG_ACTION_PLUG) {
         addr = g_hash_table_lookup(hd->plug_claims, &id);
+        if (!addr && hotplug_op_is_adopted(op) && outcome == HOTPLUG_OUTCOME_REJECTED &&
+            hotplug_op_get_kind(op) == HOTPLUG_KIND_HOSTDEV) {
+            /* a plug taken over after a restart that QEMU does not have:
+             * its claim (made before the restart) goes */
+            addr = hotplug_hostdev_registry_find(hd->reg, hotplug_vm_get_name(vm),
+                                                 hotplug_op_get_device(op));
+            if (addr)
+                hotplug_hostdev_release(hd, addr, "not plugged when hotplugd restarted");
+            return;
+        }
         if (!addr)
             return;
         /* QEMU refused the device_add: the device never went to the VM.

@@ -7,6 +7,7 @@
 #include <string.h>
 
 #include "hotplug-memory.h"
+#include "hotplug-priv.h"
 #include "hotplug-props.h"
 #include "qmp-json.h"
 
@@ -202,20 +203,17 @@ HotplugOp *
 hotplug_memory_del(HotplugVm *vm, const char *id, const char *backend,
                    const HotplugUnplugOptions *opts, gboolean *attached, GError **error)
 {
-    gboolean joined = FALSE;
-    HotplugOp *op = hotplug_vm_unplug(vm, HOTPLUG_KIND_MEMORY, id, opts, &joined, error);
+    GPtrArray *cleanup = NULL;
 
-    if (attached)
-        *attached = joined;
-    /* device_del is on the wire; its answer comes from the loop, so the
-     * cleanup is in place before the DIMM can be found gone */
-    if (op && !joined && backend) {
-        GPtrArray *cleanup = g_ptr_array_new_with_free_func((GDestroyNotify)hotplug_step_free);
+    /* the cleanup is part of the op from its first record on, so that a
+     * restart finds it whenever the DIMM goes */
+    if (backend) {
+        cleanup = g_ptr_array_new_with_free_func((GDestroyNotify)hotplug_step_free);
         g_ptr_array_add(cleanup,
                         hotplug_step_new("object-del", hotplug_memory_id_args(backend), NULL, NULL));
-        hotplug_op_set_cleanup(op, cleanup);
     }
-    return op;
+    return hotplug_vm_unplug_full(vm, HOTPLUG_KIND_MEMORY, id, opts, cleanup, FALSE, attached,
+                                  error);
 }
 
 static void

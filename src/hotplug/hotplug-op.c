@@ -108,6 +108,7 @@ hotplug_op_unref(HotplugOp *op)
     if (op->cleanup)
         g_ptr_array_unref(op->cleanup);
     g_free(op->detail);
+    g_free(op->instance);
     g_free(op->device);
     g_free(op->vm_name);
     g_free(op);
@@ -188,6 +189,36 @@ GPtrArray *
 hotplug_op_get_cleanup(const HotplugOp *op)
 {
     return op->cleanup;
+}
+
+guint
+hotplug_op_get_cleanup_done(const HotplugOp *op)
+{
+    return op->cleanup_done;
+}
+
+GPtrArray *
+hotplug_op_get_steps(const HotplugOp *op)
+{
+    return op->steps;
+}
+
+guint
+hotplug_op_get_steps_sent(const HotplugOp *op)
+{
+    return op->steps_sent;
+}
+
+const char *
+hotplug_op_get_instance(const HotplugOp *op)
+{
+    return op->instance;
+}
+
+gboolean
+hotplug_op_is_adopted(const HotplugOp *op)
+{
+    return op->adopted;
 }
 
 gint64

@@ -68,8 +68,18 @@ guint64 hotplug_op_get_timeout_ms(const HotplugOp *op);
 gint64 hotplug_op_get_start_wall_us(const HotplugOp *op);
 gint64 hotplug_op_get_deadline_wall_us(const HotplugOp *op);
 guint64 hotplug_op_get_retry_interval_ms(const HotplugOp *op);
-/* The cleanup steps (HotplugStep) of an unplug, or NULL. */
+/* The cleanup steps (HotplugStep) of an unplug, or NULL, and how many of
+ * them are done (the next one may be on the wire). */
 GPtrArray *hotplug_op_get_cleanup(const HotplugOp *op);
+guint hotplug_op_get_cleanup_done(const HotplugOp *op);
+/* The steps (HotplugStep) of a plug, or NULL, and how many of them may
+ * have reached QEMU: what a restart undoes when the plug did not finish. */
+GPtrArray *hotplug_op_get_steps(const HotplugOp *op);
+guint hotplug_op_get_steps_sent(const HotplugOp *op);
+/* The QEMU instance (hotplug_vm_instance) its commands went to, or NULL. */
+const char *hotplug_op_get_instance(const HotplugOp *op);
+/* TRUE when it was taken over from a journal after a restart. */
+gboolean hotplug_op_is_adopted(const HotplugOp *op);
 /* Milliseconds until the next attempt may go, -1 when none is scheduled. */
 gint64 hotplug_op_get_next_attempt_ms(const HotplugOp *op);
 /* QEMU's error (class kept, see qmp_error_class_name), or a local one. */

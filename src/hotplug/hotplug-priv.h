@@ -6,6 +6,7 @@
 #pragma once
 
 #include "hotplug-op.h"
+#include "hotplug-vm.h"
 #include "timeout.h"
 
 struct HotplugVm;
@@ -51,9 +52,24 @@ struct HotplugOp {
     GPtrArray *cleanup;         /* unplug: HotplugStep after the device is gone */
     guint cleanup_done;
     gboolean was_tracked;       /* superseded a tracked unplug: QEMU had the device */
+    char *instance;             /* the QEMU instance its commands went to (see
+                                 * hotplug_vm_instance), NULL: none sent or unknown */
+    guint steps_sent;           /* plug: steps whose command may have reached QEMU */
+    gboolean adopted;           /* taken over from a journal after a restart */
+    gboolean lenient;           /* taken over mid-composite: a step that may have been
+                                 * done before the restart may fail harmlessly once */
 };
 
 HotplugOp *hotplug_op_new(struct HotplugVm *vm, const char *vm_name, HotplugKind kind,
                           HotplugAction action, const char *device);
 void hotplug_op_set_detail(HotplugOp *op, const char *fmt, ...) G_GNUC_PRINTF(2, 3);
 void hotplug_op_set_error(HotplugOp *op, const GError *error);
+
+/* hotplug_vm_unplug() with cleanup steps (taken; NULL: none) known before
+ * anything is sent, so that the first record of the op holds them.  With
+ * hold, a new unplug is created (and announced) but its device_del waits
+ * for hotplug_vm_unplug_release(), which may give the cleanup then. */
+HotplugOp *hotplug_vm_unplug_full(struct HotplugVm *vm, HotplugKind kind, const char *device,
+                                  const HotplugUnplugOptions *opts, GPtrArray *cleanup,
+                                  gboolean hold, gboolean *attached, GError **error);
+void hotplug_vm_unplug_release(HotplugOp *op, GPtrArray *cleanup);

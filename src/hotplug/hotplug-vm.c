@@ -43,6 +43,7 @@ struct HotplugVm {
     guint64 confirm_counter;   /* bumped by every confirmation request */
     gboolean confirm_inflight;
     GPtrArray *queries;        /* HotplugVmQuery in flight: cut loose on free */
+    char *instance;            /* the QEMU instance seen at the last ready connection */
 };
 
 /* Anything in flight that points back at the VM. */
@@ -75,6 +76,7 @@ static void hotplug_vm_request_confirm(HotplugVm *vm, HotplugOp *op, HotplugConf
 static void hotplug_vm_send_unplug(HotplugVm *vm, HotplugOp *op);
 static void hotplug_vm_run_plug_step(HotplugVm *vm, HotplugOp *op);
 static void hotplug_vm_device_gone(HotplugVm *vm, HotplugOp *op);
+static void hotplug_vm_undo_next(HotplugVm *vm, HotplugOp *op);
 static void hotplug_vm_ask_target(HotplugVm *vm);
 static TimeoutClass hotplug_vm_timeout_class(HotplugVm *vm, HotplugKind kind);
 
@@ -94,6 +96,8 @@ hotplug_op_event_name(HotplugOpEvent ev)
         return "late";
     case HOTPLUG_OP_EV_DROPPED:
         return "dropped";
+    case HOTPLUG_OP_EV_STEP:
+        return "step";
     }
     return "unknown";
 }
@@ -210,6 +214,22 @@ hotplug_vm_forget(HotplugVm *vm, HotplugOp *op)
     op->vm = NULL;
     if (g_hash_table_lookup(vm->ops, op->device) == op)
         g_hash_table_remove(vm->ops, op->device);
+}
+
+const char *
+hotplug_vm_instance(HotplugVm *vm)
+{
+    if (qmp_conn_get_state(vm->conn) != QMP_CONN_READY)
+        return NULL;
+    return qmp_conn_get_peer_instance(vm->conn);
+}
+
+/* The op's commands go to the QEMU that serves the VM now. */
+static void
+hotplug_vm_mark_instance(HotplugVm *vm, HotplugOp *op)
+{
+    g_free(op->instance);
+    op->instance = g_strdup(hotplug_vm_instance(vm));
 }
 
 /* The final outcome.  not-deleted and guest-error stay tracked, so a
@@ -353,6 +373,16 @@ hotplug_vm_confirm_cb(QmpConn *conn, JsonNode *ret, const GError *error, gpointe
         op->confirm = HOTPLUG_CONFIRM_NONE;
         if (why == HOTPLUG_CONFIRM_PLUG && !error) {
             gboolean present = hotplug_peripheral_has(qmp_json_node_array(ret), op->device);
+            if (!present && op->steps && op->steps_sent) {
+                /* a composite cut short: undo what may be in QEMU */
+                hotplug_op_set_detail(op, "not present after hotplugd restarted; its steps "
+                                      "were undone");
+                op->state = HOTPLUG_OP_CLEANUP;
+                op->steps_done = MIN(op->steps_sent, op->steps->len);
+                op->lenient = TRUE;
+                hotplug_vm_undo_next(vm, op);
+                continue;
+            }
             if (!present)
                 hotplug_op_set_detail(op, "not present after hotplugd restarted");
             hotplug_vm_finish(vm, op, present ? HOTPLUG_OUTCOME_ADDED : HOTPLUG_OUTCOME_REJECTED);
@@ -441,11 +471,16 @@ hotplug_vm_cleanup_step_cb(QmpConn *conn, JsonNode *ret, const GError *error, gp
 
     if (op->vm && op->state == HOTPLUG_OP_CLEANUP) {
         s = op->cleanup->pdata[op->cleanup_done];
-        if (error) {
+        if (error && op->lenient) {
+            /* taken over with this step on the wire: it may have been done */
+            g_debug("%s: op %" G_GUINT64_FORMAT ": %s after the restart: %s", op->vm_name, op->id,
+                    s->cmd, error->message);
+        } else if (error) {
             g_autofree char *prev = g_steal_pointer(&op->detail);
             hotplug_op_set_detail(op, "%s%scleanup %s failed: %s", prev ? prev : "",
                                   prev ? "; " : "", s->cmd, error->message);
         }
+        op->lenient = FALSE;
         op->cleanup_done++;
         hotplug_vm_run_cleanup(op->vm, op);
     }
@@ -462,6 +497,10 @@ hotplug_vm_run_cleanup(HotplugVm *vm, HotplugOp *op)
         hotplug_vm_finish(vm, op, HOTPLUG_OUTCOME_DELETED);
         return;
     }
+    /* stored before it goes: a restart resumes the cleanup here */
+    hotplug_vm_emit(vm, op, HOTPLUG_OP_EV_STEP);
+    if (op->state != HOTPLUG_OP_CLEANUP || !op->vm)
+        return;
     s = op->cleanup->pdata[op->cleanup_done];
     if (!qmp_conn_execute(vm->conn, s->cmd, s->args ? json_node_ref(s->args) : NULL,
                           hotplug_vm_cleanup_step_cb, hotplug_op_ref(op), &error)) {
@@ -610,6 +649,7 @@ hotplug_vm_send_unplug(HotplugVm *vm, HotplugOp *op)
     op->last_attempt_us = g_get_monotonic_time();
     op->state = HOTPLUG_OP_SENDING;
     op->attempt_outcome = HOTPLUG_OUTCOME_NONE;
+    hotplug_vm_mark_instance(vm, op);
     hotplug_vm_emit(vm, op, HOTPLUG_OP_EV_ATTEMPT);
     if (op->state != HOTPLUG_OP_SENDING) {
         json_object_unref(args);
@@ -667,7 +707,29 @@ HotplugOp *
 hotplug_vm_unplug(HotplugVm *vm, HotplugKind kind, const char *device,
                   const HotplugUnplugOptions *opts, gboolean *attached, GError **error)
 {
-    HotplugOp *op = g_hash_table_lookup(vm->ops, device);
+    return hotplug_vm_unplug_full(vm, kind, device, opts, NULL, FALSE, attached, error);
+}
+
+void
+hotplug_vm_unplug_release(HotplugOp *op, GPtrArray *cleanup)
+{
+    if (!op->vm || op->state != HOTPLUG_OP_SENDING || op->attempts != 0) {
+        if (cleanup)
+            g_ptr_array_unref(cleanup);
+        return;
+    }
+    if (cleanup)
+        hotplug_op_set_cleanup(op, cleanup);
+    hotplug_vm_send_unplug(op->vm, op);
+}
+
+HotplugOp *
+hotplug_vm_unplug_full(HotplugVm *vm, HotplugKind kind, const char *device,
+                       const HotplugUnplugOptions *opts, GPtrArray *cleanup, gboolean hold,
+                       gboolean *attached, GError **error)
+{
+    g_autoptr(GPtrArray) owned_cleanup = cleanup;
+    HotplugOp *op = device ? g_hash_table_lookup(vm->ops, device) : NULL;
     HotplugUnplugOptions none = {0};
     gboolean tracked;
 
@@ -707,12 +769,14 @@ hotplug_vm_unplug(HotplugVm *vm, HotplugKind kind, const char *device,
     op->retry_interval_ms = opts->retry_interval_ms;
     op->deadline = timeout_deadline_new(qmp_conn_get_base(vm->conn), hotplug_vm_deadline_cb, op);
     op->retry = timeout_deadline_new(qmp_conn_get_base(vm->conn), hotplug_vm_retry_cb, op);
+    if (owned_cleanup)
+        hotplug_op_set_cleanup(op, g_steal_pointer(&owned_cleanup));
     /* the record exists before device_del goes out: an event that beats
      * the reply finds it */
     g_hash_table_insert(vm->ops, op->device, op);
     hotplug_vm_emit(vm, op, HOTPLUG_OP_EV_REQUEST);
     hotplug_op_ref(op);
-    if (op->state == HOTPLUG_OP_SENDING)
+    if (op->state == HOTPLUG_OP_SENDING && !hold)
         hotplug_vm_send_unplug(vm, op);
     return op;
 }
@@ -753,7 +817,7 @@ hotplug_vm_undo_cb(QmpConn *conn, JsonNode *ret, const GError *error, gpointer o
 
     if (!vm || op->state == HOTPLUG_OP_DONE)
         goto out;
-    if (error) {
+    if (error && !op->lenient) {
         HotplugStep *s = op->steps->pdata[op->steps_done - 1];
         g_autofree char *prev = g_steal_pointer(&op->detail);
         hotplug_op_set_detail(op, "%s%sundo %s failed: %s", prev ? prev : "", prev ? "; " : "",
@@ -831,6 +895,13 @@ hotplug_vm_run_plug_step(HotplugVm *vm, HotplugOp *op)
         hotplug_vm_finish(vm, op, HOTPLUG_OUTCOME_ADDED);
         return;
     }
+    if (op->steps_done >= op->steps_sent) {
+        /* stored before it goes: a restart knows what may be in QEMU */
+        op->steps_sent = op->steps_done + 1;
+        hotplug_vm_emit(vm, op, HOTPLUG_OP_EV_STEP);
+        if (op->state != HOTPLUG_OP_SENDING || !op->vm)
+            return;
+    }
     s = op->steps->pdata[op->steps_done];
     if (!qmp_conn_execute(vm->conn, s->cmd, s->args ? json_node_ref(s->args) : NULL,
                           hotplug_vm_plug_step_cb, hotplug_op_ref(op), &error)) {
@@ -883,7 +954,10 @@ hotplug_vm_start_steps(HotplugVm *vm, HotplugOp *op, GPtrArray *steps)
 {
     op->steps = steps;
     op->steps_done = 0;
+    /* the attempt's record says the first step may be in QEMU */
+    op->steps_sent = steps->len ? 1 : 0;
     op->attempts = 1;
+    hotplug_vm_mark_instance(vm, op);
     hotplug_vm_emit(vm, op, HOTPLUG_OP_EV_ATTEMPT);
     if (op->state == HOTPLUG_OP_SENDING)
         hotplug_vm_run_plug_step(vm, op);
@@ -1207,6 +1281,77 @@ hotplug_vm_on_acpi_ost(HotplugVm *vm, const QmpEvent *ev)
 
 static void hotplug_vm_probe_all(HotplugVm *vm);
 
+/* op was sent to another QEMU than the one serving the VM now: whatever
+ * it did went with that QEMU.  TRUE when op ended so. */
+static gboolean
+hotplug_vm_check_instance(HotplugVm *vm, HotplugOp *op)
+{
+    const char *now = hotplug_vm_instance(vm);
+
+    if (!op->instance || !now || g_str_equal(op->instance, now) || op->state == HOTPLUG_OP_DONE)
+        return FALSE;
+    hotplug_op_ref(op);
+    hotplug_vm_stop_timers(op);
+    op->confirm = HOTPLUG_CONFIRM_NONE;
+    if (op->state == HOTPLUG_OP_TRACKED) {
+        /* its outcome was not-deleted/guest-error; the device is gone with
+         * its QEMU, not deleted: a second outcome, as deleted-late would be */
+        hotplug_op_set_detail(op, "QEMU was restarted (process %s, now %s): the device went "
+                              "with the QEMU that refused or did not finish its unplug",
+                              op->instance, now);
+        op->outcome = HOTPLUG_OUTCOME_VM_GONE;
+        op->attempt_outcome = HOTPLUG_OUTCOME_VM_GONE;
+        op->state = HOTPLUG_OP_DONE;
+        hotplug_vm_forget(vm, op);
+        hotplug_vm_emit(vm, op, HOTPLUG_OP_EV_LATE);
+    } else if (op->state == HOTPLUG_OP_CLEANUP && op->action == HOTPLUG_ACTION_UNPLUG) {
+        /* the old QEMU confirmed the device gone; its backends went with it */
+        hotplug_op_set_detail(op, "device deleted; QEMU was restarted (process %s, now %s) "
+                              "before its cleanup finished", op->instance, now);
+        hotplug_vm_finish(vm, op, HOTPLUG_OUTCOME_DELETED);
+    } else {
+        hotplug_op_set_detail(op, "QEMU was restarted (process %s, now %s): what the %s did "
+                              "went with the QEMU it was sent to", op->instance, now,
+                              op->action == HOTPLUG_ACTION_PLUG ? "plug" : "unplug");
+        hotplug_vm_finish(vm, op, HOTPLUG_OUTCOME_VM_GONE);
+    }
+    hotplug_op_unref(op);
+    return TRUE;
+}
+
+/* On every ready connection: a QEMU restarted on the same socket ends what
+ * was sent to the old one, before anything is reconciled with the new. */
+static void
+hotplug_vm_check_instances(HotplugVm *vm)
+{
+    const char *now = hotplug_vm_instance(vm);
+    g_autoptr(GPtrArray) ops = NULL;
+
+    if (now && vm->instance && !g_str_equal(vm->instance, now)) {
+        g_autofree char *old = g_steal_pointer(&vm->instance);
+
+        g_message("%s: QEMU is another process now (%s, was %s)", vm->name, now, old);
+        vm->instance = g_strdup(now);
+        vm->dispatching++;
+        for (guint i = 0; i < vm->listeners->len; i++) {
+            HotplugListenerEntry e = g_array_index(vm->listeners, HotplugListenerEntry, i);
+            if (e.cb.instance)
+                e.cb.instance(vm, old, now, e.opaque);
+        }
+        if (--vm->dispatching == 0)
+            hotplug_vm_compact_listeners(vm);
+    } else if (now && !vm->instance) {
+        vm->instance = g_strdup(now);
+    }
+    ops = hotplug_vm_list_ops(vm);
+    for (guint i = 0; i < ops->len; i++)
+        hotplug_op_ref(ops->pdata[i]);
+    for (guint i = 0; i < ops->len; i++) {
+        hotplug_vm_check_instance(vm, ops->pdata[i]);
+        hotplug_op_unref(ops->pdata[i]);
+    }
+}
+
 HotplugOp *
 hotplug_vm_adopt(HotplugVm *vm, const HotplugAdopt *a, GError **error)
 {
@@ -1229,6 +1374,13 @@ hotplug_vm_adopt(HotplugVm *vm, const HotplugAdopt *a, GError **error)
     op->start_us = now - MAX(0, now_wall - a->start_wall_us);
     op->last_attempt_us = now;
     op->cleanup = a->cleanup;
+    op->cleanup_done = a->cleanup ? MIN(a->cleanup_done, a->cleanup->len) : 0;
+    op->steps = a->steps;
+    op->steps_sent = a->steps ? MIN(a->steps_sent, a->steps->len) : 0;
+    op->instance = g_strdup(a->instance);
+    op->adopted = TRUE;
+    /* the cleanup step on the wire at the restart may have been done already */
+    op->lenient = a->cleanup != NULL;
     op->deadline = timeout_deadline_new(qmp_conn_get_base(vm->conn), hotplug_vm_deadline_cb, op);
     op->retry = timeout_deadline_new(qmp_conn_get_base(vm->conn), hotplug_vm_retry_cb, op);
     g_hash_table_insert(vm->ops, op->device, op);
@@ -1253,10 +1405,11 @@ hotplug_vm_adopt(HotplugVm *vm, const HotplugAdopt *a, GError **error)
                                     : now + MAX(0, a->deadline_wall_us - now_wall));
     }
     op->confirm_ticket = ++vm->confirm_counter;
-    if (qmp_conn_get_state(vm->conn) == QMP_CONN_READY)
+    hotplug_op_ref(op);
+    if (qmp_conn_get_state(vm->conn) == QMP_CONN_READY && !hotplug_vm_check_instance(vm, op))
         hotplug_vm_send_confirm(vm);
     /* else the probe goes out when the connection is ready */
-    return hotplug_op_ref(op);
+    return op;
 }
 
 static void
@@ -1367,6 +1520,7 @@ hotplug_vm_conn_state_cb(QmpConn *conn, QmpConnState state, const GError *error,
         g_hash_table_remove_all(vm->prop_cache);
         vm->target_asked = FALSE;
         hotplug_vm_ask_target(vm);
+        hotplug_vm_check_instances(vm);
         hotplug_vm_probe_all(vm);
     }
 }
@@ -1399,8 +1553,10 @@ hotplug_vm_new(const char *name, QmpConn *conn, const HotplugVmOptions *opts)
                                            (GDestroyNotify)hotplug_prop_types_free);
     vm->queries = g_ptr_array_new();
     vm->conn_listener = qmp_conn_add_listener(conn, &l, vm);
-    if (qmp_conn_get_state(conn) == QMP_CONN_READY)
+    if (qmp_conn_get_state(conn) == QMP_CONN_READY) {
+        vm->instance = g_strdup(hotplug_vm_instance(vm));
         hotplug_vm_ask_target(vm);
+    }
     return vm;
 }
 
@@ -1426,6 +1582,7 @@ hotplug_vm_free(HotplugVm *vm)
     g_array_unref(vm->listeners);
     g_hash_table_unref(vm->prop_cache);
     qmp_conn_unref(vm->conn);
+    g_free(vm->instance);
     g_free(vm->name);
     g_free(vm);
 }

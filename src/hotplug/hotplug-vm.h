@@ -28,6 +28,9 @@ typedef enum {
     HOTPLUG_OP_EV_LATE,            /* deleted-late, after a final outcome */
     HOTPLUG_OP_EV_DROPPED,         /* a tracked op is watched no more (a new request
                                     * replaced it, or its VM went); its outcome stands */
+    HOTPLUG_OP_EV_STEP,            /* the next command of a composite (a plug step after
+                                    * the first, a cleanup step) is about to go to QEMU:
+                                    * a journal stores the op's state now */
 } HotplugOpEvent;
 
 const char *hotplug_op_event_name(HotplugOpEvent ev);
@@ -38,6 +41,11 @@ typedef struct {
      * ACPI_DEVICE_OST, ...), after the engine has acted on it.  op is the
      * operation it was matched to, or NULL (e.g. a guest-initiated eject). */
     void (*qemu_event)(HotplugVm *vm, const QmpEvent *ev, HotplugOp *op, gpointer opaque);
+    /* The VM's QEMU is another process than the one seen before (QEMU was
+     * restarted on the same socket): everything the old one held is gone.
+     * Called when a connection is ready and its QEMU is not the one this
+     * engine saw before, before the operations are reconciled. */
+    void (*instance)(HotplugVm *vm, const char *old, const char *now, gpointer opaque);
 } HotplugVmListener;
 
 typedef struct {
@@ -71,6 +79,12 @@ void hotplug_vm_remove_listener(HotplugVm *vm, guint id);
 /* End every pending operation as vm-gone (and stop watching tracked
  * ones), as when QEMU goes away: before a VM is removed. */
 void hotplug_vm_end_all(HotplugVm *vm, const char *why);
+/* Which QEMU process serves the VM now: "PID:STARTTIME" of the peer of
+ * the QMP socket (SO_PEERCRED, /proc/PID/stat), NULL when not connected or
+ * unknown.  It changes when QEMU is restarted on the same socket; an
+ * operation sent to another instance than the current one ends vm-gone
+ * (a tracked one too: its device went with the old QEMU). */
+const char *hotplug_vm_instance(HotplugVm *vm);
 /* TRUE once QEMU said it is a ppc64 target (pseries deadlines apply). */
 gboolean hotplug_vm_is_pseries(HotplugVm *vm);
 
@@ -122,8 +136,11 @@ void hotplug_op_refuse(HotplugOp *op, const GError *error);
  * takes it over: an unplug waits for its remaining deadline (at once when
  * it passed while the daemon was down), and as soon as QEMU answers, its
  * device tree decides: gone is deleted (deleted-late when it was tracked),
- * present keeps waiting; a VM that never answers is vm-gone.  A plug ends
- * added when the device is there, else rejected. */
+ * after the cleanup steps not done yet; present keeps waiting; a VM that
+ * never answers is vm-gone.  A plug ends added when the device is there,
+ * else its steps that may have reached QEMU are undone, newest first, and
+ * it is rejected.  When the QEMU instance it was sent to is not the one
+ * that answers, it ends vm-gone (nothing is undone: that QEMU is gone). */
 typedef struct {
     guint64 id;
     HotplugKind kind;
@@ -137,6 +154,10 @@ typedef struct {
     gint64 deadline_wall_us;   /* -1: none armed (retry-wait, tracked) */
     HotplugOutcome tracked;    /* NOT_DELETED / GUEST_ERROR when it ended so; else NONE */
     GPtrArray *cleanup;        /* HotplugStep, taken; may be NULL */
+    guint cleanup_done;        /* cleanup steps done (the next may have been sent) */
+    GPtrArray *steps;          /* plug: HotplugStep with their undo, taken; may be NULL */
+    guint steps_sent;          /* plug: steps that may have reached QEMU */
+    const char *instance;      /* the QEMU instance it was sent to, NULL: unknown */
 } HotplugAdopt;
 
 HotplugOp *hotplug_vm_adopt(HotplugVm *vm, const HotplugAdopt *a, GError **error);

@@ -49,6 +49,7 @@ struct QmpConn {
     guint backoff_ms;
     gboolean user_closed;
     QmpGreeting *greeting;
+    char *peer_instance;    /* the peer process of the current/last socket, or NULL */
     GError *last_error;
     gint64 next_id;
     GQueue waiting;         /* QmpCmd not yet on the wire */
@@ -157,12 +158,54 @@ qmp_conn_new(struct event_base *base, const char *address, const QmpConnOptions 
     return c;
 }
 
+/* Which process is at the other end of fd: "PID:STARTTIME" from
+ * SO_PEERCRED and field 22 of /proc/PID/stat (the start time in clock
+ * ticks since boot), so a peer restarted on the same socket (even one that
+ * got the same pid again) is told apart.  NULL when the socket gives no
+ * credentials (TCP) or the process cannot be looked at. */
+static char *
+qmp_conn_peer_instance(int fd)
+{
+    struct ucred cred;
+    socklen_t len = sizeof cred;
+    g_autofree char *path = NULL, *stat = NULL;
+    const char *p;
+    guint64 start;
+    char *end = NULL;
+
+    if (fd < 0 || getsockopt(fd, SOL_SOCKET, SO_PEERCRED, &cred, &len) < 0 || cred.pid <= 0)
+        return NULL;
+    path = g_strdup_printf("/proc/%d/stat", (int)cred.pid);
+    if (!g_file_get_contents(path, &stat, NULL, NULL))
+        return NULL;
+    /* comm may hold spaces and ')': the fields follow its last ')' */
+    p = strrchr(stat, ')');
+    if (!p)
+        return NULL;
+    p++;
+    /* fields 3..21, then starttime (22) */
+    for (int field = 3; field <= 22; field++) {
+        while (*p == ' ')
+            p++;
+        if (field == 22)
+            break;
+        while (*p && *p != ' ')
+            p++;
+    }
+    start = g_ascii_strtoull(p, &end, 10);
+    if (end == p)
+        return NULL;
+    return g_strdup_printf("%d:%" G_GUINT64_FORMAT, (int)cred.pid, start);
+}
+
 static void
 qmp_conn_attach(QmpConn *c, struct bufferevent *bev)
 {
     struct timeval tv = {QMP_GREETING_TIMEOUT_MS / 1000, (QMP_GREETING_TIMEOUT_MS % 1000) * 1000};
 
     c->bev = bev;
+    g_free(c->peer_instance);
+    c->peer_instance = qmp_conn_peer_instance(bufferevent_getfd(bev));
     bufferevent_setcb(bev, qmp_conn_read_cb, NULL, qmp_conn_bev_event_cb, c);
     bufferevent_enable(bev, EV_READ);
     evtimer_add(c->greeting_ev, &tv);
@@ -214,6 +257,7 @@ qmp_conn_unref(QmpConn *c)
     qmp_greeting_free(c->greeting);
     g_clear_error(&c->last_error);
     g_free(c->address);
+    g_free(c->peer_instance);
     g_free(c);
 }
 
@@ -833,6 +877,12 @@ const GError *
 qmp_conn_get_last_error(QmpConn *c)
 {
     return c->last_error;
+}
+
+const char *
+qmp_conn_get_peer_instance(QmpConn *c)
+{
+    return c->peer_instance;
 }
 
 struct event_base *

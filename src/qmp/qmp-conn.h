@@ -94,6 +94,10 @@ const QmpGreeting *qmp_conn_get_greeting(QmpConn *conn);
 /* The error that closed the connection last, or NULL. */
 const GError *qmp_conn_get_last_error(QmpConn *conn);
 struct event_base *qmp_conn_get_base(QmpConn *conn);
+/* The process at the other end of the current (or last) socket, as
+ * "PID:STARTTIME" (SO_PEERCRED and /proc/PID/stat): it changes when QEMU
+ * is restarted on the same socket.  NULL when unknown (TCP, no /proc). */
+const char *qmp_conn_get_peer_instance(QmpConn *conn);
 
 /* Queue a command.  args (may be NULL) is taken.  Fails only when the
  * connection is not READY. */
