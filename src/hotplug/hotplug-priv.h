@@ -51,6 +51,7 @@ struct HotplugOp {
     guint steps_done;
     GPtrArray *cleanup;         /* unplug: HotplugStep after the device is gone */
     guint cleanup_done;
+    guint cleanup_busy;         /* times the current cleanup step found its object in use */
     gboolean was_tracked;       /* superseded a tracked unplug: QEMU had the device */
     char *instance;             /* the QEMU instance its commands went to (see
                                  * hotplug_vm_instance), NULL: none sent or unknown */

@@ -461,6 +461,20 @@ hotplug_vm_request_confirm(HotplugVm *vm, HotplugOp *op, HotplugConfirm why)
 
 /* ---- cleanup after an unplug ---------------------------------------- */
 
+/* A cleanup step whose object is still in use is tried again this often. */
+#define HOTPLUG_CLEANUP_BUSY_MS 100
+#define HOTPLUG_CLEANUP_BUSY_TRIES 30
+
+/* QEMU's answer when the object a step names is not there (blockdev-del,
+ * object-del, device_del): what a step done before a restart gets again. */
+static gboolean
+hotplug_error_is_not_found(const GError *error)
+{
+    return error->domain == QMP_ERROR &&
+           (error->code == QMP_ERROR_DEVICE_NOT_FOUND || strstr(error->message, "not found") ||
+            strstr(error->message, "Failed to find") || strstr(error->message, "Cannot find"));
+}
+
 static void hotplug_vm_run_cleanup(HotplugVm *vm, HotplugOp *op);
 
 static void
@@ -471,8 +485,17 @@ hotplug_vm_cleanup_step_cb(QmpConn *conn, JsonNode *ret, const GError *error, gp
 
     if (op->vm && op->state == HOTPLUG_OP_CLEANUP) {
         s = op->cleanup->pdata[op->cleanup_done];
-        if (error && op->lenient) {
-            /* taken over with this step on the wire: it may have been done */
+        if (error && strstr(error->message, "in use") &&
+            op->cleanup_busy < HOTPLUG_CLEANUP_BUSY_TRIES) {
+            /* QEMU lets go of a backend shortly after the device left its
+             * tree (a device found gone at a takeover may still hold it) */
+            op->cleanup_busy++;
+            timeout_deadline_arm(op->retry, HOTPLUG_CLEANUP_BUSY_MS);
+            goto out;
+        }
+        op->cleanup_busy = 0;
+        if (error && op->lenient && hotplug_error_is_not_found(error)) {
+            /* taken over with this step on the wire: it was done */
             g_debug("%s: op %" G_GUINT64_FORMAT ": %s after the restart: %s", op->vm_name, op->id,
                     s->cmd, error->message);
         } else if (error) {
@@ -484,6 +507,7 @@ hotplug_vm_cleanup_step_cb(QmpConn *conn, JsonNode *ret, const GError *error, gp
         op->cleanup_done++;
         hotplug_vm_run_cleanup(op->vm, op);
     }
+out:
     hotplug_op_unref(op);
 }
 
@@ -588,6 +612,8 @@ hotplug_vm_retry_cb(TimeoutDeadline *d, gpointer opaque)
 
     if (op->vm && op->state == HOTPLUG_OP_RETRY_WAIT)
         hotplug_vm_send_unplug(op->vm, op);
+    else if (op->vm && op->state == HOTPLUG_OP_CLEANUP && op->action == HOTPLUG_ACTION_UNPLUG)
+        hotplug_vm_run_cleanup(op->vm, op); /* the step whose object was in use */
 }
 
 static gboolean
@@ -817,7 +843,7 @@ hotplug_vm_undo_cb(QmpConn *conn, JsonNode *ret, const GError *error, gpointer o
 
     if (!vm || op->state == HOTPLUG_OP_DONE)
         goto out;
-    if (error && !op->lenient) {
+    if (error && !(op->lenient && hotplug_error_is_not_found(error))) {
         HotplugStep *s = op->steps->pdata[op->steps_done - 1];
         g_autofree char *prev = g_steal_pointer(&op->detail);
         hotplug_op_set_detail(op, "%s%sundo %s failed: %s", prev ? prev : "", prev ? "; " : "",
