@@ -1480,8 +1480,9 @@ test_cleanup_before_outcome(void **state)
     assert_int_equal(hotplug_op_get_outcome(op), HOTPLUG_OUTCOME_DELETED);
     assert_int_equal(f->outcome_received, 3);
     assert_received(f, "device_del netdev_del object-del");
-    assert_trace(f, "request net0 pending 0", "attempt net0 pending 1", "outcome net0 deleted 1",
-                 NULL);
+    /* each cleanup step is announced (a journal stores it) before it goes */
+    assert_trace(f, "request net0 pending 0", "attempt net0 pending 1", "step net0 pending 1",
+                 "step net0 pending 1", "outcome net0 deleted 1", NULL);
     assert_peer_done(f);
 }
 
@@ -1510,7 +1511,8 @@ test_cleanup_before_late(void **state)
     assert_int_equal(f->outcome_received, 3);
     assert_contains(hotplug_op_get_detail(op), "cleanup netdev_del failed");
     assert_trace(f, "request net0 pending 0", "attempt net0 pending 1",
-                 "outcome net0 not-deleted 1", "late net0 deleted-late 1", NULL);
+                 "outcome net0 not-deleted 1", "step net0 pending 1", "late net0 deleted-late 1",
+                 NULL);
     assert_received(f, "device_del qom-list netdev_del");
     assert_peer_done(f);
 }
@@ -1665,6 +1667,115 @@ test_adopt_tracked_deleted_late(void **state)
     WAIT_FOR(f, hotplug_op_get_state(op) == HOTPLUG_OP_DONE);
     assert_int_equal(hotplug_op_get_outcome(op), HOTPLUG_OUTCOME_DELETED_LATE);
     assert_trace(f, "late net0 deleted-late 1", NULL);
+    assert_peer_done(f);
+}
+
+/* A composite plug cut short by a restart (step 2 of 3 on the wire): the
+ * device is not there, so the steps that may be in QEMU are undone, newest
+ * first; the one that never arrived answers "not found", which is no
+ * failure. */
+static void
+test_adopt_plug_rolled_back(void **state)
+{
+    Fixture *f = *state;
+    g_autoptr(HotplugOp) op = NULL;
+    g_autoptr(GError) error = NULL;
+    GPtrArray *steps = steps_new();
+    HotplugAdopt a = {
+        .id = 900, .kind = HOTPLUG_KIND_DISK, .action = HOTPLUG_ACTION_PLUG, .device = "d1",
+        .attempts = 1, .max_attempts = 1, .start_wall_us = g_get_real_time(),
+        .deadline_wall_us = -1, .steps_sent = 2,
+    };
+    FakeStep *s;
+
+    add_step(steps, "blockdev-add", "{\"node-name\": \"d1-file\"}", "blockdev-del",
+             "{\"node-name\": \"d1-file\"}");
+    add_step(steps, "object-add", "{\"qom-type\": \"iothread\", \"id\": \"d1-iothread0\"}",
+             "object-del", "{\"id\": \"d1-iothread0\"}");
+    add_step(steps, "device_add", "{\"driver\": \"virtio-blk-pci\", \"id\": \"d1\"}", NULL, NULL);
+    a.steps = steps;
+    assert_non_null(hotplug_vm_instance(f->vm));
+    a.instance = hotplug_vm_instance(f->vm);
+    s = fake_peer_expect(f->peer, "qom-list", QOM_ARGS);
+    fake_peer_step_return(s, QOM_EMPTY);
+    s = fake_peer_expect(f->peer, "object-del", "{\"id\": \"d1-iothread0\"}");
+    fake_peer_step_error(s, "GenericError", "object 'd1-iothread0' not found");
+    fake_peer_expect(f->peer, "blockdev-del", "{\"node-name\": \"d1-file\"}");
+    op = hotplug_vm_adopt(f->vm, &a, &error);
+    assert_non_null(op);
+    wait_final(f, op);
+    assert_int_equal(hotplug_op_get_outcome(op), HOTPLUG_OUTCOME_REJECTED);
+    assert_null(strstr(hotplug_op_get_detail(op), "failed"));
+    assert_received(f, "qom-list object-del blockdev-del");
+    assert_peer_done(f);
+}
+
+/* An unplug whose device went before the restart, its first cleanup step
+ * done and the second on the wire: the cleanup resumes at the second. */
+static void
+test_adopt_cleanup_resumes(void **state)
+{
+    Fixture *f = *state;
+    g_autoptr(HotplugOp) op = NULL;
+    g_autoptr(GError) error = NULL;
+    GPtrArray *cleanup = steps_new();
+    HotplugAdopt a = {
+        .id = 900, .kind = HOTPLUG_KIND_DISK, .action = HOTPLUG_ACTION_UNPLUG, .device = "d1",
+        .attempts = 1, .max_attempts = 1, .timeout_ms = 5000,
+        .start_wall_us = g_get_real_time(), .deadline_wall_us = -1, .cleanup_done = 1,
+    };
+    FakeStep *s;
+
+    add_step(cleanup, "blockdev-del", "{\"node-name\": \"d1-fmt\"}", NULL, NULL);
+    add_step(cleanup, "blockdev-del", "{\"node-name\": \"d1-file\"}", NULL, NULL);
+    add_step(cleanup, "object-del", "{\"id\": \"d1-iothread0\"}", NULL, NULL);
+    a.cleanup = cleanup;
+    a.instance = hotplug_vm_instance(f->vm);
+    s = fake_peer_expect(f->peer, "qom-list", QOM_ARGS);
+    fake_peer_step_return(s, QOM_EMPTY);
+    s = fake_peer_expect(f->peer, "blockdev-del", "{\"node-name\": \"d1-file\"}");
+    fake_peer_step_error(s, "GenericError", "Failed to find node with node-name='d1-file'");
+    fake_peer_expect(f->peer, "object-del", "{\"id\": \"d1-iothread0\"}");
+    op = hotplug_vm_adopt(f->vm, &a, &error);
+    assert_non_null(op);
+    wait_final(f, op);
+    assert_int_equal(hotplug_op_get_outcome(op), HOTPLUG_OUTCOME_DELETED);
+    assert_null(hotplug_op_get_detail(op));
+    assert_received(f, "qom-list blockdev-del object-del");
+    assert_peer_done(f);
+}
+
+/* Taken over, but the QEMU that answers is not the one the op was sent to:
+ * vm-gone at once, nothing asked or undone; a tracked one gets vm-gone as
+ * its late outcome, never deleted-late. */
+static void
+test_adopt_other_instance(void **state)
+{
+    Fixture *f = *state;
+    g_autoptr(HotplugOp) op = NULL, tracked = NULL;
+    g_autoptr(GError) error = NULL;
+    HotplugAdopt a = {
+        .id = 900, .kind = HOTPLUG_KIND_DEVICE, .action = HOTPLUG_ACTION_UNPLUG, .device = "net0",
+        .attempts = 1, .max_attempts = 1, .timeout_ms = 5000,
+        .start_wall_us = g_get_real_time(), .deadline_wall_us = -1, .instance = "1:1",
+    };
+
+    assert_non_null(hotplug_vm_instance(f->vm));
+    assert_string_not_equal(hotplug_vm_instance(f->vm), "1:1");
+    op = hotplug_vm_adopt(f->vm, &a, &error);
+    assert_non_null(op);
+    wait_final(f, op);
+    assert_int_equal(hotplug_op_get_outcome(op), HOTPLUG_OUTCOME_VM_GONE);
+    assert_contains(hotplug_op_get_detail(op), "restarted");
+    a.id = 901;
+    a.device = "net1";
+    a.tracked = HOTPLUG_OUTCOME_NOT_DELETED;
+    tracked = hotplug_vm_adopt(f->vm, &a, &error);
+    assert_non_null(tracked);
+    WAIT_FOR(f, hotplug_op_get_state(tracked) == HOTPLUG_OP_DONE);
+    assert_int_equal(hotplug_op_get_outcome(tracked), HOTPLUG_OUTCOME_VM_GONE);
+    assert_trace(f, "outcome net0 vm-gone 1", "late net1 vm-gone 1", NULL);
+    assert_received(f, "");
     assert_peer_done(f);
 }
 
@@ -2332,6 +2443,9 @@ main(void)
         D(test_adopt_deadline_passed),
         D(test_adopt_gone_deleted),
         D(test_adopt_tracked_deleted_late),
+        D(test_adopt_plug_rolled_back),
+        D(test_adopt_cleanup_resumes),
+        D(test_adopt_other_instance),
         D(test_adopt_tracked_still_present),
         D(test_adopt_plug),
         F(test_default_deadlines_per_kind),
