@@ -645,6 +645,36 @@ test_add_rejected_releases(void **state)
     assert_peer_done(f, &f->a);
 }
 
+/* hotplugd killed between the claim and device_add's answer: after the
+ * restart the plug is taken over, QEMU lacks the device, and the claim made
+ * before the restart goes with the rejected outcome. */
+static void
+test_adopted_plug_releases(void **state)
+{
+    Fixture *f = *state;
+    g_autoptr(GError) error = NULL;
+    g_autoptr(HotplugOp) op = NULL;
+    GPtrArray *steps = g_ptr_array_new_with_free_func((GDestroyNotify)hotplug_step_free);
+    HotplugAdopt a = {
+        .id = 7, .kind = HOTPLUG_KIND_HOSTDEV, .action = HOTPLUG_ACTION_PLUG, .device = "gpu0",
+        .attempts = 1, .max_attempts = 1, .start_wall_us = g_get_real_time(),
+        .deadline_wall_us = -1, .steps_sent = 1,
+    };
+
+    g_ptr_array_add(steps, hotplug_step_new("device_add", NULL, NULL, NULL));
+    a.steps = steps;
+    a.instance = hotplug_vm_instance(f->a.vm);
+    assert_true(hotplug_hostdev_registry_claim(f->reg, ADDR, "vm-a", "gpu0", &error));
+    fake_peer_step_return(fake_peer_expect(f->a.peer, "qom-list", NULL),
+                          "[{\"name\": \"type\", \"type\": \"string\"}]");
+    op = hotplug_vm_adopt(f->a.vm, &a, &error);
+    assert_non_null(op);
+    wait_final(f, op);
+    assert_int_equal(hotplug_op_get_outcome(op), HOTPLUG_OUTCOME_REJECTED);
+    assert_false(hotplug_hostdev_registry_lookup(f->reg, ADDR, NULL, NULL));
+    assert_peer_done(f, &f->a);
+}
+
 /* Released on deleted; kept on not-deleted until deleted-late; kept on
  * a rejected device_del. */
 static void
@@ -840,6 +870,7 @@ main(void)
         cmocka_unit_test_setup_teardown(test_add_already_assigned, setup_vms, teardown),
         cmocka_unit_test_setup_teardown(test_add_host_refused, setup_vms, teardown),
         cmocka_unit_test_setup_teardown(test_add_rejected_releases, setup_vms, teardown),
+        cmocka_unit_test_setup_teardown(test_adopted_plug_releases, setup_vms, teardown),
         cmocka_unit_test_setup_teardown(test_del_release, setup_vms, teardown),
         cmocka_unit_test_setup_teardown(test_sync, setup_vms, teardown),
         cmocka_unit_test_setup_teardown(test_sync_error, setup_vms, teardown),
