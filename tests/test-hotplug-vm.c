@@ -1745,6 +1745,30 @@ test_adopt_cleanup_resumes(void **state)
     assert_peer_done(f);
 }
 
+/* Stopped while a disk's unplug asked QEMU what the disk owns, before
+ * device_del: rejected, nothing sent, no deadline waited for. */
+static void
+test_adopt_unplug_never_sent(void **state)
+{
+    Fixture *f = *state;
+    g_autoptr(HotplugOp) op = NULL;
+    g_autoptr(GError) error = NULL;
+    HotplugAdopt a = {
+        .id = 900, .kind = HOTPLUG_KIND_DISK, .action = HOTPLUG_ACTION_UNPLUG, .device = "d1",
+        .attempts = 0, .max_attempts = 1, .timeout_ms = 5000,
+        .start_wall_us = g_get_real_time(), .deadline_wall_us = -1,
+    };
+
+    op = hotplug_vm_adopt(f->vm, &a, &error);
+    assert_non_null(op);
+    assert_true(hotplug_op_is_final(op));
+    assert_int_equal(hotplug_op_get_outcome(op), HOTPLUG_OUTCOME_REJECTED);
+    assert_contains(hotplug_op_get_detail(op), "nothing was sent");
+    run_for(f, 50);
+    assert_received(f, "");
+    assert_peer_done(f);
+}
+
 /* Taken over, but the QEMU that answers is not the one the op was sent to:
  * vm-gone at once, nothing asked or undone; a tracked one gets vm-gone as
  * its late outcome, never deleted-late. */
@@ -2446,6 +2470,7 @@ main(void)
         D(test_adopt_plug_rolled_back),
         D(test_adopt_cleanup_resumes),
         D(test_adopt_other_instance),
+        D(test_adopt_unplug_never_sent),
         D(test_adopt_tracked_still_present),
         D(test_adopt_plug),
         F(test_default_deadlines_per_kind),

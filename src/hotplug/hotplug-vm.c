@@ -1432,6 +1432,15 @@ hotplug_vm_adopt(HotplugVm *vm, const HotplugAdopt *a, GError **error)
     }
     op->confirm_ticket = ++vm->confirm_counter;
     hotplug_op_ref(op);
+    if (a->action == HOTPLUG_ACTION_UNPLUG && a->attempts == 0 &&
+        a->tracked == HOTPLUG_OUTCOME_NONE) {
+        /* stopped while it waited to send device_del (a disk's unplug asks
+         * QEMU what the disk owns first): nothing went to QEMU */
+        hotplug_op_set_detail(op, "hotplugd stopped before device_del was sent; nothing was "
+                              "sent to QEMU");
+        hotplug_vm_finish(vm, op, HOTPLUG_OUTCOME_REJECTED);
+        return op;
+    }
     if (qmp_conn_get_state(vm->conn) == QMP_CONN_READY && !hotplug_vm_check_instance(vm, op))
         hotplug_vm_send_confirm(vm);
     /* else the probe goes out when the connection is ready */
