@@ -93,8 +93,9 @@ start_vm(const char *const *extra)
 /* ---- QEMU restarted on the same socket --------------------------------- */
 
 /* hotplugd stays up; QEMU is killed and started again while device_del
- * waits for a guest that never answers: the new QEMU lacks the device, but
- * that is not a deletion. */
+ * waits for a guest that never answers, and another unplug is tracked
+ * (not-deleted): the new QEMU lacks both devices, but that is not a
+ * deletion. */
 static void
 test_qemu_restart_live(void **state)
 {
@@ -105,8 +106,13 @@ test_qemu_restart_live(void **state)
     RigCtlRun *run;
 
     rig_vm_qmp_ok(vm, "device_add", "{\"driver\": \"e1000\", \"id\": \"n1\"}");
+    rig_vm_qmp_ok(vm, "device_add", "{\"driver\": \"e1000\", \"id\": \"n2\"}");
     rig_hotplugd_start(d);
     rig_hotplugd_add_vm(d, "vm1", rig_vm_qmp_path(vm));
+    /* n2: not-deleted, tracked */
+    r = rig_hotplugd_ctl(d, "device", "del", "vm1", "n2", "--timeout", "1", NULL);
+    rig_ctl_assert_exit(r, 5);
+    g_clear_pointer(&r, rig_ctl_free);
     run = rig_hotplugd_ctl_start(d, "device", "del", "vm1", "n1", "--timeout", "120", NULL);
     /* device_del reached QEMU: the attempt is in the log */
     {
@@ -130,6 +136,10 @@ test_qemu_restart_live(void **state)
     assert_non_null(strstr(r->out, "vm-gone"));
     assert_non_null(strstr(r->out, "restarted"));
     outcome = wait_outcome(d, "n1", 1);
+    assert_string_equal(outcome, "vm-gone");
+    /* the tracked one: vm-gone as its second outcome, not deleted-late */
+    g_free(outcome);
+    outcome = wait_outcome(d, "n2", 2);
     assert_string_equal(outcome, "vm-gone");
     rig_hotplugd_stop(d);
 }

@@ -1139,6 +1139,10 @@ daemon_reconcile(Daemon *d)
         a.instance = qmp_json_get_string(j, "qemu");
         op = hotplug_vm_adopt(vm, &a, &err);
         if (!op) {
+            if (a.cleanup)
+                g_ptr_array_unref(a.cleanup);
+            if (a.steps)
+                g_ptr_array_unref(a.steps);
             g_warning("op %" G_GUINT64_FORMAT ": cannot take it over: %s", id, err->message);
             continue;
         }

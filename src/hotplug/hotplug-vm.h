@@ -153,9 +153,9 @@ typedef struct {
     gint64 start_wall_us;
     gint64 deadline_wall_us;   /* -1: none armed (retry-wait, tracked) */
     HotplugOutcome tracked;    /* NOT_DELETED / GUEST_ERROR when it ended so; else NONE */
-    GPtrArray *cleanup;        /* HotplugStep, taken; may be NULL */
+    GPtrArray *cleanup;        /* HotplugStep, taken when an op is returned; may be NULL */
     guint cleanup_done;        /* cleanup steps done (the next may have been sent) */
-    GPtrArray *steps;          /* plug: HotplugStep with their undo, taken; may be NULL */
+    GPtrArray *steps;          /* plug: HotplugStep with their undo, taken as cleanup is */
     guint steps_sent;          /* plug: steps that may have reached QEMU */
     const char *instance;      /* the QEMU instance it was sent to, NULL: unknown */
 } HotplugAdopt;
