@@ -1,6 +1,8 @@
 /* SPDX-License-Identifier: LGPL-2.1-or-later */
 /* Restarts against a real QEMU (tests/rig.h), no guest (-S: an unplug stays
- * pending until the test resets the machine):
+ * pending until the test resets the machine) unless said:
+ *  - the engine's identity of the QEMU process (hotplug_vm_instance) and
+ *    its listeners across a restart of QEMU on the same socket;
  *  - QEMU killed and started again on the same socket while an unplug is
  *    pending (hotplugd live), and the same with hotplugd killed -9 across
  *    the QEMU restart (a pending unplug and a tracked not-deleted one):
@@ -30,6 +32,7 @@
 #include <sys/un.h>
 #include <unistd.h>
 
+#include "hotplug-vm.h"
 #include "qmp-json.h"
 #include "rig.h"
 
@@ -142,6 +145,63 @@ test_qemu_restart_live(void **state)
     outcome = wait_outcome(d, "n2", 2);
     assert_string_equal(outcome, "vm-gone");
     rig_hotplugd_stop(d);
+}
+
+typedef struct {
+    guint calls;
+    char *old, *now;
+} InstanceSeen;
+
+static void
+instance_cb(HotplugVm *vm, const char *old, const char *now, gpointer opaque)
+{
+    InstanceSeen *seen = opaque;
+
+    seen->calls++;
+    g_free(seen->old);
+    g_free(seen->now);
+    seen->old = g_strdup(old);
+    seen->now = g_strdup(now);
+}
+
+/* The engine's identity of the QEMU process: QEMU's pid and its start time,
+ * the same across reconnects to one process, another after a restart on the
+ * same socket, which listeners hear of (before the operations are
+ * reconciled). */
+static void
+test_instance_identity(void **state)
+{
+    static const HotplugVmListener l = {.instance = instance_cb};
+    g_autoptr(RigVm) vm = start_vm(NULL);
+    QmpConnOptions co = {.reconnect = TRUE, .backoff_initial_ms = 50, .backoff_max_ms = 200};
+    g_autoptr(QmpConn) conn = qmp_conn_new(rig_vm_base(vm), rig_vm_qmp_path(vm), &co);
+    g_autoptr(GError) error = NULL;
+    g_autofree char *first = NULL, *want = NULL;
+    InstanceSeen seen = {0};
+    HotplugVm *hv;
+
+    assert_true(qmp_conn_open(conn, &error));
+    if (!qmp_conn_wait_ready(conn, 20000, &error))
+        fail_msg("%s", error->message);
+    hv = hotplug_vm_new("vm1", conn, NULL);
+    hotplug_vm_add_listener(hv, &l, &seen);
+    assert_non_null(hotplug_vm_instance(hv));
+    first = g_strdup(hotplug_vm_instance(hv));
+    want = g_strdup_printf("%d:", (int)rig_vm_pid(vm));
+    assert_true(g_str_has_prefix(first, want));
+    rig_vm_restart(vm);
+    RIG_RUN_UNTIL(vm, seen.calls > 0, 20000);
+    assert_int_equal(seen.calls, 1);
+    assert_string_equal(seen.old, first);
+    assert_string_equal(seen.now, hotplug_vm_instance(hv));
+    assert_string_not_equal(seen.now, first);
+    g_free(want);
+    want = g_strdup_printf("%d:", (int)rig_vm_pid(vm));
+    assert_true(g_str_has_prefix(seen.now, want));
+    hotplug_vm_free(hv);
+    qmp_conn_close(conn);
+    g_free(seen.old);
+    g_free(seen.now);
 }
 
 /* hotplugd killed -9 with an unplug pending and one tracked (not-deleted),
@@ -726,6 +786,7 @@ int
 main(void)
 {
     const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_instance_identity),
         cmocka_unit_test(test_qemu_restart_live),
         cmocka_unit_test(test_qemu_restart_daemon_down),
         cmocka_unit_test(test_kill_disk_add),
