@@ -471,6 +471,24 @@ fake_peer_scripts(FakePeer *p, const char *cmd)
     return FALSE;
 }
 
+/* TRUE when a step not yet consumed expects qom-get of /machine's type. */
+static gboolean
+fake_peer_scripts_machine_type(FakePeer *p)
+{
+    for (guint i = p->next_step; i < p->steps->len; i++) {
+        FakeStep *s = g_ptr_array_index(p->steps, i);
+        JsonObject *want = s->args_subset && JSON_NODE_HOLDS_OBJECT(s->args_subset)
+                               ? json_node_get_object(s->args_subset)
+                               : NULL;
+        const char *prop = want && json_object_has_member(want, "property")
+                               ? json_object_get_string_member(want, "property")
+                               : NULL;
+        if (g_str_equal(s->command, "qom-get") && g_strcmp0(prop, "type") == 0)
+            return TRUE;
+    }
+    return FALSE;
+}
+
 void
 fake_peer_set_arch(FakePeer *p, const char *arch)
 {
@@ -499,6 +517,18 @@ fake_peer_handle_command(FakePeer *p, const char *text, gsize len)
         g_autofree char *ret = g_strdup_printf("{\"arch\": \"%s\"}", p->arch);
         p->unanswered++;
         fake_peer_send_reply(p, o ? json_object_get_member(o, "id") : NULL, ret, NULL, NULL);
+        return;
+    }
+    /* ... and so is its machine-type probe */
+    if (strstr(copy, "\"execute\":\"qom-get\"") && strstr(copy, "\"path\":\"/machine\"") &&
+        strstr(copy, "\"property\":\"type\"") && !fake_peer_scripts_machine_type(p)) {
+        g_autoptr(JsonNode) root = json_from_string(copy, NULL);
+        JsonObject *o = root && JSON_NODE_HOLDS_OBJECT(root) ? json_node_get_object(root) : NULL;
+        const char *type = g_str_equal(p->arch, "ppc64")     ? "\"pseries-7.2-machine\""
+                           : g_str_equal(p->arch, "aarch64") ? "\"virt-7.2-machine\""
+                                                             : "\"pc-i440fx-7.2-machine\"";
+        p->unanswered++;
+        fake_peer_send_reply(p, o ? json_object_get_member(o, "id") : NULL, type, NULL, NULL);
         return;
     }
     g_ptr_array_add(p->received, g_strdup(copy));

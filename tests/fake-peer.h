@@ -95,4 +95,8 @@ char *fake_peer_describe_failures(FakePeer *p);
  * a default deadline) is answered {"arch": ARCH} (default "x86_64") and is
  * not listed among the received commands, unless a step scripts it. */
 void fake_peer_set_arch(FakePeer *p, const char *arch);
+/* Likewise the engine's machine probe, qom-get /machine "type": answered
+ * by the arch (x86_64 "pc-i440fx-7.2-machine", ppc64 "pseries-7.2-machine",
+ * aarch64 "virt-7.2-machine") and not listed, unless a step scripts a
+ * qom-get of property "type". */
 G_END_DECLS

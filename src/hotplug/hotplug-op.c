@@ -99,6 +99,7 @@ hotplug_op_unref(HotplugOp *op)
         return;
     timeout_deadline_free(op->deadline);
     timeout_deadline_free(op->retry);
+    timeout_deadline_free(op->repress);
     g_clear_error(&op->error);
     if (op->steps)
         g_ptr_array_unref(op->steps);
