@@ -75,6 +75,14 @@ gboolean fake_peer_step_is_held(FakeStep *s);
 /* Any number of times: answer `command` with return_json. */
 void fake_peer_auto(FakePeer *p, const char *command, const char *return_json);
 
+/* Any number of times: answer `command` whose arguments are exactly
+ * args_json (NULL or "{}": none; members in the order the code under test
+ * sends them) with reply_json, a whole reply ({"return": ...} or {"error":
+ * {"class", "desc"}}).  Checked after the scripted steps, before
+ * fake_peer_auto. */
+void fake_peer_auto_args(FakePeer *p, const char *command, const char *args_json,
+                         const char *reply_json);
+
 /* Every command received, in order, as the compact JSON text the code
  * under test sent. */
 guint fake_peer_n_received(FakePeer *p);

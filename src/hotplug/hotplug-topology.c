@@ -359,13 +359,14 @@ hotplug_topology_new_from_facts(JsonObject *facts, GError **error)
             m = acpi_ok ? HOTPLUG_MECH_ACPI : HOTPLUG_MECH_NONE;
             why = "bridge slots need ACPI PCI hotplug (SHPC is not supported)";
             for (guint s = 0; s < PCI_SLOTS; s++)
-                hotplug_place_add(t, child, bus_path, s, "pci-bridge", port, m, why);
+                hotplug_place_add(t, child, bus_path, s, "pci-bridge", port, m, why)->anonymous =
+                    g_str_has_prefix(path, "/machine/peripheral-anon/");
             continue;
         }
         m = hotplug_port_mechanism(t->machine, acpi_bridge, knobs, &why);
         hotplug_place_add(t, child, bus_path, 0,
                           b->kind == BRIDGE_ROOT_PORT ? "pcie-root-port" : "pcie-downstream-port",
-                          port, m, why);
+                          port, m, why)->anonymous = g_str_has_prefix(path, "/machine/peripheral-anon/");
     }
 
     /* occupants behind ports and bridges */
@@ -412,7 +413,7 @@ hotplug_topology_find(const HotplugTopology *t, const char *bus, gint slot)
 
     for (guint i = 0; i < t->places->len; i++) {
         const HotplugPlace *p = t->places->pdata[i];
-        if (g_strcmp0(p->bus, bus) != 0)
+        if (p->anonymous || g_strcmp0(p->bus, bus) != 0)
             continue;
         if (slot >= 0) {
             if ((gint)p->slot == slot || g_str_has_suffix(p->kind, "-port"))
@@ -484,6 +485,10 @@ hotplug_topology_to_json(const HotplugTopology *t)
             json_builder_add_null_value(b);
         json_builder_set_member_name(b, "mechanism");
         json_builder_add_string_value(b, hotplug_mechanism_name(p->mechanism));
+        if (p->anonymous) {
+            json_builder_set_member_name(b, "anonymous");
+            json_builder_add_boolean_value(b, TRUE);
+        }
         if (p->why) {
             json_builder_set_member_name(b, "why");
             json_builder_add_string_value(b, p->why);
@@ -898,7 +903,7 @@ hotplug_topology_choose(HotplugTopology *t, HotplugPlacement *pl, guint64 gen, c
     for (guint i = 0; i < t->places->len; i++) {
         const HotplugPlace *p = t->places->pdata[i];
 
-        if (bus && g_strcmp0(p->bus, bus) != 0)
+        if (p->anonymous || (bus && g_strcmp0(p->bus, bus) != 0))
             continue;
         if (!any)
             any = p;

@@ -48,6 +48,7 @@ typedef struct {
     HotplugMechanism mechanism;
     char *why;                  /* mechanism none: why not */
     char *occupant;             /* device id there ("built-in: ..." for board devices), or NULL */
+    gboolean anonymous;         /* its port has no id, so bus= cannot reach it: never chosen */
 } HotplugPlace;
 
 typedef struct HotplugTopology HotplugTopology;
