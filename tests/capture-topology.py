@@ -22,6 +22,8 @@ CONFIGS = {
                   ["-device", "virtio-net-pci,id=nic0,bus=rp2"],
     "virt": ["qemu-system-aarch64", "-machine", "virt", "-cpu", "cortex-a57"] + RP(1, 0x1) + RP(2, 0x2) +
             ["-device", "virtio-net-pci,id=nic0,bus=rp2"],
+    "virt_acpi": ["qemu-system-aarch64", "-machine", "virt", "-cpu", "cortex-a57",
+                  "-bios", "@FIRMWARE@"] + RP(1, 0x1),
     "pseries": ["qemu-system-ppc64", "-machine", "pseries", "-device", "virtio-net-pci,id=nic0"],
 }
 
@@ -31,6 +33,12 @@ class Qmp:
         sock = os.path.join(self.dir, "qmp")
         if BINDIR:
             argv = [os.path.join(BINDIR, argv[0])] + argv[1:]
+        # any firmware file makes virt build its ACPI tables (and GED);
+        # the VM never runs (-S)
+        fw = os.path.join(self.dir, "firmware.fd")
+        with open(fw, "wb") as f:
+            f.write(b"\0" * 4096)
+        argv = [fw if a == "@FIRMWARE@" else a for a in argv]
         self.p = subprocess.Popen(argv + ["-accel", "tcg", "-S", "-display", "none", "-nodefaults",
                                           "-qmp", "unix:%s,server=on,wait=off" % sock],
                                   stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
@@ -77,6 +85,8 @@ def capture(argv):
             if e["type"].startswith("child<"):
                 devices.append(base + "/" + e["name"])
     acpi = qget(q, "/machine", "acpi-device")
+    if mtype.startswith("virt"):
+        q.cmd("qom-list", {"path": "/machine/unattached"})
     if acpi:
         qget(q, acpi, "acpi-pci-hotplug-with-bridge-support")
         qget(q, acpi, "acpi-root-pci-hotplug")

@@ -218,6 +218,25 @@ test_virt(void **state)
     fixture_free(f);
 }
 
+/* virt hot-plugs memory only with its ACPI GED device */
+static void
+test_virt_memory_hotplug(void **state)
+{
+    Fixture *f = fixture_new(topology_capture_virt);
+    const char *why = NULL;
+
+    assert_false(hotplug_topology_memory_hotplug(query(f), &why));
+    assert_non_null(strstr(why, "no ACPI GED device"));
+    fixture_free(f);
+    f = fixture_new(topology_capture_virt_acpi);
+    assert_true(hotplug_topology_memory_hotplug(query(f), &why));
+    assert_int_equal(place(f->topo, "rp1", -1)->mechanism, HOTPLUG_MECH_PCIE_NATIVE);
+    fixture_free(f);
+    f = fixture_new(topology_capture_q35_native);
+    assert_true(hotplug_topology_memory_hotplug(query(f), NULL));
+    fixture_free(f);
+}
+
 static void
 test_pseries(void **state)
 {
@@ -479,6 +498,7 @@ main(void)
         cmocka_unit_test(test_q35_native),
         cmocka_unit_test(test_virt),
         cmocka_unit_test(test_pseries),
+        cmocka_unit_test(test_virt_memory_hotplug),
         cmocka_unit_test(test_place_concurrent),
         cmocka_unit_test(test_place_by_hand),
         cmocka_unit_test(test_deadline_by_mechanism),

@@ -19,6 +19,8 @@ struct HotplugTopology {
     GPtrArray *places;   /* HotplugPlace */
     GHashTable *device_bus;  /* device id -> QOM path of its parent bus */
     GHashTable *bus_place;   /* QOM path of a bus -> first HotplugPlace on it (borrowed) */
+    gboolean memory_hotplug; /* the machine can hot-plug memory at all */
+    char *memory_why;        /* ... or why not */
 };
 
 const char *
@@ -72,6 +74,7 @@ hotplug_topology_free(HotplugTopology *t)
     if (!t)
         return;
     g_free(t->machine_type);
+    g_free(t->memory_why);
     g_ptr_array_unref(t->places);
     g_hash_table_unref(t->device_bus);
     g_hash_table_unref(t->bus_place);
@@ -285,6 +288,19 @@ hotplug_topology_new_from_facts(JsonObject *facts, GError **error)
     root_name = hotplug_root_bus_name(t->machine);
     hotplug_json_bool(acpi, "acpi-pci-hotplug-with-bridge-support", &acpi_bridge);
     hotplug_json_bool(acpi, "acpi-root-pci-hotplug", &acpi_root);
+    /* virt hot-plugs memory only through its ACPI GED device, which QEMU
+     * creates only when the VM boots with ACPI (UEFI firmware) */
+    t->memory_hotplug = TRUE;
+    if (t->machine == HOTPLUG_MACHINE_VIRT) {
+        gboolean ged = FALSE;
+        hotplug_json_bool(facts, "acpi-ged", &ged);
+        if (!ged) {
+            t->memory_hotplug = FALSE;
+            t->memory_why = g_strdup("this virt VM has no ACPI GED device (it booted without "
+                                     "ACPI: -kernel without UEFI firmware, or acpi=off); QEMU "
+                                     "hot-plugs memory on virt only through it");
+        }
+    }
 
     for (guint i = 0; devices && i < json_array_get_length(devices); i++) {
         JsonObject *d = qmp_json_node_object(json_array_get_element(devices, i));
@@ -398,6 +414,14 @@ const char *
 hotplug_topology_get_machine_type(const HotplugTopology *t)
 {
     return t->machine_type;
+}
+
+gboolean
+hotplug_topology_memory_hotplug(const HotplugTopology *t, const char **why)
+{
+    if (why)
+        *why = t->memory_why;
+    return t->memory_hotplug;
 }
 
 GPtrArray *
@@ -690,6 +714,20 @@ hotplug_topo_apply_bridge(TopoQuery *q, JsonObject *target, JsonNode *ret, const
     json_object_set_array_member(target, "has_knobs", have);
 }
 
+/* qom-list /machine/unattached: is there an acpi-ged device? */
+static void
+hotplug_topo_apply_ged(TopoQuery *q, JsonObject *target, JsonNode *ret, const GError *error)
+{
+    JsonArray *list = error ? NULL : qmp_json_node_array(ret);
+    gboolean ged = FALSE;
+
+    for (guint i = 0; list && i < json_array_get_length(list); i++) {
+        JsonObject *e = qmp_json_node_object(json_array_get_element(list, i));
+        ged |= g_strcmp0(qmp_json_get_string(e, "type"), "child<acpi-ged>") == 0;
+    }
+    json_object_set_boolean_member(target, "acpi-ged", ged);
+}
+
 static void
 hotplug_topology_next_round(TopoQuery *q)
 {
@@ -701,6 +739,10 @@ hotplug_topology_next_round(TopoQuery *q)
         JsonObject *acpi_obj = json_object_new();
 
         json_object_set_object_member(q->facts, "acpi", acpi_obj);
+        if (hotplug_topology_machine_from_type(qmp_json_get_string(q->facts, "type")) ==
+            HOTPLUG_MACHINE_VIRT)
+            hotplug_topo_send(q, "qom-list", hotplug_topo_args("/machine/unattached", NULL),
+                              q->facts, NULL, hotplug_topo_apply_ged);
         if (acpi) {
             hotplug_topo_qom_get(q, acpi, "acpi-pci-hotplug-with-bridge-support", acpi_obj,
                                  "acpi-pci-hotplug-with-bridge-support");

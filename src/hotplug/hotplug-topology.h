@@ -67,6 +67,9 @@ gboolean hotplug_topology_query(QmpConn *conn, HotplugTopologyFunc done, gpointe
 HotplugMachine hotplug_topology_get_machine(const HotplugTopology *t);
 /* QEMU's machine type name ("pc-q35-7.2-machine"). */
 const char *hotplug_topology_get_machine_type(const HotplugTopology *t);
+/* Whether the machine can hot-plug memory at all (aarch64 virt: only
+ * with its ACPI GED device); *why (borrowed) says why not. */
+gboolean hotplug_topology_memory_hotplug(const HotplugTopology *t, const char **why);
 /* Every place (HotplugPlace, borrowed), in placement order. */
 GPtrArray *hotplug_topology_get_places(const HotplugTopology *t);
 /* The place for bus (and slot, -1: the port's one slot or the lowest
