@@ -1,6 +1,6 @@
 /* SPDX-License-Identifier: LGPL-2.1-or-later */
 /* hotplugd end to end: the real hotplugd and hotplugctl binaries against
- * two real QEMU 7.2 VMs (x86 pc, TCG) with the test guest, which ejects PCI
+ * two real QEMU VMs (x86 pc, TCG) with the test guest, which ejects PCI
  * devices (an e1000 unplug takes ~60 ms).
  *
  *   two VMs         one from the config file, one added at run time through
@@ -43,65 +43,24 @@
 
 #include <json-glib/json-glib.h>
 
-#include "qemu-helper.h"
 #include "qmp-json.h"
+#include "rig.h"
 
-#define BOOT_MS 120000
 #define READY_MS 20000
 #define SEEN_MS 10000
+#define CTL_MS 30000
 #define KILL_CYCLES 60
 
 typedef struct {
-    TestQemu *q1, *q2;
+    RigVm *q1, *q2;
     char *dir;
 } Group;
 
 typedef struct {
     Group *g;
-    char *dir;       /* this test's: state/, ctl.sock, hotplugd.conf, hotplugd.log, watch/ */
-    char *state_dir, *sock, *conf, *log, *watch;
-    GPid daemon;     /* 0: not running */
-    guint starts;
+    RigHotplugd *d; /* its dir: state/, ctl.sock, hotplugd.conf, hotplugd.log, watch/ */
+    char *watch;
 } Fixture;
-
-static void
-rm_tree(const char *path)
-{
-    g_autoptr(GDir) d = g_dir_open(path, 0, NULL);
-    const char *name;
-
-    if (d) {
-        while ((name = g_dir_read_name(d))) {
-            g_autofree char *sub = g_build_filename(path, name, NULL);
-            struct stat st;
-
-            if (lstat(sub, &st) == 0 && S_ISDIR(st.st_mode))
-                rm_tree(sub);
-            else
-                unlink(sub);
-        }
-    }
-    rmdir(path);
-}
-
-static gsize
-count_substr(const char *text, const char *needle)
-{
-    gsize n = 0;
-
-    for (const char *p = text; p && (p = strstr(p, needle)); p += strlen(needle))
-        n++;
-    return n;
-}
-
-/* "HOTPLUG-GUEST: added pci" lines so far */
-static gsize
-guest_count(TestQemu *q, const char *what)
-{
-    g_autofree char *console = test_qemu_console(q);
-
-    return count_substr(console, what);
-}
 
 /* ---- group: two VMs with the guest --------------------------------------- */
 
@@ -109,30 +68,13 @@ static int
 group_setup(void **state)
 {
     Group *g = g_new0(Group, 1);
-    TestQemuOptions opts = {.machine = "pc", .with_guest = TRUE};
-    g_autoptr(GError) err = NULL;
-    gint64 t0 = g_get_monotonic_time();
+    RigVmOptions opts = {.machine = RIG_MACHINE_PC, .guest = TRUE};
 
     *state = g;
-    if (!test_qemu_guest_available(&err)) {
-        fprintf(stderr, "test-daemon-qemu: %s\n", err->message);
-        return -1;
-    }
-    g->q1 = test_qemu_start(&opts, &err);
-    if (g->q1)
-        g->q2 = test_qemu_start(&opts, &err);
-    if (!g->q1 || !g->q2) {
-        fprintf(stderr, "test-daemon-qemu: cannot start QEMU: %s\n", err->message);
-        return -1;
-    }
-    if (!test_qemu_wait_console(g->q1, "HOTPLUG-GUEST-READY", BOOT_MS, &err) ||
-        !test_qemu_wait_console(g->q2, "HOTPLUG-GUEST-READY", BOOT_MS, &err)) {
-        fprintf(stderr, "test-daemon-qemu: the guest did not boot: %s\n", err->message);
-        return -1;
-    }
-    print_message("# two guests booted in %.1f s\n", (g_get_monotonic_time() - t0) / 1e6);
-    g->dir = g_dir_make_tmp("test-daemon-qemu-XXXXXX", &err);
-    return g->dir ? 0 : -1;
+    g->q1 = rig_vm_start(&opts);
+    g->q2 = rig_vm_start(&opts);
+    g->dir = rig_make_tmp("test-daemon-qemu-XXXXXX");
+    return 0;
 }
 
 static int
@@ -140,10 +82,10 @@ group_teardown(void **state)
 {
     Group *g = *state;
 
-    g_clear_pointer(&g->q1, test_qemu_free);
-    g_clear_pointer(&g->q2, test_qemu_free);
+    g_clear_pointer(&g->q1, rig_vm_free);
+    g_clear_pointer(&g->q2, rig_vm_free);
     if (g->dir && !g_getenv("HOTPLUG_TEST_KEEP"))
-        rm_tree(g->dir);
+        rig_rm_tree(g->dir);
     g_free(g->dir);
     g_free(g);
     return 0;
@@ -155,29 +97,13 @@ setup(void **state)
     static guint n;
     Group *g = *state;
     Fixture *f = g_new0(Fixture, 1);
+    g_autofree char *dir = g_strdup_printf("%s/t%u", g->dir, ++n);
 
     f->g = g;
-    f->dir = g_strdup_printf("%s/t%u", g->dir, ++n);
-    g_assert(g_mkdir_with_parents(f->dir, 0700) == 0);
-    f->state_dir = g_build_filename(f->dir, "state", NULL);
-    f->sock = g_build_filename(f->dir, "ctl.sock", NULL);
-    f->conf = g_build_filename(f->dir, "hotplugd.conf", NULL);
-    f->log = g_build_filename(f->dir, "hotplugd.log", NULL);
-    f->watch = g_build_filename(f->dir, "watch", NULL);
+    f->d = rig_hotplugd_new(dir);
+    f->watch = g_build_filename(dir, "watch", NULL);
     *state = f;
     return 0;
-}
-
-static void
-daemon_kill9(Fixture *f)
-{
-    int status;
-
-    if (!f->daemon)
-        return;
-    kill(f->daemon, SIGKILL);
-    waitpid(f->daemon, &status, 0);
-    f->daemon = 0;
 }
 
 static int
@@ -186,13 +112,8 @@ teardown(void **state)
     Fixture *f = *state;
     Group *g = f->g;
 
-    daemon_kill9(f);
+    rig_hotplugd_free(f->d);
     *state = g;
-    g_free(f->dir);
-    g_free(f->state_dir);
-    g_free(f->sock);
-    g_free(f->conf);
-    g_free(f->log);
     g_free(f->watch);
     g_free(f);
     return 0;
@@ -201,276 +122,68 @@ teardown(void **state)
 /* ---- hotplugd ------------------------------------------------------------------- */
 
 static void
-die_with_parent(gpointer unused)
-{
-    prctl(PR_SET_PDEATHSIG, SIGKILL);
-}
-
-static void
 write_config(Fixture *f, gboolean with_vm2_watch)
 {
     g_autofree char *text = g_strdup_printf(
         "[hotplugd]\nstate-dir = %s\nsocket = %s\n%s%s%s"
         "[retry]\ncount = 0\n"
         "[vm vm1]\nqmp = %s\n",
-        f->state_dir, f->sock, with_vm2_watch ? "watch-dir = " : "",
-        with_vm2_watch ? f->watch : "", with_vm2_watch ? "\n" : "",
-        test_qemu_qmp_path(f->g->q1));
+        rig_hotplugd_state_dir(f->d), rig_hotplugd_socket(f->d),
+        with_vm2_watch ? "watch-dir = " : "", with_vm2_watch ? f->watch : "",
+        with_vm2_watch ? "\n" : "", rig_vm_qmp_path(f->g->q1));
 
-    assert_true(g_file_set_contents(f->conf, text, -1, NULL));
-}
-
-static gboolean
-socket_accepts(const char *path)
-{
-    struct sockaddr_un sun = {.sun_family = AF_UNIX};
-    int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
-    gboolean up;
-
-    g_strlcpy(sun.sun_path, path, sizeof(sun.sun_path));
-    up = fd >= 0 && connect(fd, (struct sockaddr *)&sun, sizeof(sun)) == 0;
-    if (fd >= 0)
-        close(fd);
-    return up;
-}
-
-static GPid
-spawn(const char *const *argv, int out_fd, int err_fd)
-{
-    g_autoptr(GError) error = NULL;
-    GPid pid = 0;
-
-    if (!g_spawn_async_with_fds(NULL, (char **)argv, NULL, G_SPAWN_DO_NOT_REAP_CHILD,
-                                die_with_parent, NULL, &pid, -1, out_fd, err_fd, &error))
-        fail_msg("cannot run %s: %s", argv[0], error->message);
-    return pid;
-}
-
-/* Start hotplugd on f's config; return once its socket accepts. */
-static void
-daemon_start(Fixture *f)
-{
-    const char *argv[] = {HOTPLUGD_PATH, "--foreground", "--config", f->conf, "-v", NULL};
-    int fd = open(f->log, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0600);
-    gint64 end = g_get_monotonic_time() + 10 * G_USEC_PER_SEC;
-
-    assert_true(fd >= 0);
-    assert_int_equal(f->daemon, 0);
-    f->daemon = spawn(argv, fd, fd);
-    close(fd);
-    f->starts++;
-    while (!socket_accepts(f->sock)) {
-        int status;
-        if (waitpid(f->daemon, &status, WNOHANG) == f->daemon) {
-            g_autofree char *log = NULL;
-            f->daemon = 0;
-            g_file_get_contents(f->log, &log, NULL, NULL);
-            fail_msg("hotplugd exited (status 0x%x) at start:\n%s", status, log ? log : "");
-        }
-        if (g_get_monotonic_time() > end)
-            fail_msg("hotplugd did not listen on %s within 10 s", f->sock);
-        g_usleep(5000);
-    }
-}
-
-/* SIGTERM; the exit status */
-static int
-daemon_term(Fixture *f)
-{
-    int status = -1;
-    gint64 end = g_get_monotonic_time() + 10 * G_USEC_PER_SEC;
-
-    kill(f->daemon, SIGTERM);
-    while (waitpid(f->daemon, &status, WNOHANG) != f->daemon) {
-        if (g_get_monotonic_time() > end)
-            fail_msg("hotplugd did not stop within 10 s of SIGTERM");
-        g_usleep(5000);
-    }
-    f->daemon = 0;
-    return status;
-}
-
-/* ---- hotplugctl --------------------------------------------------------------------- */
-
-static GPtrArray *
-ctl_argv(Fixture *f, va_list ap)
-{
-    GPtrArray *argv = g_ptr_array_new();
-    const char *a;
-
-    g_ptr_array_add(argv, (gpointer)HOTPLUGCTL_PATH);
-    g_ptr_array_add(argv, (gpointer)"--socket");
-    g_ptr_array_add(argv, f->sock);
-    while ((a = va_arg(ap, const char *)))
-        g_ptr_array_add(argv, (gpointer)a);
-    g_ptr_array_add(argv, NULL);
-    return argv;
-}
-
-/* hotplugctl --socket SOCK ARGS... NULL; its exit code (out/err may be NULL) */
-static int
-ctl(Fixture *f, char **out, char **err, ...)
-{
-    g_autoptr(GPtrArray) argv = NULL;
-    g_autoptr(GError) error = NULL;
-    g_autofree char *o = NULL, *e = NULL;
-    int status = -1;
-    va_list ap;
-
-    va_start(ap, err);
-    argv = ctl_argv(f, ap);
-    va_end(ap);
-    if (!g_spawn_sync(NULL, (char **)argv->pdata, NULL, G_SPAWN_DEFAULT, die_with_parent, NULL,
-                      &o, &e, &status, &error))
-        fail_msg("cannot run %s: %s", HOTPLUGCTL_PATH, error->message);
-    if (g_getenv("HOTPLUG_TEST_VERBOSE")) {
-        g_autofree char *cmd = g_strjoinv(" ", (char **)argv->pdata + 3);
-        fprintf(stderr, "hotplugctl %s: status %d\n%s%s", cmd, status, o, e);
-    }
-    if (!WIFEXITED(status))
-        fail_msg("hotplugctl did not exit normally (status 0x%x): %s", status, e);
-    if (out)
-        *out = g_steal_pointer(&o);
-    if (err)
-        *err = g_steal_pointer(&e);
-    return WEXITSTATUS(status);
-}
-
-/* hotplugctl ARGS... NULL in the background, output to /dev/null */
-static GPid
-ctl_async(Fixture *f, ...)
-{
-    g_autoptr(GPtrArray) argv = NULL;
-    int null = open("/dev/null", O_WRONLY | O_CLOEXEC);
-    va_list ap;
-    GPid pid;
-
-    va_start(ap, f);
-    argv = ctl_argv(f, ap);
-    va_end(ap);
-    pid = spawn((const char *const *)argv->pdata, null, null);
-    close(null);
-    return pid;
-}
-
-/* Wait for a child for up to ms; SIGKILL and fail after that. */
-static int
-wait_child(GPid pid, guint ms, const char *what)
-{
-    int status = -1;
-    gint64 end = g_get_monotonic_time() + (gint64)ms * 1000;
-
-    while (waitpid(pid, &status, WNOHANG) != pid) {
-        if (g_get_monotonic_time() > end) {
-            kill(pid, SIGKILL);
-            waitpid(pid, &status, 0);
-            fail_msg("%s did not end within %u ms", what, ms);
-        }
-        g_usleep(2000);
-    }
-    return status;
-}
-
-static JsonNode *
-parse_json(const char *text)
-{
-    g_autoptr(GError) error = NULL;
-    JsonNode *n = json_from_string(text, &error);
-
-    if (!n)
-        fail_msg("hotplugctl printed bad JSON (%s): %.300s", error->message, text);
-    return n;
-}
-
-/* The state of VM name in `vm list --json`, or NULL (a new string). */
-static char *
-vm_state(Fixture *f, const char *name)
-{
-    g_autofree char *out = NULL;
-    g_autoptr(JsonNode) n = NULL;
-    JsonArray *a;
-
-    if (ctl(f, &out, NULL, "--json", "vm", "list", NULL) != 0)
-        return NULL;
-    n = parse_json(out);
-    a = qmp_json_node_array(n);
-    for (guint i = 0; a && i < json_array_get_length(a); i++) {
-        JsonObject *vm = qmp_json_node_object(json_array_get_element(a, i));
-        if (g_strcmp0(qmp_json_get_string(vm, "name"), name) == 0)
-            return g_strdup(qmp_json_get_string(vm, "state"));
-    }
-    return NULL;
-}
-
-static void
-wait_vm_ready(Fixture *f, const char *name)
-{
-    gint64 end = g_get_monotonic_time() + READY_MS * 1000;
-
-    for (;;) {
-        g_autofree char *st = vm_state(f, name);
-        if (g_strcmp0(st, "ready") == 0)
-            return;
-        if (g_get_monotonic_time() > end)
-            fail_msg("VM %s is not ready in hotplugd (state %s)", name, st ? st : "(absent)");
-        g_usleep(20000);
-    }
-}
-
-/* Wait until the guest has reported `count` lines of what. */
-static gboolean
-wait_guest(TestQemu *q, const char *what, gsize count, guint ms)
-{
-    gint64 end = g_get_monotonic_time() + (gint64)ms * 1000;
-
-    while (guest_count(q, what) < count) {
-        if (g_get_monotonic_time() > end)
-            return FALSE;
-        g_usleep(10000);
-    }
-    return TRUE;
+    rig_hotplugd_set_config(f->d, text);
 }
 
 /* (Re)start hotplugd; back once vm1 (from the config) is ready again. */
 static void
 daemon_restart(Fixture *f)
 {
-    daemon_start(f);
-    wait_vm_ready(f, "vm1");
+    rig_hotplugd_start(f->d);
+    rig_hotplugd_wait_vm_ready(f->d, "vm1");
+}
+
+/* hotplugctl --socket CTL ARGS... in the background, collected by ctl_done() */
+#define ctl_async(f, ...) rig_hotplugd_ctl_start((f)->d, __VA_ARGS__)
+
+static void
+ctl_done(RigCtlRun *run)
+{
+    g_autoptr(RigCtl) r = rig_ctl_wait(run, CTL_MS);
 }
 
 /* device add + del through hotplugd; the del's outcome must be deleted */
 static void
-plug_unplug(Fixture *f, TestQemu *q, const char *vm, const char *id)
+plug_unplug(Fixture *f, RigVm *q, const char *vm, const char *id)
 {
-    gsize seen = guest_count(q, "HOTPLUG-GUEST: added pci");
-    gsize gone = guest_count(q, "HOTPLUG-GUEST: removed pci");
+    gsize seen = rig_vm_console_count(q, "HOTPLUG-GUEST: added pci");
+    gsize gone = rig_vm_console_count(q, "HOTPLUG-GUEST: removed pci");
     g_autofree char *out = NULL, *err = NULL;
     g_autoptr(JsonNode) n = NULL;
     JsonObject *o;
     int rc;
 
-    rc = ctl(f, &out, &err, "--json", "device", "add", vm, "e1000", id, NULL);
+    rc = rig_hotplugd_ctl_text(f->d, &out, &err, "--json", "device", "add", vm, "e1000", id, NULL);
     if (rc != 0)
         fail_msg("device add %s %s: exit %d: %s%s", vm, id, rc, out, err);
-    n = parse_json(out);
+    n = rig_json_parse(out);
     assert_string_equal(qmp_json_get_string(qmp_json_node_object(n), "outcome"), "added");
     /* the guest must know the device to eject it */
-    if (!wait_guest(q, "HOTPLUG-GUEST: added pci", seen + 1, SEEN_MS))
+    if (!rig_vm_wait_console_count(q, "HOTPLUG-GUEST: added pci", seen + 1, SEEN_MS))
         fail_msg("the guest of %s did not see %s", vm, id);
     g_clear_pointer(&out, g_free);
     g_clear_pointer(&err, g_free);
     g_clear_pointer(&n, json_node_unref);
-    rc = ctl(f, &out, &err, "--json", "device", "del", vm, id, "--timeout", "10", NULL);
+    rc = rig_hotplugd_ctl_text(f->d, &out, &err, "--json", "device", "del", vm, id, "--timeout", "10", NULL);
     if (rc != 0)
         fail_msg("device del %s %s: exit %d: %s%s", vm, id, rc, out, err);
-    n = parse_json(out);
+    n = rig_json_parse(out);
     o = qmp_json_node_object(n);
     assert_string_equal(qmp_json_get_string(o, "outcome"), "deleted");
     assert_string_equal(qmp_json_get_string(o, "vm"), vm);
     assert_string_equal(qmp_json_get_string(o, "device"), id);
     assert_int_equal(qmp_json_get_int_default(o, "attempts", 0), 1);
-    if (!wait_guest(q, "HOTPLUG-GUEST: removed pci", gone + 1, SEEN_MS))
+    if (!rig_vm_wait_console_count(q, "HOTPLUG-GUEST: removed pci", gone + 1, SEEN_MS))
         fail_msg("the guest of %s did not report %s gone", vm, id);
 }
 
@@ -481,7 +194,7 @@ read_log(Fixture *f)
     g_autofree char *out = NULL, *err = NULL;
     g_auto(GStrv) lines = NULL;
     GPtrArray *recs = g_ptr_array_new_with_free_func((GDestroyNotify)json_object_unref);
-    int rc = ctl(f, &out, &err, "--json", "events", NULL);
+    int rc = rig_hotplugd_ctl_text(f->d, &out, &err, "--json", "events", NULL);
 
     if (rc != 0)
         fail_msg("events: exit %d: %s", rc, err);
@@ -490,7 +203,7 @@ read_log(Fixture *f)
         g_autoptr(JsonNode) n = NULL;
         if (!*lines[i])
             continue;
-        n = parse_json(lines[i]);
+        n = rig_json_parse(lines[i]);
         assert_non_null(qmp_json_node_object(n));
         g_ptr_array_add(recs, json_object_ref(qmp_json_node_object(n)));
     }
@@ -523,19 +236,19 @@ test_two_vms(void **state)
 
     assert_int_equal(g_mkdir_with_parents(f->watch, 0700), 0);
     write_config(f, TRUE);
-    daemon_start(f);
-    wait_vm_ready(f, "vm1");
+    rig_hotplugd_start(f->d);
+    rig_hotplugd_wait_vm_ready(f->d, "vm1");
     {
-        g_autofree char *st = vm_state(f, "vm2");
+        g_autofree char *st = rig_hotplugd_vm_state(f->d, "vm2");
         assert_null(st);
     }
     /* vm2 appears at run time: a socket (here a symlink to one) in the
      * watched directory; other files are ignored */
     assert_true(g_file_set_contents(other, "x", -1, NULL));
-    assert_int_equal(symlink(test_qemu_qmp_path(f->g->q2), link), 0);
-    wait_vm_ready(f, "vm2");
-    assert_int_equal(ctl(f, &out, NULL, "--json", "vm", "list", NULL), 0);
-    list = parse_json(out);
+    assert_int_equal(symlink(rig_vm_qmp_path(f->g->q2), link), 0);
+    rig_hotplugd_wait_vm_ready(f->d, "vm2");
+    assert_int_equal(rig_hotplugd_ctl_text(f->d, &out, NULL, "--json", "vm", "list", NULL), 0);
+    list = rig_json_parse(out);
     a = qmp_json_node_array(list);
     assert_int_equal(json_array_get_length(a), 2);
     for (guint i = 0; i < 2; i++) {
@@ -543,7 +256,7 @@ test_two_vms(void **state)
         assert_string_equal(qmp_json_get_string(vm, "name"), i == 0 ? "vm1" : "vm2");
         assert_string_equal(qmp_json_get_string(vm, "state"), "ready");
         assert_string_equal(qmp_json_get_string(vm, "qmp"),
-                            i == 0 ? test_qemu_qmp_path(f->g->q1) : link);
+                            i == 0 ? rig_vm_qmp_path(f->g->q1) : link);
     }
     plug_unplug(f, f->g->q1, "vm1", "a1");
     plug_unplug(f, f->g->q2, "vm2", "a2");
@@ -552,14 +265,14 @@ test_two_vms(void **state)
     {
         gint64 end = g_get_monotonic_time() + READY_MS * 1000;
         char *st;
-        while ((st = vm_state(f, "vm2")) && g_get_monotonic_time() < end) {
+        while ((st = rig_hotplugd_vm_state(f->d, "vm2")) && g_get_monotonic_time() < end) {
             g_free(st);
             g_usleep(20000);
         }
         assert_null(st);
     }
-    wait_vm_ready(f, "vm1");
-    assert_int_equal(daemon_term(f), 0);
+    rig_hotplugd_wait_vm_ready(f->d, "vm1");
+    assert_int_equal(rig_hotplugd_term(f->d), 0);
 }
 
 /* ---- (b) a subscriber while unplugs happen ---------------------------------------- */
@@ -568,24 +281,17 @@ static void
 test_subscriber(void **state)
 {
     Fixture *f = *state;
-    g_autofree char *follow_out = g_build_filename(f->dir, "follow.out", NULL);
     g_autofree char *text = NULL;
     g_auto(GStrv) lines = NULL;
     g_autoptr(GHashTable) ops = g_hash_table_new_full(g_str_hash, g_str_equal, g_free, g_free);
-    const char *argv[] = {HOTPLUGCTL_PATH, "--socket", f->sock, "--json", "events", "--follow",
-                          NULL};
     gint64 prev = -1, first = -1;
     guint n_records = 0, unplugs = 0;
-    GPid sub;
-    int fd, status;
+    RigCtlRun *sub;
 
     write_config(f, FALSE);
-    daemon_start(f);
-    wait_vm_ready(f, "vm1");
-    fd = open(follow_out, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
-    assert_true(fd >= 0);
-    sub = spawn(argv, fd, -1);
-    close(fd);
+    rig_hotplugd_start(f->d);
+    rig_hotplugd_wait_vm_ready(f->d, "vm1");
+    sub = rig_hotplugd_ctl_start(f->d, "--json", "events", "--follow", NULL);
     g_usleep(300000); /* subscribed */
     for (guint i = 0; i < 3; i++) {
         g_autofree char *id = g_strdup_printf("s%u", i);
@@ -597,16 +303,16 @@ test_subscriber(void **state)
         for (;;) {
             g_free(text);
             text = NULL;
-            g_file_get_contents(follow_out, &text, NULL, NULL);
-            if (count_substr(text, "\"outcome\":\"deleted\"") >= 3 ||
+            g_file_get_contents(rig_ctl_run_out_path(sub), &text, NULL, NULL);
+            if (rig_count(text, "\"outcome\":\"deleted\"") >= 3 ||
                 g_get_monotonic_time() > end)
                 break;
             g_usleep(20000);
         }
     }
-    kill(sub, SIGTERM);
-    status = wait_child(sub, 5000, "the subscriber");
-    assert_true(WIFSIGNALED(status) || WIFEXITED(status));
+    /* the subscriber ends with its signal */
+    kill(rig_ctl_run_pid(sub), SIGTERM);
+    rig_ctl_run_free(sub);
 
     lines = g_strsplit(text, "\n", -1);
     for (guint i = 0; lines[i]; i++) {
@@ -617,7 +323,7 @@ test_subscriber(void **state)
 
         if (!*lines[i])
             continue;
-        n = parse_json(lines[i]);
+        n = rig_json_parse(lines[i]);
         rec = qmp_json_node_object(n);
         seq = qmp_json_get_int_default(rec, "seq", -1);
         /* in order, without a gap */
@@ -655,7 +361,7 @@ test_subscriber(void **state)
     assert_true(n_records >= 3 * 6); /* plug: request, attempt, outcome; the same for unplug */
     print_message("# the subscriber got seq %" G_GINT64_FORMAT "..%" G_GINT64_FORMAT "\n", first,
                   prev);
-    assert_int_equal(daemon_term(f), 0);
+    assert_int_equal(rig_hotplugd_term(f->d), 0);
 }
 
 /* ---- (c) kill -9 at random moments ----------------------------------------------------- */
@@ -737,9 +443,9 @@ ops_settled(Fixture *f, guint *n)
     g_autoptr(JsonNode) node = NULL;
     JsonArray *a;
 
-    if (ctl(f, &out, NULL, "--json", "ops", NULL) != 0)
+    if (rig_hotplugd_ctl_text(f->d, &out, NULL, "--json", "ops", NULL) != 0)
         return FALSE;
-    node = parse_json(out);
+    node = rig_json_parse(out);
     a = qmp_json_node_array(node);
     *n = a ? json_array_get_length(a) : 0;
     for (guint i = 0; a && i < json_array_get_length(a); i++) {
@@ -766,56 +472,56 @@ test_kill9(void **state)
 
     print_message("# seed %u (DAEMON_TEST_SEED replays it)\n", seed);
     write_config(f, FALSE);
-    daemon_start(f);
-    wait_vm_ready(f, "vm1");
+    rig_hotplugd_start(f->d);
+    rig_hotplugd_wait_vm_ready(f->d, "vm1");
     for (guint i = 0; i < KILL_CYCLES; i++) {
         g_autofree char *id = g_strdup_printf("k%u", i);
-        gsize seen = guest_count(f->g->q1, "HOTPLUG-GUEST: added pci");
+        gsize seen = rig_vm_console_count(f->g->q1, "HOTPLUG-GUEST: added pci");
         gboolean nw = g_rand_boolean(rnd);
         /* a kill in one cycle of two: while hotplugctl adds, while it
          * deletes, or just after a --no-wait delete returned (the unplug
          * is in flight then: the guest takes ~60 ms) */
         guint kill_at = g_rand_int_range(rnd, 0, 6); /* 0: add, 1: del, 2: after del */
         guint delay_us = (guint)g_rand_int_range(rnd, 0, kill_at == 2 ? 40000 : 150000);
-        GPid pid;
+        RigCtlRun *run;
 
         if (i == KILL_CYCLES - 10 && !in_flight_kills) {
             nw = TRUE;
             kill_at = 2;
         }
 
-        if (!f->daemon)
+        if (!rig_hotplugd_pid(f->d))
             daemon_restart(f);
-        pid = ctl_async(f, "device", "add", "vm1", "e1000", id, NULL);
+        run = ctl_async(f, "device", "add", "vm1", "e1000", id, NULL);
         if (kill_at == 0) {
             g_usleep(delay_us);
-            daemon_kill9(f);
+            rig_hotplugd_kill9(f->d);
             kills++;
         }
-        wait_child(pid, 30000, "hotplugctl device add");
-        if (!f->daemon)
+        ctl_done(run);
+        if (!rig_hotplugd_pid(f->d))
             daemon_restart(f);
         /* give the guest a moment to see it (best effort: the outcome
          * may be anything, it just must be one) */
-        wait_guest(f->g->q1, "HOTPLUG-GUEST: added pci", seen + 1, 1500);
+        rig_vm_wait_console_count(f->g->q1, "HOTPLUG-GUEST: added pci", seen + 1, 1500);
         if (nw)
             no_wait++;
-        pid = nw ? ctl_async(f, "device", "del", "vm1", id, "--timeout", "3", "--no-wait", NULL)
+        run = nw ? ctl_async(f, "device", "del", "vm1", id, "--timeout", "3", "--no-wait", NULL)
                  : ctl_async(f, "device", "del", "vm1", id, "--timeout", "3", NULL);
         if (kill_at == 1) {
             g_usleep(delay_us);
-            daemon_kill9(f);
+            rig_hotplugd_kill9(f->d);
             kills++;
         }
-        wait_child(pid, 30000, "hotplugctl device del");
+        ctl_done(run);
         if (kill_at == 2) {
             g_usleep(delay_us);
-            daemon_kill9(f);
+            rig_hotplugd_kill9(f->d);
             kills++;
             in_flight_kills += nw;
         }
     }
-    if (!f->daemon)
+    if (!rig_hotplugd_pid(f->d))
         daemon_restart(f);
     /* the last ops settle (deadlines are 3 s) */
     {
@@ -830,12 +536,12 @@ test_kill9(void **state)
     assert_true(recs->len > 0);
     assert_seq_complete(recs);
     n_ops = check_ops(recs, &n_deleted, &n_late);
-    assert_true(g_file_get_contents(f->log, &log, NULL, NULL));
-    takeovers = count_substr(log, "taken over from the journal");
+    log = rig_hotplugd_log(f->d);
+    takeovers = rig_count(log, "taken over from the journal");
     print_message("# %u cycles, %u kill -9 (%u just after a --no-wait del), %u starts, "
                   "%u --no-wait: %u ops (%" G_GSIZE_FORMAT " taken over after a kill), "
                   "%u deleted, %u deleted-late, %u records, %.1f s\n",
-                  KILL_CYCLES, kills, in_flight_kills, f->starts, no_wait, n_ops, takeovers,
+                  KILL_CYCLES, kills, in_flight_kills, rig_hotplugd_starts(f->d), no_wait, n_ops, takeovers,
                   n_deleted, n_late, recs->len, (g_get_monotonic_time() - t0) / 1e6);
     /* every cycle made two ops, unless hotplugd died before it took one */
     assert_true(n_ops >= 2 * KILL_CYCLES - kills);
@@ -845,7 +551,7 @@ test_kill9(void **state)
     assert_true(takeovers >= 1);
     /* the guest works: most unplugs end deleted */
     assert_true(n_deleted >= KILL_CYCLES / 2);
-    assert_int_equal(daemon_term(f), 0);
+    assert_int_equal(rig_hotplugd_term(f->d), 0);
 }
 
 /* ---- SIGTERM ---------------------------------------------------------------------------- */
@@ -854,64 +560,51 @@ static void
 test_sigterm(void **state)
 {
     Fixture *f = *state;
-    const char *argv[] = {HOTPLUGD_PATH, "--foreground", "--config", f->conf, NULL};
+    const char *argv[] = {HOTPLUGD_PATH, "--foreground", "--config", rig_hotplugd_config(f->d),
+                          NULL};
+    g_autoptr(GError) error = NULL;
+    g_autoptr(RigCtl) sub_end = NULL;
     g_autofree char *err_text = NULL;
-    g_autofree char *err_path = g_build_filename(f->dir, "second.err", NULL);
-    g_autofree char *sub_err = g_build_filename(f->dir, "sub.err", NULL);
-    g_autofree char *lock = NULL;
-    int fd, efd, status;
-    GPid second, sub;
+    g_autofree char *log = NULL;
+    RigCtlRun *sub;
+    int status;
 
     write_config(f, FALSE);
-    daemon_start(f);
-    wait_vm_ready(f, "vm1");
+    rig_hotplugd_start(f->d);
+    rig_hotplugd_wait_vm_ready(f->d, "vm1");
     /* a second hotplugd on the same state directory is refused */
-    fd = open(err_path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
-    second = spawn(argv, -1, fd);
-    close(fd);
-    status = wait_child(second, 10000, "the second hotplugd");
+    if (!g_spawn_sync(NULL, (char **)argv, NULL, G_SPAWN_STDOUT_TO_DEV_NULL, NULL, NULL, NULL,
+                      &err_text, &status, &error))
+        fail_msg("cannot run the second hotplugd: %s", error->message);
     if (!WIFEXITED(status))
         fail_msg("the second hotplugd: status 0x%x", status);
     assert_int_equal(WEXITSTATUS(status), 1);
-    assert_true(g_file_get_contents(err_path, &err_text, NULL, NULL));
     {
-        g_autofree char *want = g_strdup_printf("another hotplugd (pid %d) runs on %s",
-                                                (int)f->daemon, f->state_dir);
+        g_autofree char *want =
+            g_strdup_printf("another hotplugd (pid %d) runs on %s", (int)rig_hotplugd_pid(f->d),
+                            rig_hotplugd_state_dir(f->d));
         if (!strstr(err_text, want))
             fail_msg("expected '%s' in: %s", want, err_text);
     }
-    assert_true(socket_accepts(f->sock));
+    assert_true(rig_socket_accepts(rig_hotplugd_socket(f->d)));
 
     /* a subscriber is there when the daemon stops */
-    efd = open(sub_err, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
-    fd = open("/dev/null", O_WRONLY | O_CLOEXEC);
-    {
-        const char *sargv[] = {HOTPLUGCTL_PATH, "--socket", f->sock, "events", "--follow", NULL};
-        sub = spawn(sargv, fd, efd);
-    }
-    close(fd);
-    close(efd);
+    sub = rig_hotplugd_ctl_start(f->d, "events", "--follow", NULL);
     g_usleep(300000);
-    status = daemon_term(f);
+    status = rig_hotplugd_term(f->d);
     assert_true(WIFEXITED(status));
     assert_int_equal(WEXITSTATUS(status), 0);
-    assert_false(g_file_test(f->sock, G_FILE_TEST_EXISTS));
-    status = wait_child(sub, 10000, "the subscriber");
-    assert_true(WIFEXITED(status));
-    assert_int_equal(WEXITSTATUS(status), 1);
-    g_clear_pointer(&err_text, g_free);
-    assert_true(g_file_get_contents(sub_err, &err_text, NULL, NULL));
-    assert_non_null(strstr(err_text, "hotplugd went away after seq"));
+    assert_false(g_file_test(rig_hotplugd_socket(f->d), G_FILE_TEST_EXISTS));
+    sub_end = rig_ctl_wait(sub, 10000);
+    assert_int_equal(sub_end->status, 1);
+    assert_non_null(strstr(sub_end->err, "hotplugd went away after seq"));
     /* the log says it stopped cleanly; the state directory is free again */
-    {
-        g_autofree char *log = NULL;
-        assert_true(g_file_get_contents(f->log, &log, NULL, NULL));
-        assert_non_null(strstr(log, "signal 15: stopping"));
-        assert_non_null(strstr(log, "stopped"));
-    }
-    daemon_start(f);
-    wait_vm_ready(f, "vm1");
-    assert_int_equal(daemon_term(f), 0);
+    log = rig_hotplugd_log(f->d);
+    assert_non_null(strstr(log, "signal 15: stopping"));
+    assert_non_null(strstr(log, "stopped"));
+    rig_hotplugd_start(f->d);
+    rig_hotplugd_wait_vm_ready(f->d, "vm1");
+    assert_int_equal(rig_hotplugd_term(f->d), 0);
 }
 
 int

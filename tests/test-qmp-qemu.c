@@ -1,7 +1,8 @@
 /* SPDX-License-Identifier: LGPL-2.1-or-later */
-/* QmpConn, QmpCaps and `hotplugctl vm info` against a real QEMU 7.2
- * (paused, no guest).  Every QEMU a test starts is killed in its teardown,
- * whatever happened in the test. */
+/* QmpConn, QmpCaps and `hotplugctl vm info` against a real QEMU (paused,
+ * no guest), whichever the rig runs: versions are checked against what the
+ * binary under test reports.  Every QEMU a test starts is killed in its
+ * teardown, whatever happened in the test. */
 #include "config.h"
 
 #include <stdarg.h>
@@ -16,17 +17,17 @@
 #include <event2/event.h>
 #include <glib/gstdio.h>
 
-#include "qemu-helper.h"
 #include "qmp-caps.h"
 #include "qmp-conn.h"
 #include "qmp-json.h"
+#include "rig.h"
 
-#define READY_MS 20000
-#define REPLY_MS 20000
+#define READY_MS RIG_REPLY_MS
+#define REPLY_MS RIG_REPLY_MS
 
 typedef struct {
     struct event_base *base;
-    TestQemu *qemu[2];
+    RigVm *qemu[2];
     QmpConn *conn;
     char *dir;      /* a temp dir of the test's own, or NULL */
     GArray *states; /* QmpConnState seen by the listener */
@@ -61,17 +62,10 @@ teardown(void **state)
     if (f->conn)
         qmp_conn_unref(f->conn);
     for (guint i = 0; i < G_N_ELEMENTS(f->qemu); i++)
-        g_clear_pointer(&f->qemu[i], test_qemu_free);
-    if (f->dir) {
-        g_autoptr(GDir) d = g_dir_open(f->dir, 0, NULL);
-        const char *name;
-        while (d && (name = g_dir_read_name(d))) {
-            g_autofree char *p = g_build_filename(f->dir, name, NULL);
-            g_unlink(p);
-        }
-        g_rmdir(f->dir);
-        g_free(f->dir);
-    }
+        g_clear_pointer(&f->qemu[i], rig_vm_free);
+    if (f->dir)
+        rig_rm_tree(f->dir);
+    g_free(f->dir);
     g_array_unref(f->states);
     g_ptr_array_unref(f->state_errors);
     event_base_free(f->base);
@@ -90,22 +84,55 @@ state_cb(QmpConn *conn, QmpConnState state, const GError *error, gpointer opaque
 
 static const QmpConnListener listener = {.state = state_cb};
 
-static TestQemu *
+static RigVm *
 start_qemu(Fixture *f, guint slot, const char *const *extra_args)
 {
-    TestQemuOptions opts = {
-        .machine = "pc",
-        .paused = TRUE,
+    RigVmOptions opts = {
+        .machine = RIG_MACHINE_PC,
         .smp = "1,maxcpus=2",
         .extra_args = extra_args,
     };
-    g_autoptr(GError) err = NULL;
 
     assert_null(f->qemu[slot]);
-    f->qemu[slot] = test_qemu_start(&opts, &err);
-    if (!f->qemu[slot])
-        fail_msg("cannot start QEMU: %s", err->message);
+    f->qemu[slot] = rig_vm_start(&opts);
     return f->qemu[slot];
+}
+
+/* The version of the binary under test, as query-version on its spare
+ * socket says (the connection under test does not see that one). */
+typedef struct {
+    int major, minor, micro;
+    char *machine; /* pc's versioned type: "pc-i440fx-MAJOR.MINOR" */
+} Version;
+
+static void
+version_of(RigVm *vm, Version *v)
+{
+    rig_vm_version(vm, &v->major, &v->minor, &v->micro);
+    assert_true(v->major > 0);
+    v->machine = g_strdup_printf("pc-i440fx-%d.%d", v->major, v->minor);
+}
+
+/* The hotplug capabilities QEMU has on pc, sorted as qmp_caps_list sorts
+ * them: iothread-vq-mapping from 9.2 on (device_add takes it). */
+static GPtrArray *
+want_caps(const Version *v)
+{
+    GPtrArray *want = g_ptr_array_new();
+    static const char *const base[] = {"acpi-device-ost-event",
+                                       "blockdev",
+                                       "cpu-hotplug",
+                                       "device-unplug-guest-error-event",
+                                       "iothread-vq-mapping",
+                                       "iothreads",
+                                       "mem-unplug-error-event",
+                                       "memory-hotplug"};
+
+    for (guint i = 0; i < G_N_ELEMENTS(base); i++)
+        if (!g_str_equal(base[i], "iothread-vq-mapping") || v->major > 9 ||
+            (v->major == 9 && v->minor >= 2))
+            g_ptr_array_add(want, (gpointer)base[i]);
+    return want;
 }
 
 static void
@@ -150,23 +177,28 @@ static void
 test_connect_greeting(void **state)
 {
     Fixture *f = *state;
-    TestQemu *q = start_qemu(f, 0, NULL);
+    RigVm *q = start_qemu(f, 0, NULL);
     const QmpGreeting *g;
     g_autoptr(GError) err = NULL;
     g_autoptr(JsonNode) ret = NULL;
+    Version v = {0};
     JsonObject *o;
 
-    connect_conn(f, test_qemu_qmp_path(q), NULL);
+    version_of(q, &v);
+    connect_conn(f, rig_vm_qmp_path(q), NULL);
     g = qmp_conn_get_greeting(f->conn);
     assert_non_null(g);
-    assert_int_equal(g->major, 7);
-    assert_int_equal(g->minor, 2);
-    assert_true(g->micro >= 0);
+    assert_int_equal(g->major, v.major);
+    assert_int_equal(g->minor, v.minor);
+    assert_int_equal(g->micro, v.micro);
     assert_non_null(g->package);
     assert_true(strlen(g->package) > 0);
     assert_true(qmp_greeting_has_capability(g, "oob"));
-    assert_true(qmp_greeting_version_at_least(g, 7, 2));
-    assert_false(qmp_greeting_version_at_least(g, 7, 3));
+    assert_true(qmp_greeting_version_at_least(g, v.major, v.minor));
+    assert_true(qmp_greeting_version_at_least(g, v.major - 1, v.minor + 1));
+    assert_false(qmp_greeting_version_at_least(g, v.major, v.minor + 1));
+    assert_false(qmp_greeting_version_at_least(g, v.major + 1, 0));
+    g_free(v.machine);
     /* connecting, greeting, negotiating, ready */
     assert_int_equal(f->states->len, 4);
     assert_int_equal(g_array_index(f->states, QmpConnState, 0), QMP_CONN_CONNECTING);
@@ -185,8 +217,8 @@ test_connect_greeting(void **state)
     if (!qmp_conn_execute_sync(f->conn, "query-version", NULL, &ret, REPLY_MS, &err))
         fail_msg("query-version: %s", err->message);
     o = qmp_json_get_object(qmp_json_node_object(ret), "qemu");
-    assert_int_equal(qmp_json_get_int_default(o, "major", -1), 7);
-    assert_int_equal(qmp_json_get_int_default(o, "minor", -1), 2);
+    assert_int_equal(qmp_json_get_int_default(o, "major", -1), g->major);
+    assert_int_equal(qmp_json_get_int_default(o, "minor", -1), g->minor);
     assert_int_equal(qmp_json_get_int_default(o, "micro", -1), g->micro);
     assert_string_equal(qmp_json_get_string(qmp_json_node_object(ret), "package"), g->package);
 }
@@ -212,24 +244,29 @@ static void
 test_caps_probe(void **state)
 {
     Fixture *f = *state;
-    TestQemu *q = start_qemu(f, 0, NULL);
+    RigVm *q = start_qemu(f, 0, NULL);
     g_autoptr(GError) err = NULL;
     g_autoptr(QmpCaps) caps = NULL;
+    g_autoptr(GPtrArray) want = NULL;
     const char *const *list;
+    Version v = {0};
     Probe p = {0};
 
-    connect_conn(f, test_qemu_qmp_path(q), NULL);
+    version_of(q, &v);
+    want = want_caps(&v);
+    connect_conn(f, rig_vm_qmp_path(q), NULL);
     assert_true(qmp_caps_probe(f->conn, probe_cb, &p, &err));
     assert_true(qmp_loop_run_until(f->base, &p.done, REPLY_MS));
     if (p.error)
         fail_msg("probe: %s", p.error->message);
     caps = p.caps;
     assert_non_null(caps);
-    assert_int_equal(qmp_caps_version_major(caps), 7);
-    assert_int_equal(qmp_caps_version_minor(caps), 2);
+    assert_int_equal(qmp_caps_version_major(caps), v.major);
+    assert_int_equal(qmp_caps_version_minor(caps), v.minor);
     assert_int_equal(qmp_caps_version_micro(caps), qmp_conn_get_greeting(f->conn)->micro);
     assert_string_equal(qmp_caps_package(caps), qmp_conn_get_greeting(f->conn)->package);
-    assert_string_equal(qmp_caps_machine_type(caps), "pc-i440fx-7.2");
+    assert_string_equal(qmp_caps_machine_type(caps), v.machine);
+    g_free(v.machine);
     assert_string_equal(qmp_caps_run_state(caps), "prelaunch");
     assert_true(qmp_caps_cpu_hotplug(caps));
     assert_true(qmp_caps_has_event(caps, "DEVICE_UNPLUG_GUEST_ERROR"));
@@ -244,24 +281,11 @@ test_caps_probe(void **state)
     assert_false(qmp_caps_has_event(caps, "device_del"));
     assert_false(qmp_caps_has_command(caps, "no-such-command"));
 
+    /* sorted, and what this QEMU on pc has */
     list = qmp_caps_list(caps);
-    {
-        /* sorted, and what QEMU 7.2 on pc has */
-        const char *const want[] = {"acpi-device-ost-event",
-                                    "blockdev",
-                                    "cpu-hotplug",
-                                    "device-unplug-guest-error-event",
-                                    "iothreads",
-                                    "mem-unplug-error-event",
-                                    "memory-hotplug",
-                                    NULL};
-        for (guint i = 0; i < G_N_ELEMENTS(want); i++) {
-            if (!want[i])
-                assert_null(list[i]);
-            else
-                assert_string_equal(list[i], want[i]);
-        }
-    }
+    for (guint i = 0; i < want->len; i++)
+        assert_string_equal(list[i], want->pdata[i]);
+    assert_null(list[want->len]);
 }
 
 /* A machine without CPU hotplug: query-hotpluggable-cpus fails, which is a
@@ -270,15 +294,13 @@ static void
 test_caps_probe_no_cpu_hotplug(void **state)
 {
     Fixture *f = *state;
-    TestQemuOptions opts = {.machine = "none", .paused = TRUE};
+    RigVmOptions opts = {.machine = RIG_MACHINE_NONE};
     g_autoptr(GError) err = NULL;
     g_autoptr(QmpCaps) caps = NULL;
     Probe p = {0};
 
-    f->qemu[0] = test_qemu_start(&opts, &err);
-    if (!f->qemu[0])
-        fail_msg("cannot start QEMU: %s", err->message);
-    connect_conn(f, test_qemu_qmp_path(f->qemu[0]), NULL);
+    f->qemu[0] = rig_vm_start(&opts);
+    connect_conn(f, rig_vm_qmp_path(f->qemu[0]), NULL);
     assert_true(qmp_caps_probe(f->conn, probe_cb, &p, &err));
     assert_true(qmp_loop_run_until(f->base, &p.done, REPLY_MS));
     if (p.error)
@@ -293,12 +315,12 @@ static void
 test_command_errors(void **state)
 {
     Fixture *f = *state;
-    TestQemu *q = start_qemu(f, 0, NULL);
+    RigVm *q = start_qemu(f, 0, NULL);
     g_autoptr(GError) err = NULL;
     g_autoptr(JsonNode) args = json_from_string("{\"id\": \"nope\"}", NULL);
     g_autoptr(JsonNode) ret = NULL;
 
-    connect_conn(f, test_qemu_qmp_path(q), NULL);
+    connect_conn(f, rig_vm_qmp_path(q), NULL);
 
     assert_false(
         qmp_conn_execute_sync(f->conn, "device_del", json_node_ref(args), &ret, REPLY_MS, &err));
@@ -335,10 +357,10 @@ static void
 test_many_commands(void **state)
 {
     Fixture *f = *state;
-    TestQemu *q = start_qemu(f, 0, NULL);
+    RigVm *q = start_qemu(f, 0, NULL);
     Reply r[20];
 
-    connect_conn(f, test_qemu_qmp_path(q), NULL);
+    connect_conn(f, rig_vm_qmp_path(q), NULL);
     for (guint i = 0; i < G_N_ELEMENTS(r); i++) {
         g_autoptr(GError) err = NULL;
         r[i] = (Reply){.f = f};
@@ -371,18 +393,18 @@ static void
 test_qemu_killed_while_pending(void **state)
 {
     Fixture *f = *state;
-    TestQemu *q = start_qemu(f, 0, NULL);
+    RigVm *q = start_qemu(f, 0, NULL);
     Reply r[12];
     gboolean never = FALSE;
 
-    connect_conn(f, test_qemu_qmp_path(q), NULL);
+    connect_conn(f, rig_vm_qmp_path(q), NULL);
     for (guint i = 0; i < G_N_ELEMENTS(r); i++) {
         g_autoptr(GError) err = NULL;
         r[i] = (Reply){.f = f};
         assert_true(qmp_conn_execute(f->conn, "query-qmp-schema", NULL, reply_cb, &r[i], &err));
     }
-    test_qemu_kill(q);
-    assert_false(test_qemu_is_running(q));
+    rig_vm_kill(q);
+    assert_false(rig_vm_is_running(q));
     {
         gint64 end = g_get_monotonic_time() + 10 * G_USEC_PER_SEC;
         while (qmp_conn_get_state(f->conn) != QMP_CONN_CLOSED && g_get_monotonic_time() < end)
@@ -414,7 +436,7 @@ test_reconnect_after_restart(void **state)
     g_autoptr(JsonNode) ret = NULL;
     guint ready_count = 0, closed_between = 0;
 
-    f->dir = g_dir_make_tmp("test-qmp-qemu-XXXXXX", &err);
+    f->dir = rig_make_tmp("test-qmp-qemu-XXXXXX");
     assert_non_null(f->dir);
     path = g_build_filename(f->dir, "fixed.sock", NULL);
     qmp_arg = g_strdup_printf("unix:%s,server=on,wait=off", path);
@@ -427,7 +449,7 @@ test_reconnect_after_restart(void **state)
     assert_true(qmp_conn_execute_sync(f->conn, "query-status", NULL, &ret, REPLY_MS, &err));
     g_clear_pointer(&ret, json_node_unref);
 
-    test_qemu_kill(f->qemu[0]);
+    rig_vm_kill(f->qemu[0]);
     {
         gboolean never = FALSE;
         gint64 end = g_get_monotonic_time() + 10 * G_USEC_PER_SEC;
@@ -441,7 +463,7 @@ test_reconnect_after_restart(void **state)
         qmp_loop_run_until(f->base, &never, 300);
     }
     assert_int_not_equal(qmp_conn_get_state(f->conn), QMP_CONN_READY);
-    g_clear_pointer(&f->qemu[0], test_qemu_free);
+    g_clear_pointer(&f->qemu[0], rig_vm_free);
 
     start_qemu(f, 1, args);
     if (!qmp_conn_wait_ready(f->conn, READY_MS, &err))
@@ -455,134 +477,114 @@ test_reconnect_after_restart(void **state)
     assert_int_equal(ready_count, 2);
     assert_true(closed_between >= 1);
     assert_int_equal(g_array_index(f->states, QmpConnState, f->states->len - 1), QMP_CONN_READY);
-    assert_int_equal(qmp_conn_get_greeting(f->conn)->major, 7);
+    {
+        int major;
+        rig_vm_version(f->qemu[1], &major, NULL, NULL);
+        assert_int_equal(qmp_conn_get_greeting(f->conn)->major, major);
+    }
     assert_true(qmp_conn_execute_sync(f->conn, "query-status", NULL, &ret, REPLY_MS, &err));
     assert_string_equal(qmp_json_get_string(qmp_json_node_object(ret), "status"), "prelaunch");
 }
 
 /* ---- hotplugctl vm info ---------------------------------------------- */
 
-static int
-run_hotplugctl(const char *const *argv, char **out, char **err_text)
+/* The capability line of `vm info` for this QEMU. */
+static char *
+caps_line(const Version *v)
 {
-    g_autoptr(GError) err = NULL;
-    g_autoptr(GPtrArray) full = g_ptr_array_new();
-    int status = -1;
+    g_autoptr(GPtrArray) want = want_caps(v);
 
-    g_ptr_array_add(full, (gpointer)HOTPLUGCTL_PATH);
-    for (; *argv; argv++)
-        g_ptr_array_add(full, (gpointer)*argv);
-    g_ptr_array_add(full, NULL);
-    if (!g_spawn_sync(NULL, (char **)full->pdata, NULL, G_SPAWN_DEFAULT, NULL, NULL, out, err_text,
-                      &status, &err))
-        fail_msg("cannot run %s: %s", HOTPLUGCTL_PATH, err->message);
-    assert_true(WIFEXITED(status));
-    return WEXITSTATUS(status);
+    g_ptr_array_add(want, NULL);
+    return g_strjoinv(" ", (char **)want->pdata);
 }
 
 static void
 test_hotplugctl_vm_info(void **state)
 {
     Fixture *f = *state;
-    TestQemu *q = start_qemu(f, 0, NULL);
-    const char *path = test_qemu_qmp_path(q);
-    g_autofree char *out = NULL, *errs = NULL, *line = NULL;
-    const char *argv[] = {"vm", "info", path, NULL};
-    int rc = run_hotplugctl(argv, &out, &errs);
+    RigVm *q = start_qemu(f, 0, NULL);
+    const char *path = rig_vm_qmp_path(q);
+    g_autoptr(RigCtl) r = rig_ctl("vm", "info", path, NULL);
+    g_autofree char *line = NULL, *qemu = NULL, *machine = NULL, *caps = NULL, *want = NULL;
+    Version v = {0};
 
-    if (rc != 0)
-        fail_msg("hotplugctl vm info: exit %d: %s", rc, errs);
+    rig_ctl_assert_exit(r, 0);
+    version_of(q, &v);
     line = g_strdup_printf("vm:           %s\n", path);
-    assert_true(g_str_has_prefix(out, line));
-    assert_non_null(strstr(out, "\nqemu:         7.2."));
-    assert_non_null(strstr(out, "\nmachine:      pc-i440fx-7.2\n"));
-    assert_non_null(strstr(out, "\nstatus:       prelaunch\n"));
-    assert_non_null(strstr(out, "\ncapabilities: acpi-device-ost-event blockdev cpu-hotplug "
-                                "device-unplug-guest-error-event iothreads "
-                                "mem-unplug-error-event memory-hotplug\n"));
-    assert_string_equal(errs, "");
+    assert_true(g_str_has_prefix(r->out, line));
+    qemu = g_strdup_printf("\nqemu:         %d.%d.%d", v.major, v.minor, v.micro);
+    assert_non_null(strstr(r->out, qemu));
+    machine = g_strdup_printf("\nmachine:      %s\n", v.machine);
+    assert_non_null(strstr(r->out, machine));
+    assert_non_null(strstr(r->out, "\nstatus:       prelaunch\n"));
+    caps = caps_line(&v);
+    want = g_strdup_printf("\ncapabilities: %s\n", caps);
+    if (!strstr(r->out, want))
+        fail_msg("want%s in:\n%s", want, r->out);
+    assert_string_equal(r->err, "");
+    g_free(v.machine);
 }
 
 static void
 test_hotplugctl_vm_info_json(void **state)
 {
     Fixture *f = *state;
-    TestQemu *q = start_qemu(f, 0, NULL);
-    const char *path = test_qemu_qmp_path(q);
-    g_autofree char *out = NULL, *errs = NULL;
-    const char *argv[] = {"--json", "vm", "info", path, NULL};
-    int rc = run_hotplugctl(argv, &out, &errs);
-    g_autoptr(JsonNode) root = NULL;
-    g_autoptr(GError) err = NULL;
+    RigVm *q = start_qemu(f, 0, NULL);
+    const char *path = rig_vm_qmp_path(q);
+    g_autoptr(RigCtl) r = rig_ctl("--json", "vm", "info", path, NULL);
+    g_autoptr(GPtrArray) want = NULL;
+    g_autofree char *version = NULL;
+    Version v = {0};
     JsonObject *o;
     JsonArray *caps;
 
-    if (rc != 0)
-        fail_msg("hotplugctl --json vm info: exit %d: %s", rc, errs);
+    rig_ctl_assert_exit(r, 0);
+    version_of(q, &v);
     /* one object on one line */
-    assert_true(g_str_has_suffix(out, "}\n"));
-    assert_ptr_equal(strchr(out, '\n'), out + strlen(out) - 1);
-    root = json_from_string(out, &err);
-    if (!root)
-        fail_msg("not JSON: %s: %s", err->message, out);
-    o = qmp_json_node_object(root);
-    assert_non_null(o);
+    assert_true(g_str_has_suffix(r->out, "}\n"));
+    assert_ptr_equal(strchr(r->out, '\n'), r->out + strlen(r->out) - 1);
+    o = rig_ctl_result(r);
     assert_string_equal(qmp_json_get_string(o, "vm"), path);
-    assert_true(g_str_has_prefix(qmp_json_get_string(o, "version"), "7.2."));
+    version = g_strdup_printf("%d.%d.%d", v.major, v.minor, v.micro);
+    assert_string_equal(qmp_json_get_string(o, "version"), version);
     assert_true(strlen(qmp_json_get_string(o, "package")) > 0);
-    assert_string_equal(qmp_json_get_string(o, "machine"), "pc-i440fx-7.2");
+    assert_string_equal(qmp_json_get_string(o, "machine"), v.machine);
     assert_string_equal(qmp_json_get_string(o, "status"), "prelaunch");
     caps = qmp_json_get_array(o, "capabilities");
     assert_non_null(caps);
-    {
-        const char *const want[] = {"acpi-device-ost-event",
-                                    "blockdev",
-                                    "cpu-hotplug",
-                                    "device-unplug-guest-error-event",
-                                    "iothreads",
-                                    "mem-unplug-error-event",
-                                    "memory-hotplug"};
-        assert_int_equal(json_array_get_length(caps), G_N_ELEMENTS(want));
-        for (guint i = 0; i < G_N_ELEMENTS(want); i++)
-            assert_string_equal(qmp_json_node_string(json_array_get_element(caps, i)), want[i]);
-    }
+    want = want_caps(&v);
+    assert_int_equal(json_array_get_length(caps), want->len);
+    for (guint i = 0; i < want->len; i++)
+        assert_string_equal(qmp_json_node_string(json_array_get_element(caps, i)),
+                            want->pdata[i]);
+    g_free(v.machine);
 }
 
 static void
 test_hotplugctl_vm_info_missing(void **state)
 {
     Fixture *f = *state;
-    g_autoptr(GError) err = NULL;
-    g_autofree char *path = NULL, *out = NULL, *errs = NULL, *want = NULL;
-    g_autofree char *jout = NULL, *jerrs = NULL;
-    g_autoptr(JsonNode) root = NULL;
+    g_autofree char *path = NULL, *want = NULL, *desc = NULL;
+    g_autoptr(RigCtl) r = NULL;
+    g_autoptr(RigCtl) j = NULL;
     JsonObject *e;
 
-    f->dir = g_dir_make_tmp("test-qmp-qemu-XXXXXX", &err);
+    f->dir = rig_make_tmp("test-qmp-qemu-XXXXXX");
     path = g_build_filename(f->dir, "missing.sock", NULL);
-    {
-        const char *argv[] = {"vm", "info", path, NULL};
-        assert_int_equal(run_hotplugctl(argv, &out, &errs), 1);
-    }
+    r = rig_ctl("vm", "info", path, NULL);
+    rig_ctl_assert_exit(r, 1);
     want = g_strdup_printf("hotplugctl: cannot connect to %s: No such file or directory\n", path);
-    assert_string_equal(errs, want);
-    assert_string_equal(out, "");
-    {
-        const char *argv[] = {"--json", "vm", "info", path, NULL};
-        assert_int_equal(run_hotplugctl(argv, &jout, &jerrs), 1);
-    }
-    assert_string_equal(jerrs, want);
-    root = json_from_string(jout, &err);
-    assert_non_null(root);
-    e = qmp_json_get_object(qmp_json_node_object(root), "error");
+    assert_string_equal(r->err, want);
+    assert_string_equal(r->out, "");
+    j = rig_ctl("--json", "vm", "info", path, NULL);
+    rig_ctl_assert_exit(j, 1);
+    assert_string_equal(j->err, want);
+    e = qmp_json_get_object(rig_ctl_result(j), "error");
     assert_non_null(e);
     /* the class is the service layer's (hotplug-service.h): the VM is not there */
     assert_string_equal(qmp_json_get_string(e, "class"), "VmGone");
-    {
-        g_autofree char *desc =
-            g_strdup_printf("cannot connect to %s: No such file or directory", path);
-        assert_string_equal(qmp_json_get_string(e, "desc"), desc);
-    }
+    desc = g_strdup_printf("cannot connect to %s: No such file or directory", path);
+    assert_string_equal(qmp_json_get_string(e, "desc"), desc);
 }
 
 int
