@@ -1059,3 +1059,91 @@ hotplug_vm_release_place(HotplugVm *vm, const char *device)
 {
     hotplug_placement_settle(hotplug_vm_get_placement(vm), device);
 }
+
+/* ---- placing a device_add ---------------------------------------------- */
+
+typedef struct {
+    HotplugVmQuery base;
+    char *id;
+    char *bus;
+    HotplugPlaceFunc done;
+    gpointer opaque;
+} PlaceDeviceQuery;
+
+static void
+hotplug_place_device_free(PlaceDeviceQuery *q)
+{
+    g_free(q->id);
+    g_free(q->bus);
+    g_free(q);
+}
+
+static void
+hotplug_vm_place_device_dlp_cb(QmpConn *conn, JsonNode *ret, const GError *error,
+                               gpointer opaque)
+{
+    PlaceDeviceQuery *q = opaque;
+    HotplugVm *vm = hotplug_vm_query_end(q);
+    JsonArray *props = error ? NULL : qmp_json_node_array(ret);
+    gboolean pci = FALSE;
+    g_autoptr(GError) local = NULL;
+
+    if (!vm)
+        goto out;
+    if (error && error->domain == QMP_ERROR && error->code == QMP_ERROR_CLOSED) {
+        q->done(vm, NULL, error, q->opaque);
+        goto out;
+    }
+    /* a PCI device has "multifunction"; anything else (or an unknown
+     * driver: QEMU's own error text will answer) is not placed */
+    for (guint i = 0; props && i < json_array_get_length(props); i++) {
+        JsonObject *p = qmp_json_node_object(json_array_get_element(props, i));
+        pci |= g_strcmp0(qmp_json_get_string(p, "name"), "multifunction") == 0;
+    }
+    if (!pci) {
+        q->done(vm, NULL, NULL, q->opaque);
+        goto out;
+    }
+    if (!hotplug_vm_place(vm, q->id, NULL, q->done, q->opaque, &local))
+        q->done(vm, NULL, local, q->opaque);
+out:
+    hotplug_place_device_free(q);
+}
+
+gboolean
+hotplug_vm_place_device(HotplugVm *vm, const char *driver, const char *id,
+                        const char *const *props, HotplugPlaceFunc done, gpointer opaque,
+                        GError **error)
+{
+    const char *bus = NULL;
+    PlaceDeviceQuery *q;
+    JsonObject *args;
+    gboolean ok;
+
+    for (guint i = 0; props && props[i]; i++)
+        if (g_str_has_prefix(props[i], "bus="))
+            bus = props[i] + 4;
+    if (bus)
+        return hotplug_vm_place(vm, id, bus, done, opaque, error);
+    q = hotplug_vm_query_new(vm, sizeof(PlaceDeviceQuery));
+    q->id = g_strdup(id);
+    q->done = done;
+    q->opaque = opaque;
+    args = json_object_new();
+    json_object_set_string_member(args, "typename", driver);
+    ok = qmp_conn_execute(hotplug_vm_get_conn(vm), "device-list-properties",
+                          json_node_init_object(json_node_alloc(), args),
+                          hotplug_vm_place_device_dlp_cb, q, error);
+    json_object_unref(args);
+    if (!ok) {
+        hotplug_vm_query_end(q);
+        hotplug_place_device_free(q);
+    }
+    return ok;
+}
+
+char *
+hotplug_placement_result_addr(const HotplugPlacementResult *r)
+{
+    return g_strdup_printf("0x%x", r->slot);
+}

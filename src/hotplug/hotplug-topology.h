@@ -115,6 +115,18 @@ gboolean hotplug_vm_place(HotplugVm *vm, const char *device, const char *bus,
                           HotplugPlaceFunc done, gpointer opaque, GError **error);
 void hotplug_vm_release_place(HotplugVm *vm, const char *device);
 
+/* "0x10": the addr= of a result. */
+char *hotplug_placement_result_addr(const HotplugPlacementResult *r);
+
+/* Place a device_add of driver with props: bus= in props places by hand
+ * (hotplug_vm_place with that bus); without, a PCI driver (one with a
+ * "multifunction" property, per device-list-properties) is placed
+ * automatically, and anything else is not placed (done gets r NULL and
+ * error NULL). */
+gboolean hotplug_vm_place_device(HotplugVm *vm, const char *driver, const char *id,
+                                 const char *const *props, HotplugPlaceFunc done,
+                                 gpointer opaque, GError **error);
+
 /* The text of the refusal when no place is free, for the machine. */
 char *hotplug_topology_no_place_hint(const HotplugTopology *t);
 

@@ -1060,6 +1060,21 @@ hotplug_vm_begin_plug(HotplugVm *vm, HotplugKind kind, const char *device, GErro
     return op;
 }
 
+HotplugOp *
+hotplug_vm_plug_refused(HotplugVm *vm, HotplugKind kind, const char *device, const GError *why,
+                        GError **error)
+{
+    HotplugOp *op = hotplug_vm_begin_plug(vm, kind, device, error);
+
+    if (!op)
+        return NULL;
+    hotplug_op_set_error(op, why);
+    hotplug_op_set_detail(op, "nothing was sent to QEMU");
+    op->attempts = 0;
+    hotplug_vm_finish(vm, op, HOTPLUG_OUTCOME_REJECTED);
+    return op;
+}
+
 static void
 hotplug_vm_start_steps(HotplugVm *vm, HotplugOp *op, GPtrArray *steps)
 {
