@@ -1000,7 +1000,10 @@ hotplug_vm_place_cb(HotplugTopology *t, const GError *error, gpointer opaque)
     HotplugPlacement *pl;
 
     if (!vm) {
+        g_autoptr(GError) gone =
+            g_error_new(HOTPLUG_ERROR, HOTPLUG_ERROR_VM_GONE, "the VM was removed");
         hotplug_topology_free(t);
+        q->done(NULL, NULL, gone, q->opaque);
         goto out;
     }
     pl = hotplug_vm_get_placement(vm);
@@ -1088,8 +1091,12 @@ hotplug_vm_place_device_dlp_cb(QmpConn *conn, JsonNode *ret, const GError *error
     gboolean pci = FALSE;
     g_autoptr(GError) local = NULL;
 
-    if (!vm)
+    if (!vm) {
+        g_autoptr(GError) gone =
+            g_error_new(HOTPLUG_ERROR, HOTPLUG_ERROR_VM_GONE, "the VM was removed");
+        q->done(NULL, NULL, gone, q->opaque);
         goto out;
+    }
     if (error && error->domain == QMP_ERROR && error->code == QMP_ERROR_CLOSED) {
         q->done(vm, NULL, error, q->opaque);
         goto out;

@@ -101,6 +101,7 @@ typedef struct {
 void hotplug_placement_result_free(HotplugPlacementResult *r);
 G_DEFINE_AUTOPTR_CLEANUP_FUNC(HotplugPlacementResult, hotplug_placement_result_free)
 
+/* vm is NULL (and error VM_GONE) when the VM was freed meanwhile. */
 typedef void (*HotplugPlaceFunc)(HotplugVm *vm, HotplugPlacementResult *r /* taken, NULL on error */,
                                  const GError *error, gpointer opaque);
 
