@@ -558,6 +558,20 @@ hotplug_vm_arm_deadline(HotplugVm *vm, HotplugOp *op)
  * of unplug": QEMU lets a new press through 5 s (guest time) after the
  * previous one. */
 #define HOTPLUG_REPRESS_MS 1000
+/* A blinking power indicator: the guest took a press and removes the
+ * device when its 5 s wait is over (6.1-6.4 s after the press under TCG). */
+#define HOTPLUG_BLINK_MS 7000
+
+/* The guest is blinking: its removal comes within the blink; the attempt
+ * waits at least that long. */
+static void
+hotplug_vm_wait_blink(HotplugOp *op)
+{
+    gint64 until = g_get_monotonic_time() + (gint64)HOTPLUG_BLINK_MS * 1000;
+
+    if (timeout_deadline_when(op->deadline) < until)
+        timeout_deadline_arm_at(op->deadline, until);
+}
 
 static void
 hotplug_vm_repress_reply_cb(QmpConn *conn, JsonNode *ret, const GError *error, gpointer opaque)
@@ -568,13 +582,17 @@ hotplug_vm_repress_reply_cb(QmpConn *conn, JsonNode *ret, const GError *error, g
     if (!vm || op->state != HOTPLUG_OP_WAITING)
         goto out;
     if (!error) {
+        /* the attempt's press takes effect now: its deadline runs from here */
         hotplug_op_set_detail(op, "the press took effect after QEMU's unplug window");
+        op->armed_at_us = g_get_monotonic_time();
+        timeout_deadline_arm_at(op->deadline, op->armed_at_us + (gint64)op->timeout_ms * 1000);
     } else if (hotplug_error_is_in_progress(error)) {
         /* not yet: try again while the attempt lasts */
         timeout_deadline_arm(op->repress, HOTPLUG_REPRESS_MS);
     } else if (hotplug_error_is_blinking(error)) {
         /* the guest took an earlier press: its removal is coming */
         hotplug_op_set_detail(op, "the guest is blinking the slot's power indicator");
+        hotplug_vm_wait_blink(op);
     } else if (error->domain == QMP_ERROR && error->code == QMP_ERROR_DEVICE_NOT_FOUND) {
         hotplug_vm_device_gone(vm, op);
     }
@@ -617,6 +635,8 @@ hotplug_vm_unplug_reply_cb(QmpConn *conn, JsonNode *ret, const GError *error, gp
             hotplug_op_set_detail(op, "QEMU is still processing the previous request");
         op->state = HOTPLUG_OP_WAITING;
         hotplug_vm_arm_deadline(vm, op);
+        if (error && hotplug_error_is_blinking(error))
+            hotplug_vm_wait_blink(op);
         /* a retry whose press did not take: press again once QEMU's
          * window for the earlier one is over (never during a blink) */
         if (error && hotplug_error_is_in_progress(error) && op->attempts > 1)
