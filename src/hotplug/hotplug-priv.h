@@ -1,10 +1,14 @@
 /* SPDX-License-Identifier: LGPL-2.1-or-later */
-/* Internals shared by hotplug-op.c and hotplug-vm.c. */
+/* The engine's internals: the fields of an operation, which the VM's
+ * engine (hotplug-vm.c) and the composite kinds (hotplug-disk.c,
+ * hotplug-hostdev.c) drive.  The operation knows its VM only as a pointer:
+ * hotplug-op.c needs nothing of the VM, so the dependency runs one way. */
 #pragma once
 
 #include "hotplug-op.h"
-#include "hotplug-vm.h"
 #include "timeout.h"
+
+struct HotplugVm;
 
 typedef enum {
     HOTPLUG_CONFIRM_NONE,
@@ -17,7 +21,7 @@ typedef enum {
 struct HotplugOp {
     gint ref;
     guint64 id;
-    HotplugVm *vm;  /* NULL once the VM is freed */
+    struct HotplugVm *vm;  /* NULL once the VM is freed */
     char *vm_name;
     char *device;
     HotplugKind kind;
@@ -51,32 +55,7 @@ struct HotplugOp {
     gint64 armed_at_us;         /* when the current attempt's deadline was armed */
 };
 
-HotplugOp *hotplug_op_new(HotplugVm *vm, HotplugKind kind, HotplugAction action,
-                          const char *device);
+HotplugOp *hotplug_op_new(struct HotplugVm *vm, const char *vm_name, HotplugKind kind,
+                          HotplugAction action, const char *device);
 void hotplug_op_set_detail(HotplugOp *op, const char *fmt, ...) G_GNUC_PRINTF(2, 3);
 void hotplug_op_set_error(HotplugOp *op, const GError *error);
-
-/* Per-VM placement state (hotplug-topology.c): places reserved for plugs
- * under way. */
-typedef struct HotplugPlacement HotplugPlacement;
-typedef struct HotplugTopology HotplugTopology;
-HotplugPlacement *hotplug_placement_new(void);
-void hotplug_placement_free(HotplugPlacement *p);
-/* The plug of device ended: its place counts as taken for topology
- * queries that began before now, free (or occupied, per QEMU) after. */
-void hotplug_placement_settle(HotplugPlacement *p, const char *device);
-HotplugPlacement *hotplug_vm_get_placement(HotplugVm *vm);
-/* A fresh topology (taken): cached, and pending unplugs learn their
- * mechanism from it. */
-void hotplug_vm_set_topology(HotplugVm *vm, HotplugTopology *t);
-
-/* Anything in flight that points back at the VM: the first member of a
- * query's state; the VM cuts it loose when freed. */
-typedef struct {
-    HotplugVm *vm;  /* NULL once the VM is freed */
-} HotplugVmQuery;
-
-/* A zeroed query of size bytes (at least a HotplugVmQuery) on vm's list. */
-gpointer hotplug_vm_query_new(HotplugVm *vm, gsize size);
-/* The query's VM (NULL if freed); the query leaves the VM's list. */
-HotplugVm *hotplug_vm_query_end(gpointer query);

@@ -7,7 +7,7 @@
 
 #include <string.h>
 
-#include "hotplug-priv.h"
+#include "hotplug-vm-priv.h"
 #include "hotplug-topology.h"
 #include "qmp-json.h"
 
