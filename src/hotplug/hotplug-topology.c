@@ -1029,16 +1029,24 @@ out:
     g_free(q);
 }
 
-gboolean
-hotplug_vm_place(HotplugVm *vm, const char *device, const char *bus, HotplugPlaceFunc done,
-                 gpointer opaque, GError **error)
+static gboolean
+hotplug_vm_place_known(HotplugVm *vm, const char *device, const char *bus, HotplugPlaceFunc done,
+                       gpointer opaque, GError **error)
 {
     HotplugPlacement *pl = hotplug_vm_get_placement(vm);
+    HotplugMachine m;
     PlaceQuery *q;
 
     if (!device || !*device) {
         g_set_error(error, HOTPLUG_ERROR, HOTPLUG_ERROR_INVALID, "no device id given");
         return FALSE;
+    }
+    /* pc and pseries: QEMU's own choice (the lowest free slot of the root
+     * bus, which takes hotplug) and its own checks of a named bus serve;
+     * q35 and virt need a port chosen and checked */
+    if (hotplug_vm_get_machine(vm, &m) && m != HOTPLUG_MACHINE_Q35 && m != HOTPLUG_MACHINE_VIRT) {
+        done(vm, NULL, NULL, opaque);
+        return TRUE;
     }
     q = hotplug_vm_query_new(vm, sizeof(PlaceQuery));
     q->gen = ++pl->gen;
@@ -1111,27 +1119,30 @@ hotplug_vm_place_device_dlp_cb(QmpConn *conn, JsonNode *ret, const GError *error
         q->done(vm, NULL, NULL, q->opaque);
         goto out;
     }
-    if (!hotplug_vm_place(vm, q->id, NULL, q->done, q->opaque, &local))
+    if (!hotplug_vm_place_known(vm, q->id, NULL, q->done, q->opaque, &local))
         q->done(vm, NULL, local, q->opaque);
 out:
     hotplug_place_device_free(q);
 }
 
-gboolean
-hotplug_vm_place_device(HotplugVm *vm, const char *driver, const char *id,
-                        const char *const *props, HotplugPlaceFunc done, gpointer opaque,
-                        GError **error)
+static gboolean
+hotplug_vm_place_device_known(HotplugVm *vm, const char *driver, const char *id,
+                              const char *const *props, HotplugPlaceFunc done, gpointer opaque,
+                              GError **error)
 {
     const char *bus = NULL;
     PlaceDeviceQuery *q;
     JsonObject *args;
     gboolean ok;
 
+    HotplugMachine m;
+
     for (guint i = 0; props && props[i]; i++)
         if (g_str_has_prefix(props[i], "bus="))
             bus = props[i] + 4;
-    if (bus)
-        return hotplug_vm_place(vm, id, bus, done, opaque, error);
+    if (bus || (hotplug_vm_get_machine(vm, &m) && m != HOTPLUG_MACHINE_Q35 &&
+                m != HOTPLUG_MACHINE_VIRT))
+        return hotplug_vm_place_known(vm, id, bus, done, opaque, error);
     q = hotplug_vm_query_new(vm, sizeof(PlaceDeviceQuery));
     q->id = g_strdup(id);
     q->done = done;
@@ -1153,4 +1164,99 @@ char *
 hotplug_placement_result_addr(const HotplugPlacementResult *r)
 {
     return g_strdup_printf("0x%x", r->slot);
+}
+
+/* ---- the machine first -------------------------------------------------- */
+
+/* A placement asked before the machine is known: ask it (qom-get /machine
+ * type), then go on. */
+typedef struct {
+    HotplugVmQuery base;
+    char *driver;  /* NULL: hotplug_vm_place */
+    char *id;
+    char *bus;
+    char **props;
+    HotplugPlaceFunc done;
+    gpointer opaque;
+} MachineFirst;
+
+static void
+hotplug_machine_first_cb(QmpConn *conn, JsonNode *ret, const GError *error, gpointer opaque)
+{
+    MachineFirst *q = opaque;
+    HotplugVm *vm = hotplug_vm_query_end(q);
+    g_autoptr(GError) local = NULL;
+    gboolean ok;
+
+    if (!vm) {
+        local = g_error_new(HOTPLUG_ERROR, HOTPLUG_ERROR_VM_GONE, "the VM was removed");
+        q->done(NULL, NULL, local, q->opaque);
+    } else if (error && error->domain == QMP_ERROR && error->code == QMP_ERROR_CLOSED) {
+        q->done(vm, NULL, error, q->opaque);
+    } else {
+        if (!error)
+            hotplug_vm_set_machine(vm, hotplug_topology_machine_from_type(qmp_json_node_string(ret)));
+        ok = q->driver ? hotplug_vm_place_device_known(vm, q->driver, q->id,
+                                                       (const char *const *)q->props, q->done,
+                                                       q->opaque, &local)
+                       : hotplug_vm_place_known(vm, q->id, q->bus, q->done, q->opaque, &local);
+        if (!ok)
+            q->done(vm, NULL, local, q->opaque);
+    }
+    g_free(q->driver);
+    g_free(q->id);
+    g_free(q->bus);
+    g_strfreev(q->props);
+    g_free(q);
+}
+
+static gboolean
+hotplug_machine_first(HotplugVm *vm, const char *driver, const char *id, const char *bus,
+                      const char *const *props, HotplugPlaceFunc done, gpointer opaque,
+                      GError **error)
+{
+    MachineFirst *q = hotplug_vm_query_new(vm, sizeof(MachineFirst));
+    JsonObject *args = json_object_new();
+    gboolean ok;
+
+    q->driver = g_strdup(driver);
+    q->id = g_strdup(id);
+    q->bus = g_strdup(bus);
+    q->props = g_strdupv((char **)props);
+    q->done = done;
+    q->opaque = opaque;
+    json_object_set_string_member(args, "path", "/machine");
+    json_object_set_string_member(args, "property", "type");
+    ok = qmp_conn_execute(hotplug_vm_get_conn(vm), "qom-get",
+                          json_node_init_object(json_node_alloc(), args),
+                          hotplug_machine_first_cb, q, error);
+    json_object_unref(args);
+    if (!ok) {
+        hotplug_vm_query_end(q);
+        g_free(q->driver);
+        g_free(q->id);
+        g_free(q->bus);
+        g_strfreev(q->props);
+        g_free(q);
+    }
+    return ok;
+}
+
+gboolean
+hotplug_vm_place(HotplugVm *vm, const char *device, const char *bus, HotplugPlaceFunc done,
+                 gpointer opaque, GError **error)
+{
+    if (!hotplug_vm_get_machine(vm, NULL))
+        return hotplug_machine_first(vm, NULL, device, bus, NULL, done, opaque, error);
+    return hotplug_vm_place_known(vm, device, bus, done, opaque, error);
+}
+
+gboolean
+hotplug_vm_place_device(HotplugVm *vm, const char *driver, const char *id,
+                        const char *const *props, HotplugPlaceFunc done, gpointer opaque,
+                        GError **error)
+{
+    if (!hotplug_vm_get_machine(vm, NULL))
+        return hotplug_machine_first(vm, driver, id, NULL, props, done, opaque, error);
+    return hotplug_vm_place_device_known(vm, driver, id, props, done, opaque, error);
 }

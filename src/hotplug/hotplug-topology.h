@@ -105,7 +105,9 @@ G_DEFINE_AUTOPTR_CLEANUP_FUNC(HotplugPlacementResult, hotplug_placement_result_f
 typedef void (*HotplugPlaceFunc)(HotplugVm *vm, HotplugPlacementResult *r /* taken, NULL on error */,
                                  const GError *error, gpointer opaque);
 
-/* Choose a place for device (bus NULL: automatic, the first free place
+/* On pc and pseries (whose root bus takes hotplug) QEMU's own choice and
+ * checks serve: done is called at once, with no place.  On q35 and virt:
+ * choose a place for device (bus NULL: automatic, the first free place
  * whose mechanism works; else that bus, refused when it is occupied or
  * takes no hotplug).  The place is reserved for device until its plug
  * ends (or hotplug_vm_release_place), so two adds at once never get the

@@ -4,6 +4,7 @@
 #pragma once
 
 #include "hotplug-priv.h"
+#include "hotplug-topology.h"
 #include "hotplug-vm.h"
 
 /* Per-VM placement state (hotplug-topology.c): places reserved for plugs
@@ -30,3 +31,8 @@ typedef struct {
 gpointer hotplug_vm_query_new(HotplugVm *vm, gsize size);
 /* The query's VM (NULL if freed); the query leaves the VM's list. */
 HotplugVm *hotplug_vm_query_end(gpointer query);
+
+/* The machine QEMU said it is (qom-get /machine type, asked once per
+ * connection); FALSE while unknown. */
+gboolean hotplug_vm_get_machine(HotplugVm *vm, HotplugMachine *out);
+void hotplug_vm_set_machine(HotplugVm *vm, HotplugMachine m);

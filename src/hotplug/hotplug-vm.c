@@ -1676,3 +1676,18 @@ hotplug_vm_set_topology(HotplugVm *vm, HotplugTopology *t)
     vm->topology = t;
     hotplug_vm_resolve_all(vm, TRUE);
 }
+
+gboolean
+hotplug_vm_get_machine(HotplugVm *vm, HotplugMachine *out)
+{
+    if (vm->machine_known && out)
+        *out = vm->machine;
+    return vm->machine_known;
+}
+
+void
+hotplug_vm_set_machine(HotplugVm *vm, HotplugMachine m)
+{
+    vm->machine = m;
+    vm->machine_known = TRUE;
+}
