@@ -127,9 +127,9 @@ service_cmd_device_add(Service *svc, ServiceRequest *req, JsonObject *args)
 
 static HotplugOp *
 service_device_unplug(Service *svc, HotplugVm *vm, const char *id,
-                      const HotplugUnplugOptions *opts, GError **error)
+                      const HotplugUnplugOptions *opts, gboolean *attached, GError **error)
 {
-    return hotplug_vm_unplug(vm, HOTPLUG_KIND_DEVICE, id, opts, NULL, error);
+    return hotplug_vm_unplug(vm, HOTPLUG_KIND_DEVICE, id, opts, attached, error);
 }
 
 static void

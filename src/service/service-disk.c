@@ -90,9 +90,9 @@ service_cmd_disk_add(Service *svc, ServiceRequest *req, JsonObject *args)
 
 static HotplugOp *
 service_disk_unplug(Service *svc, HotplugVm *vm, const char *id, const HotplugUnplugOptions *opts,
-                    GError **error)
+                    gboolean *attached, GError **error)
 {
-    return hotplug_disk_del(vm, id, opts, NULL, error);
+    return hotplug_disk_del(vm, id, opts, attached, error);
 }
 
 static void

@@ -228,12 +228,12 @@ service_cmd_hostdev_add(Service *svc, ServiceRequest *req, JsonObject *args)
 
 static HotplugOp *
 service_hostdev_unplug(Service *svc, HotplugVm *vm, const char *id,
-                       const HotplugUnplugOptions *opts, GError **error)
+                       const HotplugUnplugOptions *opts, gboolean *attached, GError **error)
 {
     HotplugHostdev *hd =
         service_hostdev_get(service_get_hostdev(svc, hotplug_vm_get_name(vm)), error);
 
-    return hd ? hotplug_hostdev_del(hd, id, opts, NULL, error) : NULL;
+    return hd ? hotplug_hostdev_del(hd, id, opts, attached, error) : NULL;
 }
 
 static void

@@ -157,9 +157,12 @@ void service_request_wait_started(ServiceRequest *req, HotplugVm *vm, HotplugOp 
 /* Starts the unplug of device id of vm with opts; NULL + error when it
  * cannot. */
 typedef HotplugOp *(*ServiceUnplugFunc)(Service *svc, HotplugVm *vm, const char *id,
-                                        const HotplugUnplugOptions *opts, GError **error);
+                                        const HotplugUnplugOptions *opts, gboolean *attached,
+                                        GError **error);
 /* The unplug commands that name one device: the VM and "id" from args,
- * the unplug arguments, then unplug, waited for. */
+ * the unplug arguments, then unplug, waited for.  One that joins an
+ * unplug under way (*attached) answers not-deleted at its own deadline
+ * if the unplug is still pending then. */
 void service_request_unplug(ServiceRequest *req, JsonObject *args, ServiceUnplugFunc unplug);
 
 /* The service's host device registry, read from the state file on first
