@@ -7,6 +7,8 @@ tests/test-topology.c.  Usage: tests/capture-topology.py > tests/topology-captur
 import json, os, socket, subprocess, sys, tempfile, time
 
 BINDIR = os.environ.get("HOTPLUG_QEMU_BINDIR")
+# CAPTURE_SUFFIX names a second set (e.g. "_10" for QEMU 10 captures)
+SUFFIX = os.environ.get("CAPTURE_SUFFIX", "")
 RP = lambda n, a, extra="": ["-device", "pcie-root-port,id=rp%d,chassis=%d,bus=pcie.0,addr=0x%x%s" % (n, n, a, extra)]
 CONFIGS = {
     "pc": ["qemu-system-x86_64", "-machine", "pc",
@@ -103,14 +105,17 @@ def c_str(s):
     return "NULL" if s is None else json.dumps(s)
 
 print("/* SPDX-License-Identifier: LGPL-2.1-or-later */")
-print("/* QMP answers of real QEMU (%s) for the topology tests; made by" % (BINDIR or "$PATH"))
+print("/* QMP answers of real QEMU for the topology tests; made by")
 print(" * tests/capture-topology.py: do not edit. */")
 print("#pragma once\n")
-print("typedef struct { const char *cmd, *args, *reply; } TopologyCapture;\n")
+print("#ifndef TOPOLOGY_CAPTURE_TYPE")
+print("#define TOPOLOGY_CAPTURE_TYPE")
+print("typedef struct { const char *cmd, *args, *reply; } TopologyCapture;")
+print("#endif\n")
 for name, argv in CONFIGS.items():
     mtype, log = capture(argv)
     print("/* %s */" % " ".join(argv))
-    print("static const TopologyCapture topology_capture_%s[] = {" % name)
+    print("static const TopologyCapture topology_capture_%s%s[] = {" % (name, SUFFIX))
     for cmd, args, reply in log:
         print("    {%s, %s,\n     %s}," % (c_str(cmd), c_str(args), c_str(reply)))
     print("    {NULL, NULL, NULL},\n};\n")

@@ -1,8 +1,8 @@
 /* SPDX-License-Identifier: LGPL-2.1-or-later */
 /* The PCI topology model, placement and per-mechanism unplug deadlines
  * (hotplug-topology.c, hotplug-vm.c) against the fake peer answering what
- * real QEMU answered (tests/topology-captures.h, made by
- * tests/capture-topology.py): pc, q35 with ACPI hotplug, q35 with native
+ * real QEMU 7.2 and 10.0 answered (tests/topology-captures.h and
+ * topology-captures-10.h, made by tests/capture-topology.py): pc, q35 with ACPI hotplug, q35 with native
  * PCIe hotplug, aarch64 virt, pseries. */
 #include "config.h"
 
@@ -20,9 +20,39 @@
 #include "hotplug-topology.h"
 #include "hotplug-vm.h"
 #include "qmp-json.h"
+#include "topology-captures-10.h"
 #include "topology-captures.h"
 
 #define WAIT_MS 5000
+
+/* The answers of one QEMU generation (both run every case). */
+typedef struct {
+    const char *name;
+    const TopologyCapture *pc, *q35_acpi, *q35_native, *virt, *virt_acpi, *pseries;
+} CaptureSet;
+
+static const CaptureSet sets[] = {
+    {"QEMU 7.2", topology_capture_pc, topology_capture_q35_acpi, topology_capture_q35_native,
+     topology_capture_virt, topology_capture_virt_acpi, topology_capture_pseries},
+    {"QEMU 10.0", topology_capture_pc_10, topology_capture_q35_acpi_10,
+     topology_capture_q35_native_10, topology_capture_virt_10, topology_capture_virt_acpi_10,
+     topology_capture_pseries_10},
+};
+static const CaptureSet *set;
+
+static int
+group_setup_72(void **state)
+{
+    set = &sets[0];
+    return 0;
+}
+
+static int
+group_setup_10(void **state)
+{
+    set = &sets[1];
+    return 0;
+}
 
 typedef struct {
     struct event_base *base;
@@ -120,7 +150,7 @@ place(HotplugTopology *t, const char *bus, gint slot)
 static void
 test_pc(void **state)
 {
-    Fixture *f = fixture_new(topology_capture_pc);
+    Fixture *f = fixture_new(set->pc);
     HotplugTopology *t = query(f);
     const HotplugPlace *p;
     guint root = 0, bridge = 0;
@@ -157,7 +187,7 @@ test_pc(void **state)
 static void
 test_q35_acpi(void **state)
 {
-    Fixture *f = fixture_new(topology_capture_q35_acpi);
+    Fixture *f = fixture_new(set->q35_acpi);
     HotplugTopology *t = query(f);
     const HotplugPlace *p;
     GPtrArray *places = hotplug_topology_get_places(t);
@@ -184,7 +214,7 @@ test_q35_acpi(void **state)
 static void
 test_q35_native(void **state)
 {
-    Fixture *f = fixture_new(topology_capture_q35_native);
+    Fixture *f = fixture_new(set->q35_native);
     HotplugTopology *t = query(f);
     const HotplugPlace *p;
 
@@ -205,7 +235,7 @@ test_q35_native(void **state)
 static void
 test_virt(void **state)
 {
-    Fixture *f = fixture_new(topology_capture_virt);
+    Fixture *f = fixture_new(set->virt);
     HotplugTopology *t = query(f);
     GPtrArray *places = hotplug_topology_get_places(t);
 
@@ -222,17 +252,17 @@ test_virt(void **state)
 static void
 test_virt_memory_hotplug(void **state)
 {
-    Fixture *f = fixture_new(topology_capture_virt);
+    Fixture *f = fixture_new(set->virt);
     const char *why = NULL;
 
     assert_false(hotplug_topology_memory_hotplug(query(f), &why));
     assert_non_null(strstr(why, "no ACPI GED device"));
     fixture_free(f);
-    f = fixture_new(topology_capture_virt_acpi);
+    f = fixture_new(set->virt_acpi);
     assert_true(hotplug_topology_memory_hotplug(query(f), &why));
     assert_int_equal(place(f->topo, "rp1", -1)->mechanism, HOTPLUG_MECH_PCIE_NATIVE);
     fixture_free(f);
-    f = fixture_new(topology_capture_q35_native);
+    f = fixture_new(set->q35_native);
     assert_true(hotplug_topology_memory_hotplug(query(f), NULL));
     fixture_free(f);
 }
@@ -240,7 +270,7 @@ test_virt_memory_hotplug(void **state)
 static void
 test_pseries(void **state)
 {
-    Fixture *f = fixture_new(topology_capture_pseries);
+    Fixture *f = fixture_new(set->pseries);
     HotplugTopology *t = query(f);
 
     assert_int_equal(hotplug_topology_get_machine(t), HOTPLUG_MACHINE_PSERIES);
@@ -286,7 +316,7 @@ place_wait_clear(PlaceWait *w)
 static void
 test_place_concurrent(void **state)
 {
-    Fixture *f = fixture_new(topology_capture_q35_acpi);
+    Fixture *f = fixture_new(set->q35_acpi);
     PlaceWait a = {0}, b = {0}, c = {0};
     g_autoptr(GError) error = NULL;
 
@@ -317,7 +347,7 @@ test_place_concurrent(void **state)
 static void
 test_place_by_hand(void **state)
 {
-    Fixture *f = fixture_new(topology_capture_q35_native);
+    Fixture *f = fixture_new(set->q35_native);
     PlaceWait w = {0};
     g_autoptr(GError) error = NULL;
     struct {
@@ -382,10 +412,10 @@ test_deadline_by_mechanism(void **state)
         const char *device;
         guint ms;
     } cases[] = {
-        {topology_capture_q35_native, "nic0", 15000},
-        {topology_capture_virt, "nic0", 15000},
-        {topology_capture_q35_acpi, "nic0", 5000},
-        {topology_capture_pc, "nic1", 5000},
+        {set->q35_native, "nic0", 15000},
+        {set->virt, "nic0", 15000},
+        {set->q35_acpi, "nic0", 5000},
+        {set->pc, "nic1", 5000},
     };
 
     for (guint i = 0; i < G_N_ELEMENTS(cases); i++) {
@@ -408,7 +438,7 @@ test_deadline_by_mechanism(void **state)
 static void
 test_native_blinking_is_pending(void **state)
 {
-    Fixture *f = fixture_new(topology_capture_q35_native);
+    Fixture *f = fixture_new(set->q35_native);
     g_autoptr(HotplugOp) op = NULL;
     FakeStep *s;
 
@@ -436,7 +466,7 @@ test_native_blinking_is_pending(void **state)
 static void
 test_native_retry_in_progress_presses_later(void **state)
 {
-    Fixture *f = fixture_new(topology_capture_q35_native);
+    Fixture *f = fixture_new(set->q35_native);
     HotplugUnplugOptions o = {.timeout_ms = 1500, .retries = 1};
     g_autoptr(HotplugOp) op = NULL;
     g_autoptr(GError) error = NULL;
@@ -467,7 +497,7 @@ test_native_retry_in_progress_presses_later(void **state)
 static void
 test_late_after_not_deleted(void **state)
 {
-    Fixture *f = fixture_new(topology_capture_q35_native);
+    Fixture *f = fixture_new(set->q35_native);
     HotplugUnplugOptions o = {.timeout_ms = 200};
     g_autoptr(HotplugOp) op = NULL;
     g_autoptr(GError) error = NULL;
@@ -507,5 +537,8 @@ main(void)
         cmocka_unit_test(test_late_after_not_deleted),
     };
 
-    return cmocka_run_group_tests(tests, NULL, NULL);
+    int failed = cmocka_run_group_tests_name("QEMU 7.2 answers", tests, group_setup_72, NULL);
+
+    failed += cmocka_run_group_tests_name("QEMU 10.0 answers", tests, group_setup_10, NULL);
+    return failed;
 }

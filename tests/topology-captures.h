@@ -1,9 +1,12 @@
 /* SPDX-License-Identifier: LGPL-2.1-or-later */
-/* QMP answers of real QEMU ($PATH) for the topology tests; made by
+/* QMP answers of real QEMU for the topology tests; made by
  * tests/capture-topology.py: do not edit. */
 #pragma once
 
+#ifndef TOPOLOGY_CAPTURE_TYPE
+#define TOPOLOGY_CAPTURE_TYPE
 typedef struct { const char *cmd, *args, *reply; } TopologyCapture;
+#endif
 
 /* qemu-system-x86_64 -machine pc -device virtio-net-pci,id=nic0 -device pci-bridge,id=br1,chassis_nr=1 -device virtio-net-pci,id=nic1,bus=br1,addr=0x3 */
 static const TopologyCapture topology_capture_pc[] = {
