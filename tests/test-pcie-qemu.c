@@ -13,6 +13,8 @@
  *   unplug     at the default deadline with a cooperating guest: deleted,
  *              exit 0; with --retry 2: deleted; paused then resumed: deleted
  *   disk       disk add with no bus and disk del: no block node left
+ *   virt       without ACPI GED (booted with -kernel) vm info lists no memory
+ *              or vCPU hotplug, and memory add / vcpu set say why
  *
  * The unplug latency of each mechanism is printed ("LATENCY ...") against
  * its default deadline. */
@@ -60,7 +62,9 @@ static int
 group_setup_with(void **state, RigMachine machine, const char *mechanism, guint deadline_ms)
 {
     Fixture *f = g_new0(Fixture, 1);
-    RigVmOptions opts = {.machine = machine, .guest = TRUE, .n_root_ports = 3};
+    /* memory slots too: virt's refusal must be about what it lacks */
+    RigVmOptions opts = {.machine = machine, .guest = TRUE, .n_root_ports = 3,
+                         .mem = machine == RIG_MACHINE_VIRT ? "512M,slots=2,maxmem=1G" : NULL};
 
     *state = f;
     f->mechanism = mechanism;
@@ -380,6 +384,40 @@ test_disk(void **state)
     }
 }
 
+/* aarch64 virt booted with -kernel (no UEFI firmware, so no ACPI GED):
+ * vm info lists neither memory nor vCPU hotplug, and both verbs say
+ * plainly why */
+static void
+test_virt_says_what_it_lacks(void **state)
+{
+    Fixture *f = *state;
+    g_autoptr(RigCtl) info = rig_ctl("--json", "vm", "info", sock(f), NULL);
+    g_autoptr(RigCtl) mem = NULL;
+    g_autoptr(RigCtl) cpu = NULL;
+    JsonObject *o;
+    JsonArray *caps;
+    const char *hint;
+
+    rig_ctl_assert_exit(info, 0);
+    o = rig_ctl_result(info);
+    caps = qmp_json_get_array(o, "capabilities");
+    for (guint i = 0; caps && i < json_array_get_length(caps); i++) {
+        const char *cap = qmp_json_node_string(json_array_get_element(caps, i));
+        if (g_strcmp0(cap, "memory-hotplug") == 0 || g_strcmp0(cap, "cpu-hotplug") == 0)
+            fail_msg("vm info lists %s, which this virt VM cannot do", cap);
+    }
+    assert_non_null(strstr(qmp_json_get_string(o, "memory_hotplug_unavailable"), "ACPI GED"));
+    mem = rig_ctl("--json", "memory", "add", sock(f), "128M", NULL);
+    rig_ctl_assert_exit(mem, 3);
+    hint = qmp_json_get_string(rig_ctl_result(mem), "hint");
+    if (!hint || !strstr(hint, "ACPI GED") || strstr(hint, "slots=N"))
+        fail_msg("memory add hint: %s", hint ? hint : "(none)");
+    cpu = rig_ctl("vcpu", "set", sock(f), "2", NULL);
+    assert_int_not_equal(cpu->status, 0);
+    if (!strstr(cpu->err, "does not support vCPU hotplug on this machine"))
+        fail_msg("vcpu set says: %s", cpu->err);
+}
+
 int
 main(void)
 {
@@ -392,6 +430,7 @@ main(void)
         cmocka_unit_test(test_no_free_port),
     };
     const struct CMUnitTest virt_cases[] = {
+        cmocka_unit_test(test_virt_says_what_it_lacks),
         cmocka_unit_test(test_slots),
         cmocka_unit_test(test_add_del),
         cmocka_unit_test(test_disk),
