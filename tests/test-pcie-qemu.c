@@ -302,6 +302,8 @@ test_paused_then_resumed(void **state)
 {
     Fixture *f = *state;
     g_autoptr(RigCtl) r = NULL;
+    g_autofree char *gone = guest_line("removed", 1);
+    gsize before = rig_vm_console_count(f->vm, gone);
     RigCtlRun *run;
     JsonObject *o;
 
@@ -317,6 +319,9 @@ test_paused_then_resumed(void **state)
     assert_string_equal(qmp_json_get_string(o, "outcome"), "deleted");
     report_latency(f, "device del, paused 1 s", qmp_json_get_int_default(o, "elapsed_ms", -1));
     assert_false(rig_vm_peripheral_has(f->vm, "n1"));
+    /* the next case plugs on rp1 again: let the guest finish with it */
+    if (!rig_vm_wait_console_count(f->vm, gone, before + 1, SEEN_MS))
+        fail_msg("the guest never reported %s", gone);
 }
 
 /* "a b": the sorted node names QEMU has (auto-named ones left out) */
