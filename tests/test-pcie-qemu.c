@@ -12,6 +12,8 @@
  *              port taken the refusal says how to add one
  *   unplug     at the default deadline with a cooperating guest: deleted,
  *              exit 0; with --retry 2: deleted; paused then resumed: deleted
+ *   joined     (native, through hotplugd) a device del joining one under way
+ *              answers not-deleted at its own deadline; the first ends deleted
  *   disk       disk add with no bus and disk del: no block node left
  *   virt       without ACPI GED (booted with -kernel) vm info lists no memory
  *              or vCPU hotplug, and memory add / vcpu set say why
@@ -64,7 +66,8 @@ group_setup_with(void **state, RigMachine machine, const char *mechanism, guint 
     Fixture *f = g_new0(Fixture, 1);
     /* memory slots too: virt's refusal must be about what it lacks */
     RigVmOptions opts = {.machine = machine, .guest = TRUE, .n_root_ports = 3,
-                         .mem = machine == RIG_MACHINE_VIRT ? "512M,slots=2,maxmem=1G" : NULL};
+                         .mem = machine == RIG_MACHINE_VIRT ? "512M,slots=2,maxmem=1G" : NULL,
+                         .n_extra_qmp = 1 /* for hotplugd */};
 
     *state = f;
     f->mechanism = mechanism;
@@ -389,6 +392,49 @@ test_disk(void **state)
     }
 }
 
+/* Through hotplugd, a device del that joins a native unplug under way
+ * answers at its own deadline (not-deleted, joined, exit 5); the unplug
+ * it joined ends deleted at its own. */
+static void
+test_joined_del_own_deadline(void **state)
+{
+    Fixture *f = *state;
+    g_autoptr(RigHotplugd) d = rig_hotplugd_new(NULL);
+    g_autoptr(RigCtl) add = NULL;
+    g_autoptr(RigCtl) joined = NULL;
+    g_autoptr(RigCtl) first = NULL;
+    g_autofree char *seen = guest_line("added", 1);
+    g_autofree char *gone = guest_line("removed", 1);
+    gsize n_seen = rig_vm_console_count(f->vm, seen);
+    gsize n_gone = rig_vm_console_count(f->vm, gone);
+    RigCtlRun *run;
+    JsonObject *o;
+
+    rig_hotplugd_start(d);
+    rig_hotplugd_add_vm(d, "vm1", rig_vm_extra_qmp_path(f->vm, 1));
+    add = rig_hotplugd_ctl(d, "--json", "device", "add", "vm1", "virtio-net-pci", "j1", NULL);
+    rig_ctl_assert_exit(add, 0);
+    assert_string_equal(qmp_json_get_string(rig_ctl_result(add), "bus"), "rp1");
+    if (!rig_vm_wait_console_count(f->vm, seen, n_seen + 1, SEEN_MS))
+        fail_msg("the guest never reported %s", seen);
+    run = rig_hotplugd_ctl_start(d, "--json", "device", "del", "vm1", "j1", NULL);
+    g_usleep(500 * 1000);
+    joined = rig_hotplugd_ctl(d, "--json", "device", "del", "vm1", "j1", "--timeout", "1", NULL);
+    rig_ctl_assert_exit(joined, 5);
+    o = rig_ctl_result(joined);
+    assert_string_equal(qmp_json_get_string(o, "outcome"), "not-deleted");
+    assert_true(qmp_json_get_bool_default(o, "joined", FALSE));
+    assert_int_equal(qmp_json_get_int_default(o, "timeout_ms", -1), 1000);
+    first = rig_ctl_wait(run, f->deadline_ms + 30000);
+    rig_ctl_assert_exit(first, 0);
+    o = rig_ctl_result(first);
+    assert_string_equal(qmp_json_get_string(o, "outcome"), "deleted");
+    report_latency(f, "device del through hotplugd", qmp_json_get_int_default(o, "elapsed_ms", -1));
+    if (!rig_vm_wait_console_count(f->vm, gone, n_gone + 1, SEEN_MS))
+        fail_msg("the guest never reported %s", gone);
+    rig_hotplugd_stop(d);
+}
+
 /* aarch64 virt booted with -kernel (no UEFI firmware, so no ACPI GED):
  * vm info lists neither memory nor vCPU hotplug, and both verbs say
  * plainly why */
@@ -434,6 +480,15 @@ main(void)
         cmocka_unit_test(test_disk),
         cmocka_unit_test(test_no_free_port),
     };
+    const struct CMUnitTest native_cases[] = {
+        cmocka_unit_test(test_slots),
+        cmocka_unit_test(test_add_del),
+        cmocka_unit_test(test_retry),
+        cmocka_unit_test(test_paused_then_resumed),
+        cmocka_unit_test(test_joined_del_own_deadline),
+        cmocka_unit_test(test_disk),
+        cmocka_unit_test(test_no_free_port),
+    };
     const struct CMUnitTest virt_cases[] = {
         cmocka_unit_test(test_virt_says_what_it_lacks),
         cmocka_unit_test(test_slots),
@@ -443,7 +498,7 @@ main(void)
     int failed = 0;
 
     failed += cmocka_run_group_tests_name("q35-acpi", cases, group_setup_q35, group_teardown);
-    failed += cmocka_run_group_tests_name("q35-native", cases, group_setup_q35_native,
+    failed += cmocka_run_group_tests_name("q35-native", native_cases, group_setup_q35_native,
                                           group_teardown);
     failed += cmocka_run_group_tests_name("virt", virt_cases, group_setup_virt, group_teardown);
     return failed;
