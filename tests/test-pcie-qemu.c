@@ -14,7 +14,8 @@
  *              exit 0; with --retry 2: deleted; paused then resumed: deleted
  *   joined     (native, through hotplugd) a device del joining one under way
  *              answers not-deleted at its own deadline; the first ends deleted
- *   disk       disk add with no bus and disk del: no block node left
+ *   disk       disk add with no bus and disk del: no block node left;
+ *              (q35 ACPI) --iothreads 4 gives 4 virtqueues where QEMU maps them
  *   virt       without ACPI GED (booted with -kernel) vm info lists no memory
  *              or vCPU hotplug, and memory add / vcpu set say why
  *
@@ -392,6 +393,45 @@ test_disk(void **state)
     }
 }
 
+/* --iothreads 4 without --queues: where QEMU maps IOThreads to queues,
+ * the disk gets 4 virtqueues, one per IOThread; --queues 2 is refused
+ * before anything is sent */
+static void
+test_disk_iothreads(void **state)
+{
+    Fixture *f = *state;
+    g_autoptr(RigCtl) bad = rig_ctl("--json", "disk", "add", sock(f), f->raw, "--id", "d4",
+                                    "--iothreads", "4", "--queues", "2", NULL);
+    g_autoptr(RigCtl) add = NULL;
+    g_autoptr(RigCtl) del = NULL;
+    g_autofree char *seen = guest_line("added", 1);
+    gsize n = rig_vm_console_count(f->vm, seen);
+    const char *desc;
+
+    rig_ctl_assert_exit(bad, 2);
+    desc = qmp_json_get_string(qmp_json_get_object(rig_ctl_result(bad), "error"), "desc");
+    if (!desc || !strstr(desc, "every IOThread needs a queue"))
+        fail_msg("--queues 2 --iothreads 4: %s", desc ? desc : "(none)");
+    assert_false(rig_vm_peripheral_has(f->vm, "d4"));
+    add = rig_ctl("--json", "disk", "add", sock(f), f->raw, "--id", "d4", "--iothreads", "4", NULL);
+    if (!rig_vm_has_cap(f->vm, "iothread-vq-mapping")) {
+        /* this QEMU cannot map IOThreads to queues: refused, nothing sent */
+        rig_ctl_assert_exit(add, 1);
+        assert_false(rig_vm_peripheral_has(f->vm, "d4"));
+        return;
+    }
+    rig_ctl_assert_exit(add, 0);
+    if (!rig_vm_wait_console_count(f->vm, seen, n + 1, SEEN_MS))
+        fail_msg("the guest never reported %s", seen);
+    {
+        g_autoptr(JsonNode) q = rig_vm_qmp(
+            f->vm, "qom-get", "{\"path\": \"/machine/peripheral/d4\", \"property\": \"num-queues\"}");
+        assert_int_equal(json_node_get_int(q), 4);
+    }
+    del = rig_ctl("--json", "disk", "del", sock(f), "d4", NULL);
+    rig_ctl_assert_exit(del, 0);
+}
+
 /* Through hotplugd, a device del that joins a native unplug under way
  * answers at its own deadline (not-deleted, joined, exit 5); the unplug
  * it joined ends deleted at its own. */
@@ -478,6 +518,7 @@ main(void)
         cmocka_unit_test(test_retry),
         cmocka_unit_test(test_paused_then_resumed),
         cmocka_unit_test(test_disk),
+        cmocka_unit_test(test_disk_iothreads),
         cmocka_unit_test(test_no_free_port),
     };
     const struct CMUnitTest native_cases[] = {
