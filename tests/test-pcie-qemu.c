@@ -41,8 +41,8 @@ typedef struct {
     RigVm *vm;
     char *dir;
     char *raw;
-    const char *mechanism;   /* what vm slots must say */
-    guint deadline_ms;       /* the mechanism's default deadline */
+    const char *mechanism; /* what vm slots must say */
+    guint deadline_ms;     /* the mechanism's default deadline */
 } Fixture;
 
 static void
@@ -66,7 +66,9 @@ group_setup_with(void **state, RigMachine machine, const char *mechanism, guint 
 {
     Fixture *f = g_new0(Fixture, 1);
     /* memory slots too: virt's refusal must be about what it lacks */
-    RigVmOptions opts = {.machine = machine, .guest = TRUE, .n_root_ports = 3,
+    RigVmOptions opts = {.machine = machine,
+                         .guest = TRUE,
+                         .n_root_ports = 3,
                          .mem = machine == RIG_MACHINE_VIRT ? "512M,slots=2,maxmem=1G" : NULL,
                          .n_extra_qmp = 1 /* for hotplugd */};
 
@@ -204,8 +206,8 @@ report_latency(Fixture *f, const char *what, gint64 ms)
     int major, minor, micro;
 
     rig_vm_version(f->vm, &major, &minor, &micro);
-    printf("LATENCY qemu %d.%d.%d %s %s: %" G_GINT64_FORMAT " ms (default deadline %u ms)\n",
-           major, minor, micro, f->mechanism, what, ms, f->deadline_ms);
+    printf("LATENCY qemu %d.%d.%d %s %s: %" G_GINT64_FORMAT " ms (default deadline %u ms)\n", major,
+           minor, micro, f->mechanism, what, ms, f->deadline_ms);
     fflush(stdout);
 }
 
@@ -374,8 +376,8 @@ test_disk(void **state)
     assert_string_equal(after, before);
     /* and by hand on rp3 */
     {
-        g_autoptr(RigCtl) a2 = rig_ctl("--json", "disk", "add", sock(f), f->raw, "--id", "d2",
-                                       "--bus", "rp3", NULL);
+        g_autoptr(RigCtl) a2 =
+            rig_ctl("--json", "disk", "add", sock(f), f->raw, "--id", "d2", "--bus", "rp3", NULL);
         g_autoptr(RigCtl) d2 = NULL;
         g_autofree char *seen3 = guest_line("added", 3);
         gsize n3 = rig_vm_console_count(f->vm, seen3);
@@ -424,8 +426,9 @@ test_disk_iothreads(void **state)
     if (!rig_vm_wait_console_count(f->vm, seen, n + 1, SEEN_MS))
         fail_msg("the guest never reported %s", seen);
     {
-        g_autoptr(JsonNode) q = rig_vm_qmp(
-            f->vm, "qom-get", "{\"path\": \"/machine/peripheral/d4\", \"property\": \"num-queues\"}");
+        g_autoptr(JsonNode) q =
+            rig_vm_qmp(f->vm, "qom-get",
+                       "{\"path\": \"/machine/peripheral/d4\", \"property\": \"num-queues\"}");
         assert_int_equal(json_node_get_int(q), 4);
     }
     del = rig_ctl("--json", "disk", "del", sock(f), "d4", NULL);
@@ -513,12 +516,9 @@ int
 main(void)
 {
     const struct CMUnitTest cases[] = {
-        cmocka_unit_test(test_slots),
-        cmocka_unit_test(test_add_del),
-        cmocka_unit_test(test_retry),
-        cmocka_unit_test(test_paused_then_resumed),
-        cmocka_unit_test(test_disk),
-        cmocka_unit_test(test_disk_iothreads),
+        cmocka_unit_test(test_slots),        cmocka_unit_test(test_add_del),
+        cmocka_unit_test(test_retry),        cmocka_unit_test(test_paused_then_resumed),
+        cmocka_unit_test(test_disk),         cmocka_unit_test(test_disk_iothreads),
         cmocka_unit_test(test_no_free_port),
     };
     const struct CMUnitTest native_cases[] = {

@@ -2,8 +2,8 @@
 /* The PCI topology model, placement and per-mechanism unplug deadlines
  * (hotplug-topology.c, hotplug-vm.c) against the fake peer answering what
  * real QEMU 7.2 and 10.0 answered (tests/topology-captures.h and
- * topology-captures-10.h, made by tests/capture-topology.py): pc, q35 with ACPI hotplug, q35 with native
- * PCIe hotplug, aarch64 virt, pseries. */
+ * topology-captures-10.h, made by tests/capture-topology.py): pc, q35 with ACPI hotplug, q35 with
+ * native PCIe hotplug, aarch64 virt, pseries. */
 #include "config.h"
 
 #include <stdarg.h>
@@ -62,7 +62,7 @@ typedef struct {
     HotplugTopology *topo;
     gboolean done;
     GError *error;
-    GPtrArray *outcomes;  /* "DEVICE OUTCOME" per outcome/late event */
+    GPtrArray *outcomes; /* "DEVICE OUTCOME" per outcome/late event */
 } Fixture;
 
 static void
@@ -352,7 +352,7 @@ test_place_by_hand(void **state)
     g_autoptr(GError) error = NULL;
     struct {
         const char *bus;
-        gint code;  /* -1: placed */
+        gint code; /* -1: placed */
         const char *says;
     } cases[] = {
         {"rp1", -1, NULL},
@@ -444,8 +444,7 @@ test_native_blinking_is_pending(void **state)
 
     /* someone pressed already: QEMU refuses the press during the blink */
     s = fake_peer_expect(f->peer, "device_del", "{\"id\": \"nic0\"}");
-    fake_peer_step_error(s, "GenericError",
-                         "slot 0 is busy (power indicator blinking)");
+    fake_peer_step_error(s, "GenericError", "slot 0 is busy (power indicator blinking)");
     op = unplug(f, "nic0", 2);
     run_until_waiting(f, op);
     assert_int_equal(hotplug_op_get_outcome(op), HOTPLUG_OUTCOME_NONE);

@@ -16,7 +16,7 @@
 struct HotplugTopology {
     HotplugMachine machine;
     char *machine_type;
-    GPtrArray *places;   /* HotplugPlace */
+    GPtrArray *places;       /* HotplugPlace */
     GHashTable *device_bus;  /* device id -> QOM path of its parent bus */
     GHashTable *bus_place;   /* QOM path of a bus -> first HotplugPlace on it (borrowed) */
     gboolean memory_hotplug; /* the machine can hot-plug memory at all */
@@ -238,8 +238,7 @@ hotplug_topology_place_at(HotplugTopology *t, const char *bus_path, guint slot)
 }
 
 static HotplugMechanism
-hotplug_port_mechanism(HotplugMachine m, gboolean acpi_bridge, JsonObject *knobs,
-                       const char **why)
+hotplug_port_mechanism(HotplugMachine m, gboolean acpi_bridge, JsonObject *knobs, const char **why)
 {
     gboolean v, native = TRUE;
 
@@ -328,9 +327,9 @@ hotplug_topology_new_from_facts(JsonObject *facts, GError **error)
                                  ? HOTPLUG_MECH_SPAPR
                                  : (acpi_root ? HOTPLUG_MECH_ACPI : HOTPLUG_MECH_NONE);
         g_autofree char *path =
-            g_strdup(root_path ? root_path : (t->machine == HOTPLUG_MACHINE_PC
-                                                  ? "/machine/i440fx/pci.0"
-                                                  : "/machine/unattached/pci.0"));
+            g_strdup(root_path ? root_path
+                               : (t->machine == HOTPLUG_MACHINE_PC ? "/machine/i440fx/pci.0"
+                                                                   : "/machine/unattached/pci.0"));
         HotplugPlace *slots[PCI_SLOTS];
 
         for (guint s = 0; s < PCI_SLOTS; s++)
@@ -370,8 +369,9 @@ hotplug_topology_new_from_facts(JsonObject *facts, GError **error)
 
         (void)id;
         if (b->kind == BRIDGE_PCI) {
-            gboolean acpi_ok = (t->machine == HOTPLUG_MACHINE_PC ||
-                                t->machine == HOTPLUG_MACHINE_Q35) && acpi_bridge;
+            gboolean acpi_ok =
+                (t->machine == HOTPLUG_MACHINE_PC || t->machine == HOTPLUG_MACHINE_Q35) &&
+                acpi_bridge;
             m = acpi_ok ? HOTPLUG_MECH_ACPI : HOTPLUG_MECH_NONE;
             why = "bridge slots need ACPI PCI hotplug (SHPC is not supported)";
             for (guint s = 0; s < PCI_SLOTS; s++)
@@ -382,7 +382,8 @@ hotplug_topology_new_from_facts(JsonObject *facts, GError **error)
         m = hotplug_port_mechanism(t->machine, acpi_bridge, knobs, &why);
         hotplug_place_add(t, child, bus_path, 0,
                           b->kind == BRIDGE_ROOT_PORT ? "pcie-root-port" : "pcie-downstream-port",
-                          port, m, why)->anonymous = g_str_has_prefix(path, "/machine/peripheral-anon/");
+                          port, m, why)
+            ->anonymous = g_str_has_prefix(path, "/machine/peripheral-anon/");
     }
 
     /* occupants behind ports and bridges */
@@ -554,7 +555,7 @@ typedef void (*TopoApply)(TopoQuery *q, JsonObject *target, JsonNode *ret, const
 
 typedef struct {
     TopoQuery *q;
-    JsonObject *target;  /* where the answer goes (borrowed from facts) */
+    JsonObject *target; /* where the answer goes (borrowed from facts) */
     char *member;
     TopoApply apply;
 } TopoReply;
@@ -789,8 +790,8 @@ hotplug_topology_query(QmpConn *conn, HotplugTopologyFunc done, gpointer opaque,
     JsonObject *periph, *anon;
 
     if (qmp_conn_get_state(conn) != QMP_CONN_READY) {
-        g_set_error(error, HOTPLUG_ERROR, HOTPLUG_ERROR_VM_GONE,
-                    "the VM is not connected (%s)", qmp_conn_state_name(qmp_conn_get_state(conn)));
+        g_set_error(error, HOTPLUG_ERROR, HOTPLUG_ERROR_VM_GONE, "the VM is not connected (%s)",
+                    qmp_conn_state_name(qmp_conn_get_state(conn)));
         return FALSE;
     }
     q = g_new0(TopoQuery, 1);
@@ -830,14 +831,14 @@ typedef struct {
     char *device;
     char *bus;
     guint slot;
-    gboolean settled;      /* its plug ended */
-    guint64 settled_gen;   /* ... when this many queries had begun */
+    gboolean settled;    /* its plug ended */
+    guint64 settled_gen; /* ... when this many queries had begun */
 } HotplugReservation;
 
 struct HotplugPlacement {
-    GPtrArray *reserved;   /* HotplugReservation */
-    guint64 gen;           /* placement queries begun */
-    guint inflight;        /* placement queries not answered yet */
+    GPtrArray *reserved; /* HotplugReservation */
+    guint64 gen;         /* placement queries begun */
+    guint inflight;      /* placement queries not answered yet */
 };
 
 static void
@@ -970,7 +971,8 @@ hotplug_topology_choose(HotplugTopology *t, HotplugPlacement *pl, guint64 gen, c
                 (t->machine == HOTPLUG_MACHINE_Q35 || t->machine == HOTPLUG_MACHINE_VIRT))
                 g_set_error(error, HOTPLUG_ERROR, HOTPLUG_ERROR_UNSUPPORTED,
                             "bus %s takes no hotplug on this machine: name a pcie-root-port, "
-                            "or give no bus to have one chosen (see 'vm slots')", bus);
+                            "or give no bus to have one chosen (see 'vm slots')",
+                            bus);
             else
                 g_set_error(error, HOTPLUG_ERROR, HOTPLUG_ERROR_INVALID,
                             "no hotpluggable bus named '%s' (see 'vm slots')", bus);
@@ -1091,8 +1093,7 @@ hotplug_place_device_free(PlaceDeviceQuery *q)
 }
 
 static void
-hotplug_vm_place_device_dlp_cb(QmpConn *conn, JsonNode *ret, const GError *error,
-                               gpointer opaque)
+hotplug_vm_place_device_dlp_cb(QmpConn *conn, JsonNode *ret, const GError *error, gpointer opaque)
 {
     PlaceDeviceQuery *q = opaque;
     HotplugVm *vm = hotplug_vm_query_end(q);
@@ -1141,8 +1142,8 @@ hotplug_vm_place_device_known(HotplugVm *vm, const char *driver, const char *id,
     for (guint i = 0; props && props[i]; i++)
         if (g_str_has_prefix(props[i], "bus="))
             bus = props[i] + 4;
-    if (bus || (hotplug_vm_get_machine(vm, &m) && m != HOTPLUG_MACHINE_Q35 &&
-                m != HOTPLUG_MACHINE_VIRT))
+    if (bus ||
+        (hotplug_vm_get_machine(vm, &m) && m != HOTPLUG_MACHINE_Q35 && m != HOTPLUG_MACHINE_VIRT))
         return hotplug_vm_place_known(vm, id, bus, done, opaque, error);
     q = hotplug_vm_query_new(vm, sizeof(PlaceDeviceQuery));
     q->id = g_strdup(id);
@@ -1173,7 +1174,7 @@ hotplug_placement_result_addr(const HotplugPlacementResult *r)
  * type), then go on. */
 typedef struct {
     HotplugVmQuery base;
-    char *driver;  /* NULL: hotplug_vm_place */
+    char *driver; /* NULL: hotplug_vm_place */
     char *id;
     char *bus;
     char **props;
@@ -1196,7 +1197,8 @@ hotplug_machine_first_cb(QmpConn *conn, JsonNode *ret, const GError *error, gpoi
         q->done(vm, NULL, error, q->opaque);
     } else {
         if (!error)
-            hotplug_vm_set_machine(vm, hotplug_topology_machine_from_type(qmp_json_node_string(ret)));
+            hotplug_vm_set_machine(vm,
+                                   hotplug_topology_machine_from_type(qmp_json_node_string(ret)));
         ok = q->driver ? hotplug_vm_place_device_known(vm, q->driver, q->id,
                                                        (const char *const *)q->props, q->done,
                                                        q->opaque, &local)
@@ -1229,8 +1231,8 @@ hotplug_machine_first(HotplugVm *vm, const char *driver, const char *id, const c
     json_object_set_string_member(args, "path", "/machine");
     json_object_set_string_member(args, "property", "type");
     ok = qmp_conn_execute(hotplug_vm_get_conn(vm), "qom-get",
-                          json_node_init_object(json_node_alloc(), args),
-                          hotplug_machine_first_cb, q, error);
+                          json_node_init_object(json_node_alloc(), args), hotplug_machine_first_cb,
+                          q, error);
     json_object_unref(args);
     if (!ok) {
         hotplug_vm_query_end(q);
@@ -1253,9 +1255,8 @@ hotplug_vm_place(HotplugVm *vm, const char *device, const char *bus, HotplugPlac
 }
 
 gboolean
-hotplug_vm_place_device(HotplugVm *vm, const char *driver, const char *id,
-                        const char *const *props, HotplugPlaceFunc done, gpointer opaque,
-                        GError **error)
+hotplug_vm_place_device(HotplugVm *vm, const char *driver, const char *id, const char *const *props,
+                        HotplugPlaceFunc done, gpointer opaque, GError **error)
 {
     if (!hotplug_vm_get_machine(vm, NULL))
         return hotplug_machine_first(vm, driver, id, NULL, props, done, opaque, error);

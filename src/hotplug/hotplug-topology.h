@@ -16,10 +16,10 @@
 G_BEGIN_DECLS
 
 typedef enum {
-    HOTPLUG_MECH_NONE,         /* no hotplug here */
-    HOTPLUG_MECH_ACPI,         /* ACPI PCI hotplug (PIIX4 / ICH9) */
-    HOTPLUG_MECH_PCIE_NATIVE,  /* PCIe native hotplug (pciehp) */
-    HOTPLUG_MECH_SPAPR,        /* pseries DRC */
+    HOTPLUG_MECH_NONE,        /* no hotplug here */
+    HOTPLUG_MECH_ACPI,        /* ACPI PCI hotplug (PIIX4 / ICH9) */
+    HOTPLUG_MECH_PCIE_NATIVE, /* PCIe native hotplug (pciehp) */
+    HOTPLUG_MECH_SPAPR,       /* pseries DRC */
 } HotplugMechanism;
 
 /* "none", "acpi", "pcie-native", "spapr" */
@@ -27,9 +27,9 @@ const char *hotplug_mechanism_name(HotplugMechanism m);
 
 typedef enum {
     HOTPLUG_MACHINE_OTHER,
-    HOTPLUG_MACHINE_PC,       /* i440fx */
+    HOTPLUG_MACHINE_PC, /* i440fx */
     HOTPLUG_MACHINE_Q35,
-    HOTPLUG_MACHINE_VIRT,     /* arm/aarch64 virt */
+    HOTPLUG_MACHINE_VIRT, /* arm/aarch64 virt */
     HOTPLUG_MACHINE_PSERIES,
 } HotplugMachine;
 
@@ -39,16 +39,16 @@ HotplugMachine hotplug_topology_machine_from_type(const char *type);
 
 /* One hotpluggable place.  Fields are read-only for users. */
 typedef struct {
-    char *bus;                  /* the bus name to give as bus= */
-    char *bus_path;             /* the bus's QOM path */
-    guint slot;                 /* the device slot on that bus (a port: 0) */
-    const char *kind;           /* "pcie-root-port", "pcie-downstream-port",
-                                 * "pci-bridge", "root-bus" */
-    char *port;                 /* id of the port or bridge that offers it (NULL: root bus) */
+    char *bus;        /* the bus name to give as bus= */
+    char *bus_path;   /* the bus's QOM path */
+    guint slot;       /* the device slot on that bus (a port: 0) */
+    const char *kind; /* "pcie-root-port", "pcie-downstream-port",
+                       * "pci-bridge", "root-bus" */
+    char *port;       /* id of the port or bridge that offers it (NULL: root bus) */
     HotplugMechanism mechanism;
-    char *why;                  /* mechanism none: why not */
-    char *occupant;             /* device id there ("built-in: ..." for board devices), or NULL */
-    gboolean anonymous;         /* its port has no id, so bus= cannot reach it: never chosen */
+    char *why;          /* mechanism none: why not */
+    char *occupant;     /* device id there ("built-in: ..." for board devices), or NULL */
+    gboolean anonymous; /* its port has no id, so bus= cannot reach it: never chosen */
 } HotplugPlace;
 
 typedef struct HotplugTopology HotplugTopology;
@@ -95,14 +95,15 @@ typedef struct {
     char *bus;
     guint slot;
     HotplugMechanism mechanism;
-    gboolean automatic;   /* chosen by the product */
+    gboolean automatic; /* chosen by the product */
 } HotplugPlacementResult;
 
 void hotplug_placement_result_free(HotplugPlacementResult *r);
 G_DEFINE_AUTOPTR_CLEANUP_FUNC(HotplugPlacementResult, hotplug_placement_result_free)
 
 /* vm is NULL (and error VM_GONE) when the VM was freed meanwhile. */
-typedef void (*HotplugPlaceFunc)(HotplugVm *vm, HotplugPlacementResult *r /* taken, NULL on error */,
+typedef void (*HotplugPlaceFunc)(HotplugVm *vm,
+                                 HotplugPlacementResult *r /* taken, NULL on error */,
                                  const GError *error, gpointer opaque);
 
 /* On pc and pseries (whose root bus takes hotplug) QEMU's own choice and
@@ -114,8 +115,8 @@ typedef void (*HotplugPlaceFunc)(HotplugVm *vm, HotplugPlacementResult *r /* tak
  * same place.  Errors: HOTPLUG_ERROR_BUSY (occupied, naming the
  * occupant), HOTPLUG_ERROR_UNSUPPORTED (no free place: says how to add a
  * port), HOTPLUG_ERROR_INVALID (no such bus). */
-gboolean hotplug_vm_place(HotplugVm *vm, const char *device, const char *bus,
-                          HotplugPlaceFunc done, gpointer opaque, GError **error);
+gboolean hotplug_vm_place(HotplugVm *vm, const char *device, const char *bus, HotplugPlaceFunc done,
+                          gpointer opaque, GError **error);
 void hotplug_vm_release_place(HotplugVm *vm, const char *device);
 
 /* "0x10": the addr= of a result. */
@@ -127,8 +128,8 @@ char *hotplug_placement_result_addr(const HotplugPlacementResult *r);
  * automatically, and anything else is not placed (done gets r NULL and
  * error NULL). */
 gboolean hotplug_vm_place_device(HotplugVm *vm, const char *driver, const char *id,
-                                 const char *const *props, HotplugPlaceFunc done,
-                                 gpointer opaque, GError **error);
+                                 const char *const *props, HotplugPlaceFunc done, gpointer opaque,
+                                 GError **error);
 
 /* The text of the refusal when no place is free, for the machine. */
 char *hotplug_topology_no_place_hint(const HotplugTopology *t);

@@ -24,7 +24,7 @@ void hotplug_vm_set_topology(HotplugVm *vm, HotplugTopology *t);
 /* Anything in flight that points back at the VM: the first member of a
  * query's state; the VM cuts it loose when freed. */
 typedef struct {
-    HotplugVm *vm;  /* NULL once the VM is freed */
+    HotplugVm *vm; /* NULL once the VM is freed */
 } HotplugVmQuery;
 
 /* A zeroed query of size bytes (at least a HotplugVmQuery) on vm's list. */

@@ -34,8 +34,9 @@ service_place_cb(HotplugVm *vm, HotplugPlacementResult *r, const GError *error, 
     ServicePlace *p = opaque;
     g_autoptr(HotplugPlacementResult) res = r;
 
-    if (!vm || (error && ((error->domain == HOTPLUG_ERROR && error->code == HOTPLUG_ERROR_VM_GONE) ||
-                          (error->domain == QMP_ERROR && error->code == QMP_ERROR_CLOSED)))) {
+    if (!vm ||
+        (error && ((error->domain == HOTPLUG_ERROR && error->code == HOTPLUG_ERROR_VM_GONE) ||
+                   (error->domain == QMP_ERROR && error->code == QMP_ERROR_CLOSED)))) {
         service_request_fail(p->req, g_error_copy(error));
     } else if (error) {
         GError *e = NULL;
