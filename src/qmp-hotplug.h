@@ -23,4 +23,5 @@
 #include "hotplug-memory.h"
 #include "hotplug-disk.h"
 #include "hotplug-hostdev.h"
+#include "hotplug-topology.h"
 #include "service.h"

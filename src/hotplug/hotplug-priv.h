@@ -59,6 +59,10 @@ struct HotplugOp {
     gboolean adopted;           /* taken over from a journal after a restart */
     gboolean lenient;           /* taken over mid-composite: a step that may have been
                                  * done before the restart may fail harmlessly once */
+    TimeoutDeadline *repress;   /* native PCIe: press again once QEMU lets it through */
+    int mech;                   /* HotplugMechanism of the device's slot */
+    gboolean mech_known;
+    gint64 armed_at_us;         /* when the current attempt's deadline was armed */
 };
 
 HotplugOp *hotplug_op_new(struct HotplugVm *vm, const char *vm_name, HotplugKind kind,
