@@ -2,7 +2,7 @@
 /* vCPU and memory hotplug (hotplug-vcpu.c, hotplug-memory.c): parsing
  * query-hotpluggable-cpus, choosing entities, and the operations against
  * the scripted fake peer; and their service commands
- * (hotplug-service-vcpu.c) against a fake peer on a UNIX socket: argument
+ * (service-vcpu.c, service-memory.c) against a fake peer on a UNIX socket: argument
  * checks that send nothing, error classes, the replies ({"ops": [...]},
  * "hint"), a conflict refused before anything is sent, a VM removed while
  * its command waits for QEMU.  Replies are QEMU 7.2's own (x86 pc,
@@ -26,7 +26,7 @@
 
 #include "fake-peer.h"
 #include "hotplug-memory.h"
-#include "hotplug-service.h"
+#include "service.h"
 #include "hotplug-vcpu.h"
 #include "qmp-json.h"
 
@@ -1035,7 +1035,7 @@ typedef struct {
     char *path; /* the QMP socket the service connects to */
     int listen_fd;
     FakePeer *peer;
-    HotplugService *svc;
+    Service *svc;
     SvcReply r;
 } SvcFixture;
 
@@ -1054,7 +1054,7 @@ svc_setup(void **state)
 {
     struct sockaddr_un sun = {.sun_family = AF_UNIX};
     g_autoptr(GError) error = NULL;
-    HotplugServiceOptions so = {.direct = TRUE};
+    ServiceOptions so = {.direct = TRUE};
     SvcFixture *f = g_new0(SvcFixture, 1);
     gint64 end;
     int fd = -1;
@@ -1070,8 +1070,8 @@ svc_setup(void **state)
     assert_int_equal(bind(f->listen_fd, (struct sockaddr *)&sun, sizeof(sun)), 0);
     assert_int_equal(listen(f->listen_fd, 4), 0);
     so.default_unplug.retry_interval_ms = 2000;
-    f->svc = hotplug_service_new(f->base, &so);
-    if (!hotplug_service_add_vm(f->svc, "vm1", f->path, &error))
+    f->svc = service_new(f->base, &so);
+    if (!service_add_vm(f->svc, "vm1", f->path, &error))
         fail_msg("add_vm: %s", error->message);
     end = g_get_monotonic_time() + SVC_WAIT_MS * 1000;
     while (fd < 0 && g_get_monotonic_time() < end) {
@@ -1084,7 +1084,7 @@ svc_setup(void **state)
     f->peer = fake_peer_new_from_fd(f->base, fd);
     fake_peer_auto(f->peer, "query-target", "{\"arch\": \"x86_64\"}");
     fake_peer_greet(f->peer);
-    if (!qmp_conn_wait_ready(hotplug_vm_get_conn(hotplug_service_get_vm(f->svc, "vm1")),
+    if (!qmp_conn_wait_ready(hotplug_vm_get_conn(service_get_vm(f->svc, "vm1")),
                              SVC_WAIT_MS, &error))
         fail_msg("vm1 not ready: %s", error->message);
     return 0;
@@ -1104,7 +1104,7 @@ svc_teardown(void **state)
 {
     SvcFixture *f = *state;
 
-    hotplug_service_free(f->svc);
+    service_free(f->svc);
     if (f->peer)
         fake_peer_free(f->peer);
     if (f->listen_fd >= 0)
@@ -1120,7 +1120,7 @@ svc_teardown(void **state)
 }
 
 static void
-svc_reply_cb(HotplugRequest *req, JsonNode *ret, const GError *error, gpointer opaque)
+svc_reply_cb(ServiceRequest *req, JsonNode *ret, const GError *error, gpointer opaque)
 {
     SvcReply *r = opaque;
 
@@ -1137,12 +1137,12 @@ svc_reply_cb(HotplugRequest *req, JsonNode *ret, const GError *error, gpointer o
 static void
 svc_start_into(SvcFixture *f, SvcReply *r, const char *cmd, const char *args_json)
 {
-    static const HotplugRequestCallbacks cb = {.reply = svc_reply_cb};
+    static const ServiceRequestCallbacks cb = {.reply = svc_reply_cb};
     g_autoptr(JsonNode) args = parse(args_json);
 
     svc_reply_clear(r);
     json_object_set_string_member(json_node_get_object(args), "vm", "vm1");
-    hotplug_service_execute(f->svc, cmd, json_node_get_object(args), &cb, r);
+    service_execute(f->svc, cmd, json_node_get_object(args), &cb, r);
 }
 
 /* The same, into f->r. */
@@ -1170,7 +1170,7 @@ svc_assert_fails(SvcFixture *f, const char *cls, const char *message)
         g_autofree char *text = f->r.ret ? json_to_string(f->r.ret, FALSE) : g_strdup("?");
         fail_msg("expected %s '%s', got %s", cls, message, text);
     }
-    assert_string_equal(hotplug_error_class(f->r.error), cls);
+    assert_string_equal(service_error_class(f->r.error), cls);
     if (!strstr(f->r.error->message, message))
         fail_msg("error \"%s\" lacks \"%s\"", f->r.error->message, message);
 }
@@ -1181,7 +1181,7 @@ svc_ret(SvcFixture *f)
     JsonObject *o;
 
     if (f->r.error)
-        fail_msg("expected a result, got %s: %s", hotplug_error_class(f->r.error),
+        fail_msg("expected a result, got %s: %s", service_error_class(f->r.error),
                  f->r.error->message);
     o = qmp_json_node_object(f->r.ret);
     assert_non_null(o);
@@ -1238,7 +1238,7 @@ static void
 test_svc_registered(void **state)
 {
     SvcFixture *f = *state;
-    g_autoptr(GPtrArray) names = hotplug_service_list_commands(f->svc);
+    g_autoptr(GPtrArray) names = service_list_commands(f->svc);
     const char *want[] = {"vcpu-list",  "vcpu-set",   "vcpu-enable", "vcpu-disable",
                           "memory-add", "memory-del", "memory-list"};
 
@@ -1298,10 +1298,10 @@ test_svc_args(void **state)
     svc_assert_fails(f, "InvalidArgument", "vcpu-enable takes no argument 'timeout'");
     /* an unknown VM */
     {
-        static const HotplugRequestCallbacks cb = {.reply = svc_reply_cb};
+        static const ServiceRequestCallbacks cb = {.reply = svc_reply_cb};
         g_autoptr(JsonNode) args = parse("{\"vm\": \"nope\"}");
         svc_reply_clear(&f->r);
-        hotplug_service_execute(f->svc, "vcpu-list", json_node_get_object(args), &cb, &f->r);
+        service_execute(f->svc, "vcpu-list", json_node_get_object(args), &cb, &f->r);
         assert_true(f->r.done);
         svc_assert_fails(f, "NotFound", "no VM named 'nope'");
     }
@@ -1493,10 +1493,10 @@ test_svc_vm_removed(void **state)
     svc_spin_until(f, NULL, 200);
     assert_true(fake_peer_step_received(held));
     assert_false(f->r.done);
-    assert_true(hotplug_service_remove_vm(f->svc, "vm1", &error));
+    assert_true(service_remove_vm(f->svc, "vm1", &error));
     assert_true(f->r.done);
     svc_assert_fails(f, "VmGone", "VM vm1 went away while its command waited for QEMU");
-    assert_null(hotplug_service_get_vm(f->svc, "vm1"));
+    assert_null(service_get_vm(f->svc, "vm1"));
 }
 
 /* memory-add: room checked from QEMU's view, a free id, the composite

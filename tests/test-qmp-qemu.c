@@ -589,7 +589,7 @@ test_hotplugctl_vm_info_missing(void **state)
     assert_string_equal(j->err, want);
     e = qmp_json_get_object(rig_ctl_result(j), "error");
     assert_non_null(e);
-    /* the class is the service layer's (hotplug-service.h): the VM is not there */
+    /* the class is the service layer's (service.h): the VM is not there */
     assert_string_equal(qmp_json_get_string(e, "class"), "VmGone");
     desc = g_strdup_printf("cannot connect to %s: No such file or directory", path);
     assert_string_equal(qmp_json_get_string(e, "desc"), desc);

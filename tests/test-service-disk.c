@@ -26,7 +26,7 @@
 #include <glib/gstdio.h>
 
 #include "fake-peer.h"
-#include "hotplug-service.h"
+#include "service.h"
 #include "qmp-json.h"
 
 #define WAIT_MS 5000
@@ -43,7 +43,7 @@ typedef struct {
     char *dir;
     char *sysfs;
     char *state_file;
-    HotplugService *svc;
+    Service *svc;
     TestQmp q1, q2;
 } Fixture;
 
@@ -155,7 +155,7 @@ vm_add(Fixture *f, TestQmp *q, const char *name)
 {
     g_autoptr(GError) error = NULL;
 
-    if (!hotplug_service_add_vm(f->svc, name, q->path, &error))
+    if (!service_add_vm(f->svc, name, q->path, &error))
         fail_msg("add_vm %s: %s", name, error->message);
     test_qmp_accept(f, q);
 }
@@ -167,7 +167,7 @@ vm_greet(Fixture *f, TestQmp *q, const char *name)
     g_autoptr(GError) error = NULL;
 
     fake_peer_greet(q->peer);
-    if (!qmp_conn_wait_ready(hotplug_vm_get_conn(hotplug_service_get_vm(f->svc, name)), WAIT_MS,
+    if (!qmp_conn_wait_ready(hotplug_vm_get_conn(service_get_vm(f->svc, name)), WAIT_MS,
                              &error))
         fail_msg("%s not ready: %s", name, error->message);
 }
@@ -205,7 +205,7 @@ commands(TestQmp *q)
 }
 
 static void
-reply_cb(HotplugRequest *req, JsonNode *ret, const GError *error, gpointer opaque)
+reply_cb(ServiceRequest *req, JsonNode *ret, const GError *error, gpointer opaque)
 {
     Reply *r = opaque;
 
@@ -230,12 +230,12 @@ reply_clear(Reply *r)
 static void
 run_cmd(Fixture *f, Reply *r, const char *cmd, const char *args_json)
 {
-    static const HotplugRequestCallbacks cb = {.reply = reply_cb};
+    static const ServiceRequestCallbacks cb = {.reply = reply_cb};
     g_autoptr(JsonNode) args = json_from_string(args_json, NULL);
 
     assert_non_null(args);
     reply_clear(r);
-    hotplug_service_execute(f->svc, cmd, json_node_get_object(args), &cb, r);
+    service_execute(f->svc, cmd, json_node_get_object(args), &cb, r);
     spin_until(f, &r->done, WAIT_MS);
     if (!r->done)
         fail_msg("%s: no reply in %d ms", cmd, WAIT_MS);
@@ -248,7 +248,7 @@ assert_fails(Reply *r, const char *cls, const char *message)
         g_autofree char *text = r->ret ? json_to_string(r->ret, FALSE) : g_strdup("?");
         fail_msg("expected %s '%s', got %s", cls, message, text);
     }
-    assert_string_equal(hotplug_error_class(r->error), cls);
+    assert_string_equal(service_error_class(r->error), cls);
     assert_string_equal(r->error->message, message);
 }
 
@@ -287,7 +287,7 @@ setup_common(void **state, gboolean direct)
 {
     g_autoptr(GError) error = NULL;
     Fixture *f = g_new0(Fixture, 1);
-    HotplugServiceOptions so = {.direct = direct};
+    ServiceOptions so = {.direct = direct};
 
     f->base = event_base_new();
     f->dir = g_dir_make_tmp("service-disk-XXXXXX", &error);
@@ -299,7 +299,7 @@ setup_common(void **state, gboolean direct)
     test_qmp_listen(f, &f->q2, "q2.sock");
     so.sysfs_root = f->sysfs;
     so.hostdev_state_file = direct ? NULL : f->state_file;
-    f->svc = hotplug_service_new(f->base, &so);
+    f->svc = service_new(f->base, &so);
     *state = f;
     return 0;
 }
@@ -321,7 +321,7 @@ teardown(void **state)
 {
     Fixture *f = *state;
 
-    hotplug_service_free(f->svc);
+    service_free(f->svc);
     test_qmp_close(&f->q1);
     test_qmp_close(&f->q2);
     rm_rf(f->dir);
@@ -372,7 +372,7 @@ static void
 test_add_waiting_vm_removed(void **state)
 {
     Fixture *f = *state;
-    static const HotplugRequestCallbacks cb = {.reply = reply_cb};
+    static const ServiceRequestCallbacks cb = {.reply = reply_cb};
     g_autoptr(GError) error = NULL;
     g_autoptr(JsonNode) args = NULL;
     g_autofree char *text = g_strdup_printf(
@@ -387,7 +387,7 @@ test_add_waiting_vm_removed(void **state)
     fake_peer_step_hold(held);
     args = json_from_string(text, NULL);
     assert_non_null(
-        hotplug_service_execute(f->svc, "hostdev-add", json_node_get_object(args), &cb, &r));
+        service_execute(f->svc, "hostdev-add", json_node_get_object(args), &cb, &r));
     {
         gint64 end = g_get_monotonic_time() + WAIT_MS * 1000;
         while (!fake_peer_step_received(held) && g_get_monotonic_time() < end)
@@ -395,7 +395,7 @@ test_add_waiting_vm_removed(void **state)
     }
     assert_true(fake_peer_step_received(held));
     assert_false(r.done);
-    assert_true(hotplug_service_remove_vm(f->svc, f->q1.path, &error));
+    assert_true(service_remove_vm(f->svc, f->q1.path, &error));
     assert_true(r.done);
     assert_fails(&r, "VmGone", want);
     reply_clear(&r);
@@ -447,7 +447,7 @@ test_daemon_sync_claims(void **state)
     assert_string_equal(cmds2, "qom-list qom-list");
 
     /* vm1 removed: its claims go, ADDR can go to vm2 */
-    assert_true(hotplug_service_remove_vm(f->svc, "vm1", &error));
+    assert_true(service_remove_vm(f->svc, "vm1", &error));
     st2 = read_state(f);
     assert_string_equal(st2, "{\"version\":1,\"hostdevs\":[]}");
     fake_peer_expect(f->q2.peer, "device_add",
@@ -564,7 +564,7 @@ test_disk_add_args(void **state)
     /* QEMU 7.2 (the greeting) has no iothread-vq-mapping in device_add */
     run_cmd(f, &r, "disk-add",
             "{\"vm\": \"vm1\", \"file\": \"/d.img\", \"id\": \"d1\", \"iothreads\": 2}");
-    assert_string_equal(hotplug_error_class(r.error), "Unsupported");
+    assert_string_equal(service_error_class(r.error), "Unsupported");
     run_cmd(f, &r, "disk-del", "{\"vm\": \"vm1\", \"id\": \"d1\", \"timeout\": \"soon\"}");
     assert_fails(&r, "InvalidArgument", "argument 'timeout' must be a number of seconds");
     assert_peer_done(f, &f->q1);
@@ -624,7 +624,7 @@ static void
 test_registered(void **state)
 {
     Fixture *f = *state;
-    g_autoptr(GPtrArray) names = hotplug_service_list_commands(f->svc);
+    g_autoptr(GPtrArray) names = service_list_commands(f->svc);
     const char *want[] = {"disk-add", "disk-del", "disk-list", "hostdev-add", "hostdev-del"};
 
     for (guint i = 0; i < G_N_ELEMENTS(want); i++) {

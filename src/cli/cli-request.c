@@ -11,7 +11,7 @@
 #include <unistd.h>
 
 #include "cli.h"
-#include "hotplug-service.h"
+#include "service.h"
 #include "qmp-json.h"
 
 #define CLI_CONNECT_TIMEOUT_MS 15000
@@ -197,7 +197,7 @@ cli_wait_run(CliWait *w)
 /* ---- direct mode ------------------------------------------------------ */
 
 static void
-cli_direct_reply_cb(HotplugRequest *req, JsonNode *ret, const GError *error, gpointer opaque)
+cli_direct_reply_cb(ServiceRequest *req, JsonNode *ret, const GError *error, gpointer opaque)
 {
     CliWait *w = opaque;
 
@@ -209,7 +209,7 @@ cli_direct_reply_cb(HotplugRequest *req, JsonNode *ret, const GError *error, gpo
 }
 
 static void
-cli_direct_event_cb(HotplugRequest *req, const char *name, JsonNode *data, gpointer opaque)
+cli_direct_event_cb(ServiceRequest *req, const char *name, JsonNode *data, gpointer opaque)
 {
     cli_wait_event(opaque, name, data);
 }
@@ -218,9 +218,9 @@ static int
 cli_request_direct(CliContext *ctx, const char *vm, const char *cmd, JsonObject *args,
                    JsonNode **ret)
 {
-    static const HotplugRequestCallbacks cb = {cli_direct_reply_cb, cli_direct_event_cb};
-    HotplugServiceOptions opts = {.direct = TRUE};
-    g_autoptr(HotplugService) svc = NULL;
+    static const ServiceRequestCallbacks cb = {cli_direct_reply_cb, cli_direct_event_cb};
+    ServiceOptions opts = {.direct = TRUE};
+    g_autoptr(Service) svc = NULL;
     g_autoptr(GError) error = NULL;
     CliWait w = {.ctx = ctx};
 
@@ -229,12 +229,12 @@ cli_request_direct(CliContext *ctx, const char *vm, const char *cmd, JsonObject 
     opts.sysfs_root = g_getenv("HOTPLUG_SYSFS_ROOT");
     if (opts.sysfs_root && !*opts.sysfs_root)
         opts.sysfs_root = NULL;
-    svc = hotplug_service_new(ctx->base, &opts);
-    if (!hotplug_service_add_vm(svc, vm, vm, &error) ||
-        !qmp_conn_wait_ready(hotplug_vm_get_conn(hotplug_service_get_vm(svc, vm)),
+    svc = service_new(ctx->base, &opts);
+    if (!service_add_vm(svc, vm, vm, &error) ||
+        !qmp_conn_wait_ready(hotplug_vm_get_conn(service_get_vm(svc, vm)),
                              CLI_CONNECT_TIMEOUT_MS, &error))
         return cli_error(ctx, CLI_EXIT_ERROR, error);
-    hotplug_service_execute(svc, cmd, args, &cb, &w);
+    service_execute(svc, cmd, args, &cb, &w);
     if (!w.done)
         cli_wait_run(&w);
     if (w.error) {
@@ -256,7 +256,7 @@ cli_daemon_reply_cb(QmpConn *conn, JsonNode *ret, const GError *error, gpointer 
 
     w->done = TRUE;
     if (e)
-        w->error = hotplug_error_from_class(qmp_json_get_string(e, "class"),
+        w->error = service_error_from_class(qmp_json_get_string(e, "class"),
                                             qmp_json_get_string(e, "desc"));
     else if (error)
         w->error = g_error_copy(error);
@@ -324,7 +324,7 @@ cli_request(CliContext *ctx, const char *vm, const char *cmd, JsonObject *args, 
 int
 cli_exit_for_error(const GError *error)
 {
-    const char *cls = hotplug_error_class(error);
+    const char *cls = service_error_class(error);
 
     if (g_str_equal(cls, "InvalidArgument") || g_str_equal(cls, "InvalidProperty"))
         return CLI_EXIT_USAGE;

@@ -1,4 +1,6 @@
 /* SPDX-License-Identifier: LGPL-2.1-or-later */
+/* hotplugctl: the verb tables, finding a verb by unique prefix, usage and
+ * per-verb help, and the JSON and error output every verb shares. */
 #define G_LOG_DOMAIN "hotplugctl"
 #include "config.h"
 
@@ -9,13 +11,15 @@
 #include <unistd.h>
 
 #include "cli.h"
-#include "hotplug-service.h"
+#include "service.h"
 
 static const CliCmd *const cli_tables[] = {
     cli_vm_cmds,
     cli_device_cmds,
-    cli_vcpu_cmds, cli_memory_cmds, /* issue 4 */
-    cli_disk_cmds, cli_hostdev_cmds, /* issue 6 */
+    cli_vcpu_cmds,
+    cli_memory_cmds,
+    cli_disk_cmds,
+    cli_hostdev_cmds,
     cli_ops_cmds,
     cli_events_cmds,
 };
@@ -60,7 +64,7 @@ cli_error(CliContext *ctx, int code, const GError *error)
     if (ctx->json) {
         g_autoptr(JsonBuilder) b = json_builder_new();
         g_autoptr(JsonNode) root = NULL;
-        const char *cls = hotplug_error_class(error);
+        const char *cls = service_error_class(error);
 
         json_builder_begin_object(b);
         json_builder_set_member_name(b, "error");

@@ -58,8 +58,10 @@ struct CliCmd {
 /* One table per verb group, each ending with a zeroed entry. */
 extern const CliCmd cli_vm_cmds[];
 extern const CliCmd cli_device_cmds[];
-extern const CliCmd cli_vcpu_cmds[], cli_memory_cmds[]; /* issue 4 */
-extern const CliCmd cli_disk_cmds[], cli_hostdev_cmds[]; /* issue 6 */
+extern const CliCmd cli_vcpu_cmds[];
+extern const CliCmd cli_memory_cmds[];
+extern const CliCmd cli_disk_cmds[];
+extern const CliCmd cli_hostdev_cmds[];
 extern const CliCmd cli_ops_cmds[];
 extern const CliCmd cli_events_cmds[];
 
@@ -85,9 +87,9 @@ void cli_print_json(JsonNode *node);
  * How a verb works: it turns argv into a service command and JSON
  * arguments ("device-del" {"id": ...}) and calls cli_request(), which runs
  * the command in-process for a socket path or through hotplugd for a VM
- * name.  The command itself lives in the library as a HotplugCommand (see
- * hotplug-service.h, hotplug_service_register), so hotplugd and direct mode
- * run the same code. */
+ * name.  The command itself lives in the library as a ServiceCommand
+ * (src/service/service-*.c, one file per group like this directory's
+ * cmd-*.c), so hotplugd and direct mode run the same code. */
 
 /* Run cmd with args (taken) and put its result in *ret.  A VM that is a
  * socket path runs in-process (direct mode); a VM name, or vm NULL, goes

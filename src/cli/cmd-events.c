@@ -8,7 +8,7 @@
 #include <stdlib.h>
 
 #include "cli.h"
-#include "hotplug-service.h"
+#include "service.h"
 #include "qmp-json.h"
 
 #define CLI_CONNECT_TIMEOUT_MS 15000
@@ -103,7 +103,7 @@ cmd_events_reply_cb(QmpConn *conn, JsonNode *ret, const GError *error, gpointer 
     JsonObject *eo = error ? qmp_json_node_object(ret) : NULL;
 
     if (error) {
-        e->error = eo ? hotplug_error_from_class(qmp_json_get_string(eo, "class"),
+        e->error = eo ? service_error_from_class(qmp_json_get_string(eo, "class"),
                                                  qmp_json_get_string(eo, "desc"))
                       : g_error_copy(error);
         e->done = TRUE;

@@ -1,7 +1,7 @@
 /* SPDX-License-Identifier: LGPL-2.1-or-later */
 /* hotplugctl memory ...: add, remove and list DIMMs, as the service
  * commands "memory-add", "memory-del" and "memory-list"
- * (hotplug-service-vcpu.c). */
+ * (service-memory.c). */
 #define G_LOG_DOMAIN "hotplugctl"
 #include "config.h"
 

@@ -1,7 +1,7 @@
 /* SPDX-License-Identifier: LGPL-2.1-or-later */
 /* hotplugctl vcpu ...: list, set, enable and disable vCPUs, as the
  * service commands "vcpu-list", "vcpu-set", "vcpu-enable" and
- * "vcpu-disable" (hotplug-service-vcpu.c). */
+ * "vcpu-disable" (service-vcpu.c). */
 #define G_LOG_DOMAIN "hotplugctl"
 #include "config.h"
 

@@ -1,4 +1,6 @@
 /* SPDX-License-Identifier: LGPL-2.1-or-later */
+/* hotplugd's control socket: clients, their QMP-shaped JSON lines in and
+ * out, capped input and output, and the handshake before commands. */
 #define G_LOG_DOMAIN "hotplugd"
 #include "config.h"
 

@@ -1,4 +1,6 @@
 /* SPDX-License-Identifier: LGPL-2.1-or-later */
+/* hotplugd.conf: reading and checking the config file (state directory,
+ * control socket, defaults, VMs). */
 #define G_LOG_DOMAIN "hotplugd"
 #include "config.h"
 
@@ -10,7 +12,7 @@
 #include "daemon-config.h"
 #include "hotplug-outcome.h"
 #include "hotplug-props.h"
-#include "hotplug-service.h"
+#include "service.h"
 
 char *
 daemon_default_state_dir(void)
@@ -159,7 +161,7 @@ daemon_config_load(const char *path, GError **error)
         if (g_str_has_prefix(g, "vm ")) {
             const char *name = g + 3;
             g_autofree char *qmp = g_key_file_get_string(kf, g, "qmp", NULL);
-            if (!hotplug_vm_name_valid(name) || !qmp || !*qmp) {
+            if (!service_vm_name_valid(name) || !qmp || !*qmp) {
                 g_set_error(error, HOTPLUG_ERROR, HOTPLUG_ERROR_INVALID,
                             "%s: [%s] needs a VM name of letters, digits, '-', '_', '.' and a "
                             "qmp = PATH", path, g);

@@ -1,4 +1,7 @@
 /* SPDX-License-Identifier: LGPL-2.1-or-later */
+/* hotplugd: the service and its VMs, the control requests run on it, the
+ * durable event log and its subscribers, the journal of operations in
+ * flight, and taking them over again after a restart. */
 #define G_LOG_DOMAIN "hotplugd"
 #include "config.h"
 
@@ -16,7 +19,7 @@
 #include "control.h"
 #include "daemon.h"
 #include "event-log.h"
-#include "hotplug-service.h"
+#include "service.h"
 #include "journal.h"
 #include "qmp-json.h"
 
@@ -37,7 +40,7 @@ struct Daemon {
     DaemonConfig *cfg;
     char *config_path;
     int lock_fd;
-    HotplugService *svc;
+    Service *svc;
     guint svc_listener;
     EventLog *log;
     Journal *journal;
@@ -73,7 +76,7 @@ typedef struct {
     Daemon *d;
     ControlClient *cl;
     JsonNode *id;
-    HotplugRequest *req;
+    ServiceRequest *req;
 } DaemonCall;
 
 /* A reply held back until the records it speaks of are on disk. */
@@ -287,7 +290,7 @@ daemon_op_detail(JsonObject *rec, HotplugOp *op)
     json_object_set_object_member(rec, "detail", detail);
     if (err) {
         JsonObject *e = json_object_new();
-        json_object_set_string_member(e, "class", hotplug_error_class(err));
+        json_object_set_string_member(e, "class", service_error_class(err));
         json_object_set_string_member(e, "desc", err->message);
         json_object_set_object_member(rec, "error", e);
     }
@@ -331,7 +334,7 @@ daemon_journal_record(HotplugOp *op, guint64 log_seq)
 }
 
 static void
-daemon_svc_op_cb(HotplugService *svc, HotplugVm *vm, HotplugOp *op, HotplugOpEvent ev,
+daemon_svc_op_cb(Service *svc, HotplugVm *vm, HotplugOp *op, HotplugOpEvent ev,
                  gpointer opaque)
 {
     Daemon *d = opaque;
@@ -399,7 +402,7 @@ daemon_svc_op_cb(HotplugService *svc, HotplugVm *vm, HotplugOp *op, HotplugOpEve
 }
 
 static void
-daemon_svc_qemu_event_cb(HotplugService *svc, HotplugVm *vm, const QmpEvent *ev, HotplugOp *op,
+daemon_svc_qemu_event_cb(Service *svc, HotplugVm *vm, const QmpEvent *ev, HotplugOp *op,
                          gpointer opaque)
 {
     Daemon *d = opaque;
@@ -438,14 +441,14 @@ daemon_save_runtime_vms(Daemon *d)
     g_autofree char *path = daemon_runtime_vms_path(d);
     g_autoptr(JsonNode) root = daemon_object_node();
     JsonObject *o = json_node_get_object(root);
-    g_autoptr(GPtrArray) names = hotplug_service_list_vms(d->svc);
+    g_autoptr(GPtrArray) names = service_list_vms(d->svc);
     g_autoptr(GError) error = NULL;
     g_autofree char *text = NULL;
 
     for (guint i = 0; i < names->len; i++) {
         const char *name = names->pdata[i];
         if (GPOINTER_TO_INT(g_hash_table_lookup(d->vm_source, name)) == VM_FROM_RUNTIME)
-            json_object_set_string_member(o, name, hotplug_service_get_vm_path(d->svc, name));
+            json_object_set_string_member(o, name, service_get_vm_path(d->svc, name));
     }
     text = json_to_string(root, TRUE);
     if (!g_file_set_contents_full(path, text, -1,
@@ -455,7 +458,7 @@ daemon_save_runtime_vms(Daemon *d)
 }
 
 static void
-daemon_svc_vm_state_cb(HotplugService *svc, const char *vm, const char *state, const char *detail,
+daemon_svc_vm_state_cb(Service *svc, const char *vm, const char *state, const char *detail,
                        gpointer opaque)
 {
     Daemon *d = opaque;
@@ -488,10 +491,10 @@ daemon_add_vm(Daemon *d, const char *name, const char *path, VmSource source)
 {
     g_autoptr(GError) error = NULL;
 
-    if (hotplug_service_get_vm(d->svc, name))
+    if (service_get_vm(d->svc, name))
         return TRUE;
     g_hash_table_insert(d->vm_source, g_strdup(name), GINT_TO_POINTER(source));
-    if (!hotplug_service_add_vm(d->svc, name, path, &error)) {
+    if (!service_add_vm(d->svc, name, path, &error)) {
         g_hash_table_remove(d->vm_source, name);
         g_warning("VM %s (%s): %s", name, path, error->message);
         return FALSE;
@@ -505,7 +508,7 @@ daemon_remove_vm(Daemon *d, const char *name)
 {
     g_autoptr(GError) error = NULL;
 
-    if (!hotplug_service_remove_vm(d->svc, name, &error))
+    if (!service_remove_vm(d->svc, name, &error))
         g_debug("%s", error->message);
     else
         g_message("VM %s removed", name);
@@ -545,7 +548,7 @@ daemon_watch_name(const char *file)
     if (!g_str_has_suffix(file, ".qmp"))
         return NULL;
     stem = g_strndup(file, strlen(file) - 4);
-    return hotplug_vm_name_valid(stem) ? g_steal_pointer(&stem) : NULL;
+    return service_vm_name_valid(stem) ? g_steal_pointer(&stem) : NULL;
 }
 
 static void
@@ -566,7 +569,7 @@ daemon_watch_removed(Daemon *d, const char *file)
     g_autofree char *name = daemon_watch_name(file);
 
     if (name && GPOINTER_TO_INT(g_hash_table_lookup(d->vm_source, name)) == VM_FROM_WATCH &&
-        hotplug_service_get_vm(d->svc, name))
+        service_get_vm(d->svc, name))
         daemon_remove_vm(d, name);
 }
 
@@ -639,13 +642,13 @@ daemon_reload(Daemon *d, GError **error)
     if (!fresh)
         return FALSE;
     /* config VMs that went away, or moved */
-    names = hotplug_service_list_vms(d->svc);
+    names = service_list_vms(d->svc);
     for (guint i = 0; i < names->len; i++) {
         g_autofree char *name = g_strdup(names->pdata[i]);
         const char *now = g_hash_table_lookup(fresh->vms, name);
         if (GPOINTER_TO_INT(g_hash_table_lookup(d->vm_source, name)) != VM_FROM_CONFIG)
             continue;
-        if (!now || g_strcmp0(now, hotplug_service_get_vm_path(d->svc, name)) != 0)
+        if (!now || g_strcmp0(now, service_get_vm_path(d->svc, name)) != 0)
             daemon_remove_vm(d, name);
     }
     g_hash_table_iter_init(&it, fresh->vms);
@@ -722,7 +725,7 @@ daemon_reconcile(Daemon *d)
         const char *tracked = qmp_json_get_string(j, "tracked");
         JsonObject *logged = g_hash_table_lookup(scan.outcomes, GSIZE_TO_POINTER((gsize)id));
         const char *logged_outcome = qmp_json_get_string(logged, "outcome");
-        HotplugVm *vm = vm_name ? hotplug_service_get_vm(d->svc, vm_name) : NULL;
+        HotplugVm *vm = vm_name ? service_get_vm(d->svc, vm_name) : NULL;
         HotplugAdopt a = {0};
         g_autoptr(HotplugOp) op = NULL;
         g_autoptr(GError) err = NULL;
@@ -958,7 +961,7 @@ daemon_call_free(DaemonCall *c)
 }
 
 static void
-daemon_call_reply_cb(HotplugRequest *req, JsonNode *ret, const GError *error, gpointer opaque)
+daemon_call_reply_cb(ServiceRequest *req, JsonNode *ret, const GError *error, gpointer opaque)
 {
     DaemonCall *c = opaque;
     DaemonReply *r = g_new0(DaemonReply, 1);
@@ -966,7 +969,7 @@ daemon_call_reply_cb(HotplugRequest *req, JsonNode *ret, const GError *error, gp
     r->cl = c->cl;
     r->id = c->id ? json_node_copy(c->id) : NULL;
     if (error) {
-        r->cls = g_strdup(hotplug_error_class(error));
+        r->cls = g_strdup(service_error_class(error));
         r->desc = g_strdup(error->message);
     } else {
         r->ret = json_node_copy(ret);
@@ -981,7 +984,7 @@ daemon_call_reply_cb(HotplugRequest *req, JsonNode *ret, const GError *error, gp
 }
 
 static void
-daemon_call_event_cb(HotplugRequest *req, const char *name, JsonNode *data, gpointer opaque)
+daemon_call_event_cb(ServiceRequest *req, const char *name, JsonNode *data, gpointer opaque)
 {
     DaemonCall *c = opaque;
 
@@ -993,8 +996,8 @@ daemon_cmd_status(Daemon *d, ControlClient *cl, JsonNode *id)
 {
     g_autoptr(JsonNode) ret = daemon_object_node();
     JsonObject *o = json_node_get_object(ret);
-    g_autoptr(GPtrArray) vms = hotplug_service_list_vms(d->svc);
-    g_autoptr(GPtrArray) cmds = hotplug_service_list_commands(d->svc);
+    g_autoptr(GPtrArray) vms = service_list_vms(d->svc);
+    g_autoptr(GPtrArray) cmds = service_list_commands(d->svc);
     JsonArray *a = json_array_new();
 
     json_object_set_string_member(o, "version", PACKAGE_VERSION);
@@ -1025,9 +1028,9 @@ static void
 daemon_control_execute_cb(ControlServer *srv, ControlClient *cl, const char *cmd, JsonObject *args,
                           JsonNode *id, gpointer opaque)
 {
-    static const HotplugRequestCallbacks cb = {daemon_call_reply_cb, daemon_call_event_cb};
+    static const ServiceRequestCallbacks cb = {daemon_call_reply_cb, daemon_call_event_cb};
     Daemon *d = opaque;
-    HotplugRequest *req;
+    ServiceRequest *req;
     DaemonCall *c;
 
     if (g_str_equal(cmd, "events")) {
@@ -1046,7 +1049,7 @@ daemon_control_execute_cb(ControlServer *srv, ControlClient *cl, const char *cmd
     {
         /* QMP's class for it, so a client can tell an older daemon from
          * a missing VM (NotFound) */
-        g_autoptr(GPtrArray) cmds = hotplug_service_list_commands(d->svc);
+        g_autoptr(GPtrArray) cmds = service_list_commands(d->svc);
         if (!g_ptr_array_find_with_equal_func(cmds, cmd, g_str_equal, NULL)) {
             g_autofree char *desc = g_strdup_printf("unknown command '%s' (query-hotplugd "
                                                     "lists them)", cmd);
@@ -1065,7 +1068,7 @@ daemon_control_execute_cb(ControlServer *srv, ControlClient *cl, const char *cmd
     c->cl = cl;
     c->id = id ? json_node_copy(id) : NULL;
     g_hash_table_add(d->calls, c);
-    req = hotplug_service_execute(d->svc, cmd, args, &cb, c);
+    req = service_execute(d->svc, cmd, args, &cb, c);
     /* NULL: it replied already, and c is gone */
     if (req)
         c->req = req;
@@ -1088,7 +1091,7 @@ daemon_control_closed_cb(ControlServer *srv, ControlClient *cl, gpointer opaque)
     while (g_hash_table_iter_next(&it, &key, NULL)) {
         DaemonCall *c = key;
         if (c->cl == cl) {
-            hotplug_request_cancel(c->req);
+            service_request_cancel(c->req);
             g_hash_table_iter_remove(&it);
         }
     }
@@ -1174,7 +1177,7 @@ daemon_notify(const char *state)
 Daemon *
 daemon_new(struct event_base *base, DaemonConfig *cfg, const char *config_path, GError **error)
 {
-    static const HotplugServiceListener sl = {
+    static const ServiceListener sl = {
         .op = daemon_svc_op_cb,
         .qemu_event = daemon_svc_qemu_event_cb,
         .vm_state = daemon_svc_vm_state_cb,
@@ -1184,7 +1187,7 @@ daemon_new(struct event_base *base, DaemonConfig *cfg, const char *config_path, 
         .closed = daemon_control_closed_cb,
     };
     g_autoptr(Daemon) d = g_new0(Daemon, 1);
-    HotplugServiceOptions so = {.direct = FALSE};
+    ServiceOptions so = {.direct = FALSE};
     EventLogOptions lo = {0};
     ControlOptions co = {0};
     g_autofree char *log_dir = NULL, *journal_path = NULL, *hostdevs_path = NULL;
@@ -1233,8 +1236,8 @@ daemon_new(struct event_base *base, DaemonConfig *cfg, const char *config_path, 
     so.timeouts = cfg->timeouts;
     so.default_unplug = cfg->unplug;
     so.hostdev_state_file = hostdevs_path = g_build_filename(cfg->state_dir, "hostdevs.json", NULL);
-    d->svc = hotplug_service_new(base, &so);
-    d->svc_listener = hotplug_service_add_listener(d->svc, &sl, d);
+    d->svc = service_new(base, &so);
+    d->svc_listener = service_add_listener(d->svc, &sl, d);
 
     co.path = cfg->socket_path;
     co.mode = cfg->socket_mode;
@@ -1290,8 +1293,8 @@ daemon_free(Daemon *d)
     control_server_free(d->ctl);
     g_hash_table_remove_all(d->calls);
     if (d->svc) {
-        hotplug_service_remove_listener(d->svc, d->svc_listener);
-        hotplug_service_free(d->svc);
+        service_remove_listener(d->svc, d->svc_listener);
+        service_free(d->svc);
     }
     if (d->log)
         event_log_flush(d->log, NULL);

@@ -1,4 +1,6 @@
 /* SPDX-License-Identifier: LGPL-2.1-or-later */
+/* The durable event log: segment files of JSON lines, seq numbers that
+ * survive restarts, dropping old segments by size, and reading back. */
 #define G_LOG_DOMAIN "event-log"
 #include "config.h"
 

@@ -1,4 +1,6 @@
 /* SPDX-License-Identifier: LGPL-2.1-or-later */
+/* The in-flight operations journal: an append-only file of JSON lines,
+ * replayed at start and compacted as it grows. */
 #define G_LOG_DOMAIN "journal"
 #include "config.h"
 

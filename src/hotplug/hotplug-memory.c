@@ -1,4 +1,6 @@
 /* SPDX-License-Identifier: LGPL-2.1-or-later */
+/* Memory hot(un)plug: DIMM sizes and ids, the memory-backend-ram and
+ * pc-dimm pair as one composite operation, and the memory QEMU shows. */
 #define G_LOG_DOMAIN "hotplug"
 #include "config.h"
 

@@ -1,4 +1,6 @@
 /* SPDX-License-Identifier: LGPL-2.1-or-later */
+/* One hotplug operation: its kinds, actions and states by name, its
+ * counters and timing, and its SPEC result object. */
 #define G_LOG_DOMAIN "hotplug"
 #include "config.h"
 
@@ -66,14 +68,15 @@ hotplug_op_state_name(HotplugOpState s)
 }
 
 HotplugOp *
-hotplug_op_new(HotplugVm *vm, HotplugKind kind, HotplugAction action, const char *device)
+hotplug_op_new(struct HotplugVm *vm, const char *vm_name, HotplugKind kind,
+               HotplugAction action, const char *device)
 {
     HotplugOp *op = g_new0(HotplugOp, 1);
 
     op->ref = 1;
     op->id = hotplug_op_next_id++;
     op->vm = vm;
-    op->vm_name = g_strdup(hotplug_vm_get_name(vm));
+    op->vm_name = g_strdup(vm_name);
     op->device = g_strdup(device);
     op->kind = kind;
     op->action = action;

@@ -39,6 +39,10 @@ gboolean hotplug_kind_from_name(const char *name, HotplugKind *out);
 const char *hotplug_action_name(HotplugAction a);
 const char *hotplug_op_state_name(HotplugOpState s);
 
+/* Operation ids come from one process-wide counter; a daemon restoring
+ * its journal sets the next one. */
+void hotplug_op_set_next_id(guint64 next);
+
 HotplugOp *hotplug_op_ref(HotplugOp *op);
 void hotplug_op_unref(HotplugOp *op);
 G_DEFINE_AUTOPTR_CLEANUP_FUNC(HotplugOp, hotplug_op_unref)

@@ -1,4 +1,6 @@
 /* SPDX-License-Identifier: LGPL-2.1-or-later */
+/* Operation outcomes by name and their exit codes; the HOTPLUG_ERROR
+ * domain. */
 #include "config.h"
 
 #include "hotplug-outcome.h"

@@ -1,10 +1,14 @@
 /* SPDX-License-Identifier: LGPL-2.1-or-later */
-/* Internals shared by hotplug-op.c and hotplug-vm.c. */
+/* The engine's internals: the fields of an operation, which the VM's
+ * engine (hotplug-vm.c) and the composite kinds (hotplug-disk.c,
+ * hotplug-hostdev.c) drive.  The operation knows its VM only as a pointer:
+ * hotplug-op.c needs nothing of the VM, so the dependency runs one way. */
 #pragma once
 
 #include "hotplug-op.h"
-#include "hotplug-vm.h"
 #include "timeout.h"
+
+struct HotplugVm;
 
 typedef enum {
     HOTPLUG_CONFIRM_NONE,
@@ -17,7 +21,7 @@ typedef enum {
 struct HotplugOp {
     gint ref;
     guint64 id;
-    HotplugVm *vm;  /* NULL once the VM is freed */
+    struct HotplugVm *vm;  /* NULL once the VM is freed */
     char *vm_name;
     char *device;
     HotplugKind kind;
@@ -47,7 +51,7 @@ struct HotplugOp {
     gboolean was_tracked;       /* superseded a tracked unplug: QEMU had the device */
 };
 
-HotplugOp *hotplug_op_new(HotplugVm *vm, HotplugKind kind, HotplugAction action,
-                          const char *device);
+HotplugOp *hotplug_op_new(struct HotplugVm *vm, const char *vm_name, HotplugKind kind,
+                          HotplugAction action, const char *device);
 void hotplug_op_set_detail(HotplugOp *op, const char *fmt, ...) G_GNUC_PRINTF(2, 3);
 void hotplug_op_set_error(HotplugOp *op, const GError *error);

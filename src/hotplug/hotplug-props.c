@@ -1,4 +1,6 @@
 /* SPDX-License-Identifier: LGPL-2.1-or-later */
+/* PROP=VALUE strings to the JSON types QEMU expects for a driver, from
+ * the driver's device-list-properties. */
 #define G_LOG_DOMAIN "hotplug"
 #include "config.h"
 

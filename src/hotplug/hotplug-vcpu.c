@@ -1,4 +1,6 @@
 /* SPDX-License-Identifier: LGPL-2.1-or-later */
+/* vCPU hot(un)plug: QEMU's hotpluggable CPU entities, choosing which to
+ * plug or unplug, and the operations that do it. */
 #define G_LOG_DOMAIN "hotplug"
 #include "config.h"
 

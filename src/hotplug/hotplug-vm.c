@@ -1,4 +1,8 @@
 /* SPDX-License-Identifier: LGPL-2.1-or-later */
+/* The hotplug engine of one VM: plugs and unplugs over its QMP
+ * connection, QEMU's events matched to the operations waiting for them,
+ * deadlines, retries, confirmation against QEMU's device tree, and each
+ * operation's outcome. */
 #define G_LOG_DOMAIN "hotplug"
 #include "config.h"
 
@@ -6,6 +10,7 @@
 
 #include "hotplug-priv.h"
 #include "hotplug-props.h"
+#include "hotplug-vm.h"
 #include "qmp-json.h"
 
 #define PERIPHERAL "/machine/peripheral/"
@@ -652,7 +657,7 @@ hotplug_vm_unplug(HotplugVm *vm, HotplugKind kind, const char *device,
         hotplug_vm_supersede(vm, op);
     /* a tracked unplug was superseded: QEMU had the device */
     tracked = op != NULL;
-    op = hotplug_op_new(vm, kind, HOTPLUG_ACTION_UNPLUG, device);
+    op = hotplug_op_new(vm, vm->name, kind, HOTPLUG_ACTION_UNPLUG, device);
     op->was_tracked = tracked;
     op->timeout_ms = opts->timeout_ms ? opts->timeout_ms
                                       : vm->opts.timeouts.ms[hotplug_vm_timeout_class(vm, kind)];
@@ -816,7 +821,7 @@ hotplug_vm_begin_plug(HotplugVm *vm, HotplugKind kind, const char *device, GErro
         return NULL;
     if (op)
         hotplug_vm_supersede(vm, op);
-    op = hotplug_op_new(vm, kind, HOTPLUG_ACTION_PLUG, device);
+    op = hotplug_op_new(vm, vm->name, kind, HOTPLUG_ACTION_PLUG, device);
     g_hash_table_insert(vm->ops, op->device, hotplug_op_ref(op));
     hotplug_vm_emit(vm, op, HOTPLUG_OP_EV_REQUEST);
     return op;
@@ -1152,7 +1157,7 @@ hotplug_vm_adopt(HotplugVm *vm, const HotplugAdopt *a, GError **error)
                     a->device ? a->device : "(none)");
         return NULL;
     }
-    op = hotplug_op_new(vm, a->kind, a->action, a->device);
+    op = hotplug_op_new(vm, vm->name, a->kind, a->action, a->device);
     op->id = a->id;
     op->attempts = a->attempts;
     op->max_attempts = MAX(1, a->max_attempts);

@@ -64,10 +64,6 @@ QmpConn *hotplug_vm_get_conn(HotplugVm *vm);
 guint hotplug_vm_add_listener(HotplugVm *vm, const HotplugVmListener *l, gpointer opaque);
 void hotplug_vm_remove_listener(HotplugVm *vm, guint id);
 
-/* Operation ids come from one process-wide counter; a daemon restoring
- * its journal sets the next one. */
-void hotplug_op_set_next_id(guint64 next);
-
 /* End every pending operation as vm-gone (and stop watching tracked
  * ones), as when QEMU goes away: before a VM is removed. */
 void hotplug_vm_end_all(HotplugVm *vm, const char *why);

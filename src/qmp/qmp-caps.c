@@ -1,4 +1,6 @@
 /* SPDX-License-Identifier: LGPL-2.1-or-later */
+/* What one QEMU can do: its version, QMP schema, run state and hotpluggable
+ * CPUs, probed once per connection. */
 #define G_LOG_DOMAIN "qmp"
 #include "config.h"
 

@@ -1,4 +1,7 @@
 /* SPDX-License-Identifier: LGPL-2.1-or-later */
+/* One QMP connection on a libevent loop: connecting and reconnecting, the
+ * greeting and negotiation, commands matched to replies by id, events to
+ * listeners. */
 #define G_LOG_DOMAIN "qmp"
 #include "config.h"
 

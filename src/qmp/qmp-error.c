@@ -1,4 +1,5 @@
 /* SPDX-License-Identifier: LGPL-2.1-or-later */
+/* QMP errors: QEMU's error objects as GErrors that keep their class. */
 #define G_LOG_DOMAIN "qmp"
 #include "config.h"
 

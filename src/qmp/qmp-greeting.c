@@ -1,4 +1,5 @@
 /* SPDX-License-Identifier: LGPL-2.1-or-later */
+/* QEMU's QMP greeting: its version and capabilities. */
 #define G_LOG_DOMAIN "qmp"
 #include "config.h"
 

@@ -1,4 +1,5 @@
 /* SPDX-License-Identifier: LGPL-2.1-or-later */
+/* Type-checked reads of JSON that came from a peer, and a deep copy. */
 #include "config.h"
 
 #include "qmp-json.h"

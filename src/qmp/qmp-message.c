@@ -1,4 +1,6 @@
 /* SPDX-License-Identifier: LGPL-2.1-or-later */
+/* One QMP message: a line parsed within depth limits and sorted into
+ * greeting, event or reply; a command written as one line. */
 #define G_LOG_DOMAIN "qmp"
 #include "config.h"
 

@@ -1,4 +1,6 @@
 /* SPDX-License-Identifier: LGPL-2.1-or-later */
+/* Deadlines on libevent timers, and the default timeout of each class of
+ * device. */
 #define G_LOG_DOMAIN "timeout"
 #include "config.h"
 
@@ -115,7 +117,7 @@ timeout_policy_init(TimeoutPolicy *p)
 {
     p->ms[TIMEOUT_CLASS_PCI] = 5000;
     p->ms[TIMEOUT_CLASS_PCI_PSERIES] = 10000;
-    /* a TCG guest took up to 23 s to eject a vCPU here (issue 4): 2.5x that */
+    /* a TCG guest took up to 23 s to eject a vCPU: 2.5x that */
     p->ms[TIMEOUT_CLASS_CPU] = 60000;
     p->ms[TIMEOUT_CLASS_MEMORY] = 30000;
 }
