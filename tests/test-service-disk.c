@@ -288,6 +288,7 @@ setup_common(void **state, gboolean direct)
     g_autoptr(GError) error = NULL;
     Fixture *f = g_new0(Fixture, 1);
     ServiceOptions so = {.direct = direct};
+    g_autofree char *locks = NULL;
 
     f->base = event_base_new();
     f->dir = g_dir_make_tmp("service-disk-XXXXXX", &error);
@@ -299,6 +300,7 @@ setup_common(void **state, gboolean direct)
     test_qmp_listen(f, &f->q2, "q2.sock");
     so.sysfs_root = f->sysfs;
     so.hostdev_state_file = direct ? NULL : f->state_file;
+    so.hostdev_lock_root = locks = g_build_filename(f->dir, "locks", NULL);
     f->svc = service_new(f->base, &so);
     *state = f;
     return 0;
@@ -432,7 +434,7 @@ test_daemon_sync_claims(void **state)
     assert_peer_done(f, &f->q1);
     st1 = read_state(f);
     assert_string_equal(st1, "{\"version\":1,\"hostdevs\":[{\"address\":\"0000:01:00.0\","
-                             "\"vm\":\"vm1\",\"device\":\"gpu0\"}]}");
+                             "\"vm\":\"vm1\",\"device\":\"gpu0\",\"group\":\"7\"}]}");
 
     /* vm2 syncs on connect too, then is refused ADDR without asking QEMU */
     vm_add(f, &f->q2, "vm2");
@@ -457,7 +459,7 @@ test_daemon_sync_claims(void **state)
     assert_peer_done(f, &f->q2);
     st3 = read_state(f);
     assert_string_equal(st3, "{\"version\":1,\"hostdevs\":[{\"address\":\"0000:01:00.0\","
-                             "\"vm\":\"vm2\",\"device\":\"hd1\"}]}");
+                             "\"vm\":\"vm2\",\"device\":\"hd1\",\"group\":\"7\"}]}");
 
     /* hostdev-del: the claim goes once QEMU confirms */
     fake_peer_step_event_after(fake_peer_expect(f->q2.peer, "device_del", "{\"id\": \"hd1\"}"),
