@@ -48,6 +48,7 @@ struct FakePeer {
     GPtrArray *steps; /* FakeStep, in order */
     guint next_step;
     GHashTable *autos;       /* command -> return JSON text */
+    GHashTable *auto_args;   /* "command args-JSON" -> reply JSON text ({"return"}/{"error"}) */
     GPtrArray *received;     /* char *, raw command text */
     char *arch;              /* what query-target answers */
     GPtrArray *received_cmd; /* char *, "execute" name ("" if none) */
@@ -116,6 +117,7 @@ fake_peer_new_from_fd(struct event_base *base, int fd)
     p->in = g_string_new(NULL);
     p->steps = g_ptr_array_new_with_free_func((GDestroyNotify)fake_step_free);
     p->autos = g_hash_table_new_full(g_str_hash, g_str_equal, g_free, g_free);
+    p->auto_args = g_hash_table_new_full(g_str_hash, g_str_equal, g_free, g_free);
     p->received = g_ptr_array_new_with_free_func(g_free);
     p->arch = g_strdup("x86_64");
     p->received_cmd = g_ptr_array_new_with_free_func(g_free);
@@ -159,6 +161,7 @@ fake_peer_free(FakePeer *p)
     g_string_free(p->in, TRUE);
     g_ptr_array_unref(p->steps);
     g_hash_table_unref(p->autos);
+    g_hash_table_unref(p->auto_args);
     g_ptr_array_unref(p->received);
     g_free(p->arch);
     g_ptr_array_unref(p->received_cmd);
@@ -370,6 +373,25 @@ fake_peer_step_is_held(FakeStep *s)
     return s->received && !s->answered;
 }
 
+static char *
+fake_peer_auto_key(const char *command, JsonNode *args)
+{
+    g_autofree char *a = NULL;
+
+    if (args && JSON_NODE_HOLDS_OBJECT(args) && json_object_get_size(json_node_get_object(args)))
+        a = json_to_string(args, FALSE);
+    return g_strdup_printf("%s %s", command, a ? a : "{}");
+}
+
+void
+fake_peer_auto_args(FakePeer *p, const char *command, const char *args_json,
+                    const char *reply_json)
+{
+    g_autoptr(JsonNode) args = args_json ? json_from_string(args_json, NULL) : NULL;
+
+    g_hash_table_replace(p->auto_args, fake_peer_auto_key(command, args), g_strdup(reply_json));
+}
+
 void
 fake_peer_auto(FakePeer *p, const char *command, const char *return_json)
 {
@@ -471,6 +493,24 @@ fake_peer_scripts(FakePeer *p, const char *cmd)
     return FALSE;
 }
 
+/* TRUE when a step not yet consumed expects qom-get of /machine's type. */
+static gboolean
+fake_peer_scripts_machine_type(FakePeer *p)
+{
+    for (guint i = p->next_step; i < p->steps->len; i++) {
+        FakeStep *s = g_ptr_array_index(p->steps, i);
+        JsonObject *want = s->args_subset && JSON_NODE_HOLDS_OBJECT(s->args_subset)
+                               ? json_node_get_object(s->args_subset)
+                               : NULL;
+        const char *prop = want && json_object_has_member(want, "property")
+                               ? json_object_get_string_member(want, "property")
+                               : NULL;
+        if (g_str_equal(s->command, "qom-get") && g_strcmp0(prop, "type") == 0)
+            return TRUE;
+    }
+    return FALSE;
+}
+
 void
 fake_peer_set_arch(FakePeer *p, const char *arch)
 {
@@ -499,6 +539,19 @@ fake_peer_handle_command(FakePeer *p, const char *text, gsize len)
         g_autofree char *ret = g_strdup_printf("{\"arch\": \"%s\"}", p->arch);
         p->unanswered++;
         fake_peer_send_reply(p, o ? json_object_get_member(o, "id") : NULL, ret, NULL, NULL);
+        return;
+    }
+    /* ... and so is its machine-type probe */
+    if (strstr(copy, "\"execute\":\"qom-get\"") && strstr(copy, "\"path\":\"/machine\"") &&
+        strstr(copy, "\"property\":\"type\"") && !fake_peer_scripts_machine_type(p) &&
+        !g_hash_table_contains(p->auto_args, "qom-get {\"path\":\"/machine\",\"property\":\"type\"}")) {
+        g_autoptr(JsonNode) root = json_from_string(copy, NULL);
+        JsonObject *o = root && JSON_NODE_HOLDS_OBJECT(root) ? json_node_get_object(root) : NULL;
+        const char *type = g_str_equal(p->arch, "ppc64")     ? "\"pseries-7.2-machine\""
+                           : g_str_equal(p->arch, "aarch64") ? "\"virt-7.2-machine\""
+                                                             : "\"pc-i440fx-7.2-machine\"";
+        p->unanswered++;
+        fake_peer_send_reply(p, o ? json_object_get_member(o, "id") : NULL, type, NULL, NULL);
         return;
     }
     g_ptr_array_add(p->received, g_strdup(copy));
@@ -548,6 +601,28 @@ fake_peer_handle_command(FakePeer *p, const char *text, gsize len)
         if (!next->hold)
             fake_peer_step_answer(p, next);
         return;
+    }
+    {
+        g_autofree char *key = fake_peer_auto_key(cmd, args);
+        const char *reply = g_hash_table_lookup(p->auto_args, key);
+        if (reply) {
+            g_autoptr(JsonNode) r = json_from_string(reply, NULL);
+            JsonObject *ro = r && JSON_NODE_HOLDS_OBJECT(r) ? json_node_get_object(r) : NULL;
+            JsonObject *e = ro && json_object_has_member(ro, "error")
+                                ? json_object_get_object_member(ro, "error")
+                                : NULL;
+            if (e) {
+                fake_peer_send_reply(p, id, NULL, json_object_get_string_member(e, "class"),
+                                     json_object_get_string_member(e, "desc"));
+            } else {
+                g_autofree char *ret =
+                    ro && json_object_has_member(ro, "return")
+                        ? json_to_string(json_object_get_member(ro, "return"), FALSE)
+                        : g_strdup("{}");
+                fake_peer_send_reply(p, id, ret, NULL, NULL);
+            }
+            return;
+        }
     }
     if ((auto_ret = g_hash_table_lookup(p->autos, cmd))) {
         fake_peer_send_reply(p, id, auto_ret, NULL, NULL);

@@ -75,6 +75,14 @@ gboolean fake_peer_step_is_held(FakeStep *s);
 /* Any number of times: answer `command` with return_json. */
 void fake_peer_auto(FakePeer *p, const char *command, const char *return_json);
 
+/* Any number of times: answer `command` whose arguments are exactly
+ * args_json (NULL or "{}": none; members in the order the code under test
+ * sends them) with reply_json, a whole reply ({"return": ...} or {"error":
+ * {"class", "desc"}}).  Checked after the scripted steps, before
+ * fake_peer_auto. */
+void fake_peer_auto_args(FakePeer *p, const char *command, const char *args_json,
+                         const char *reply_json);
+
 /* Every command received, in order, as the compact JSON text the code
  * under test sent. */
 guint fake_peer_n_received(FakePeer *p);
@@ -95,4 +103,8 @@ char *fake_peer_describe_failures(FakePeer *p);
  * a default deadline) is answered {"arch": ARCH} (default "x86_64") and is
  * not listed among the received commands, unless a step scripts it. */
 void fake_peer_set_arch(FakePeer *p, const char *arch);
+/* Likewise the engine's machine probe, qom-get /machine "type": answered
+ * by the arch (x86_64 "pc-i440fx-7.2-machine", ppc64 "pseries-7.2-machine",
+ * aarch64 "virt-7.2-machine") and not listed, unless a step scripts a
+ * qom-get of property "type". */
 G_END_DECLS

@@ -333,7 +333,8 @@ test_add_one_iothread(void **state)
     assert_peer_done(f);
 }
 
-/* --iothreads N without --queues: QEMU spreads the queues itself. */
+/* --iothreads N without --queues: N virtqueues, one per IOThread (QEMU's
+ * default of one queue would leave N-1 IOThreads idle). */
 static void
 test_add_mapping_no_queues(void **state)
 {
@@ -351,8 +352,9 @@ test_add_mapping_no_queues(void **state)
     assert_null(s->undo_cmd);
     text = json_to_string(s->args, FALSE);
     assert_string_equal(text, "{\"driver\":\"virtio-blk-pci\",\"id\":\"d\",\"drive\":\"d-fmt\","
-                              "\"iothread-vq-mapping\":[{\"iothread\":\"d-iothread0\"},"
-                              "{\"iothread\":\"d-iothread1\"}]}");
+                              "\"num-queues\":2,"
+                              "\"iothread-vq-mapping\":[{\"iothread\":\"d-iothread0\",\"vqs\":[0]},"
+                              "{\"iothread\":\"d-iothread1\",\"vqs\":[1]}]}");
 }
 
 /* device_add fails: everything done is undone, newest first. */
@@ -369,7 +371,8 @@ test_rollback_device_add(void **state)
         "object-add {\"qom-type\":\"iothread\",\"id\":\"a-iothread0\"}",
         "object-add {\"qom-type\":\"iothread\",\"id\":\"a-iothread1\"}",
         "device_add {\"driver\":\"virtio-blk-pci\",\"id\":\"a\",\"drive\":\"a-fmt\","
-        "\"iothread-vq-mapping\":[{\"iothread\":\"a-iothread0\"},{\"iothread\":\"a-iothread1\"}]}",
+        "\"num-queues\":2,\"iothread-vq-mapping\":[{\"iothread\":\"a-iothread0\",\"vqs\":[0]},"
+        "{\"iothread\":\"a-iothread1\",\"vqs\":[1]}]}",
         "object-del {\"id\":\"a-iothread1\"}",
         "object-del {\"id\":\"a-iothread0\"}",
         "blockdev-del {\"node-name\":\"a-fmt\"}",

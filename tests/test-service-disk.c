@@ -622,6 +622,42 @@ test_disk_add_list(void **state)
 }
 
 /* The commands are registered with the base ones. */
+/* A device-del that joins an unplug under way has its own deadline: it
+ * answers not-deleted (joined) when that passes, and the unplug it joined
+ * goes on to its own outcome. */
+static void
+test_joined_unplug_own_deadline(void **state)
+{
+    static const ServiceRequestCallbacks cb = {.reply = reply_cb};
+    Fixture *f = *state;
+    Reply first = {0}, second = {0};
+    g_autoptr(JsonNode) a1 = json_from_string("{\"vm\": \"vm1\", \"id\": \"n1\"}", NULL);
+    g_autoptr(JsonNode) a2 =
+        json_from_string("{\"vm\": \"vm1\", \"id\": \"n1\", \"timeout\": 0.3}", NULL);
+    JsonObject *o;
+
+    vm_connect(f, &f->q1, "vm1");
+    fake_peer_expect(f->q1.peer, "device_del", "{\"id\": \"n1\"}");
+    service_execute(f->svc, "device-del", json_node_get_object(a1), &cb, &first);
+    spin_until(f, NULL, 100);
+    service_execute(f->svc, "device-del", json_node_get_object(a2), &cb, &second);
+    spin_until(f, &second.done, WAIT_MS);
+    assert_true(second.done);
+    assert_false(first.done);
+    assert_outcome(&second, "n1", "not-deleted");
+    o = qmp_json_node_object(second.ret);
+    assert_true(qmp_json_get_bool_default(o, "joined", FALSE));
+    assert_int_equal(qmp_json_get_int_default(o, "timeout_ms", -1), 300);
+    /* the unplug it joined is still pending; QEMU completes it */
+    fake_peer_event(f->q1.peer, "DEVICE_DELETED",
+                    "{\"device\": \"n1\", \"path\": \"/machine/peripheral/n1\"}");
+    spin_until(f, &first.done, WAIT_MS);
+    assert_outcome(&first, "n1", "deleted");
+    assert_peer_done(f, &f->q1);
+    reply_clear(&first);
+    reply_clear(&second);
+}
+
 static void
 test_registered(void **state)
 {
@@ -650,6 +686,7 @@ main(void)
         cmocka_unit_test_setup_teardown(test_hostdev_refused, setup_direct, teardown),
         cmocka_unit_test_setup_teardown(test_disk_add_args, setup_direct, teardown),
         cmocka_unit_test_setup_teardown(test_disk_add_list, setup_direct, teardown),
+        cmocka_unit_test_setup_teardown(test_joined_unplug_own_deadline, setup_direct, teardown),
     };
 
     return cmocka_run_group_tests(tests, NULL, NULL);

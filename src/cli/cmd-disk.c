@@ -17,6 +17,7 @@ enum {
     CMD_DISK_OPT_READONLY,
     CMD_DISK_OPT_IOTHREADS,
     CMD_DISK_OPT_QUEUES,
+    CMD_DISK_OPT_BUS,
 };
 
 static gboolean
@@ -43,6 +44,7 @@ cmd_disk_add_exec(CliContext *ctx, const CliCmd *cmd, int argc, char **argv)
         {"readonly", no_argument, NULL, CMD_DISK_OPT_READONLY},
         {"iothreads", required_argument, NULL, CMD_DISK_OPT_IOTHREADS},
         {"queues", required_argument, NULL, CMD_DISK_OPT_QUEUES},
+        {"bus", required_argument, NULL, CMD_DISK_OPT_BUS},
         {0},
     };
     g_autoptr(JsonObject) parsed = json_object_new();
@@ -98,6 +100,8 @@ cmd_disk_add_exec(CliContext *ctx, const CliCmd *cmd, int argc, char **argv)
         json_object_set_int_member(args, "iothreads", o.iothreads);
     if (o.queues)
         json_object_set_int_member(args, "queues", o.queues);
+    if ((text = qmp_json_get_string(parsed, "bus")))
+        json_object_set_string_member(args, "bus", text);
     rc = cli_request(ctx, pos[0], "disk-add", args, &ret);
     return rc ? rc : cli_print_op_result(ctx, ret);
 }
@@ -193,7 +197,7 @@ const CliCmd cli_disk_cmds[] = {
         .group = "disk",
         .name = "add",
         .usage = "VM FILE --id ID [--format raw|qcow2] [--readonly] [--iothreads N] "
-                 "[--queues Q]",
+                 "[--queues Q] [--bus BUS]",
         .summary = "hot-plug a virtio-blk disk on its own blockdev nodes and IOThreads",
         .help = "Runs blockdev-add (file node ID-file, format node ID-fmt), object-add\n"
                 "iothread ID-iothread0.. for each IOThread, then device_add virtio-blk-pci\n"
@@ -206,7 +210,14 @@ const CliCmd cli_disk_cmds[] = {
                 "  --readonly      open the image read-only\n"
                 "  --iothreads N   0 (default): none; 1: the iothread property; N > 1:\n"
                 "                  iothread-vq-mapping (needs QEMU 9.2 or later)\n"
-                "  --queues Q      num-queues; with N > 1 queue q goes to IOThread q % N\n"
+                "  --queues Q      num-queues (at least N with --iothreads N > 1; default N\n"
+                "                  then, so every IOThread has a queue); queue q goes to\n"
+                "                  IOThread q % N\n"
+                "  --bus BUS       the bus to plug it on (see 'vm slots'): a free\n"
+                "                  pcie-root-port, a pci-bridge, pci.0 on pc; without it\n"
+                "                  the first free place whose hotplug works.  An occupied\n"
+                "                  port or no free place is refused before anything is sent.\n"
+                "                  The result says where: bus and addr.\n"
                 "\n"
                 "FILE is made absolute first (QEMU opens it).  Exit 0 added, 1 this QEMU\n"
                 "cannot do it (e.g. --iothreads 2 before QEMU 9.2), 2 bad arguments,\n"

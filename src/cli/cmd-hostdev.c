@@ -15,6 +15,7 @@
 /* the long option of hostdev add, beyond cli_parse_args' own */
 enum {
     CMD_HOSTDEV_OPT_ID = 256,
+    CMD_HOSTDEV_OPT_BUS,
 };
 
 static int
@@ -22,6 +23,7 @@ cmd_hostdev_add_exec(CliContext *ctx, const CliCmd *cmd, int argc, char **argv)
 {
     static const struct option extra[] = {
         {"id", required_argument, NULL, CMD_HOSTDEV_OPT_ID},
+        {"bus", required_argument, NULL, CMD_HOSTDEV_OPT_BUS},
         {0},
     };
     g_autoptr(JsonObject) parsed = json_object_new();
@@ -54,6 +56,8 @@ cmd_hostdev_add_exec(CliContext *ctx, const CliCmd *cmd, int argc, char **argv)
     args = json_object_new();
     json_object_set_string_member(args, "addr", addr);
     json_object_set_string_member(args, "id", id);
+    if (qmp_json_get_string(parsed, "bus"))
+        json_object_set_string_member(args, "bus", qmp_json_get_string(parsed, "bus"));
     rc = cli_request(ctx, pos[0], "hostdev-add", args, &ret);
     return rc ? rc : cli_print_op_result(ctx, ret);
 }
@@ -164,7 +168,7 @@ const CliCmd cli_hostdev_cmds[] = {
     {
         .group = "hostdev",
         .name = "add",
-        .usage = "VM PCI_ADDR --id ID",
+        .usage = "VM PCI_ADDR --id ID [--bus BUS]",
         .summary = "hand a host PCI device to the VM (device_add vfio-pci)",
         .help = "PCI_ADDR is DDDD:BB:DD.F (hex), e.g. 0000:01:00.0.  Before anything is\n"
                 "sent, the host is checked under $HOTPLUG_SYSFS_ROOT (default /sys): the\n"
@@ -176,6 +180,8 @@ const CliCmd cli_hostdev_cmds[] = {
                 "group another process (hotplugd, or hotplugctl in direct mode) holds the\n"
                 "lock of ($HOTPLUG_LOCK_ROOT or /run/qmp-hotplug/vfio-group-N.lock), or\n"
                 "whose /dev/vfio/N is open in any process (naming its pid).\n"
+                "--bus BUS places it in the guest (see 'vm slots'); without it, the first\n"
+                "free place whose hotplug works.  The result says where: bus and addr.\n"
                 "Exit 0 added, 1 refused by the host checks or already assigned, 2 bad\n"
                 "arguments, 3 rejected by QEMU, 6 VM gone.",
         .exec = cmd_hostdev_add_exec,

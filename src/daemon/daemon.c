@@ -1039,7 +1039,7 @@ daemon_cmd_status(Daemon *d, ControlClient *cl, JsonNode *id)
 static gboolean
 daemon_cmd_mutates(const char *cmd)
 {
-    static const char *const readers[] = {"vm-list", "vm-info", "device-list", "ops",
+    static const char *const readers[] = {"vm-list", "vm-info", "vm-slots", "device-list", "ops",
                                           "vcpu-list", "memory-list", "disk-list", NULL};
     return !g_strv_contains(readers, cmd);
 }

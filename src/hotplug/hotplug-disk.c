@@ -165,6 +165,7 @@ hotplug_disk_build_steps(const char *id, const HotplugDiskOptions *opts,
     g_autofree char *file_node = NULL;
     g_autofree char *fmt_node = NULL;
     JsonObject *o;
+    guint queues;
 
     if (!hotplug_disk_check_options(id, opts, greeting, error))
         return NULL;
@@ -205,14 +206,20 @@ hotplug_disk_build_steps(const char *id, const HotplugDiskOptions *opts,
     json_object_set_string_member(o, "driver", "virtio-blk-pci");
     json_object_set_string_member(o, "id", id);
     json_object_set_string_member(o, "drive", fmt_node);
-    if (opts->queues)
-        json_object_set_int_member(o, "num-queues", opts->queues);
+    if (opts->bus)
+        json_object_set_string_member(o, "bus", opts->bus);
+    if (opts->addr)
+        json_object_set_string_member(o, "addr", opts->addr);
+    /* N IOThreads need N virtqueues at least, or some have nothing to do */
+    queues = opts->queues ? opts->queues : (opts->iothreads > 1 ? opts->iothreads : 0);
+    if (queues)
+        json_object_set_int_member(o, "num-queues", queues);
     if (opts->iothreads == 1) {
         g_autofree char *name = hotplug_disk_iothread_id(id, 0);
         json_object_set_string_member(o, "iothread", name);
     } else if (opts->iothreads > 1) {
         json_object_set_array_member(o, "iothread-vq-mapping",
-                                     hotplug_disk_vq_mapping(id, opts->iothreads, opts->queues));
+                                     hotplug_disk_vq_mapping(id, opts->iothreads, queues));
     }
     /* a device_add that failed left nothing; one that worked is the plug */
     g_ptr_array_add(steps, hotplug_step_new("device_add", hotplug_disk_object_node(o), NULL, NULL));

@@ -37,7 +37,9 @@ typedef struct {
     const char *format; /* "raw" (NULL: raw) or "qcow2"; never probed */
     gboolean readonly;
     guint iothreads; /* 0: none, 1: iothread, N > 1: iothread-vq-mapping */
-    guint queues;    /* num-queues; 0: QEMU's default */
+    guint queues;    /* num-queues; 0: QEMU's default, or N with --iothreads N > 1 */
+    const char *bus;  /* the device's bus= (NULL: QEMU's choice) */
+    const char *addr; /* its addr= (NULL: QEMU's choice) */
 } HotplugDiskOptions;
 
 /* The names of the scheme above (newly allocated). */

@@ -904,6 +904,13 @@ hotplug_hostdev_get_registry(HotplugHostdev *hd)
 HotplugOp *
 hotplug_hostdev_add(HotplugHostdev *hd, const char *pci_addr, const char *id, GError **error)
 {
+    return hotplug_hostdev_add_at(hd, pci_addr, id, NULL, NULL, error);
+}
+
+HotplugOp *
+hotplug_hostdev_add_at(HotplugHostdev *hd, const char *pci_addr, const char *id, const char *bus,
+                       const char *guest_addr, GError **error)
+{
     const char *vm_name = hotplug_vm_get_name(hd->vm);
     g_autofree char *addr = NULL;
     g_autofree char *group = NULL;
@@ -939,6 +946,10 @@ hotplug_hostdev_add(HotplugHostdev *hd, const char *pci_addr, const char *id, GE
     json_object_set_string_member(args, "driver", "vfio-pci");
     json_object_set_string_member(args, "id", id);
     json_object_set_string_member(args, "host", addr);
+    if (bus)
+        json_object_set_string_member(args, "bus", bus);
+    if (guest_addr)
+        json_object_set_string_member(args, "addr", guest_addr);
     steps = g_ptr_array_new_with_free_func((GDestroyNotify)hotplug_step_free);
     g_ptr_array_add(
         steps,

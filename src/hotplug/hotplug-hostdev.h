@@ -147,6 +147,10 @@ gboolean hotplug_hostdev_sync(HotplugHostdev *hd, HotplugHostdevSyncFunc done, g
  * device is already assigned to a VM we manage. */
 HotplugOp *hotplug_hostdev_add(HotplugHostdev *hd, const char *pci_addr, const char *id,
                                GError **error);
+/* The same at a place in the guest: bus= and addr= of the device_add
+ * (either NULL: QEMU's choice). */
+HotplugOp *hotplug_hostdev_add_at(HotplugHostdev *hd, const char *pci_addr, const char *id,
+                                  const char *bus, const char *guest_addr, GError **error);
 
 /* This VM's QEMU is gone (the caller decides how it knows): release its
  * claims, except those whose /dev/vfio/N is still open in some process (a

@@ -304,6 +304,11 @@ hotplug_memory_error_hint(const GError *error)
                "remove a DIMM first";
     if (strstr(error->message, "must be multiple of"))
         return "QEMU needs the size to be a multiple of the alignment it names";
+    if (strstr(error->message, "acpi-ged"))
+        return "this VM has no ACPI GED device (aarch64 virt booted without ACPI, e.g. "
+               "-kernel without UEFI firmware, or acpi=off), and QEMU hot-plugs memory on "
+               "virt only through it: boot the VM with UEFI firmware (-bios QEMU_EFI.fd) and "
+               "ACPI on";
     if (strstr(error->message, "maxmem") || strstr(error->message, "not enabled") ||
         strstr(error->message, "slots where allocated"))
         return "memory hotplug needs the VM started with -m SIZE,slots=N,maxmem=MAX";

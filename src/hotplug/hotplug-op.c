@@ -102,6 +102,7 @@ hotplug_op_unref(HotplugOp *op)
         return;
     timeout_deadline_free(op->deadline);
     timeout_deadline_free(op->retry);
+    timeout_deadline_free(op->repress);
     g_clear_error(&op->error);
     if (op->steps)
         g_ptr_array_unref(op->steps);
@@ -241,6 +242,13 @@ hotplug_op_to_json(const HotplugOp *op)
             json_builder_add_string_value(b, cls);
         else if (op->error->domain == HOTPLUG_ERROR && op->error->code == HOTPLUG_ERROR_BAD_PROPERTY)
             json_builder_add_string_value(b, "InvalidProperty");
+        /* refusals before anything was sent (placement) */
+        else if (op->error->domain == HOTPLUG_ERROR && op->error->code == HOTPLUG_ERROR_BUSY)
+            json_builder_add_string_value(b, "Busy");
+        else if (op->error->domain == HOTPLUG_ERROR && op->error->code == HOTPLUG_ERROR_UNSUPPORTED)
+            json_builder_add_string_value(b, "Unsupported");
+        else if (op->error->domain == HOTPLUG_ERROR && op->error->code == HOTPLUG_ERROR_INVALID)
+            json_builder_add_string_value(b, "InvalidArgument");
         else
             json_builder_add_string_value(b, "LocalError");
         json_builder_set_member_name(b, "desc");

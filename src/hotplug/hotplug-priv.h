@@ -49,6 +49,10 @@ struct HotplugOp {
     GPtrArray *cleanup;         /* unplug: HotplugStep after the device is gone */
     guint cleanup_done;
     gboolean was_tracked;       /* superseded a tracked unplug: QEMU had the device */
+    TimeoutDeadline *repress;   /* native PCIe: press again once QEMU lets it through */
+    int mech;                   /* HotplugMechanism of the device's slot */
+    gboolean mech_known;
+    gint64 armed_at_us;         /* when the current attempt's deadline was armed */
 };
 
 HotplugOp *hotplug_op_new(struct HotplugVm *vm, const char *vm_name, HotplugKind kind,

@@ -656,7 +656,12 @@ hotplug_cpu_query_hotpluggable_cb(QmpConn *conn, JsonNode *ret, const GError *er
 {
     HotplugCpuQuery *q = opaque;
 
-    if (error && !q->error)
+    if (error && !q->error && strstr(error->message, "query-hotpluggable-cpus is not enabled"))
+        /* QEMU's own words name a command, not the limit: say it plainly */
+        q->error = g_error_new(HOTPLUG_ERROR, HOTPLUG_ERROR_UNSUPPORTED,
+                               "this QEMU does not support vCPU hotplug on this machine (%s)",
+                               error->message);
+    else if (error && !q->error)
         q->error = g_error_copy(error);
     else if (ret)
         q->hotpluggable = json_node_ref(ret);

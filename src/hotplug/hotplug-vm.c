@@ -8,8 +8,9 @@
 
 #include <string.h>
 
-#include "hotplug-priv.h"
+#include "hotplug-vm-priv.h"
 #include "hotplug-props.h"
+#include "hotplug-topology.h"
 #include "hotplug-vm.h"
 #include "qmp-json.h"
 
@@ -43,14 +44,15 @@ struct HotplugVm {
     guint64 confirm_counter;   /* bumped by every confirmation request */
     gboolean confirm_inflight;
     GPtrArray *queries;        /* HotplugVmQuery in flight: cut loose on free */
+    HotplugTopology *topology; /* the last one QEMU described on this connection */
+    gboolean topology_asked;   /* a query for the unplug deadlines is in flight */
+    HotplugMachine machine;    /* what qom-get /machine type said */
+    gboolean machine_known;
+    gboolean machine_asked;
+    HotplugPlacement *placement;
 };
 
-/* Anything in flight that points back at the VM. */
-typedef struct {
-    HotplugVm *vm;  /* NULL once the VM is freed */
-} HotplugVmQuery;
-
-static gpointer
+gpointer
 hotplug_vm_query_new(HotplugVm *vm, gsize size)
 {
     HotplugVmQuery *q = g_malloc0(size);
@@ -61,7 +63,7 @@ hotplug_vm_query_new(HotplugVm *vm, gsize size)
 }
 
 /* The query's VM (NULL if freed); the query leaves the VM's list. */
-static HotplugVm *
+HotplugVm *
 hotplug_vm_query_end(gpointer query)
 {
     HotplugVmQuery *q = query;
@@ -76,7 +78,11 @@ static void hotplug_vm_send_unplug(HotplugVm *vm, HotplugOp *op);
 static void hotplug_vm_run_plug_step(HotplugVm *vm, HotplugOp *op);
 static void hotplug_vm_device_gone(HotplugVm *vm, HotplugOp *op);
 static void hotplug_vm_ask_target(HotplugVm *vm);
-static TimeoutClass hotplug_vm_timeout_class(HotplugVm *vm, HotplugKind kind);
+static TimeoutClass hotplug_vm_timeout_class(HotplugVm *vm, HotplugKind kind,
+                                             HotplugMechanism mech);
+static void hotplug_vm_ask_topology(HotplugVm *vm);
+static void hotplug_vm_ask_machine(HotplugVm *vm);
+static gboolean hotplug_kind_is_pci(HotplugKind kind);
 
 const char *
 hotplug_op_event_name(HotplugOpEvent ev)
@@ -201,6 +207,8 @@ hotplug_vm_stop_timers(HotplugOp *op)
         timeout_deadline_cancel(op->deadline);
     if (op->retry)
         timeout_deadline_cancel(op->retry);
+    if (op->repress)
+        timeout_deadline_cancel(op->repress);
 }
 
 /* op is DONE: drop it from the table, and its link to the VM. */
@@ -227,6 +235,8 @@ hotplug_vm_finish(HotplugVm *vm, HotplugOp *op, HotplugOutcome outcome)
     hotplug_vm_stop_timers(op);
     op->confirm = HOTPLUG_CONFIRM_NONE;
     op->attempt_outcome = outcome;
+    if (op->action == HOTPLUG_ACTION_PLUG)
+        hotplug_placement_settle(vm->placement, op->device);
     if (late && outcome == HOTPLUG_OUTCOME_DELETED) {
         op->outcome = HOTPLUG_OUTCOME_DELETED_LATE;
         op->state = HOTPLUG_OP_DONE;
@@ -525,6 +535,93 @@ hotplug_error_is_in_progress(const GError *error)
            strstr(error->message, "already in the process of unplug") != NULL;
 }
 
+/* Native PCIe: the guest is blinking the slot's power indicator, i.e. it
+ * took a press and will remove the device when the blink ends.  Another
+ * press now would cancel that (QEMU refuses it). */
+static gboolean
+hotplug_error_is_blinking(const GError *error)
+{
+    return error->domain == QMP_ERROR && error->code == QMP_ERROR_GENERIC &&
+           strstr(error->message, "power indicator blinking") != NULL;
+}
+
+/* The deadline of the current attempt, by the op's class when it gave
+ * none (the mechanism may be known only now). */
+static void
+hotplug_vm_arm_deadline(HotplugVm *vm, HotplugOp *op)
+{
+    gboolean rearm = timeout_deadline_is_armed(op->deadline);
+
+    if (op->timeout_by_class)
+        op->timeout_ms = vm->opts.timeouts.ms[hotplug_vm_timeout_class(vm, op->kind, op->mech)];
+    if (!rearm)
+        op->armed_at_us = g_get_monotonic_time();
+    timeout_deadline_arm_at(op->deadline, op->armed_at_us + (gint64)op->timeout_ms * 1000);
+}
+
+/* How long to wait before pressing again after "already in the process
+ * of unplug": QEMU lets a new press through 5 s (guest time) after the
+ * previous one. */
+#define HOTPLUG_REPRESS_MS 1000
+/* A blinking power indicator: the guest took a press and removes the
+ * device when its 5 s wait is over (6.1-6.4 s after the press under TCG). */
+#define HOTPLUG_BLINK_MS 7000
+
+/* The guest is blinking: its removal comes within the blink; the attempt
+ * waits at least that long. */
+static void
+hotplug_vm_wait_blink(HotplugOp *op)
+{
+    gint64 until = g_get_monotonic_time() + (gint64)HOTPLUG_BLINK_MS * 1000;
+
+    if (timeout_deadline_when(op->deadline) < until)
+        timeout_deadline_arm_at(op->deadline, until);
+}
+
+static void
+hotplug_vm_repress_reply_cb(QmpConn *conn, JsonNode *ret, const GError *error, gpointer opaque)
+{
+    HotplugOp *op = opaque;
+    HotplugVm *vm = op->vm;
+
+    if (!vm || op->state != HOTPLUG_OP_WAITING)
+        goto out;
+    if (!error) {
+        /* the attempt's press takes effect now: its deadline runs from here */
+        hotplug_op_set_detail(op, "the press took effect after QEMU's unplug window");
+        op->armed_at_us = g_get_monotonic_time();
+        timeout_deadline_arm_at(op->deadline, op->armed_at_us + (gint64)op->timeout_ms * 1000);
+    } else if (hotplug_error_is_in_progress(error)) {
+        /* not yet: try again while the attempt lasts */
+        timeout_deadline_arm(op->repress, HOTPLUG_REPRESS_MS);
+    } else if (hotplug_error_is_blinking(error)) {
+        /* the guest took an earlier press: its removal is coming */
+        hotplug_op_set_detail(op, "the guest is blinking the slot's power indicator");
+        hotplug_vm_wait_blink(op);
+    } else if (error->domain == QMP_ERROR && error->code == QMP_ERROR_DEVICE_NOT_FOUND) {
+        hotplug_vm_device_gone(vm, op);
+    }
+    /* anything else: keep waiting; the deadline decides */
+out:
+    hotplug_op_unref(op);
+}
+
+static void
+hotplug_vm_repress_cb(TimeoutDeadline *d, gpointer opaque)
+{
+    HotplugOp *op = opaque;
+    JsonObject *args;
+
+    if (!op->vm || op->state != HOTPLUG_OP_WAITING)
+        return;
+    args = json_object_new();
+    json_object_set_string_member(args, "id", op->device);
+    if (!qmp_conn_execute(op->vm->conn, "device_del", json_node_init_object(json_node_alloc(), args),
+                          hotplug_vm_repress_reply_cb, hotplug_op_ref(op), NULL))
+        hotplug_op_unref(op);
+    json_object_unref(args);
+}
+
 static void
 hotplug_vm_unplug_reply_cb(QmpConn *conn, JsonNode *ret, const GError *error, gpointer opaque)
 {
@@ -533,13 +630,22 @@ hotplug_vm_unplug_reply_cb(QmpConn *conn, JsonNode *ret, const GError *error, gp
 
     if (!vm || op->state != HOTPLUG_OP_SENDING)
         goto out; /* an event decided it before the reply came */
-    if (!error || hotplug_error_is_in_progress(error)) {
-        if (error)
+    if (!error || hotplug_error_is_in_progress(error) || hotplug_error_is_blinking(error)) {
+        /* QEMU refusing a press because one is pending means the unplug
+         * is pending: keep waiting, never rejected */
+        if (error && hotplug_error_is_blinking(error))
+            hotplug_op_set_detail(op, "the guest is blinking the slot's power indicator "
+                                      "(it took an earlier press)");
+        else if (error)
             hotplug_op_set_detail(op, "QEMU is still processing the previous request");
         op->state = HOTPLUG_OP_WAITING;
-        if (op->timeout_by_class) /* query-target has answered by now */
-            op->timeout_ms = vm->opts.timeouts.ms[hotplug_vm_timeout_class(vm, op->kind)];
-        timeout_deadline_arm(op->deadline, op->timeout_ms);
+        hotplug_vm_arm_deadline(vm, op);
+        if (error && hotplug_error_is_blinking(error))
+            hotplug_vm_wait_blink(op);
+        /* a retry whose press did not take: press again once QEMU's
+         * window for the earlier one is over (never during a blink) */
+        if (error && hotplug_error_is_in_progress(error) && op->attempts > 1)
+            timeout_deadline_arm(op->repress, HOTPLUG_REPRESS_MS);
         /* a guest refusal that came before the reply */
         if (op->confirm != HOTPLUG_CONFIRM_NONE)
             hotplug_vm_send_confirm(vm);
@@ -598,7 +704,7 @@ hotplug_vm_supersede(HotplugVm *vm, HotplugOp *op)
 }
 
 static TimeoutClass
-hotplug_vm_timeout_class(HotplugVm *vm, HotplugKind kind)
+hotplug_vm_timeout_class(HotplugVm *vm, HotplugKind kind, HotplugMechanism mech)
 {
     switch (kind) {
     case HOTPLUG_KIND_VCPU:
@@ -606,9 +712,154 @@ hotplug_vm_timeout_class(HotplugVm *vm, HotplugKind kind)
     case HOTPLUG_KIND_MEMORY:
         return TIMEOUT_CLASS_MEMORY;
     default:
-        /* PCI-like devices: pseries guests take longer (libvirt: 10 s) */
-        return vm->pseries ? TIMEOUT_CLASS_PCI_PSERIES : TIMEOUT_CLASS_PCI;
+        /* PCI-like devices, by the mechanism of their slot: native PCIe
+         * waits 5 s for the attention button; pseries guests take
+         * longer (libvirt: 10 s) */
+        if (mech == HOTPLUG_MECH_PCIE_NATIVE)
+            return TIMEOUT_CLASS_PCI_NATIVE;
+        if (mech == HOTPLUG_MECH_SPAPR || vm->pseries)
+            return TIMEOUT_CLASS_PCI_PSERIES;
+        return TIMEOUT_CLASS_PCI;
     }
+}
+
+static gboolean
+hotplug_kind_is_pci(HotplugKind kind)
+{
+    return kind == HOTPLUG_KIND_DEVICE || kind == HOTPLUG_KIND_DISK ||
+           kind == HOTPLUG_KIND_HOSTDEV;
+}
+
+/* The mechanism of op's slot decides its default deadline: pc is ACPI,
+ * pseries DRC, q35 and virt by the port (from the topology; asked when
+ * ask and it does not know the device yet).  An armed deadline moves to
+ * match. */
+static void
+hotplug_vm_resolve_op(HotplugVm *vm, HotplugOp *op, gboolean ask)
+{
+    HotplugMechanism m = HOTPLUG_MECH_NONE;
+
+    if (op->mech_known || op->action != HOTPLUG_ACTION_UNPLUG || !op->timeout_by_class ||
+        !hotplug_kind_is_pci(op->kind) || op->state == HOTPLUG_OP_DONE)
+        return;
+    if (!vm->machine_known) {
+        hotplug_vm_ask_machine(vm);
+        return;
+    }
+    switch (vm->machine) {
+    case HOTPLUG_MACHINE_PC:
+        m = HOTPLUG_MECH_ACPI;
+        break;
+    case HOTPLUG_MACHINE_PSERIES:
+        m = HOTPLUG_MECH_SPAPR;
+        break;
+    case HOTPLUG_MACHINE_Q35:
+    case HOTPLUG_MACHINE_VIRT:
+        if (vm->topology)
+            m = hotplug_topology_device_mechanism(vm->topology, op->device);
+        if (m == HOTPLUG_MECH_NONE && ask) {
+            hotplug_vm_ask_topology(vm);
+            return;
+        }
+        break;
+    default:
+        break;
+    }
+    op->mech = m;
+    op->mech_known = TRUE;
+    if (op->state == HOTPLUG_OP_WAITING && timeout_deadline_is_armed(op->deadline))
+        hotplug_vm_arm_deadline(vm, op);
+}
+
+static void
+hotplug_vm_resolve_all(HotplugVm *vm, gboolean ask)
+{
+    g_autoptr(GPtrArray) ops = hotplug_vm_list_ops(vm);
+
+    for (guint i = 0; i < ops->len; i++)
+        hotplug_vm_resolve_op(vm, ops->pdata[i], ask);
+}
+
+typedef struct {
+    HotplugVmQuery base;
+} HotplugMachineQuery;
+
+static void
+hotplug_vm_machine_cb(QmpConn *conn, JsonNode *ret, const GError *error, gpointer opaque)
+{
+    HotplugVm *vm = hotplug_vm_query_end(opaque);
+    const char *type = error ? NULL : qmp_json_node_string(ret);
+
+    g_free(opaque);
+    if (!vm || (error && error->domain == QMP_ERROR && error->code == QMP_ERROR_CLOSED))
+        return;
+    vm->machine = hotplug_topology_machine_from_type(type);
+    vm->machine_known = TRUE;
+    hotplug_vm_resolve_all(vm, TRUE);
+}
+
+/* Asked once per connection, like query-target. */
+static void
+hotplug_vm_ask_machine(HotplugVm *vm)
+{
+    HotplugMachineQuery *q;
+    JsonObject *args;
+
+    if (vm->machine_asked)
+        return;
+    vm->machine_asked = TRUE;
+    q = hotplug_vm_query_new(vm, sizeof(HotplugMachineQuery));
+    args = json_object_new();
+    json_object_set_string_member(args, "path", "/machine");
+    json_object_set_string_member(args, "property", "type");
+    if (!qmp_conn_execute(vm->conn, "qom-get", json_node_init_object(json_node_alloc(), args),
+                          hotplug_vm_machine_cb, q, NULL)) {
+        hotplug_vm_query_end(q);
+        g_free(q);
+        vm->machine_asked = FALSE;
+    }
+    json_object_unref(args);
+}
+
+typedef struct {
+    HotplugVmQuery base;
+} HotplugTopoQuery;
+
+static void
+hotplug_vm_topology_cb(HotplugTopology *t, const GError *error, gpointer opaque)
+{
+    HotplugVm *vm = hotplug_vm_query_end(opaque);
+
+    g_free(opaque);
+    if (!vm) {
+        hotplug_topology_free(t);
+        return;
+    }
+    vm->topology_asked = FALSE;
+    if (t) {
+        hotplug_topology_free(vm->topology);
+        vm->topology = t;
+    } else {
+        g_debug("%s: no topology: %s", vm->name, error ? error->message : "?");
+    }
+    /* what it does not know now stays at the default */
+    hotplug_vm_resolve_all(vm, FALSE);
+}
+
+static void
+hotplug_vm_ask_topology(HotplugVm *vm)
+{
+    HotplugTopoQuery *q;
+
+    if (vm->topology_asked)
+        return;
+    q = hotplug_vm_query_new(vm, sizeof(HotplugTopoQuery));
+    if (!hotplug_topology_query(vm->conn, hotplug_vm_topology_cb, q, NULL)) {
+        hotplug_vm_query_end(q);
+        g_free(q);
+        return;
+    }
+    vm->topology_asked = TRUE;
 }
 
 static gboolean
@@ -659,15 +910,22 @@ hotplug_vm_unplug(HotplugVm *vm, HotplugKind kind, const char *device,
     tracked = op != NULL;
     op = hotplug_op_new(vm, vm->name, kind, HOTPLUG_ACTION_UNPLUG, device);
     op->was_tracked = tracked;
-    op->timeout_ms = opts->timeout_ms ? opts->timeout_ms
-                                      : vm->opts.timeouts.ms[hotplug_vm_timeout_class(vm, kind)];
     op->timeout_by_class = opts->timeout_ms == 0;
-    if (op->timeout_by_class && hotplug_vm_timeout_class(vm, kind) == TIMEOUT_CLASS_PCI)
+    if (op->timeout_by_class && hotplug_kind_is_pci(kind)) {
+        /* the mechanism of the device's slot decides its deadline: known,
+         * or asked now (answered before device_del's reply arms the
+         * deadline, or the deadline moves when it comes) */
         hotplug_vm_ask_target(vm);
+        hotplug_vm_resolve_op(vm, op, TRUE);
+    }
+    op->timeout_ms = opts->timeout_ms
+                         ? opts->timeout_ms
+                         : vm->opts.timeouts.ms[hotplug_vm_timeout_class(vm, kind, op->mech)];
     op->max_attempts = 1 + opts->retries;
     op->retry_interval_ms = opts->retry_interval_ms;
     op->deadline = timeout_deadline_new(qmp_conn_get_base(vm->conn), hotplug_vm_deadline_cb, op);
     op->retry = timeout_deadline_new(qmp_conn_get_base(vm->conn), hotplug_vm_retry_cb, op);
+    op->repress = timeout_deadline_new(qmp_conn_get_base(vm->conn), hotplug_vm_repress_cb, op);
     /* the record exists before device_del goes out: an event that beats
      * the reply finds it */
     g_hash_table_insert(vm->ops, op->device, op);
@@ -824,6 +1082,21 @@ hotplug_vm_begin_plug(HotplugVm *vm, HotplugKind kind, const char *device, GErro
     op = hotplug_op_new(vm, vm->name, kind, HOTPLUG_ACTION_PLUG, device);
     g_hash_table_insert(vm->ops, op->device, hotplug_op_ref(op));
     hotplug_vm_emit(vm, op, HOTPLUG_OP_EV_REQUEST);
+    return op;
+}
+
+HotplugOp *
+hotplug_vm_plug_refused(HotplugVm *vm, HotplugKind kind, const char *device, const GError *why,
+                        GError **error)
+{
+    HotplugOp *op = hotplug_vm_begin_plug(vm, kind, device, error);
+
+    if (!op)
+        return NULL;
+    hotplug_op_set_error(op, why);
+    hotplug_op_set_detail(op, "nothing was sent to QEMU");
+    op->attempts = 0;
+    hotplug_vm_finish(vm, op, HOTPLUG_OUTCOME_REJECTED);
     return op;
 }
 
@@ -1169,6 +1442,7 @@ hotplug_vm_adopt(HotplugVm *vm, const HotplugAdopt *a, GError **error)
     op->cleanup = a->cleanup;
     op->deadline = timeout_deadline_new(qmp_conn_get_base(vm->conn), hotplug_vm_deadline_cb, op);
     op->retry = timeout_deadline_new(qmp_conn_get_base(vm->conn), hotplug_vm_retry_cb, op);
+    op->repress = timeout_deadline_new(qmp_conn_get_base(vm->conn), hotplug_vm_repress_cb, op);
     g_hash_table_insert(vm->ops, op->device, op);
     if (a->action == HOTPLUG_ACTION_PLUG) {
         op->state = HOTPLUG_OP_SENDING;
@@ -1303,6 +1577,10 @@ hotplug_vm_conn_state_cb(QmpConn *conn, QmpConnState state, const GError *error,
     } else if (state == QMP_CONN_READY) {
         /* QEMU may have changed while we were away */
         g_hash_table_remove_all(vm->prop_cache);
+        g_clear_pointer(&vm->topology, hotplug_topology_free);
+        vm->topology_asked = FALSE;
+        vm->machine_known = vm->machine_asked = FALSE;
+        hotplug_vm_ask_machine(vm);
         vm->target_asked = FALSE;
         hotplug_vm_ask_target(vm);
         hotplug_vm_probe_all(vm);
@@ -1319,17 +1597,18 @@ hotplug_vm_new(const char *name, QmpConn *conn, const HotplugVmOptions *opts)
         .state = hotplug_vm_conn_state_cb,
     };
     HotplugVm *vm = g_new0(HotplugVm, 1);
-    gboolean defaults = TRUE;
+    TimeoutPolicy defaults;
 
     vm->name = g_strdup(name);
     vm->conn = qmp_conn_ref(conn);
     if (opts)
         vm->opts = *opts;
+    /* a class given no deadline gets its default */
+    timeout_policy_init(&defaults);
     for (guint i = 0; i < TIMEOUT_CLASS_COUNT; i++)
-        if (vm->opts.timeouts.ms[i])
-            defaults = FALSE;
-    if (defaults)
-        timeout_policy_init(&vm->opts.timeouts);
+        if (!vm->opts.timeouts.ms[i])
+            vm->opts.timeouts.ms[i] = defaults.ms[i];
+    vm->placement = hotplug_placement_new();
     vm->ops = g_hash_table_new_full(g_str_hash, g_str_equal, NULL,
                                     (GDestroyNotify)hotplug_op_unref);
     vm->listeners = g_array_new(FALSE, TRUE, sizeof(HotplugListenerEntry));
@@ -1337,8 +1616,10 @@ hotplug_vm_new(const char *name, QmpConn *conn, const HotplugVmOptions *opts)
                                            (GDestroyNotify)hotplug_prop_types_free);
     vm->queries = g_ptr_array_new();
     vm->conn_listener = qmp_conn_add_listener(conn, &l, vm);
-    if (qmp_conn_get_state(conn) == QMP_CONN_READY)
+    if (qmp_conn_get_state(conn) == QMP_CONN_READY) {
         hotplug_vm_ask_target(vm);
+        hotplug_vm_ask_machine(vm);
+    }
     return vm;
 }
 
@@ -1363,6 +1644,8 @@ hotplug_vm_free(HotplugVm *vm)
     g_hash_table_unref(vm->ops);
     g_array_unref(vm->listeners);
     g_hash_table_unref(vm->prop_cache);
+    hotplug_topology_free(vm->topology);
+    hotplug_placement_free(vm->placement);
     qmp_conn_unref(vm->conn);
     g_free(vm->name);
     g_free(vm);
@@ -1378,4 +1661,33 @@ QmpConn *
 hotplug_vm_get_conn(HotplugVm *vm)
 {
     return vm->conn;
+}
+
+HotplugPlacement *
+hotplug_vm_get_placement(HotplugVm *vm)
+{
+    return vm->placement;
+}
+
+void
+hotplug_vm_set_topology(HotplugVm *vm, HotplugTopology *t)
+{
+    hotplug_topology_free(vm->topology);
+    vm->topology = t;
+    hotplug_vm_resolve_all(vm, TRUE);
+}
+
+gboolean
+hotplug_vm_get_machine(HotplugVm *vm, HotplugMachine *out)
+{
+    if (vm->machine_known && out)
+        *out = vm->machine;
+    return vm->machine_known;
+}
+
+void
+hotplug_vm_set_machine(HotplugVm *vm, HotplugMachine m)
+{
+    vm->machine = m;
+    vm->machine_known = TRUE;
 }

@@ -106,6 +106,12 @@ HotplugOp *hotplug_vm_plug(HotplugVm *vm, HotplugKind kind, const char *device,
 HotplugOp *hotplug_vm_plug_device(HotplugVm *vm, const char *driver, const char *id,
                                   const char *const *props, GError **error);
 
+/* A plug refused before anything was sent (no free place, an occupied
+ * port ...): an operation that ends rejected at once with why as its
+ * error.  Returns a new reference. */
+HotplugOp *hotplug_vm_plug_refused(HotplugVm *vm, HotplugKind kind, const char *device,
+                                   const GError *why, GError **error);
+
 /* Steps to run after an unplug's device is gone (backend objects etc.);
  * the outcome is announced after them.  steps is taken. */
 void hotplug_op_set_cleanup(HotplugOp *op, GPtrArray *steps);

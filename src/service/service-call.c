@@ -30,6 +30,8 @@ service_call_free(ServiceCall *c)
     g_array_unref(c->ids);
     if (c->devices)
         json_node_unref(c->devices);
+    if (c->result)
+        json_node_unref(c->result);
     g_free(c->name);
     g_free(c->id);
     g_free(c);
@@ -142,7 +144,8 @@ service_add_hint(JsonObject *result, ServiceHintFunc hint)
     g_autoptr(GError) e = NULL;
     const char *text;
 
-    if (!result || !err || g_strcmp0(qmp_json_get_string(result, "outcome"), "rejected") != 0)
+    if (!hint || !result || !err ||
+        g_strcmp0(qmp_json_get_string(result, "outcome"), "rejected") != 0)
         return;
     e = service_error_from_class(qmp_json_get_string(err, "class"),
                                  qmp_json_get_string(err, "desc"));

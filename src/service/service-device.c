@@ -53,28 +53,83 @@ service_cmd_props(ServiceRequest *req, JsonObject *args)
     return (char **)g_ptr_array_free(out, FALSE);
 }
 
+typedef struct {
+    char *driver;
+    char *id;
+    char **props;
+} ServiceDeviceAdd;
+
+static void
+service_device_add_free(ServiceDeviceAdd *a)
+{
+    g_free(a->driver);
+    g_free(a->id);
+    g_strfreev(a->props);
+    g_free(a);
+}
+
+static gboolean
+service_props_have(char **props, const char *name)
+{
+    g_autofree char *prefix = g_strdup_printf("%s=", name);
+
+    for (guint i = 0; props && props[i]; i++)
+        if (g_str_has_prefix(props[i], prefix))
+            return TRUE;
+    return FALSE;
+}
+
+/* placed (or not PCI): send it there */
+static void
+service_device_add_go(ServiceRequest *req, HotplugVm *vm, const HotplugPlacementResult *r,
+                      gpointer data)
+{
+    ServiceDeviceAdd *a = data;
+    g_autoptr(GPtrArray) props = g_ptr_array_new_with_free_func(g_free);
+    GError *error = NULL;
+    HotplugOp *op;
+
+    for (guint i = 0; a->props && a->props[i]; i++)
+        g_ptr_array_add(props, g_strdup(a->props[i]));
+    if (r && !service_props_have(a->props, "bus"))
+        g_ptr_array_add(props, g_strdup_printf("bus=%s", r->bus));
+    if (r && !service_props_have(a->props, "addr")) {
+        g_autofree char *addr = hotplug_placement_result_addr(r);
+        g_ptr_array_add(props, g_strdup_printf("addr=%s", addr));
+    }
+    g_ptr_array_add(props, NULL);
+    op = hotplug_vm_plug_device(vm, a->driver, a->id, (const char *const *)props->pdata, &error);
+    if (!op)
+        hotplug_vm_release_place(vm, a->id);
+    service_request_wait_started(req, vm, op, error, FALSE);
+}
+
 static void
 service_cmd_device_add(Service *svc, ServiceRequest *req, JsonObject *args)
 {
     HotplugVm *vm = service_request_get_vm(req, args);
     g_auto(GStrv) props = NULL;
-    HotplugOp *op;
+    ServiceDeviceAdd *a;
     const char *driver, *id;
-    GError *error = NULL;
 
     if (!vm || !service_request_arg_string(req, args, "driver", TRUE, &driver) ||
         !service_request_arg_string(req, args, "id", TRUE, &id) ||
         !(props = service_cmd_props(req, args)))
         return;
-    op = hotplug_vm_plug_device(vm, driver, id, (const char *const *)props, &error);
-    service_request_wait_started(req, vm, op, error, FALSE);
+    /* where it goes is decided (and checked) before anything is sent */
+    a = g_new0(ServiceDeviceAdd, 1);
+    a->driver = g_strdup(driver);
+    a->id = g_strdup(id);
+    a->props = g_steal_pointer(&props);
+    service_place(req, vm, HOTPLUG_KIND_DEVICE, a->driver, a->id, (const char *const *)a->props,
+                  NULL, service_device_add_go, a, (GDestroyNotify)service_device_add_free);
 }
 
 static HotplugOp *
 service_device_unplug(Service *svc, HotplugVm *vm, const char *id,
-                      const HotplugUnplugOptions *opts, GError **error)
+                      const HotplugUnplugOptions *opts, gboolean *attached, GError **error)
 {
-    return hotplug_vm_unplug(vm, HOTPLUG_KIND_DEVICE, id, opts, NULL, error);
+    return hotplug_vm_unplug(vm, HOTPLUG_KIND_DEVICE, id, opts, attached, error);
 }
 
 static void

@@ -8,17 +8,52 @@
 #include "hotplug-disk.h"
 #include "service-priv.h"
 
+typedef struct {
+    char *id;
+    char *file;
+    char *format;
+    HotplugDiskOptions opts;
+} ServiceDiskAdd;
+
+static void
+service_disk_add_free(ServiceDiskAdd *a)
+{
+    g_free(a->id);
+    g_free(a->file);
+    g_free(a->format);
+    g_free(a);
+}
+
+/* placed: plug it there */
+static void
+service_disk_add_go(ServiceRequest *req, HotplugVm *vm, const HotplugPlacementResult *r,
+                    gpointer data)
+{
+    ServiceDiskAdd *a = data;
+    g_autofree char *addr = r ? hotplug_placement_result_addr(r) : NULL;
+    GError *error = NULL;
+    HotplugOp *op;
+
+    a->opts.bus = r ? r->bus : NULL;
+    a->opts.addr = addr;
+    op = hotplug_disk_add(vm, a->id, &a->opts, &error);
+    if (!op)
+        hotplug_vm_release_place(vm, a->id);
+    service_request_wait_started(req, vm, op, error, FALSE);
+}
+
 static void
 service_cmd_disk_add(Service *svc, ServiceRequest *req, JsonObject *args)
 {
     HotplugVm *vm = service_request_get_vm(req, args);
-    HotplugOp *op;
+    ServiceDiskAdd *a;
     HotplugDiskOptions o = {0};
     guint64 iothreads = 0, queues = 0;
-    const char *id;
+    const char *id, *bus = NULL;
     GError *error = NULL;
 
     if (!vm || !service_request_arg_string(req, args, "file", TRUE, &o.file) ||
+        !service_request_arg_string(req, args, "bus", FALSE, &bus) ||
         !service_request_arg_string(req, args, "id", TRUE, &id) ||
         !service_request_arg_string(req, args, "format", FALSE, &o.format) ||
         !service_request_arg_bool(req, args, "readonly", &o.readonly) ||
@@ -35,15 +70,29 @@ service_cmd_disk_add(Service *svc, ServiceRequest *req, JsonObject *args)
     }
     o.iothreads = (guint)iothreads;
     o.queues = (guint)queues;
-    op = hotplug_disk_add(vm, id, &o, &error);
-    service_request_wait_started(req, vm, op, error, FALSE);
+    /* options that need no QEMU are refused before anything is asked */
+    {
+        g_autoptr(GPtrArray) check = hotplug_disk_build_steps(id, &o, NULL, &error);
+        if (!check && !g_error_matches(error, HOTPLUG_ERROR, HOTPLUG_ERROR_UNSUPPORTED)) {
+            service_request_fail(req, error);
+            return;
+        }
+        g_clear_error(&error);
+    }
+    a = g_new0(ServiceDiskAdd, 1);
+    a->id = g_strdup(id);
+    a->opts = o;
+    a->opts.file = a->file = g_strdup(o.file);
+    a->opts.format = a->format = g_strdup(o.format);
+    service_place(req, vm, HOTPLUG_KIND_DISK, NULL, id, NULL, bus, service_disk_add_go, a,
+                  (GDestroyNotify)service_disk_add_free);
 }
 
 static HotplugOp *
 service_disk_unplug(Service *svc, HotplugVm *vm, const char *id, const HotplugUnplugOptions *opts,
-                    GError **error)
+                    gboolean *attached, GError **error)
 {
-    return hotplug_disk_del(vm, id, opts, NULL, error);
+    return hotplug_disk_del(vm, id, opts, attached, error);
 }
 
 static void
@@ -73,7 +122,7 @@ service_cmd_disk_list(Service *svc, ServiceRequest *req, JsonObject *args)
 }
 
 static const char *const service_args_disk_add[] = {"vm", "file", "id", "format", "readonly",
-                                                    "iothreads", "queues", NULL};
+                                                    "iothreads", "queues", "bus", NULL};
 static const char *const service_args_disk_del[] = {"vm", "id", SERVICE_UNPLUG_ARGS, NULL};
 static const char *const service_args_disk_list[] = {"vm", NULL};
 

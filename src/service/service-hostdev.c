@@ -28,6 +28,7 @@ typedef struct {
     ServiceRequest *req;
     char *addr;
     char *id;
+    char *bus;
 } ServiceHostdevAdd;
 
 static void
@@ -35,6 +36,7 @@ service_hostdev_add_free(ServiceHostdevAdd *a)
 {
     g_free(a->addr);
     g_free(a->id);
+    g_free(a->bus);
     g_free(a);
 }
 
@@ -94,14 +96,48 @@ service_hostdev_get(ServiceHostdev *sh, GError **error)
     return sh->hd;
 }
 
+typedef struct {
+    ServiceHostdev *sh;
+    char *addr;
+    char *id;
+} ServiceHostdevPlaced;
+
 static void
-service_hostdev_add_now(ServiceHostdev *sh, ServiceRequest *req, const char *addr, const char *id)
+service_hostdev_placed_free(ServiceHostdevPlaced *p)
 {
+    g_free(p->addr);
+    g_free(p->id);
+    g_free(p);
+}
+
+/* placed: claim the host device and plug it there */
+static void
+service_hostdev_add_go(ServiceRequest *req, HotplugVm *vm, const HotplugPlacementResult *r,
+                       gpointer data)
+{
+    ServiceHostdevPlaced *p = data;
+    g_autofree char *guest_addr = r ? hotplug_placement_result_addr(r) : NULL;
     HotplugOp *op;
     GError *error = NULL;
 
-    op = hotplug_hostdev_add(sh->hd, addr, id, &error);
-    service_request_wait_started(req, sh->vm, op, error, FALSE);
+    op = hotplug_hostdev_add_at(p->sh->hd, p->addr, p->id, r ? r->bus : NULL, guest_addr,
+                                &error);
+    if (!op)
+        hotplug_vm_release_place(vm, p->id);
+    service_request_wait_started(req, vm, op, error, FALSE);
+}
+
+static void
+service_hostdev_add_now(ServiceHostdev *sh, ServiceRequest *req, const char *addr, const char *id,
+                        const char *bus)
+{
+    ServiceHostdevPlaced *p = g_new0(ServiceHostdevPlaced, 1);
+
+    p->sh = sh;
+    p->addr = g_strdup(addr);
+    p->id = g_strdup(id);
+    service_place(req, sh->vm, HOTPLUG_KIND_HOSTDEV, NULL, id, NULL, bus, service_hostdev_add_go,
+                  p, (GDestroyNotify)service_hostdev_placed_free);
 }
 
 static void
@@ -124,7 +160,7 @@ service_hostdev_sync_cb(HotplugHostdev *hd, const GError *error, gpointer opaque
     sh->waiting = g_ptr_array_new_with_free_func((GDestroyNotify)service_hostdev_add_free);
     for (guint i = 0; i < waiting->len; i++) {
         ServiceHostdevAdd *a = waiting->pdata[i];
-        service_hostdev_add_now(sh, a->req, a->addr, a->id);
+        service_hostdev_add_now(sh, a->req, a->addr, a->id, a->bus);
     }
 }
 
@@ -224,11 +260,12 @@ service_cmd_hostdev_add(Service *svc, ServiceRequest *req, JsonObject *args)
     ServiceHostdev *sh;
     ServiceHostdevAdd *a;
     g_autofree char *addr = NULL;
-    const char *pci, *id;
+    const char *pci, *id, *bus = NULL;
     GError *error = NULL;
 
     if (!vm || !service_request_arg_string(req, args, "addr", TRUE, &pci) ||
-        !service_request_arg_string(req, args, "id", TRUE, &id))
+        !service_request_arg_string(req, args, "id", TRUE, &id) ||
+        !service_request_arg_string(req, args, "bus", FALSE, &bus))
         return;
     if (!hotplug_pci_addr_parse(pci, &addr, &error)) {
         service_request_fail(req, error);
@@ -240,7 +277,7 @@ service_cmd_hostdev_add(Service *svc, ServiceRequest *req, JsonObject *args)
         return;
     }
     if (sh->synced) {
-        service_hostdev_add_now(sh, req, addr, id);
+        service_hostdev_add_now(sh, req, addr, id, bus);
         return;
     }
     /* claims must match what QEMU shows before a new one is made */
@@ -248,18 +285,19 @@ service_cmd_hostdev_add(Service *svc, ServiceRequest *req, JsonObject *args)
     a->req = req;
     a->addr = g_steal_pointer(&addr);
     a->id = g_strdup(id);
+    a->bus = g_strdup(bus);
     g_ptr_array_add(sh->waiting, a);
     service_hostdev_sync(sh);
 }
 
 static HotplugOp *
 service_hostdev_unplug(Service *svc, HotplugVm *vm, const char *id,
-                       const HotplugUnplugOptions *opts, GError **error)
+                       const HotplugUnplugOptions *opts, gboolean *attached, GError **error)
 {
     HotplugHostdev *hd =
         service_hostdev_get(service_get_hostdev(svc, hotplug_vm_get_name(vm)), error);
 
-    return hd ? hotplug_hostdev_del(hd, id, opts, NULL, error) : NULL;
+    return hd ? hotplug_hostdev_del(hd, id, opts, attached, error) : NULL;
 }
 
 static void
@@ -268,7 +306,7 @@ service_cmd_hostdev_del(Service *svc, ServiceRequest *req, JsonObject *args)
     service_request_unplug(req, args, service_hostdev_unplug);
 }
 
-static const char *const service_args_hostdev_add[] = {"vm", "addr", "id", NULL};
+static const char *const service_args_hostdev_add[] = {"vm", "addr", "id", "bus", NULL};
 static const char *const service_args_hostdev_list[] = {NULL};
 static const char *const service_args_hostdev_del[] = {"vm", "id", SERVICE_UNPLUG_ARGS, NULL};
 

@@ -6,13 +6,14 @@
 #pragma once
 
 #include "hotplug-hostdev.h"
+#include "hotplug-topology.h"
 #include "service.h"
 
 G_BEGIN_DECLS
 
 /* ---- service-vm.c ------------------------------------------------------ */
 
-/* "vm-list", "vm-add", "vm-remove", "vm-info" */
+/* "vm-list", "vm-add", "vm-remove", "vm-info", "vm-slots" */
 extern const ServiceCommand service_vm_commands[];
 
 /* ---- service-device.c -------------------------------------------------- */
@@ -82,6 +83,8 @@ struct ServiceCall {
     char *id;
     guint64 size;
     JsonNode *devices; /* query-memory-devices */
+    /* vm-info */
+    JsonNode *result;  /* the reply being built */
 };
 
 ServiceCall *service_call_new(Service *svc, ServiceRequest *req, HotplugVm *vm);
@@ -117,6 +120,20 @@ typedef const char *(*ServiceHintFunc)(const GError *error);
  * members (taken; may be NULL). */
 void service_request_set_hint(ServiceRequest *req, ServiceHintFunc hint, JsonObject *extra);
 
+/* ---- service-place.c ----------------------------------------------------- */
+/* A place was found (r, or NULL when the device takes none: not PCI). */
+typedef void (*ServicePlacedFunc)(ServiceRequest *req, HotplugVm *vm,
+                                  const HotplugPlacementResult *r, gpointer data);
+/* Place the plug of id before it is sent: with driver, as a device_add of
+ * it with props (bus= among them by hand, else automatic for a PCI
+ * driver); without, on bus (NULL: automatic).  Then go (data freed with
+ * destroy after), with "bus" and "addr" added to the reply; a refusal
+ * ends in an operation rejected before anything was sent, and go is not
+ * called. */
+void service_place(ServiceRequest *req, HotplugVm *vm, HotplugKind kind, const char *driver,
+                   const char *id, const char *const *props, const char *bus, ServicePlacedFunc go,
+                   gpointer data, GDestroyNotify destroy);
+
 /* ---- service-args.c ------------------------------------------------------ */
 
 /* What every unplug command takes besides its own arguments. */
@@ -145,9 +162,12 @@ void service_request_wait_started(ServiceRequest *req, HotplugVm *vm, HotplugOp 
 /* Starts the unplug of device id of vm with opts; NULL + error when it
  * cannot. */
 typedef HotplugOp *(*ServiceUnplugFunc)(Service *svc, HotplugVm *vm, const char *id,
-                                        const HotplugUnplugOptions *opts, GError **error);
+                                        const HotplugUnplugOptions *opts, gboolean *attached,
+                                        GError **error);
 /* The unplug commands that name one device: the VM and "id" from args,
- * the unplug arguments, then unplug, waited for. */
+ * the unplug arguments, then unplug, waited for.  One that joins an
+ * unplug under way (*attached) answers not-deleted at its own deadline
+ * if the unplug is still pending then. */
 void service_request_unplug(ServiceRequest *req, JsonObject *args, ServiceUnplugFunc unplug);
 
 /* The service's host device registry, read from the state file on first

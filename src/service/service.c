@@ -58,6 +58,8 @@ struct ServiceRequest {
     gboolean no_wait;
     guint vm_listener;
     struct event *poll; /* with no_wait: notices when QEMU accepted */
+    struct event *own;  /* a joining unplug's own deadline */
+    guint own_ms;
     /* adds to the reply of wait_op(s) (service_request_set_reply_func) */
     ServiceRequestReplyFunc reply_func;
     gpointer reply_data;
@@ -525,6 +527,8 @@ service_request_free(ServiceRequest *req)
         hotplug_vm_remove_listener(req->vm, req->vm_listener);
     if (req->poll)
         event_free(req->poll);
+    if (req->own)
+        event_free(req->own);
     if (req->ops)
         g_ptr_array_unref(req->ops);
     if (req->reply_destroy)
@@ -757,19 +761,54 @@ service_request_wait_started(ServiceRequest *req, HotplugVm *vm, HotplugOp *op, 
     service_request_wait_op(req, vm, op, no_wait);
 }
 
+/* A joining unplug's own deadline passed first: its answer is
+ * not-deleted, while the operation it joined goes on. */
+static void
+service_request_own_cb(evutil_socket_t fd, short what, void *opaque)
+{
+    ServiceRequest *req = opaque;
+    HotplugOp *op = req->ops && req->ops->len ? req->ops->pdata[0] : NULL;
+    JsonNode *ret;
+    JsonObject *o;
+    g_autofree char *detail = NULL;
+
+    if (!op || hotplug_op_is_final(op))
+        return;
+    ret = hotplug_op_to_json(op);
+    o = json_node_get_object(ret);
+    json_object_set_string_member(o, "outcome", "not-deleted");
+    json_object_set_boolean_member(o, "joined", TRUE);
+    json_object_set_int_member(o, "timeout_ms", req->own_ms);
+    detail = g_strdup_printf("still present after this request's own deadline of %u ms; the "
+                             "unplug it joined (operation %" G_GUINT64_FORMAT ") goes on",
+                             req->own_ms, hotplug_op_get_id(op));
+    json_object_set_string_member(o, "detail", detail);
+    service_request_return_ops(req, ret);
+}
+
 void
 service_request_unplug(ServiceRequest *req, JsonObject *args, ServiceUnplugFunc unplug)
 {
     HotplugVm *vm = service_request_get_vm(req, args);
     HotplugUnplugOptions opts;
-    gboolean no_wait;
+    gboolean no_wait, attached = FALSE;
     const char *id;
     GError *error = NULL;
     HotplugOp *op;
+    guint ms;
 
     if (!vm || !service_request_arg_string(req, args, "id", TRUE, &id) ||
         !service_request_unplug_args(req, args, &opts, &no_wait))
         return;
-    op = unplug(req->svc, vm, id, &opts, &error);
+    op = unplug(req->svc, vm, id, &opts, &attached, &error);
+    /* joining an unplug under way: wait for it, but no longer than this
+     * request's own deadline (its --timeout, else the operation's) */
+    ms = op && opts.timeout_ms ? opts.timeout_ms : (op ? hotplug_op_get_timeout_ms(op) : 0);
+    if (op && attached && !no_wait && !hotplug_op_is_final(op) && ms) {
+        struct timeval tv = {ms / 1000, (ms % 1000) * 1000};
+        req->own_ms = ms;
+        req->own = event_new(req->svc->base, -1, 0, service_request_own_cb, req);
+        event_add(req->own, &tv);
+    }
     service_request_wait_started(req, vm, op, error, no_wait);
 }

@@ -110,6 +110,7 @@ static const char *const timeout_class_names[TIMEOUT_CLASS_COUNT] = {
     [TIMEOUT_CLASS_PCI_PSERIES] = "pci-pseries",
     [TIMEOUT_CLASS_CPU] = "cpu",
     [TIMEOUT_CLASS_MEMORY] = "memory",
+    [TIMEOUT_CLASS_PCI_NATIVE] = "pci-native",
 };
 
 void
@@ -120,6 +121,8 @@ timeout_policy_init(TimeoutPolicy *p)
     /* a TCG guest took up to 23 s to eject a vCPU: 2.5x that */
     p->ms[TIMEOUT_CLASS_CPU] = 60000;
     p->ms[TIMEOUT_CLASS_MEMORY] = 30000;
+    /* pciehp: 5 s attention-button wait, removal at 6.1-6.4 s under TCG */
+    p->ms[TIMEOUT_CLASS_PCI_NATIVE] = 15000;
 }
 
 const char *

@@ -35,6 +35,7 @@ typedef enum {
     TIMEOUT_CLASS_PCI_PSERIES,
     TIMEOUT_CLASS_CPU,
     TIMEOUT_CLASS_MEMORY,
+    TIMEOUT_CLASS_PCI_NATIVE,  /* native PCIe hotplug (pciehp) */
     TIMEOUT_CLASS_COUNT,
 } TimeoutClass;
 
@@ -42,7 +43,9 @@ typedef struct {
     guint ms[TIMEOUT_CLASS_COUNT];
 } TimeoutPolicy;
 
-/* PCI 5 s (libvirt's), pseries PCI 10 s, CPU 60 s, memory 30 s. */
+/* PCI (ACPI) 5 s (libvirt's), pseries PCI 10 s, native PCIe 15 s (the
+ * guest waits 5 s after the attention button, then removes the device),
+ * CPU 60 s, memory 30 s. */
 void timeout_policy_init(TimeoutPolicy *p);
 const char *timeout_class_name(TimeoutClass c);
 /* "pci", "cpu" ... -> class; FALSE when unknown. */

@@ -1,0 +1,406 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+/* PCIe machines with their test guest booted, through `hotplugctl --json`
+ * in direct mode: q35 with ACPI PCI hotplug (QEMU's default), q35 with
+ * native PCIe hotplug, aarch64 virt (native only).  One VM per machine,
+ * shared by the cases of its group (TCG boots are slow), each case
+ * leaving the ports as it found them:
+ *
+ *   places     vm slots lists the root ports with their mechanism
+ *   add        device add with no bus lands on the lowest free root port and
+ *              says where; bus= by hand; an occupied port is refused
+ *              before anything is sent, naming its occupant; with every
+ *              port taken the refusal says how to add one
+ *   unplug     at the default deadline with a cooperating guest: deleted,
+ *              exit 0; with --retry 2: deleted; paused then resumed: deleted
+ *   disk       disk add with no bus and disk del: no block node left
+ *
+ * The unplug latency of each mechanism is printed ("LATENCY ...") against
+ * its default deadline. */
+#include "config.h"
+
+#include <stdarg.h>
+#include <stddef.h>
+#include <setjmp.h>
+#include <stdint.h>
+#include <cmocka.h>
+
+#include <stdio.h>
+#include <string.h>
+
+#include "qmp-json.h"
+#include "rig.h"
+
+#define SEEN_MS 90000
+
+typedef struct {
+    RigVm *vm;
+    char *dir;
+    char *raw;
+    const char *mechanism;   /* what vm slots must say */
+    guint deadline_ms;       /* the mechanism's default deadline */
+} Fixture;
+
+static void
+make_image(const char *path)
+{
+    g_autoptr(GError) error = NULL;
+    g_autofree char *qemu_img = rig_qemu_img(&error);
+    const char *argv[] = {qemu_img, "create", "-q", "-f", "raw", path, "16M", NULL};
+    int status;
+
+    if (!qemu_img)
+        fail_msg("%s", error->message);
+    if (!g_spawn_sync(NULL, (char **)argv, NULL, G_SPAWN_DEFAULT, NULL, NULL, NULL, NULL, &status,
+                      &error) ||
+        !g_spawn_check_wait_status(status, &error))
+        fail_msg("qemu-img create %s: %s", path, error->message);
+}
+
+static int
+group_setup_with(void **state, RigMachine machine, const char *mechanism, guint deadline_ms)
+{
+    Fixture *f = g_new0(Fixture, 1);
+    RigVmOptions opts = {.machine = machine, .guest = TRUE, .n_root_ports = 3};
+
+    *state = f;
+    f->mechanism = mechanism;
+    f->deadline_ms = deadline_ms;
+    f->dir = rig_make_tmp("pcie-qemu-XXXXXX");
+    f->raw = g_build_filename(f->dir, "disk.raw", NULL);
+    make_image(f->raw);
+    f->vm = rig_vm_start(&opts);
+    return 0;
+}
+
+static int
+group_setup_q35(void **state)
+{
+    return group_setup_with(state, RIG_MACHINE_Q35, "acpi", 5000);
+}
+
+static int
+group_setup_q35_native(void **state)
+{
+    return group_setup_with(state, RIG_MACHINE_Q35_NATIVE, "pcie-native", 15000);
+}
+
+static int
+group_setup_virt(void **state)
+{
+    return group_setup_with(state, RIG_MACHINE_VIRT, "pcie-native", 15000);
+}
+
+static int
+group_teardown(void **state)
+{
+    Fixture *f = *state;
+
+    if (!f)
+        return 0;
+    rig_vm_free(f->vm);
+    if (f->dir)
+        rig_rm_tree(f->dir);
+    g_free(f->dir);
+    g_free(f->raw);
+    g_free(f);
+    return 0;
+}
+
+static const char *
+sock(Fixture *f)
+{
+    return rig_vm_qmp_path(f->vm);
+}
+
+/* The QOM parent bus of a device is the bus of port rpN. */
+static void
+assert_on_port(Fixture *f, const char *id, const char *port)
+{
+    g_autofree char *args =
+        g_strdup_printf("{\"path\": \"/machine/peripheral/%s\", \"property\": \"parent_bus\"}", id);
+    g_autoptr(JsonNode) bus = rig_vm_qmp(f->vm, "qom-get", args);
+    g_autofree char *want = g_strdup_printf("/%s/%s", port, port);
+    const char *path = qmp_json_node_string(bus);
+
+    if (!path || !g_str_has_suffix(path, want))
+        fail_msg("%s's bus is %s, not %s's", id, path ? path : "(none)", port);
+}
+
+/* The guest's name for the device behind rpN. */
+static char *
+guest_line(const char *what, guint port)
+{
+    return g_strdup_printf("HOTPLUG-GUEST: %s pci 0000:%02x:00.0", what, port);
+}
+
+/* device add with no bus (or the props given): added, on the port; the
+ * guest saw it. */
+static void
+add_nic(Fixture *f, const char *id, const char *bus_prop, const char *want_port)
+{
+    g_autoptr(RigCtl) r = NULL;
+    g_autofree char *seen = NULL;
+    JsonObject *o;
+    gsize before;
+    guint port = (guint)g_ascii_strtoull(want_port + 2, NULL, 10);
+
+    seen = guest_line("added", port);
+    before = rig_vm_console_count(f->vm, seen);
+    if (bus_prop)
+        r = rig_ctl("--json", "device", "add", sock(f), "virtio-net-pci", id, bus_prop, NULL);
+    else
+        r = rig_ctl("--json", "device", "add", sock(f), "virtio-net-pci", id, NULL);
+    rig_ctl_assert_exit(r, 0);
+    o = rig_ctl_result(r);
+    assert_string_equal(qmp_json_get_string(o, "outcome"), "added");
+    assert_string_equal(qmp_json_get_string(o, "bus"), want_port);
+    assert_string_equal(qmp_json_get_string(o, "addr"), "0x0");
+    assert_on_port(f, id, want_port);
+    if (!rig_vm_wait_console_count(f->vm, seen, before + 1, SEEN_MS))
+        fail_msg("the guest never reported %s", seen);
+}
+
+/* device del (extra args) of the device on rpN: deleted, exit 0; the guest
+ * saw it go.  Its elapsed ms. */
+static gint64
+del_nic(Fixture *f, const char *id, guint port, const char *const *extra)
+{
+    g_autoptr(GPtrArray) argv = g_ptr_array_new();
+    g_autoptr(RigCtl) r = NULL;
+    g_autofree char *gone = guest_line("removed", port);
+    gsize before = rig_vm_console_count(f->vm, gone);
+    JsonObject *o;
+    gint64 elapsed;
+
+    for (const char *const *a = (const char *const[]){"--json", "device", "del", sock(f), id, NULL};
+         *a; a++)
+        g_ptr_array_add(argv, (gpointer)*a);
+    for (guint i = 0; extra && extra[i]; i++)
+        g_ptr_array_add(argv, (gpointer)extra[i]);
+    g_ptr_array_add(argv, NULL);
+    r = rig_ctlv((const char *const *)argv->pdata);
+    rig_ctl_assert_exit(r, 0);
+    o = rig_ctl_result(r);
+    assert_string_equal(qmp_json_get_string(o, "outcome"), "deleted");
+    elapsed = qmp_json_get_int_default(o, "elapsed_ms", -1);
+    assert_true(elapsed >= 0);
+    assert_false(rig_vm_peripheral_has(f->vm, id));
+    if (!rig_vm_wait_console_count(f->vm, gone, before + 1, SEEN_MS))
+        fail_msg("the guest never reported %s", gone);
+    return elapsed;
+}
+
+static void
+report_latency(Fixture *f, const char *what, gint64 ms)
+{
+    int major, minor, micro;
+
+    rig_vm_version(f->vm, &major, &minor, &micro);
+    printf("LATENCY qemu %d.%d.%d %s %s: %" G_GINT64_FORMAT " ms (default deadline %u ms)\n",
+           major, minor, micro, f->mechanism, what, ms, f->deadline_ms);
+    fflush(stdout);
+}
+
+/* ---- the cases ----------------------------------------------------------- */
+
+static void
+test_slots(void **state)
+{
+    Fixture *f = *state;
+    g_autoptr(RigCtl) r = rig_ctl("--json", "vm", "slots", sock(f), NULL);
+    g_autoptr(RigCtl) info = NULL;
+    JsonObject *o;
+    JsonArray *places;
+    JsonArray *mechs;
+
+    rig_ctl_assert_exit(r, 0);
+    o = rig_ctl_result(r);
+    places = qmp_json_get_array(o, "places");
+    assert_non_null(places);
+    assert_int_equal(json_array_get_length(places), 3);
+    for (guint i = 0; i < 3; i++) {
+        JsonObject *p = qmp_json_node_object(json_array_get_element(places, i));
+        g_autofree char *bus = g_strdup_printf("rp%u", i + 1);
+        assert_string_equal(qmp_json_get_string(p, "bus"), bus);
+        assert_string_equal(qmp_json_get_string(p, "kind"), "pcie-root-port");
+        assert_string_equal(qmp_json_get_string(p, "mechanism"), f->mechanism);
+        assert_null(qmp_json_get_string(p, "occupant"));
+    }
+    info = rig_ctl("--json", "vm", "info", sock(f), NULL);
+    rig_ctl_assert_exit(info, 0);
+    mechs = qmp_json_get_array(rig_ctl_result(info), "hotplug_mechanisms");
+    assert_non_null(mechs);
+    assert_int_equal(json_array_get_length(mechs), 1);
+    assert_string_equal(qmp_json_node_string(json_array_get_element(mechs, 0)), f->mechanism);
+}
+
+/* no bus: rp1; bus=rp2 by hand; rp1 again refused naming its occupant,
+ * nothing sent; the default-deadline unplug of both: deleted */
+static void
+test_add_del(void **state)
+{
+    Fixture *f = *state;
+    g_autoptr(RigCtl) busy = NULL;
+    JsonObject *o;
+    const char *desc;
+
+    add_nic(f, "n1", NULL, "rp1");
+    add_nic(f, "n2", "bus=rp2", "rp2");
+    busy = rig_ctl("--json", "device", "add", sock(f), "virtio-net-pci", "n3", "bus=rp1", NULL);
+    rig_ctl_assert_exit(busy, 3);
+    o = rig_ctl_result(busy);
+    assert_string_equal(qmp_json_get_string(o, "outcome"), "rejected");
+    assert_int_equal(qmp_json_get_int_default(o, "attempts", -1), 0);
+    desc = qmp_json_get_string(qmp_json_get_object(o, "error"), "desc");
+    if (!desc || !strstr(desc, "occupied by n1"))
+        fail_msg("the refusal does not name n1: %s", desc ? desc : "(none)");
+    assert_false(rig_vm_peripheral_has(f->vm, "n3"));
+    report_latency(f, "device del", del_nic(f, "n1", 1, NULL));
+    report_latency(f, "device del", del_nic(f, "n2", 2, NULL));
+}
+
+/* every port taken: the refusal says how to give the VM more */
+static void
+test_no_free_port(void **state)
+{
+    Fixture *f = *state;
+    g_autoptr(RigCtl) r = NULL;
+    const char *desc;
+
+    add_nic(f, "n1", NULL, "rp1");
+    add_nic(f, "n2", NULL, "rp2");
+    add_nic(f, "n3", NULL, "rp3");
+    r = rig_ctl("--json", "device", "add", sock(f), "virtio-net-pci", "n4", NULL);
+    rig_ctl_assert_exit(r, 3);
+    desc = qmp_json_get_string(qmp_json_get_object(rig_ctl_result(r), "error"), "desc");
+    if (!desc || !strstr(desc, "-device pcie-root-port"))
+        fail_msg("the refusal does not say how to add a port: %s", desc ? desc : "(none)");
+    assert_false(rig_vm_peripheral_has(f->vm, "n4"));
+    del_nic(f, "n3", 3, NULL);
+    del_nic(f, "n2", 2, NULL);
+    del_nic(f, "n1", 1, NULL);
+}
+
+static void
+test_retry(void **state)
+{
+    Fixture *f = *state;
+    const char *const retry[] = {"--retry", "2", NULL};
+
+    add_nic(f, "n1", NULL, "rp1");
+    report_latency(f, "device del --retry 2", del_nic(f, "n1", 1, retry));
+}
+
+/* the guest paused when the request comes: nothing happens until it runs
+ * again, then the unplug completes within the default deadline */
+static void
+test_paused_then_resumed(void **state)
+{
+    Fixture *f = *state;
+    g_autoptr(RigCtl) r = NULL;
+    RigCtlRun *run;
+    JsonObject *o;
+
+    add_nic(f, "n1", NULL, "rp1");
+    rig_vm_qmp_ok(f->vm, "stop", NULL);
+    run = rig_ctl_start("--json", "device", "del", sock(f), "n1", NULL);
+    g_usleep(1000 * 1000);
+    assert_true(rig_vm_peripheral_has(f->vm, "n1"));
+    rig_vm_qmp_ok(f->vm, "cont", NULL);
+    r = rig_ctl_wait(run, f->deadline_ms + 30000);
+    rig_ctl_assert_exit(r, 0);
+    o = rig_ctl_result(r);
+    assert_string_equal(qmp_json_get_string(o, "outcome"), "deleted");
+    report_latency(f, "device del, paused 1 s", qmp_json_get_int_default(o, "elapsed_ms", -1));
+    assert_false(rig_vm_peripheral_has(f->vm, "n1"));
+}
+
+/* "a b": the sorted node names QEMU has (auto-named ones left out) */
+static char *
+node_names(Fixture *f)
+{
+    g_autoptr(JsonNode) ret = rig_vm_qmp(f->vm, "query-named-block-nodes", "{\"flat\": true}");
+    JsonArray *a = qmp_json_node_array(ret);
+    GString *s = g_string_new(NULL);
+
+    for (guint i = 0; a && i < json_array_get_length(a); i++) {
+        const char *n =
+            qmp_json_get_string(qmp_json_node_object(json_array_get_element(a, i)), "node-name");
+        if (n && n[0] != '#')
+            g_string_append_printf(s, "%s%s", s->len ? " " : "", n);
+    }
+    return g_string_free(s, FALSE);
+}
+
+static void
+test_disk(void **state)
+{
+    Fixture *f = *state;
+    g_autoptr(RigCtl) add = NULL;
+    g_autoptr(RigCtl) del = NULL;
+    g_autofree char *before = node_names(f);
+    g_autofree char *after = NULL;
+    g_autofree char *seen = guest_line("added", 1);
+    gsize n = rig_vm_console_count(f->vm, seen);
+    JsonObject *o;
+
+    add = rig_ctl("--json", "disk", "add", sock(f), f->raw, "--id", "d1", NULL);
+    rig_ctl_assert_exit(add, 0);
+    o = rig_ctl_result(add);
+    assert_string_equal(qmp_json_get_string(o, "outcome"), "added");
+    assert_string_equal(qmp_json_get_string(o, "bus"), "rp1");
+    assert_on_port(f, "d1", "rp1");
+    if (!rig_vm_wait_console_count(f->vm, seen, n + 1, SEEN_MS))
+        fail_msg("the guest never reported %s", seen);
+    del = rig_ctl("--json", "disk", "del", sock(f), "d1", NULL);
+    rig_ctl_assert_exit(del, 0);
+    o = rig_ctl_result(del);
+    assert_string_equal(qmp_json_get_string(o, "outcome"), "deleted");
+    report_latency(f, "disk del", qmp_json_get_int_default(o, "elapsed_ms", -1));
+    after = node_names(f);
+    assert_string_equal(after, before);
+    /* and by hand on rp3 */
+    {
+        g_autoptr(RigCtl) a2 = rig_ctl("--json", "disk", "add", sock(f), f->raw, "--id", "d2",
+                                       "--bus", "rp3", NULL);
+        g_autoptr(RigCtl) d2 = NULL;
+        g_autofree char *seen3 = guest_line("added", 3);
+        gsize n3 = rig_vm_console_count(f->vm, seen3);
+
+        rig_ctl_assert_exit(a2, 0);
+        assert_string_equal(qmp_json_get_string(rig_ctl_result(a2), "bus"), "rp3");
+        assert_on_port(f, "d2", "rp3");
+        if (!rig_vm_wait_console_count(f->vm, seen3, n3 + 1, SEEN_MS))
+            fail_msg("the guest never reported %s", seen3);
+        d2 = rig_ctl("--json", "disk", "del", sock(f), "d2", NULL);
+        rig_ctl_assert_exit(d2, 0);
+        g_free(after);
+        after = node_names(f);
+        assert_string_equal(after, before);
+    }
+}
+
+int
+main(void)
+{
+    const struct CMUnitTest cases[] = {
+        cmocka_unit_test(test_slots),
+        cmocka_unit_test(test_add_del),
+        cmocka_unit_test(test_retry),
+        cmocka_unit_test(test_paused_then_resumed),
+        cmocka_unit_test(test_disk),
+        cmocka_unit_test(test_no_free_port),
+    };
+    const struct CMUnitTest virt_cases[] = {
+        cmocka_unit_test(test_slots),
+        cmocka_unit_test(test_add_del),
+        cmocka_unit_test(test_disk),
+    };
+    int failed = 0;
+
+    failed += cmocka_run_group_tests_name("q35-acpi", cases, group_setup_q35, group_teardown);
+    failed += cmocka_run_group_tests_name("q35-native", cases, group_setup_q35_native,
+                                          group_teardown);
+    failed += cmocka_run_group_tests_name("virt", virt_cases, group_setup_virt, group_teardown);
+    return failed;
+}
