@@ -312,7 +312,7 @@ hotplug_hostdev_pid_alive(gint64 pid)
  * back, after asking QEMU. */
 static gboolean
 hotplug_hostdev_lock_group(HotplugHostdevRegistry *reg, const char *group, const char *vm,
-                           const char *device, GError **error)
+                           const char *device, gboolean dry, GError **error)
 {
     g_autofree char *path = NULL;
     g_autoptr(JsonObject) holder = NULL;
@@ -367,6 +367,10 @@ hotplug_hostdev_lock_group(HotplugHostdevRegistry *reg, const char *group, const
                     group, who, hotplug_hostdev_pid_alive(pid) ? "not holding it" : "not running",
                     path);
         return FALSE;
+    }
+    if (dry) {
+        close(fd); /* could have it: nothing written, the flock goes */
+        return TRUE;
     }
     b = json_builder_new();
     json_builder_begin_object(b);
@@ -615,7 +619,8 @@ hotplug_hostdev_registry_set_host(HotplugHostdevRegistry *reg, const char *sysfs
 
         if (!c->group && reg->sysfs_root)
             c->group = hotplug_hostdev_group_of(reg->sysfs_root, key);
-        if (c->group && !hotplug_hostdev_lock_group(reg, c->group, c->vm, c->device, &error))
+        if (c->group &&
+            !hotplug_hostdev_lock_group(reg, c->group, c->vm, c->device, FALSE, &error))
             g_warning("host device %s of VM %s: %s", (char *)key, c->vm, error->message);
     }
 }
@@ -662,9 +667,12 @@ hotplug_hostdev_registry_find(HotplugHostdevRegistry *reg, const char *vm, const
     return NULL;
 }
 
+/* check_users: also refuse a group open in another process; dry: only
+ * say whether the claim would be made. */
 static gboolean
 hotplug_hostdev_registry_claim_full(HotplugHostdevRegistry *reg, const char *addr, const char *vm,
-                                    const char *device, gboolean check_users, GError **error)
+                                    const char *device, gboolean check_users, gboolean dry,
+                                    GError **error)
 {
     HotplugHostdevClaim *c = g_hash_table_lookup(reg->claims, addr);
     g_autofree char *group = NULL;
@@ -698,14 +706,15 @@ hotplug_hostdev_registry_claim_full(HotplugHostdevRegistry *reg, const char *add
             have = TRUE;
         }
         if (!have) {
-            if (!hotplug_hostdev_lock_group(reg, group, vm, device, error))
+            if (!hotplug_hostdev_lock_group(reg, group, vm, device, dry, error))
                 return FALSE;
             if (check_users) {
                 g_autofree char *comm = NULL;
                 int pid = hotplug_hostdev_group_user(reg->proc_root, group, &comm);
 
                 if (pid) {
-                    hotplug_hostdev_unlock_group(reg, group);
+                    if (!dry)
+                        hotplug_hostdev_unlock_group(reg, group);
                     g_set_error(error, HOTPLUG_ERROR, HOTPLUG_ERROR_BUSY,
                                 "IOMMU group %s of host PCI device %s is in use: /dev/vfio/%s is "
                                 "open in process %d (%s), which is not a VM we manage",
@@ -715,6 +724,8 @@ hotplug_hostdev_registry_claim_full(HotplugHostdevRegistry *reg, const char *add
             }
         }
     }
+    if (dry)
+        return TRUE;
     hotplug_hostdev_registry_put(reg, addr, vm, device, group);
     if (!hotplug_hostdev_registry_save(reg, error)) {
         g_hash_table_remove(reg->claims, addr);
@@ -732,14 +743,21 @@ gboolean
 hotplug_hostdev_registry_claim(HotplugHostdevRegistry *reg, const char *addr, const char *vm,
                                const char *device, GError **error)
 {
-    return hotplug_hostdev_registry_claim_full(reg, addr, vm, device, FALSE, error);
+    return hotplug_hostdev_registry_claim_full(reg, addr, vm, device, FALSE, FALSE, error);
 }
 
 gboolean
 hotplug_hostdev_registry_claim_new(HotplugHostdevRegistry *reg, const char *addr, const char *vm,
                                    const char *device, GError **error)
 {
-    return hotplug_hostdev_registry_claim_full(reg, addr, vm, device, TRUE, error);
+    return hotplug_hostdev_registry_claim_full(reg, addr, vm, device, TRUE, FALSE, error);
+}
+
+gboolean
+hotplug_hostdev_registry_can_claim(HotplugHostdevRegistry *reg, const char *addr, const char *vm,
+                                   const char *device, GError **error)
+{
+    return hotplug_hostdev_registry_claim_full(reg, addr, vm, device, TRUE, TRUE, error);
 }
 
 /* Remove the claim of addr (c, owned by the table) and its group's lock

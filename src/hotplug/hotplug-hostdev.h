@@ -95,6 +95,10 @@ gboolean hotplug_hostdev_registry_claim(HotplugHostdevRegistry *reg, const char 
  * what QEMU already shows. */
 gboolean hotplug_hostdev_registry_claim_new(HotplugHostdevRegistry *reg, const char *addr,
                                             const char *vm, const char *device, GError **error);
+/* Would claim_new succeed now?  Nothing is claimed or locked (for
+ * refusing before the guest is even looked at; claim_new decides). */
+gboolean hotplug_hostdev_registry_can_claim(HotplugHostdevRegistry *reg, const char *addr,
+                                            const char *vm, const char *device, GError **error);
 /* Release addr; why (may be NULL) goes to the notify function. */
 gboolean hotplug_hostdev_registry_release_why(HotplugHostdevRegistry *reg, const char *addr,
                                               const char *why, GError **error);

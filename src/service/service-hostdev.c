@@ -131,8 +131,18 @@ static void
 service_hostdev_add_now(ServiceHostdev *sh, ServiceRequest *req, const char *addr, const char *id,
                         const char *bus)
 {
-    ServiceHostdevPlaced *p = g_new0(ServiceHostdevPlaced, 1);
+    ServiceHostdevPlaced *p;
+    GError *error = NULL;
 
+    /* a device that cannot be had is refused before the guest is looked at */
+    if (!hotplug_hostdev_check_host(service_get_options(sh->svc)->sysfs_root, addr, NULL,
+                                    &error) ||
+        !hotplug_hostdev_registry_can_claim(hotplug_hostdev_get_registry(sh->hd), addr,
+                                            hotplug_vm_get_name(sh->vm), id, &error)) {
+        service_request_fail(req, error);
+        return;
+    }
+    p = g_new0(ServiceHostdevPlaced, 1);
     p->sh = sh;
     p->addr = g_strdup(addr);
     p->id = g_strdup(id);
