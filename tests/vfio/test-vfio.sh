@@ -149,11 +149,12 @@ fi
 # seen within a second: the hostdev record's time against the moment of the
 # (un)binding (listing takes longer than that under TCG, so the log's clock is
 # the measure); then listed
-# seconds from EPOCH to the time of the first record "EVENT ADDR" after seq SEQ
+# seconds from T0 to the time of the first record "EVENT ADDR" from seq SEQ on
 record_delay() {
   local ev=$1 addr=$2 seq=$3 t0=$4 tm
-  tm=$("$CTL" --json events --kind hostdev --since "$seq" |
-    jq -r --arg e "$ev" --arg a "$addr" 'select(.event == $e and .address == $a) | .time' | head -n1)
+  tm=$("$CTL" --json events --kind hostdev |
+    jq -r --arg e "$ev" --arg a "$addr" --argjson s "$seq" \
+      'select(.seq >= $s and .event == $e and .address == $a) | .time' | head -n1)
   [ -n "$tm" ] || return 1
   echo "$(date -d "$tm" +%s.%N) - $t0" | bc | sed 's/^\./0./'
 }
@@ -182,14 +183,16 @@ fi
 
 # ---- a killed tenant -----------------------------------------------------------------
 t=killed-tenant-republished
+seq=$(($(last_seq) + 1))
+t0=$(now)
 kill -9 "${L2PID[a]}"
 wait "${L2PID[a]}" 2>/dev/null
 unset 'L2PID[a]'
-t0=$(now)
 ADDR=$D1
-if dt=$(wait_state "free - -" 5) && wait_event "released $D1 a tenant gone" 1 >/dev/null &&
+if wait_state "free - -" 5 >/dev/null && wait_event "released $D1 a tenant gone" 1 >/dev/null &&
   wait_event "released $D3A a tenant gone" 1 >/dev/null; then
-  out=$("$CTL" hostdev add b "$D1" --id h1 2>&1) && ok "$t (free ${dt}s after kill -9; VM b got it)" ||
+  d=$(record_delay released "$D1" "$seq" "$t0")
+  out=$("$CTL" hostdev add b "$D1" --id h1 2>&1) && ok "$t (released ${d}s after kill -9, listed free; VM b got it)" ||
     notok "$t" "re-add to b: $out"
 else
   notok "$t" "list: '$(hd_state)'; events: $(hd_events | tr '\n' ';')"
