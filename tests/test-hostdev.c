@@ -892,8 +892,9 @@ test_group_lock_across_registries(void **state)
     assert_true(hotplug_hostdev_registry_claim_new(daemon, ADDR, "vm1", "gpu0", &error));
     /* the lock file names the claimer */
     assert_true(g_file_get_contents(lock_file, &text, NULL, NULL));
-    want = g_strdup_printf("{\"pid\":%d,\"vm\":\"vm1\",\"device\":\"gpu0\",\"persistent\":true}\n",
-                           getpid());
+    want = g_strdup_printf("{\"pid\":%d,\"vm\":\"vm1\",\"device\":\"gpu0\",\"persistent\":true,"
+                           "\"owner\":\"%s\"}\n",
+                           getpid(), f->state_file);
     assert_string_equal(text, want);
     assert_true(hotplug_hostdev_lock_peek(locks, "12", &holder));
     assert_string_equal(qmp_json_get_string(holder, "vm"), "vm1");
@@ -938,6 +939,32 @@ test_group_lock_across_registries(void **state)
     assert_false(hotplug_hostdev_lock_peek(locks, "12", &holder));
     assert_false(qmp_json_get_bool_default(holder, "persistent", TRUE));
     assert_true(hotplug_hostdev_registry_claim_new(daemon, ADDR, "vm3", "gpu", &error));
+
+    /* killed between taking the lock and saving the claim: the lock names
+     * the daemon's state file but the file has no claim; the daemon, back,
+     * empties it, and only it may (another daemon is refused meanwhile) */
+    assert_true(hotplug_hostdev_registry_release(daemon, ADDR, &error));
+    g_clear_pointer(&daemon, hotplug_hostdev_registry_free);
+    {
+        g_autofree char *stale = g_strdup_printf("{\"pid\":%d,\"vm\":\"vm4\",\"device\":\"g\","
+                                                 "\"persistent\":true,\"owner\":\"%s\"}\n",
+                                                 0x7ffffff0, f->state_file);
+        g_autofree char *other_state = g_build_filename(f->dir, "other.json", NULL);
+        g_autoptr(HotplugHostdevRegistry) other = hotplug_hostdev_registry_new(other_state, &error);
+
+        must(g_file_set_contents(lock_file, stale, -1, NULL), lock_file);
+        hotplug_hostdev_registry_set_host(other, f->sysfs, locks, f->dir);
+        assert_false(hotplug_hostdev_registry_claim_new(other, ADDR, "vm5", "g", &error));
+        g_clear_error(&error);
+    }
+    daemon = hotplug_hostdev_registry_new(f->state_file, &error);
+    hotplug_hostdev_registry_set_host(daemon, f->sysfs, locks, f->dir);
+    g_clear_pointer(&text, g_free);
+    assert_true(g_file_get_contents(lock_file, &text, NULL, NULL));
+    assert_string_equal(text, "");
+    direct = hotplug_hostdev_registry_new(NULL, &error);
+    hotplug_hostdev_registry_set_host(direct, f->sysfs, locks, f->dir);
+    assert_true(hotplug_hostdev_registry_claim_new(direct, ADDR, "/run/vm6.qmp", "g", &error));
 }
 
 static void

@@ -354,9 +354,13 @@ hotplug_hostdev_lock_group(HotplugHostdevRegistry *reg, const char *group, const
         return FALSE;
     }
     holder = hotplug_hostdev_lock_read_fd(fd);
+    /* a persistent claim left by a claimer that is gone: only that claimer
+     * (the same state file) may take it over */
     if (holder && qmp_json_get_bool_default(holder, "persistent", FALSE) &&
         qmp_json_get_int_default(holder, "pid", 0) != getpid() &&
-        g_strcmp0(qmp_json_get_string(holder, "vm"), vm) != 0) {
+        g_strcmp0(qmp_json_get_string(holder, "vm"), vm) != 0 &&
+        !(reg->state_file &&
+          g_strcmp0(qmp_json_get_string(holder, "owner"), reg->state_file) == 0)) {
         g_autofree char *who = hotplug_hostdev_holder_text(holder);
         gint64 pid = qmp_json_get_int_default(holder, "pid", 0);
 
@@ -382,6 +386,10 @@ hotplug_hostdev_lock_group(HotplugHostdevRegistry *reg, const char *group, const
     json_builder_add_string_value(b, device);
     json_builder_set_member_name(b, "persistent");
     json_builder_add_boolean_value(b, reg->state_file != NULL);
+    if (reg->state_file) {
+        json_builder_set_member_name(b, "owner");
+        json_builder_add_string_value(b, reg->state_file);
+    }
     json_builder_end_object(b);
     node = json_builder_get_root(b);
     js = json_to_string(node, FALSE);
@@ -598,6 +606,41 @@ hotplug_hostdev_registry_notify(HotplugHostdevRegistry *reg, const char *event, 
         reg->notify(reg, event, addr, c->group, c->vm, c->device, why, reg->notify_opaque);
 }
 
+/* Locks this registry's state file left behind (a kill -9 between taking
+ * the lock and saving the claim) for groups it has no claim in: emptied. */
+static void
+hotplug_hostdev_registry_clear_stale(HotplugHostdevRegistry *reg)
+{
+    g_autoptr(GDir) dir = NULL;
+    const char *name;
+
+    if (!reg->lock_root || !reg->state_file || !(dir = g_dir_open(reg->lock_root, 0, NULL)))
+        return;
+    while ((name = g_dir_read_name(dir))) {
+        g_autofree char *path = g_build_filename(reg->lock_root, name, NULL);
+        g_autofree char *group = NULL;
+        g_autoptr(JsonObject) holder = NULL;
+        int fd;
+
+        if (!g_str_has_prefix(name, "vfio-group-") || !g_str_has_suffix(name, ".lock"))
+            continue;
+        group = g_strndup(name + strlen("vfio-group-"),
+                          strlen(name) - strlen("vfio-group-") - strlen(".lock"));
+        if (hotplug_hostdev_group_in_use(reg, group, NULL))
+            continue;
+        if ((fd = open(path, O_RDWR | O_CLOEXEC)) < 0)
+            continue;
+        if (flock(fd, LOCK_EX | LOCK_NB) == 0 && (holder = hotplug_hostdev_lock_read_fd(fd)) &&
+            g_strcmp0(qmp_json_get_string(holder, "owner"), reg->state_file) == 0) {
+            g_message("IOMMU group %s: a claim of VM %s that was never saved is dropped", group,
+                      qmp_json_get_string(holder, "vm"));
+            if (ftruncate(fd, 0) < 0)
+                g_warning("cannot empty %s: %s", path, g_strerror(errno));
+        }
+        close(fd);
+    }
+}
+
 void
 hotplug_hostdev_registry_set_host(HotplugHostdevRegistry *reg, const char *sysfs_root,
                                   const char *lock_root, const char *proc_root)
@@ -612,6 +655,7 @@ hotplug_hostdev_registry_set_host(HotplugHostdevRegistry *reg, const char *sysfs
     reg->lock_root = g_strdup(lock_root);
     reg->proc_root = g_strdup(proc_root);
     /* claims read back from the state file take their groups' locks again */
+    hotplug_hostdev_registry_clear_stale(reg);
     g_hash_table_iter_init(&it, reg->claims);
     while (g_hash_table_iter_next(&it, &key, &value)) {
         HotplugHostdevClaim *c = value;

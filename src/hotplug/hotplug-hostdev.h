@@ -26,7 +26,8 @@ G_BEGIN_DECLS
 /* The lock per IOMMU group shared by hotplugd and direct mode:
  * LOCK_ROOT/vfio-group-N.lock, flock()ed by the claimer while it holds the
  * group, holding one JSON line {"pid", "vm", "device", "persistent"}
- * (persistent: a hotplugd, whose claims survive it; emptied on release). */
+ * (persistent: a hotplugd, whose claims survive it, plus "owner": its state
+ * file; emptied on release). */
 #define HOTPLUG_LOCK_ROOT_DEFAULT "/run/qmp-hotplug"
 
 /* The IOMMU group of addr under sysfs_root (NULL: /sys), or NULL. */
