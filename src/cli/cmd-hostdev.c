@@ -67,7 +67,7 @@ cmd_hostdev_print_list(JsonObject *r)
 {
     JsonArray *a = qmp_json_get_array(r, "hostdevs");
 
-    printf("%-13s %-10s %-6s %-9s %s\n", "ADDRESS", "ID", "GROUP", "STATE", "HOLDER");
+    printf("%-13s %-10s %-6s %-9s %s\n", "ADDRESS", "VEN:DEV", "GROUP", "STATE", "HOLDER");
     for (guint i = 0; a && i < json_array_get_length(a); i++) {
         JsonObject *o = qmp_json_node_object(json_array_get_element(a, i));
         const char *state = qmp_json_get_string(o, "state");

@@ -225,7 +225,8 @@ hotplug_hostpool_watch(HotplugHostpool *pool, struct event_base *base,
 
     pool->tick = tick;
     pool->tick_opaque = tick_opaque;
-    /* the timer also drives tick; with uevents it only re-checks claims */
+    /* the timer drives tick, and re-reads sysfs too: with uevents that only
+     * catches what a full socket buffer (ENOBUFS) lost */
     pool->timer = event_new(base, -1, EV_PERSIST, hotplug_hostpool_timer_cb, pool);
     event_add(pool->timer, &second);
     /* uevents only describe the real /sys */
