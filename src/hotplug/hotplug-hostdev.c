@@ -206,6 +206,10 @@ hotplug_hostdev_group_user(const char *proc_root, const char *group, char **comm
     g_autoptr(GDir) dir = g_dir_open(root, 0, NULL);
     const char *name;
     int self = getpid();
+    struct stat gs;
+    /* a process in a chroot or another mount namespace shows another path
+     * for the same device: the device number decides */
+    gboolean have_rdev = stat(want, &gs) == 0 && S_ISCHR(gs.st_mode);
 
     while (dir && (name = g_dir_read_name(dir))) {
         g_autofree char *fds = NULL;
@@ -222,7 +226,11 @@ hotplug_hostdev_group_user(const char *proc_root, const char *group, char **comm
             g_autofree char *link = g_build_filename(fds, fd, NULL);
             g_autofree char *target = g_file_read_link(link, NULL);
 
-            if (target && g_str_equal(target, want)) {
+            struct stat st;
+
+            if (target && (g_str_equal(target, want) ||
+                           (have_rdev && strstr(target, "vfio") && stat(link, &st) == 0 &&
+                            S_ISCHR(st.st_mode) && st.st_rdev == gs.st_rdev))) {
                 if (comm) {
                     g_autofree char *cpath = g_build_filename(root, name, "comm", NULL);
                     g_autofree char *text = NULL;
