@@ -92,6 +92,7 @@ wait_event() {
   done
 }
 
+echo "# L2: $("$QEMU" --version | head -n1); L1 kernel $(uname -r)"
 for n in a b c d; do start_l2 "$n" || exit 1; done
 start_hotplugd || exit 1
 for n in a b c; do "$CTL" vm add "$n" "$T/$n.qmp" >/dev/null || exit 1; done
@@ -253,11 +254,13 @@ out2=$("$CTL" hostdev add "$T/d.qmp" "$D3A" --id z 2>&1)
 rc2=$?
 out3=$("$CTL" hostdev add b "$D3B" --id z 2>&1)
 rc3=$?
+# the group QEMU d got without hotplugd is listed in use by it
+inuse=$("$CTL" --json hostdev list | jq -r --arg a "$D3B" '.hostdevs[] | select(.address == $a) | "\(.state) \(.pid)"')
 if [ $rc1 = 1 ] && grep -q "VM c" <<<"$out1" && [ $rc2 = 0 ] && [ $rc3 = 1 ] &&
-  grep -q "process ${L2PID[d]}" <<<"$out3"; then
-  ok "$t (direct refused: $out1 | hotplugd refused: $out3)"
+  grep -q "process ${L2PID[d]}" <<<"$out3" && [ "$inuse" = "in-use ${L2PID[d]}" ]; then
+  ok "$t (direct refused: $out1 | hotplugd refused: $out3 | listed: $inuse)"
 else
-  notok "$t" "direct D2 rc=$rc1 '$out1'; direct D3A rc=$rc2 '$out2'; hotplugd D3B rc=$rc3 '$out3'"
+  notok "$t" "direct D2 rc=$rc1 '$out1'; direct D3A rc=$rc2 '$out2'; hotplugd D3B rc=$rc3 '$out3'; listed '$inuse'"
 fi
 "$CTL" hostdev list
 echo "--- hostdev records"
