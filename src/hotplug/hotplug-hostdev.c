@@ -345,6 +345,14 @@ hotplug_hostdev_lock_group(HotplugHostdevRegistry *reg, const char *group, const
                     g_strerror(errno));
         return FALSE;
     }
+    /* an empty lock file held: someone looking (hostdev list), or a
+     * claimer between its flock and its write; a moment settles it */
+    for (int i = 0; i < 5 && flock(fd, LOCK_EX | LOCK_NB) < 0 && errno == EWOULDBLOCK; i++) {
+        g_autoptr(JsonObject) h = hotplug_hostdev_lock_read_fd(fd);
+        if (h)
+            break;
+        g_usleep(2000);
+    }
     if (flock(fd, LOCK_EX | LOCK_NB) < 0) {
         g_autofree char *who = NULL;
         int e = errno;

@@ -299,9 +299,12 @@ hotplug_hostpool_list(HotplugHostpool *pool, HotplugHostdevRegistry *reg, const 
             json_object_set_string_member(o, "device", qmp_json_get_string(holder, "device")
                                                            ? qmp_json_get_string(holder, "device")
                                                            : "?");
-            json_object_set_int_member(o, "pid", hpid);
-            json_object_set_boolean_member(o, "claimer-running",
-                                           hpid > 0 && (kill((pid_t)hpid, 0) == 0 || errno == EPERM));
+            /* a sibling of a group this process holds: no pid to name */
+            if (hpid != getpid()) {
+                json_object_set_int_member(o, "pid", hpid);
+                json_object_set_boolean_member(
+                    o, "claimer-running", hpid > 0 && (kill((pid_t)hpid, 0) == 0 || errno == EPERM));
+            }
         } else if (group && (pid = hotplug_hostdev_group_user(proc_root, group, &comm))) {
             json_object_set_string_member(o, "state", "in-use");
             json_object_set_int_member(o, "pid", pid);
