@@ -17,6 +17,7 @@
 #include <cmocka.h>
 
 #include <errno.h>
+#include <stdio.h>
 #include <string.h>
 #include <sys/stat.h>
 #include <unistd.h>
@@ -1070,6 +1071,16 @@ test_pool(void **state)
     hotplug_hostpool_set_change_func(pool, pool_change_cb, &seen);
     assert_true(hotplug_hostdev_registry_claim_new(reg, ADDR, "vm1", "nic0", &error));
     assert_true(hotplug_hostdev_registry_claim_new(other, "0000:02:00.0", "vm9", "x", &error));
+    /* as written by another process (ours is not named: it is the asker) */
+    {
+        g_autofree char *lf = g_build_filename(locks, "vfio-group-13.lock", NULL);
+        g_autofree char *line = g_strdup_printf(
+            "{\"pid\":%d,\"vm\":\"vm9\",\"device\":\"x\",\"persistent\":false}\n", getppid());
+        FILE *fp = fopen(lf, "r+"); /* in place: the flock is on this inode */
+
+        must(fp != NULL, lf);
+        must(ftruncate(fileno(fp), 0) == 0 && fputs(line, fp) >= 0 && fclose(fp) == 0, lf);
+    }
     list = hotplug_hostpool_list(pool, reg, locks, proc);
     text = json_to_string(list, FALSE);
     want = g_strdup_printf(
@@ -1081,7 +1092,7 @@ test_pool(void **state)
         "{\"address\":\"0000:04:00.0\",\"vendor-device\":\"?:?\",\"group\":\"15\","
         "\"members\":[\"0000:04:00.0\"],\"state\":\"in-use\",\"pid\":4242,"
         "\"process\":\"qemu-system-x86\"}]",
-        getpid());
+        getppid());
     assert_string_equal(text, want);
     assert_int_equal(seen.events->len, 0);
     /* a late binding, an unbinding */
