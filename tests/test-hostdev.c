@@ -826,7 +826,6 @@ test_sync_cut_loose(void **state)
     assert_peer_done(f, &f->a);
 }
 
-
 /* ---- IOMMU groups, locks shared between processes, other users ------------------ */
 
 /* ROOT/proc/PID/fd/3 -> /dev/vfio/GROUP and ROOT/proc/PID/comm */
@@ -1051,10 +1050,10 @@ test_pool(void **state)
     g_autoptr(JsonNode) list = NULL;
     g_autofree char *text = NULL;
     g_autofree char *want = NULL;
-    g_autofree char *vendor = g_build_filename(f->sysfs, "bus", "pci", "devices", ADDR, "vendor",
-                                               NULL);
-    g_autofree char *device = g_build_filename(f->sysfs, "bus", "pci", "devices", ADDR, "device",
-                                               NULL);
+    g_autofree char *vendor =
+        g_build_filename(f->sysfs, "bus", "pci", "devices", ADDR, "vendor", NULL);
+    g_autofree char *device =
+        g_build_filename(f->sysfs, "bus", "pci", "devices", ADDR, "device", NULL);
     g_autofree char *drv = NULL;
     PoolSeen seen = {g_ptr_array_new_with_free_func(g_free)};
 
@@ -1110,10 +1109,9 @@ test_pool(void **state)
     g_clear_pointer(&list, json_node_unref);
     list = hotplug_hostpool_list(pool, reg, locks, proc);
     assert_int_equal(json_array_get_length(json_node_get_array(list)), 3);
-    assert_string_equal(qmp_json_get_string(json_array_get_object_element(json_node_get_array(list),
-                                                                          2),
-                                            "state"),
-                        "free");
+    assert_string_equal(
+        qmp_json_get_string(json_array_get_object_element(json_node_get_array(list), 2), "state"),
+        "free");
     g_ptr_array_unref(seen.events);
 }
 

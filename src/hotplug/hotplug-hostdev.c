@@ -191,9 +191,8 @@ hotplug_hostdev_registry_put(HotplugHostdevRegistry *reg, const char *addr, cons
 char *
 hotplug_hostdev_group_of(const char *sysfs_root, const char *addr)
 {
-    g_autofree char *link =
-        g_build_filename(sysfs_root ? sysfs_root : HOTPLUG_SYSFS_ROOT_DEFAULT, "bus", "pci",
-                         "devices", addr, "iommu_group", NULL);
+    g_autofree char *link = g_build_filename(sysfs_root ? sysfs_root : HOTPLUG_SYSFS_ROOT_DEFAULT,
+                                             "bus", "pci", "devices", addr, "iommu_group", NULL);
 
     return hotplug_link_name(link);
 }
@@ -679,8 +678,7 @@ hotplug_hostdev_registry_set_host(HotplugHostdevRegistry *reg, const char *sysfs
 
         if (!c->group && reg->sysfs_root)
             c->group = hotplug_hostdev_group_of(reg->sysfs_root, key);
-        if (c->group &&
-            !hotplug_hostdev_lock_group(reg, c->group, c->vm, c->device, FALSE, &error))
+        if (c->group && !hotplug_hostdev_lock_group(reg, c->group, c->vm, c->device, FALSE, &error))
             g_warning("host device %s of VM %s: %s", (char *)key, c->vm, error->message);
     }
 }
@@ -845,8 +843,8 @@ hotplug_hostdev_registry_release(HotplugHostdevRegistry *reg, const char *addr, 
 }
 
 gboolean
-hotplug_hostdev_registry_release_why(HotplugHostdevRegistry *reg, const char *addr,
-                                     const char *why, GError **error)
+hotplug_hostdev_registry_release_why(HotplugHostdevRegistry *reg, const char *addr, const char *why,
+                                     GError **error)
 {
     if (!g_hash_table_contains(reg->claims, addr))
         return TRUE;
@@ -1069,8 +1067,8 @@ hotplug_hostdev_tenant_gone(HotplugHostdev *hd)
     for (guint i = 0; i < addrs->len; i++) {
         HotplugHostdevClaim *c = g_hash_table_lookup(hd->reg->claims, addrs->pdata[i]);
         g_autofree char *comm = NULL;
-        int pid = c && c->group ? hotplug_hostdev_group_user(hd->reg->proc_root, c->group, &comm)
-                                : 0;
+        int pid =
+            c && c->group ? hotplug_hostdev_group_user(hd->reg->proc_root, c->group, &comm) : 0;
 
         if (!c)
             continue;

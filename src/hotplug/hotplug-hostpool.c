@@ -293,17 +293,19 @@ hotplug_hostpool_list(HotplugHostpool *pool, HotplugHostdevRegistry *reg, const 
             /* another process's claim of the group (this device or a sibling) */
             gint64 hpid = qmp_json_get_int_default(holder, "pid", 0);
             json_object_set_string_member(o, "state", "claimed");
-            json_object_set_string_member(o, "vm", qmp_json_get_string(holder, "vm")
-                                                       ? qmp_json_get_string(holder, "vm")
-                                                       : "?");
-            json_object_set_string_member(o, "device", qmp_json_get_string(holder, "device")
-                                                           ? qmp_json_get_string(holder, "device")
-                                                           : "?");
+            json_object_set_string_member(
+                o, "vm",
+                qmp_json_get_string(holder, "vm") ? qmp_json_get_string(holder, "vm") : "?");
+            json_object_set_string_member(o, "device",
+                                          qmp_json_get_string(holder, "device")
+                                              ? qmp_json_get_string(holder, "device")
+                                              : "?");
             /* a sibling of a group this process holds: no pid to name */
             if (hpid != getpid()) {
                 json_object_set_int_member(o, "pid", hpid);
-                json_object_set_boolean_member(
-                    o, "claimer-running", hpid > 0 && (kill((pid_t)hpid, 0) == 0 || errno == EPERM));
+                json_object_set_boolean_member(o, "claimer-running",
+                                               hpid > 0 &&
+                                                   (kill((pid_t)hpid, 0) == 0 || errno == EPERM));
             }
         } else if (group && (pid = hotplug_hostdev_group_user(proc_root, group, &comm))) {
             json_object_set_string_member(o, "state", "in-use");
