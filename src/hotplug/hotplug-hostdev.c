@@ -338,7 +338,7 @@ hotplug_hostdev_lock_group(HotplugHostdevRegistry *reg, const char *group, const
         return FALSE;
     }
     path = hotplug_hostdev_lock_path(reg->lock_root, group);
-    fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0644);
+    fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0644);
     if (fd < 0) {
         g_set_error(error, HOTPLUG_ERROR, HOTPLUG_ERROR_FAILED, "cannot open %s: %s", path,
                     g_strerror(errno));
