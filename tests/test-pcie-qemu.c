@@ -12,7 +12,11 @@
  *              port taken the refusal says how to add one
  *   unplug     at the default deadline with a cooperating guest: deleted,
  *              exit 0; with --retry 2: deleted; paused then resumed: deleted
+ *   joined     (native, through hotplugd) a device del joining one under way
+ *              answers not-deleted at its own deadline; the first ends deleted
  *   disk       disk add with no bus and disk del: no block node left
+ *   virt       without ACPI GED (booted with -kernel) vm info lists no memory
+ *              or vCPU hotplug, and memory add / vcpu set say why
  *
  * The unplug latency of each mechanism is printed ("LATENCY ...") against
  * its default deadline. */
@@ -60,7 +64,10 @@ static int
 group_setup_with(void **state, RigMachine machine, const char *mechanism, guint deadline_ms)
 {
     Fixture *f = g_new0(Fixture, 1);
-    RigVmOptions opts = {.machine = machine, .guest = TRUE, .n_root_ports = 3};
+    /* memory slots too: virt's refusal must be about what it lacks */
+    RigVmOptions opts = {.machine = machine, .guest = TRUE, .n_root_ports = 3,
+                         .mem = machine == RIG_MACHINE_VIRT ? "512M,slots=2,maxmem=1G" : NULL,
+                         .n_extra_qmp = 1 /* for hotplugd */};
 
     *state = f;
     f->mechanism = mechanism;
@@ -298,6 +305,8 @@ test_paused_then_resumed(void **state)
 {
     Fixture *f = *state;
     g_autoptr(RigCtl) r = NULL;
+    g_autofree char *gone = guest_line("removed", 1);
+    gsize before = rig_vm_console_count(f->vm, gone);
     RigCtlRun *run;
     JsonObject *o;
 
@@ -313,6 +322,9 @@ test_paused_then_resumed(void **state)
     assert_string_equal(qmp_json_get_string(o, "outcome"), "deleted");
     report_latency(f, "device del, paused 1 s", qmp_json_get_int_default(o, "elapsed_ms", -1));
     assert_false(rig_vm_peripheral_has(f->vm, "n1"));
+    /* the next case plugs on rp1 again: let the guest finish with it */
+    if (!rig_vm_wait_console_count(f->vm, gone, before + 1, SEEN_MS))
+        fail_msg("the guest never reported %s", gone);
 }
 
 /* "a b": the sorted node names QEMU has (auto-named ones left out) */
@@ -380,6 +392,83 @@ test_disk(void **state)
     }
 }
 
+/* Through hotplugd, a device del that joins a native unplug under way
+ * answers at its own deadline (not-deleted, joined, exit 5); the unplug
+ * it joined ends deleted at its own. */
+static void
+test_joined_del_own_deadline(void **state)
+{
+    Fixture *f = *state;
+    g_autoptr(RigHotplugd) d = rig_hotplugd_new(NULL);
+    g_autoptr(RigCtl) add = NULL;
+    g_autoptr(RigCtl) joined = NULL;
+    g_autoptr(RigCtl) first = NULL;
+    g_autofree char *seen = guest_line("added", 1);
+    g_autofree char *gone = guest_line("removed", 1);
+    gsize n_seen = rig_vm_console_count(f->vm, seen);
+    gsize n_gone = rig_vm_console_count(f->vm, gone);
+    RigCtlRun *run;
+    JsonObject *o;
+
+    rig_hotplugd_start(d);
+    rig_hotplugd_add_vm(d, "vm1", rig_vm_extra_qmp_path(f->vm, 1));
+    add = rig_hotplugd_ctl(d, "--json", "device", "add", "vm1", "virtio-net-pci", "j1", NULL);
+    rig_ctl_assert_exit(add, 0);
+    assert_string_equal(qmp_json_get_string(rig_ctl_result(add), "bus"), "rp1");
+    if (!rig_vm_wait_console_count(f->vm, seen, n_seen + 1, SEEN_MS))
+        fail_msg("the guest never reported %s", seen);
+    run = rig_hotplugd_ctl_start(d, "--json", "device", "del", "vm1", "j1", NULL);
+    g_usleep(500 * 1000);
+    joined = rig_hotplugd_ctl(d, "--json", "device", "del", "vm1", "j1", "--timeout", "1", NULL);
+    rig_ctl_assert_exit(joined, 5);
+    o = rig_ctl_result(joined);
+    assert_string_equal(qmp_json_get_string(o, "outcome"), "not-deleted");
+    assert_true(qmp_json_get_bool_default(o, "joined", FALSE));
+    assert_int_equal(qmp_json_get_int_default(o, "timeout_ms", -1), 1000);
+    first = rig_ctl_wait(run, f->deadline_ms + 30000);
+    rig_ctl_assert_exit(first, 0);
+    o = rig_ctl_result(first);
+    assert_string_equal(qmp_json_get_string(o, "outcome"), "deleted");
+    report_latency(f, "device del through hotplugd", qmp_json_get_int_default(o, "elapsed_ms", -1));
+    if (!rig_vm_wait_console_count(f->vm, gone, n_gone + 1, SEEN_MS))
+        fail_msg("the guest never reported %s", gone);
+    rig_hotplugd_stop(d);
+}
+
+/* aarch64 virt booted with -kernel (no UEFI firmware, so no ACPI GED):
+ * vm info lists neither memory nor vCPU hotplug, and both verbs say
+ * plainly why */
+static void
+test_virt_says_what_it_lacks(void **state)
+{
+    Fixture *f = *state;
+    g_autoptr(RigCtl) info = rig_ctl("--json", "vm", "info", sock(f), NULL);
+    g_autoptr(RigCtl) mem = NULL;
+    g_autoptr(RigCtl) cpu = NULL;
+    JsonObject *o;
+    JsonArray *caps;
+    const char *hint;
+
+    rig_ctl_assert_exit(info, 0);
+    o = rig_ctl_result(info);
+    caps = qmp_json_get_array(o, "capabilities");
+    for (guint i = 0; caps && i < json_array_get_length(caps); i++) {
+        const char *cap = qmp_json_node_string(json_array_get_element(caps, i));
+        if (g_strcmp0(cap, "memory-hotplug") == 0 || g_strcmp0(cap, "cpu-hotplug") == 0)
+            fail_msg("vm info lists %s, which this virt VM cannot do", cap);
+    }
+    assert_non_null(strstr(qmp_json_get_string(o, "memory_hotplug_unavailable"), "ACPI GED"));
+    mem = rig_ctl("--json", "memory", "add", sock(f), "128M", NULL);
+    rig_ctl_assert_exit(mem, 3);
+    hint = qmp_json_get_string(rig_ctl_result(mem), "hint");
+    if (!hint || !strstr(hint, "ACPI GED") || strstr(hint, "slots=N"))
+        fail_msg("memory add hint: %s", hint ? hint : "(none)");
+    cpu = rig_ctl("vcpu", "set", sock(f), "2", NULL);
+    assert_int_not_equal(cpu->status, 0);
+    if (!strstr(cpu->err, "does not support vCPU hotplug on this machine"))
+        fail_msg("vcpu set says: %s", cpu->err);
+}
+
 int
 main(void)
 {
@@ -391,7 +480,17 @@ main(void)
         cmocka_unit_test(test_disk),
         cmocka_unit_test(test_no_free_port),
     };
+    const struct CMUnitTest native_cases[] = {
+        cmocka_unit_test(test_slots),
+        cmocka_unit_test(test_add_del),
+        cmocka_unit_test(test_retry),
+        cmocka_unit_test(test_paused_then_resumed),
+        cmocka_unit_test(test_joined_del_own_deadline),
+        cmocka_unit_test(test_disk),
+        cmocka_unit_test(test_no_free_port),
+    };
     const struct CMUnitTest virt_cases[] = {
+        cmocka_unit_test(test_virt_says_what_it_lacks),
         cmocka_unit_test(test_slots),
         cmocka_unit_test(test_add_del),
         cmocka_unit_test(test_disk),
@@ -399,7 +498,7 @@ main(void)
     int failed = 0;
 
     failed += cmocka_run_group_tests_name("q35-acpi", cases, group_setup_q35, group_teardown);
-    failed += cmocka_run_group_tests_name("q35-native", cases, group_setup_q35_native,
+    failed += cmocka_run_group_tests_name("q35-native", native_cases, group_setup_q35_native,
                                           group_teardown);
     failed += cmocka_run_group_tests_name("virt", virt_cases, group_setup_virt, group_teardown);
     return failed;

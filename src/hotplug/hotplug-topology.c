@@ -679,9 +679,10 @@ hotplug_topo_apply_list(TopoQuery *q, JsonObject *target, JsonNode *ret, const G
             continue;
         d = json_object_new();
         json_object_set_string_member(d, "id", name);
-        json_object_set_member(d, "path",
-                               json_node_init_string(json_node_alloc(),
-                                                     g_strdup_printf("%s/%s", base, name)));
+        {
+            g_autofree char *path = g_strdup_printf("%s/%s", base, name);
+            json_object_set_string_member(d, "path", path);
+        }
         {
             g_autofree char *bare = g_strndup(type + 6, strlen(type) - 7);
             json_object_set_string_member(d, "type", bare);

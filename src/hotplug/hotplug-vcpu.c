@@ -656,7 +656,12 @@ hotplug_cpu_query_hotpluggable_cb(QmpConn *conn, JsonNode *ret, const GError *er
 {
     HotplugCpuQuery *q = opaque;
 
-    if (error && !q->error && strstr(error->message, "query-hotpluggable-cpus is not enabled"))
+    /* QEMU 7.2: "The feature 'query-hotpluggable-cpus' is not enabled";
+     * 10.0: "machine does not support hot-plugging CPUs" */
+    if (error && !q->error &&
+        ((strstr(error->message, "query-hotpluggable-cpus") &&
+          strstr(error->message, "not enabled")) ||
+         strstr(error->message, "does not support hot-plugging CPUs")))
         /* QEMU's own words name a command, not the limit: say it plainly */
         q->error = g_error_new(HOTPLUG_ERROR, HOTPLUG_ERROR_UNSUPPORTED,
                                "this QEMU does not support vCPU hotplug on this machine (%s)",
