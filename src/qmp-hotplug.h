@@ -24,4 +24,5 @@
 #include "hotplug-disk.h"
 #include "hotplug-hostdev.h"
 #include "hotplug-topology.h"
+#include "hotplug-hostpool.h"
 #include "service.h"

@@ -3,7 +3,11 @@
  * sysfs tree made here, the registry (claims, persistence across reload),
  * and hostdev add/del against a scripted fake QEMU: the exact device_add,
  * "already assigned" across VMs, release only on a confirmed unplug, and
- * the sync with what QEMU shows (direct mode). */
+ * the sync with what QEMU shows (direct mode); claims per IOMMU group, the
+ * lock per group shared between processes (two registries of this process
+ * stand for two processes: flock conflicts between open files), other
+ * processes' /dev/vfio/N in a fake /proc, release when the tenant is gone,
+ * and the pool (listing with states, late bindings and unbindings). */
 #include "config.h"
 
 #include <stdarg.h>
@@ -13,6 +17,7 @@
 #include <cmocka.h>
 
 #include <errno.h>
+#include <stdio.h>
 #include <string.h>
 #include <sys/stat.h>
 #include <unistd.h>
@@ -22,6 +27,7 @@
 
 #include "fake-peer.h"
 #include "hotplug-hostdev.h"
+#include "hotplug-hostpool.h"
 #include "hotplug-vm.h"
 #include "qmp-conn.h"
 #include "qmp-json.h"
@@ -850,6 +856,295 @@ test_sync_cut_loose(void **state)
     assert_peer_done(f, &f->a);
 }
 
+/* ---- IOMMU groups, locks shared between processes, other users ------------------ */
+
+/* ROOT/proc/PID/fd/3 -> /dev/vfio/GROUP and ROOT/proc/PID/comm */
+static char *
+make_proc_user(const char *dir, int pid, const char *group)
+{
+    g_autofree char *proc = g_build_filename(dir, "proc", NULL);
+    g_autofree char *p = g_strdup_printf("%d", pid);
+    g_autofree char *fds = g_build_filename(proc, p, "fd", NULL);
+    g_autofree char *link = g_build_filename(fds, "3", NULL);
+    g_autofree char *target = g_strdup_printf("/dev/vfio/%s", group);
+    g_autofree char *comm = g_build_filename(proc, p, "comm", NULL);
+
+    must(g_mkdir_with_parents(fds, 0755) == 0, fds);
+    must(symlink(target, link) == 0, link);
+    must(g_file_set_contents(comm, "qemu-system-x86\n", -1, NULL), comm);
+    return g_steal_pointer(&proc);
+}
+
+static void
+test_group_claims(void **state)
+{
+    Fixture *f = *state;
+    g_autoptr(GError) error = NULL;
+    g_autoptr(HotplugHostdevRegistry) reg = hotplug_hostdev_registry_new(NULL, &error);
+    g_autofree char *locks = g_build_filename(f->dir, "locks", NULL);
+
+    make_dev(f->sysfs, "0000:03:00.0", "vfio-pci", "9");
+    make_dev(f->sysfs, "0000:03:00.1", "vfio-pci", "9");
+    hotplug_hostdev_registry_set_host(reg, f->sysfs, locks, f->dir /* no processes */);
+    assert_true(hotplug_hostdev_registry_claim_new(reg, "0000:03:00.0", "vm1", "nic0", &error));
+    /* the other function of the group: not for another VM */
+    assert_false(hotplug_hostdev_registry_claim_new(reg, "0000:03:00.1", "vm2", "nic1", &error));
+    assert_error(error, HOTPLUG_ERROR_BUSY,
+                 "host PCI device 0000:03:00.1 is in IOMMU group 9, which is assigned to VM vm1 "
+                 "(device nic0 holds 0000:03:00.0); a group goes to one VM");
+    g_clear_error(&error);
+    /* the same VM may have the whole group */
+    assert_true(hotplug_hostdev_registry_claim_new(reg, "0000:03:00.1", "vm1", "nic1", &error));
+    assert_true(hotplug_hostdev_registry_release(reg, "0000:03:00.0", &error));
+    assert_false(hotplug_hostdev_registry_claim_new(reg, "0000:03:00.0", "vm2", "nic0", &error));
+    g_clear_error(&error);
+    assert_true(hotplug_hostdev_registry_release(reg, "0000:03:00.1", &error));
+    assert_true(hotplug_hostdev_registry_claim_new(reg, "0000:03:00.0", "vm2", "nic0", &error));
+}
+
+static void
+test_group_lock_across_registries(void **state)
+{
+    Fixture *f = *state;
+    g_autoptr(GError) error = NULL;
+    g_autoptr(HotplugHostdevRegistry) daemon = hotplug_hostdev_registry_new(f->state_file, &error);
+    g_autoptr(HotplugHostdevRegistry) direct = hotplug_hostdev_registry_new(NULL, &error);
+    g_autofree char *locks = g_build_filename(f->dir, "locks", NULL);
+    g_autofree char *lock_file = g_build_filename(locks, "vfio-group-12.lock", NULL);
+    g_autofree char *text = NULL;
+    g_autofree char *want = NULL;
+    g_autoptr(JsonObject) holder = NULL;
+
+    make_dev(f->sysfs, ADDR, "vfio-pci", "12");
+    hotplug_hostdev_registry_set_host(daemon, f->sysfs, locks, f->dir);
+    hotplug_hostdev_registry_set_host(direct, f->sysfs, locks, f->dir);
+    assert_false(hotplug_hostdev_lock_peek(locks, "12", &holder));
+    assert_true(hotplug_hostdev_registry_claim_new(daemon, ADDR, "vm1", "gpu0", &error));
+    /* the lock file names the claimer */
+    assert_true(g_file_get_contents(lock_file, &text, NULL, NULL));
+    want = g_strdup_printf("{\"pid\":%d,\"vm\":\"vm1\",\"device\":\"gpu0\",\"persistent\":true,"
+                           "\"owner\":\"%s\"}\n",
+                           getpid(), f->state_file);
+    assert_string_equal(text, want);
+    assert_true(hotplug_hostdev_lock_peek(locks, "12", &holder));
+    assert_string_equal(qmp_json_get_string(holder, "vm"), "vm1");
+    /* flock conflicts between two open files even in one process: another process */
+    assert_false(hotplug_hostdev_registry_claim_new(direct, ADDR, "/run/vm2.qmp", "gpu", &error));
+    g_clear_pointer(&want, g_free);
+    want = g_strdup_printf("IOMMU group 12 is claimed by VM vm1 (device gpu0) of process %d "
+                           "(lock %s)",
+                           getpid(), lock_file);
+    assert_error(error, HOTPLUG_ERROR_BUSY, want);
+    g_clear_error(&error);
+    assert_false(hotplug_hostdev_registry_lookup(direct, ADDR, NULL, NULL));
+
+    /* the daemon dies (kill -9: its locks go, its state file stays) */
+    g_clear_pointer(&daemon, hotplug_hostdev_registry_free);
+    g_clear_pointer(&text, g_free);
+    assert_true(g_file_get_contents(lock_file, &text, NULL, NULL));
+    assert_true(strlen(text) > 0);
+    /* a persistent claim of another VM by a hotplugd that is not running: refused */
+    {
+        g_autofree char *stale = g_strdup_printf(
+            "{\"pid\":%d,\"vm\":\"vm1\",\"device\":\"gpu0\",\"persistent\":true}\n", 0x7ffffff0);
+        must(g_file_set_contents(lock_file, stale, -1, NULL), lock_file);
+    }
+    assert_false(hotplug_hostdev_registry_claim_new(direct, ADDR, "/run/vm2.qmp", "gpu", &error));
+    assert_non_null(strstr(error->message, "a hotplugd that is not running"));
+    g_clear_error(&error);
+    /* the daemon comes back: it takes the lock again for its claim */
+    daemon = hotplug_hostdev_registry_new(f->state_file, &error);
+    assert_non_null(daemon);
+    hotplug_hostdev_registry_set_host(daemon, f->sysfs, locks, f->dir);
+    assert_true(hotplug_hostdev_lock_peek(locks, "12", &holder));
+    assert_false(hotplug_hostdev_registry_claim_new(direct, ADDR, "/run/vm2.qmp", "gpu", &error));
+    g_clear_error(&error);
+    /* it releases: the lock is free and empty, the direct claim goes through */
+    assert_true(hotplug_hostdev_registry_release(daemon, ADDR, &error));
+    assert_false(hotplug_hostdev_lock_peek(locks, "12", &holder));
+    assert_null(holder);
+    assert_true(hotplug_hostdev_registry_claim_new(direct, ADDR, "/run/vm2.qmp", "gpu", &error));
+    /* a direct-mode claim does not outlive its process: no lock, not persistent */
+    g_clear_pointer(&direct, hotplug_hostdev_registry_free);
+    assert_false(hotplug_hostdev_lock_peek(locks, "12", &holder));
+    assert_false(qmp_json_get_bool_default(holder, "persistent", TRUE));
+    assert_true(hotplug_hostdev_registry_claim_new(daemon, ADDR, "vm3", "gpu", &error));
+
+    /* killed between taking the lock and saving the claim: the lock names
+     * the daemon's state file but the file has no claim; the daemon, back,
+     * empties it, and only it may (another daemon is refused meanwhile) */
+    assert_true(hotplug_hostdev_registry_release(daemon, ADDR, &error));
+    g_clear_pointer(&daemon, hotplug_hostdev_registry_free);
+    {
+        g_autofree char *stale = g_strdup_printf("{\"pid\":%d,\"vm\":\"vm4\",\"device\":\"g\","
+                                                 "\"persistent\":true,\"owner\":\"%s\"}\n",
+                                                 0x7ffffff0, f->state_file);
+        g_autofree char *other_state = g_build_filename(f->dir, "other.json", NULL);
+        g_autoptr(HotplugHostdevRegistry) other = hotplug_hostdev_registry_new(other_state, &error);
+
+        must(g_file_set_contents(lock_file, stale, -1, NULL), lock_file);
+        hotplug_hostdev_registry_set_host(other, f->sysfs, locks, f->dir);
+        assert_false(hotplug_hostdev_registry_claim_new(other, ADDR, "vm5", "g", &error));
+        g_clear_error(&error);
+    }
+    daemon = hotplug_hostdev_registry_new(f->state_file, &error);
+    hotplug_hostdev_registry_set_host(daemon, f->sysfs, locks, f->dir);
+    g_clear_pointer(&text, g_free);
+    assert_true(g_file_get_contents(lock_file, &text, NULL, NULL));
+    assert_string_equal(text, "");
+    direct = hotplug_hostdev_registry_new(NULL, &error);
+    hotplug_hostdev_registry_set_host(direct, f->sysfs, locks, f->dir);
+    assert_true(hotplug_hostdev_registry_claim_new(direct, ADDR, "/run/vm6.qmp", "g", &error));
+}
+
+static void
+test_group_open_elsewhere(void **state)
+{
+    Fixture *f = *state;
+    g_autoptr(GError) error = NULL;
+    g_autoptr(HotplugHostdevRegistry) reg = hotplug_hostdev_registry_new(NULL, &error);
+    g_autofree char *locks = g_build_filename(f->dir, "locks", NULL);
+    g_autofree char *proc = NULL;
+    g_autofree char *comm = NULL;
+
+    make_dev(f->sysfs, ADDR, "vfio-pci", "12");
+    proc = make_proc_user(f->dir, 4242, "12");
+    hotplug_hostdev_registry_set_host(reg, f->sysfs, locks, proc);
+    assert_int_equal(hotplug_hostdev_group_user(proc, "12", &comm), 4242);
+    assert_string_equal(comm, "qemu-system-x86");
+    assert_int_equal(hotplug_hostdev_group_user(proc, "13", NULL), 0);
+    assert_false(hotplug_hostdev_registry_claim_new(reg, ADDR, "vm1", "gpu0", &error));
+    assert_error(error, HOTPLUG_ERROR_BUSY,
+                 "IOMMU group 12 of host PCI device 0000:01:00.0 is in use: /dev/vfio/12 is open "
+                 "in process 4242 (qemu-system-x86), which is not a VM we manage");
+    g_clear_error(&error);
+    /* and its lock was not kept */
+    {
+        g_autoptr(JsonObject) holder = NULL;
+        assert_false(hotplug_hostdev_lock_peek(locks, "12", &holder));
+    }
+    /* what QEMU already shows (sync) is claimed whoever has it open */
+    assert_true(hotplug_hostdev_registry_claim(reg, ADDR, "vm1", "gpu0", &error));
+}
+
+static void
+test_tenant_gone(void **state)
+{
+    Fixture *f = *state;
+    g_autoptr(GError) error = NULL;
+    g_autofree char *locks = g_build_filename(f->dir, "locks", NULL);
+    g_autofree char *proc = g_build_filename(f->dir, "proc", NULL);
+    g_autofree char *fdlink = g_build_filename(proc, "777", "fd", "3", NULL);
+    g_autofree char *u = NULL;
+
+    must(g_mkdir_with_parents(proc, 0755) == 0, proc);
+    hotplug_hostdev_registry_set_host(f->reg, f->sysfs, locks, proc);
+    assert_true(hotplug_hostdev_registry_claim_new(f->reg, ADDR, "vm-a", "gpu0", &error));
+    /* the QEMU is exiting but still has the group open: kept */
+    u = make_proc_user(f->dir, 777, "12");
+    assert_int_equal(hotplug_hostdev_tenant_gone(f->a.hd), 1);
+    assert_true(hotplug_hostdev_registry_lookup(f->reg, ADDR, NULL, NULL));
+    /* another VM's device is not touched */
+    assert_int_equal(hotplug_hostdev_tenant_gone(f->b.hd), 0);
+    assert_true(hotplug_hostdev_registry_lookup(f->reg, ADDR, NULL, NULL));
+    /* closed: released */
+    must(g_unlink(fdlink) == 0, fdlink);
+    assert_int_equal(hotplug_hostdev_tenant_gone(f->a.hd), 0);
+    assert_false(hotplug_hostdev_registry_lookup(f->reg, ADDR, NULL, NULL));
+    assert_true(hotplug_hostdev_registry_claim_new(f->reg, ADDR, "vm-b", "gpu0", &error));
+}
+
+typedef struct {
+    GPtrArray *events; /* "event address" */
+} PoolSeen;
+
+static void
+pool_change_cb(HotplugHostpool *pool, const char *event, JsonObject *dev, gpointer opaque)
+{
+    PoolSeen *s = opaque;
+
+    g_ptr_array_add(s->events,
+                    g_strdup_printf("%s %s", event, qmp_json_get_string(dev, "address")));
+}
+
+static void
+test_pool(void **state)
+{
+    Fixture *f = *state;
+    g_autoptr(GError) error = NULL;
+    g_autoptr(HotplugHostdevRegistry) reg = hotplug_hostdev_registry_new(NULL, &error);
+    g_autoptr(HotplugHostdevRegistry) other = hotplug_hostdev_registry_new(NULL, &error);
+    g_autofree char *locks = g_build_filename(f->dir, "locks", NULL);
+    g_autofree char *proc = NULL;
+    g_autoptr(HotplugHostpool) pool = NULL;
+    g_autoptr(JsonNode) list = NULL;
+    g_autofree char *text = NULL;
+    g_autofree char *want = NULL;
+    g_autofree char *vendor =
+        g_build_filename(f->sysfs, "bus", "pci", "devices", ADDR, "vendor", NULL);
+    g_autofree char *device =
+        g_build_filename(f->sysfs, "bus", "pci", "devices", ADDR, "device", NULL);
+    g_autofree char *drv = NULL;
+    PoolSeen seen = {g_ptr_array_new_with_free_func(g_free)};
+
+    make_dev(f->sysfs, ADDR, "vfio-pci", "12");
+    make_dev(f->sysfs, "0000:02:00.0", "vfio-pci", "13");
+    make_dev(f->sysfs, "0000:03:00.0", "e1000e", "14");
+    make_dev(f->sysfs, "0000:04:00.0", "vfio-pci", "15");
+    must(g_file_set_contents(vendor, "0x8086\n", -1, NULL), vendor);
+    must(g_file_set_contents(device, "0x10d3\n", -1, NULL), device);
+    proc = make_proc_user(f->dir, 4242, "15");
+    hotplug_hostdev_registry_set_host(reg, f->sysfs, locks, proc);
+    hotplug_hostdev_registry_set_host(other, f->sysfs, locks, proc);
+    pool = hotplug_hostpool_new(f->sysfs);
+    hotplug_hostpool_set_change_func(pool, pool_change_cb, &seen);
+    assert_true(hotplug_hostdev_registry_claim_new(reg, ADDR, "vm1", "nic0", &error));
+    assert_true(hotplug_hostdev_registry_claim_new(other, "0000:02:00.0", "vm9", "x", &error));
+    /* as written by another process (ours is not named: it is the asker) */
+    {
+        g_autofree char *lf = g_build_filename(locks, "vfio-group-13.lock", NULL);
+        g_autofree char *line = g_strdup_printf(
+            "{\"pid\":%d,\"vm\":\"vm9\",\"device\":\"x\",\"persistent\":false}\n", getppid());
+        FILE *fp = fopen(lf, "r+"); /* in place: the flock is on this inode */
+
+        must(fp != NULL, lf);
+        must(ftruncate(fileno(fp), 0) == 0 && fputs(line, fp) >= 0 && fclose(fp) == 0, lf);
+    }
+    list = hotplug_hostpool_list(pool, reg, locks, proc);
+    text = json_to_string(list, FALSE);
+    want = g_strdup_printf(
+        "[{\"address\":\"0000:01:00.0\",\"vendor-device\":\"8086:10d3\",\"group\":\"12\","
+        "\"members\":[\"0000:01:00.0\"],\"state\":\"claimed\",\"vm\":\"vm1\",\"device\":\"nic0\"},"
+        "{\"address\":\"0000:02:00.0\",\"vendor-device\":\"?:?\",\"group\":\"13\","
+        "\"members\":[\"0000:02:00.0\"],\"state\":\"claimed\",\"vm\":\"vm9\",\"device\":\"x\","
+        "\"pid\":%d,\"claimer-running\":true},"
+        "{\"address\":\"0000:04:00.0\",\"vendor-device\":\"?:?\",\"group\":\"15\","
+        "\"members\":[\"0000:04:00.0\"],\"state\":\"in-use\",\"pid\":4242,"
+        "\"process\":\"qemu-system-x86\"}]",
+        getppid());
+    assert_string_equal(text, want);
+    assert_int_equal(seen.events->len, 0);
+    /* a late binding, an unbinding */
+    drv = g_build_filename(f->sysfs, "bus", "pci", "devices", "0000:03:00.0", "driver", NULL);
+    must(g_unlink(drv) == 0, drv);
+    must(symlink("../../../bus/pci/drivers/vfio-pci", drv) == 0, drv);
+    g_clear_pointer(&drv, g_free);
+    drv = g_build_filename(f->sysfs, "bus", "pci", "devices", "0000:04:00.0", "driver", NULL);
+    must(g_unlink(drv) == 0, drv);
+    assert_int_equal(hotplug_hostpool_rescan(pool), 2);
+    assert_int_equal(seen.events->len, 2);
+    assert_string_equal(seen.events->pdata[0], "gone 0000:04:00.0");
+    assert_string_equal(seen.events->pdata[1], "available 0000:03:00.0");
+    assert_int_equal(hotplug_hostpool_rescan(pool), 0);
+    g_clear_pointer(&list, json_node_unref);
+    list = hotplug_hostpool_list(pool, reg, locks, proc);
+    assert_int_equal(json_array_get_length(json_node_get_array(list)), 3);
+    assert_string_equal(
+        qmp_json_get_string(json_array_get_object_element(json_node_get_array(list), 2), "state"),
+        "free");
+    g_ptr_array_unref(seen.events);
+}
+
 int
 main(void)
 {
@@ -876,6 +1171,11 @@ main(void)
         cmocka_unit_test_setup_teardown(test_sync_error, setup_vms, teardown),
         cmocka_unit_test_setup_teardown(test_sync_no_anon, setup_vms, teardown),
         cmocka_unit_test_setup_teardown(test_sync_cut_loose, setup_vms, teardown),
+        cmocka_unit_test_setup_teardown(test_group_claims, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_group_lock_across_registries, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_group_open_elsewhere, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_tenant_gone, setup_vms, teardown),
+        cmocka_unit_test_setup_teardown(test_pool, setup, teardown),
     };
 
     return cmocka_run_group_tests(tests, NULL, NULL);

@@ -288,6 +288,7 @@ setup_common(void **state, gboolean direct)
     g_autoptr(GError) error = NULL;
     Fixture *f = g_new0(Fixture, 1);
     ServiceOptions so = {.direct = direct};
+    g_autofree char *locks = NULL;
 
     f->base = event_base_new();
     f->dir = g_dir_make_tmp("service-disk-XXXXXX", &error);
@@ -299,6 +300,7 @@ setup_common(void **state, gboolean direct)
     test_qmp_listen(f, &f->q2, "q2.sock");
     so.sysfs_root = f->sysfs;
     so.hostdev_state_file = direct ? NULL : f->state_file;
+    so.hostdev_lock_root = locks = g_build_filename(f->dir, "locks", NULL);
     f->svc = service_new(f->base, &so);
     *state = f;
     return 0;
@@ -432,7 +434,7 @@ test_daemon_sync_claims(void **state)
     assert_peer_done(f, &f->q1);
     st1 = read_state(f);
     assert_string_equal(st1, "{\"version\":1,\"hostdevs\":[{\"address\":\"0000:01:00.0\","
-                             "\"vm\":\"vm1\",\"device\":\"gpu0\"}]}");
+                             "\"vm\":\"vm1\",\"device\":\"gpu0\",\"group\":\"7\"}]}");
 
     /* vm2 syncs on connect too, then is refused ADDR without asking QEMU */
     vm_add(f, &f->q2, "vm2");
@@ -457,7 +459,7 @@ test_daemon_sync_claims(void **state)
     assert_peer_done(f, &f->q2);
     st3 = read_state(f);
     assert_string_equal(st3, "{\"version\":1,\"hostdevs\":[{\"address\":\"0000:01:00.0\","
-                             "\"vm\":\"vm2\",\"device\":\"hd1\"}]}");
+                             "\"vm\":\"vm2\",\"device\":\"hd1\",\"group\":\"7\"}]}");
 
     /* hostdev-del: the claim goes once QEMU confirms */
     fake_peer_step_event_after(fake_peer_expect(f->q2.peer, "device_del", "{\"id\": \"hd1\"}"),
@@ -475,6 +477,64 @@ test_daemon_sync_claims(void **state)
 
 /* An unreadable state file: hostdev commands fail with its error until
  * it is fixed; then the next one syncs and goes on. */
+static void
+hostdev_event_cb(Service *svc, const char *event, JsonObject *info, gpointer opaque)
+{
+    GPtrArray *seen = opaque;
+    const char *why = json_object_has_member(info, "why")
+                          ? json_object_get_string_member(info, "why")
+                          : "-";
+
+    g_ptr_array_add(seen, g_strdup_printf("%s %s %s %s", event,
+                                          json_object_get_string_member(info, "address"),
+                                          json_object_get_string_member(info, "vm"), why));
+}
+
+/* hotplugd: the VM's QEMU goes away (its connection closes): its claims go
+ * (nobody has /dev/vfio/7 open here), are told to the listeners, and the
+ * device can go to another VM. */
+static void
+test_daemon_tenant_gone(void **state)
+{
+    static const ServiceListener l = {.hostdev = hostdev_event_cb};
+    Fixture *f = *state;
+    g_autoptr(GPtrArray) seen = g_ptr_array_new_with_free_func(g_free);
+    g_autofree char *st = NULL;
+    Reply r = {0};
+
+    service_add_listener(f->svc, &l, seen);
+    vm_add(f, &f->q1, "vm1");
+    expect_sync(&f->q1, "[{\"name\": \"gpu0\", \"type\": \"child<vfio-pci>\"}]");
+    fake_peer_step_return(fake_peer_expect(f->q1.peer, "qom-get",
+                                           "{\"path\": \"/machine/peripheral/gpu0\", "
+                                           "\"property\": \"host\"}"),
+                          "\"0000:01:00.0\"");
+    vm_greet(f, &f->q1, "vm1");
+    assert_peer_done(f, &f->q1);
+    assert_int_equal(seen->len, 1);
+    assert_string_equal(seen->pdata[0], "claimed 0000:01:00.0 vm1 -");
+    vm_add(f, &f->q2, "vm2");
+    expect_sync(&f->q2, "[]");
+    vm_greet(f, &f->q2, "vm2");
+    assert_peer_done(f, &f->q2);
+
+    /* vm1's QEMU exits */
+    fake_peer_free(f->q1.peer);
+    f->q1.peer = NULL;
+    for (int i = 0; i < 200 && seen->len < 2; i++)
+        event_base_loop(f->base, EVLOOP_ONCE | EVLOOP_NONBLOCK), g_usleep(1000);
+    assert_int_equal(seen->len, 2);
+    assert_string_equal(seen->pdata[1], "released 0000:01:00.0 vm1 tenant gone");
+    st = read_state(f);
+    assert_string_equal(st, "{\"version\":1,\"hostdevs\":[]}");
+    fake_peer_expect(f->q2.peer, "device_add",
+                     "{\"driver\": \"vfio-pci\", \"id\": \"hd1\", \"host\": \"0000:01:00.0\"}");
+    run_cmd(f, &r, "hostdev-add", "{\"vm\": \"vm2\", \"addr\": \"0000:01:00.0\", \"id\": \"hd1\"}");
+    assert_outcome(&r, "hd1", "added");
+    assert_peer_done(f, &f->q2);
+    reply_clear(&r);
+}
+
 static void
 test_daemon_bad_state_file(void **state)
 {
@@ -680,6 +740,7 @@ main(void)
         cmocka_unit_test_setup_teardown(test_direct_add_syncs_first, setup_direct, teardown),
         cmocka_unit_test_setup_teardown(test_add_waiting_vm_removed, setup_direct, teardown),
         cmocka_unit_test_setup_teardown(test_daemon_sync_claims, setup_daemon, teardown),
+        cmocka_unit_test_setup_teardown(test_daemon_tenant_gone, setup_daemon, teardown),
         cmocka_unit_test_setup_teardown(test_daemon_bad_state_file, setup_daemon, teardown),
         cmocka_unit_test_setup_teardown(test_hostdev_refused, setup_direct, teardown),
         cmocka_unit_test_setup_teardown(test_disk_add_args, setup_direct, teardown),

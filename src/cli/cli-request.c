@@ -208,6 +208,14 @@ cli_wait_run(CliWait *w)
 
 /* ---- direct mode ------------------------------------------------------ */
 
+const char *
+cli_lock_root(void)
+{
+    const char *root = g_getenv("HOTPLUG_LOCK_ROOT");
+
+    return root && *root ? root : NULL;
+}
+
 static void
 cli_direct_reply_cb(ServiceRequest *req, JsonNode *ret, const GError *error, gpointer opaque)
 {
@@ -241,6 +249,7 @@ cli_request_direct(CliContext *ctx, const char *vm, const char *cmd, JsonObject 
     opts.sysfs_root = g_getenv("HOTPLUG_SYSFS_ROOT");
     if (opts.sysfs_root && !*opts.sysfs_root)
         opts.sysfs_root = NULL;
+    opts.hostdev_lock_root = cli_lock_root();
     svc = service_new(ctx->base, &opts);
     if (!service_add_vm(svc, vm, vm, &error))
         return cli_error(ctx, CLI_EXIT_ERROR, error);

@@ -100,6 +100,8 @@ int cli_request(CliContext *ctx, const char *vm, const char *cmd, JsonObject *ar
                 JsonNode **ret);
 /* The same, refusing direct mode with a message naming what needs hotplugd. */
 int cli_request_daemon(CliContext *ctx, const char *cmd, JsonObject *args, JsonNode **ret);
+/* $HOTPLUG_LOCK_ROOT (tests), or NULL: the default lock root. */
+const char *cli_lock_root(void);
 
 /* Parse argv (argv[0] is the verb) into positional arguments (returned,
  * NULL-terminated, borrowed) and the unplug options --timeout, --retry,

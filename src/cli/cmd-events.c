@@ -47,6 +47,17 @@ cmd_events_print(CliEvents *e, JsonObject *rec)
         printf(" %s", qmp_json_get_string(rec, "state") ?: "");
     } else if (g_str_equal(kind, "qemu-event")) {
         printf(" %s", qmp_json_get_string(rec, "event") ?: "");
+    } else if (g_str_equal(kind, "hostdev")) {
+        const char *group = qmp_json_get_string(rec, "group");
+        const char *why = qmp_json_get_string(rec, "why");
+        printf(" %s %s", qmp_json_get_string(rec, "event") ?: "",
+               qmp_json_get_string(rec, "address") ?: "");
+        if (qmp_json_get_string(rec, "vendor-device"))
+            printf(" %s", qmp_json_get_string(rec, "vendor-device"));
+        if (group)
+            printf(" (IOMMU group %s)", group);
+        if (why)
+            printf(": %s", why);
     } else {
         const char *action = qmp_json_get_string(rec, "action");
         const char *outcome = qmp_json_get_string(rec, "outcome");
@@ -192,7 +203,7 @@ const CliCmd cli_events_cmds[] = {
         .summary = "read hotplugd's event log, or follow it as it grows",
         .help = "Needs hotplugd.  Prints the records after SEQ (all kept records by default;\n"
                 "with --follow, from now on unless --since is given), filtered by VM, device\n"
-                "and kind (vm, request, attempt, outcome, qemu-event).  Records come from\n"
+                "and kind (vm, request, attempt, outcome, qemu-event, hostdev).  Records come from\n"
                 "disk: a record is shown only once it is durable.  If retention dropped some\n"
                 "of the records asked for, the range is named on stderr.  A subscriber that\n"
                 "falls behind by more than the daemon's buffer is disconnected and told the\n"

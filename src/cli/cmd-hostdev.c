@@ -1,12 +1,15 @@
 /* SPDX-License-Identifier: LGPL-2.1-or-later */
-/* hotplugctl hostdev ...: VFIO host PCI devices. */
+/* hotplugctl hostdev ...: VFIO host PCI devices: the pool, add, del. */
 #define G_LOG_DOMAIN "hotplugctl"
 #include "config.h"
 
 #include <getopt.h>
+#include <stdio.h>
+#include <string.h>
 
 #include "cli.h"
 #include "hotplug-hostdev.h"
+#include "hotplug-hostpool.h"
 #include "qmp-json.h"
 
 /* the long option of hostdev add, beyond cli_parse_args' own */
@@ -59,6 +62,85 @@ cmd_hostdev_add_exec(CliContext *ctx, const CliCmd *cmd, int argc, char **argv)
     return rc ? rc : cli_print_op_result(ctx, ret);
 }
 
+static void
+cmd_hostdev_print_list(JsonObject *r)
+{
+    JsonArray *a = qmp_json_get_array(r, "hostdevs");
+
+    printf("%-13s %-10s %-6s %-9s %s\n", "ADDRESS", "VEN:DEV", "GROUP", "STATE", "HOLDER");
+    for (guint i = 0; a && i < json_array_get_length(a); i++) {
+        JsonObject *o = qmp_json_node_object(json_array_get_element(a, i));
+        const char *state = qmp_json_get_string(o, "state");
+        const char *group = qmp_json_get_string(o, "group");
+        JsonArray *members = qmp_json_get_array(o, "members");
+        g_autoptr(GString) holder = g_string_new("");
+        g_autoptr(GString) with = g_string_new("");
+
+        if (g_strcmp0(state, "claimed") == 0) {
+            g_string_printf(holder, "VM %s (device %s)", qmp_json_get_string(o, "vm"),
+                            qmp_json_get_string(o, "device"));
+            if (json_object_has_member(o, "pid"))
+                g_string_append_printf(
+                    holder, " of process %" G_GINT64_FORMAT "%s",
+                    qmp_json_get_int_default(o, "pid", 0),
+                    qmp_json_get_bool_default(o, "claimer-running", TRUE) ? "" : ", not running");
+        } else if (g_strcmp0(state, "in-use") == 0) {
+            g_string_printf(holder, "process %" G_GINT64_FORMAT " (%s)",
+                            qmp_json_get_int_default(o, "pid", 0),
+                            qmp_json_get_string(o, "process"));
+        } else {
+            g_string_assign(holder, "-");
+        }
+        for (guint j = 0; members && j < json_array_get_length(members); j++) {
+            const char *m = json_array_get_string_element(members, j);
+            if (m && !g_str_equal(m, qmp_json_get_string(o, "address")))
+                g_string_append_printf(with, "%s%s", with->len ? "," : "", m);
+        }
+        printf("%-13s %-10s %-6s %-9s %s%s%s\n", qmp_json_get_string(o, "address"),
+               qmp_json_get_string(o, "vendor-device"), group ? group : "-", state, holder->str,
+               with->len ? "  group also: " : "", with->str);
+    }
+}
+
+static int
+cmd_hostdev_list_exec(CliContext *ctx, const CliCmd *cmd, int argc, char **argv)
+{
+    g_autoptr(JsonNode) ret = NULL;
+    gboolean local = FALSE;
+    int rc;
+
+    for (int i = 1; i < argc; i++) {
+        if (g_str_equal(argv[i], "--local"))
+            local = TRUE;
+        else
+            return cli_usage_error(cmd, "unknown argument");
+    }
+    if (local) {
+        /* the host as this process sees it: no registry of its own */
+        const char *sysfs = g_getenv("HOTPLUG_SYSFS_ROOT");
+        const char *lock_root = cli_lock_root();
+        g_autoptr(HotplugHostpool) pool = hotplug_hostpool_new(sysfs && *sysfs ? sysfs : NULL);
+        JsonObject *o = json_object_new();
+
+        json_object_set_member(
+            o, "hostdevs",
+            hotplug_hostpool_list(pool, NULL, lock_root ? lock_root : HOTPLUG_LOCK_ROOT_DEFAULT,
+                                  NULL));
+        json_object_set_string_member(o, "watch", "none");
+        ret = json_node_init_object(json_node_alloc(), o);
+        json_object_unref(o);
+    } else {
+        rc = cli_request_daemon(ctx, "hostdev-list", json_object_new(), &ret);
+        if (rc)
+            return rc;
+    }
+    if (ctx->json)
+        cli_print_json(ret);
+    else
+        cmd_hostdev_print_list(qmp_json_node_object(ret));
+    return CLI_EXIT_OK;
+}
+
 static int
 cmd_hostdev_del_exec(CliContext *ctx, const CliCmd *cmd, int argc, char **argv)
 {
@@ -66,6 +148,23 @@ cmd_hostdev_del_exec(CliContext *ctx, const CliCmd *cmd, int argc, char **argv)
 }
 
 const CliCmd cli_hostdev_cmds[] = {
+    {
+        .group = "hostdev",
+        .name = "list",
+        .usage = "[--local]",
+        .summary = "the host devices bound to vfio-pci, free or whose",
+        .help = "One line per PCI function bound to vfio-pci: address, vendor:device, IOMMU\n"
+                "group (and the group's other members), state and holder.  States:\n"
+                "  free      nobody holds its group\n"
+                "  claimed   a VM holds its group (VM, device; the claiming process when\n"
+                "            it is another hotplugd or a direct-mode hotplugctl)\n"
+                "  in-use    /dev/vfio/N is open in a process no claim names (its pid)\n"
+                "Asks hotplugd; --local reads this host here instead (sysfs, the locks\n"
+                "under $HOTPLUG_LOCK_ROOT or /run/qmp-hotplug, /proc).  With --json:\n"
+                "{\"hostdevs\": [{address, vendor-device, group, members, state, vm?,\n"
+                "device?, pid?, process?, claimer-running?}], \"watch\": \"uevent\"|\"poll\"}.",
+        .exec = cmd_hostdev_list_exec,
+    },
     {
         .group = "hostdev",
         .name = "add",
@@ -76,7 +175,11 @@ const CliCmd cli_hostdev_cmds[] = {
                 "device exists, is bound to vfio-pci, has an IOMMU group, and the other\n"
                 "devices of its group are bound to vfio-pci or to nothing.  A device\n"
                 "already assigned to a VM we manage is refused (in direct mode: one that\n"
-                "this QEMU already has in a vfio-pci device).\n"
+                "this QEMU already has in a vfio-pci device).  Claims are per IOMMU group:\n"
+                "a member of a group another VM holds is refused naming that VM; so is a\n"
+                "group another process (hotplugd, or hotplugctl in direct mode) holds the\n"
+                "lock of ($HOTPLUG_LOCK_ROOT or /run/qmp-hotplug/vfio-group-N.lock), or\n"
+                "whose /dev/vfio/N is open in any process (naming its pid).\n"
                 "--bus BUS places it in the guest (see 'vm slots'); without it, the first\n"
                 "free place whose hotplug works.  The result says where: bus and addr.\n"
                 "Exit 0 added, 1 refused by the host checks or already assigned, 2 bad\n"

@@ -778,6 +778,25 @@ daemon_save_runtime_vms(Daemon *d, GError **error)
                                    strlen(text), error);
 }
 
+/* {"kind": "hostdev", "event": ..., "vm"?, "address", "group", ...} */
+static void
+daemon_svc_hostdev_cb(Service *svc, const char *event, JsonObject *info, gpointer opaque)
+{
+    Daemon *d = opaque;
+    JsonObject *rec = json_object_new();
+    g_autoptr(GList) members = json_object_get_members(info);
+
+    if (json_object_has_member(info, "vm"))
+        json_object_set_string_member(rec, "vm", json_object_get_string_member(info, "vm"));
+    json_object_set_string_member(rec, "kind", "hostdev");
+    json_object_set_string_member(rec, "event", event);
+    for (GList *l = members; l; l = l->next)
+        if (!json_object_has_member(rec, l->data))
+            json_object_set_member(rec, l->data,
+                                   json_node_copy(json_object_get_member(info, l->data)));
+    daemon_log_record(d, rec, NULL);
+}
+
 static void
 daemon_svc_vm_state_cb(Service *svc, const char *vm, const char *state, const char *detail,
                        gpointer opaque)
@@ -1250,7 +1269,8 @@ daemon_cmd_events(Daemon *d, ControlClient *cl, JsonObject *args, JsonNode *id)
     gboolean follow = qmp_json_get_bool_default(args, "follow", FALSE);
     gint64 since = -1;
     guint64 first;
-    static const char *const kinds[] = {"vm", "request", "attempt", "outcome", "qemu-event", NULL};
+    static const char *const kinds[] = {"vm",         "request", "attempt", "outcome",
+                                        "qemu-event", "hostdev", NULL};
     static const char *const known[] = {"vm", "device", "kind", "follow", "since", NULL};
     g_autoptr(GList) members = json_object_get_members(args);
 
@@ -1633,6 +1653,7 @@ daemon_new(struct event_base *base, DaemonConfig *cfg, const char *config_path, 
         .op = daemon_svc_op_cb,
         .qemu_event = daemon_svc_qemu_event_cb,
         .vm_state = daemon_svc_vm_state_cb,
+        .hostdev = daemon_svc_hostdev_cb,
     };
     static const ControlCallbacks cc = {
         .execute = daemon_control_execute_cb,
@@ -1691,6 +1712,13 @@ daemon_new(struct event_base *base, DaemonConfig *cfg, const char *config_path, 
     so.timeouts = cfg->timeouts;
     so.default_unplug = cfg->unplug;
     so.hostdev_state_file = hostdevs_path = g_build_filename(cfg->state_dir, "hostdevs.json", NULL);
+    /* tests run several daemons side by side; empty or unset: the default */
+    so.hostdev_lock_root = g_getenv("HOTPLUG_LOCK_ROOT");
+    if (so.hostdev_lock_root && !*so.hostdev_lock_root)
+        so.hostdev_lock_root = NULL;
+    so.sysfs_root = g_getenv("HOTPLUG_SYSFS_ROOT");
+    if (so.sysfs_root && !*so.sysfs_root)
+        so.sysfs_root = NULL;
     d->svc = service_new(base, &so);
     d->svc_listener = service_add_listener(d->svc, &sl, d);
 
@@ -1703,6 +1731,8 @@ daemon_new(struct event_base *base, DaemonConfig *cfg, const char *config_path, 
     if (!(d->ctl = control_server_new(base, &co, &cc, d, error)))
         return NULL;
 
+    /* claims read back take their locks before any VM is looked at */
+    service_watch_hostdevs(d->svc);
     d->loading = TRUE;
     g_hash_table_iter_init(&it, cfg->vms);
     while (g_hash_table_iter_next(&it, &key, &value))

@@ -5,7 +5,11 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <signal.h>
+#include <stdlib.h>
 #include <string.h>
+#include <sys/file.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include "hotplug-hostdev.h"
@@ -147,11 +151,18 @@ hotplug_hostdev_check_host(const char *sysfs_root, const char *addr, char **iomm
 typedef struct {
     char *vm;
     char *device;
+    char *group; /* IOMMU group, NULL when sysfs did not say */
 } HotplugHostdevClaim;
 
 struct HotplugHostdevRegistry {
     char *state_file;   /* NULL: memory only */
     GHashTable *claims; /* address -> HotplugHostdevClaim */
+    char *sysfs_root;   /* where groups are read */
+    char *lock_root;    /* NULL: no cross-process locks */
+    char *proc_root;    /* where other users of /dev/vfio/N are looked for */
+    GHashTable *locks;  /* group -> lock file fd (GINT_TO_POINTER(fd + 1)) */
+    HotplugHostdevNotifyFunc notify;
+    gpointer notify_opaque;
 };
 
 static void
@@ -159,18 +170,284 @@ hotplug_hostdev_claim_free(HotplugHostdevClaim *c)
 {
     g_free(c->vm);
     g_free(c->device);
+    g_free(c->group);
     g_free(c);
 }
 
 static void
 hotplug_hostdev_registry_put(HotplugHostdevRegistry *reg, const char *addr, const char *vm,
-                             const char *device)
+                             const char *device, const char *group)
 {
     HotplugHostdevClaim *c = g_new0(HotplugHostdevClaim, 1);
 
     c->vm = g_strdup(vm);
     c->device = g_strdup(device);
+    c->group = g_strdup(group);
     g_hash_table_replace(reg->claims, g_strdup(addr), c);
+}
+
+/* ---- the host: groups, their users, the lock per group ------------------------- */
+
+char *
+hotplug_hostdev_group_of(const char *sysfs_root, const char *addr)
+{
+    g_autofree char *link = g_build_filename(sysfs_root ? sysfs_root : HOTPLUG_SYSFS_ROOT_DEFAULT,
+                                             "bus", "pci", "devices", addr, "iommu_group", NULL);
+
+    return hotplug_link_name(link);
+}
+
+int
+hotplug_hostdev_group_user(const char *proc_root, const char *group, char **comm)
+{
+    const char *root = proc_root ? proc_root : HOTPLUG_PROC_ROOT_DEFAULT;
+    g_autofree char *want = g_strdup_printf("/dev/vfio/%s", group);
+    g_autoptr(GDir) dir = g_dir_open(root, 0, NULL);
+    const char *name;
+    int self = getpid();
+    struct stat gs;
+    /* a process in a chroot or another mount namespace shows another path
+     * for the same device: the device number decides */
+    gboolean have_rdev = stat(want, &gs) == 0 && S_ISCHR(gs.st_mode);
+
+    while (dir && (name = g_dir_read_name(dir))) {
+        g_autofree char *fds = NULL;
+        g_autoptr(GDir) fdir = NULL;
+        const char *fd;
+        int pid = atoi(name);
+
+        if (pid <= 0 || pid == self || strspn(name, "0123456789") != strlen(name))
+            continue;
+        fds = g_build_filename(root, name, "fd", NULL);
+        if (!(fdir = g_dir_open(fds, 0, NULL)))
+            continue; /* gone, or not ours to look at */
+        while ((fd = g_dir_read_name(fdir))) {
+            g_autofree char *link = g_build_filename(fds, fd, NULL);
+            g_autofree char *target = g_file_read_link(link, NULL);
+
+            struct stat st;
+
+            if (target && (g_str_equal(target, want) ||
+                           (have_rdev && strstr(target, "vfio") && stat(link, &st) == 0 &&
+                            S_ISCHR(st.st_mode) && st.st_rdev == gs.st_rdev))) {
+                if (comm) {
+                    g_autofree char *cpath = g_build_filename(root, name, "comm", NULL);
+                    g_autofree char *text = NULL;
+
+                    *comm = g_file_get_contents(cpath, &text, NULL, NULL)
+                                ? g_strdup(g_strstrip(text))
+                                : g_strdup("?");
+                }
+                return pid;
+            }
+        }
+    }
+    return 0;
+}
+
+static char *
+hotplug_hostdev_lock_path(const char *lock_root, const char *group)
+{
+    g_autofree char *name = g_strdup_printf("vfio-group-%s.lock", group);
+
+    return g_build_filename(lock_root, name, NULL);
+}
+
+/* The holder written in a lock file: {"pid", "vm", "device", "persistent"},
+ * or NULL when empty or unreadable. */
+static JsonObject *
+hotplug_hostdev_lock_read_fd(int fd)
+{
+    g_autoptr(JsonParser) parser = json_parser_new();
+    char buf[1024];
+    ssize_t n = pread(fd, buf, sizeof(buf) - 1, 0);
+    JsonObject *o;
+
+    if (n <= 0)
+        return NULL;
+    buf[n] = 0;
+    if (!json_parser_load_from_data(parser, buf, n, NULL))
+        return NULL;
+    o = qmp_json_node_object(json_parser_get_root(parser));
+    return o ? json_object_ref(o) : NULL;
+}
+
+gboolean
+hotplug_hostdev_lock_peek(const char *lock_root, const char *group, JsonObject **holder)
+{
+    g_autofree char *path = NULL;
+    int fd;
+    gboolean held = FALSE;
+
+    *holder = NULL;
+    if (!lock_root)
+        return FALSE;
+    path = hotplug_hostdev_lock_path(lock_root, group);
+    fd = open(path, O_RDONLY | O_CLOEXEC);
+    if (fd < 0)
+        return FALSE;
+    /* a shared lock is refused exactly while someone holds the claim */
+    if (flock(fd, LOCK_SH | LOCK_NB) < 0 && errno == EWOULDBLOCK)
+        held = TRUE;
+    *holder = hotplug_hostdev_lock_read_fd(fd);
+    close(fd);
+    return held;
+}
+
+static char *
+hotplug_hostdev_holder_text(JsonObject *h)
+{
+    if (!h)
+        return g_strdup("a process that did not say which VM");
+    return g_strdup_printf("VM %s (device %s) of process %" G_GINT64_FORMAT,
+                           qmp_json_get_string(h, "vm") ? qmp_json_get_string(h, "vm") : "?",
+                           qmp_json_get_string(h, "device") ? qmp_json_get_string(h, "device")
+                                                            : "?",
+                           qmp_json_get_int_default(h, "pid", 0));
+}
+
+static gboolean
+hotplug_hostdev_pid_alive(gint64 pid)
+{
+    return pid > 0 && (kill((pid_t)pid, 0) == 0 || errno == EPERM);
+}
+
+/* Take the lock of group for (vm, device): held (flock) as long as a claim
+ * of this registry is in the group.  Refused when another process holds
+ * it, or when a persistent claimer (a hotplugd) that is not running left
+ * a claim of another VM in it: it keeps or drops that claim when it comes
+ * back, after asking QEMU. */
+static gboolean
+hotplug_hostdev_lock_group(HotplugHostdevRegistry *reg, const char *group, const char *vm,
+                           const char *device, gboolean dry, GError **error)
+{
+    g_autofree char *path = NULL;
+    g_autoptr(JsonObject) holder = NULL;
+    g_autoptr(JsonBuilder) b = NULL;
+    g_autoptr(JsonNode) node = NULL;
+    g_autofree char *line = NULL;
+    g_autofree char *js = NULL;
+    int fd;
+
+    if (!reg->lock_root || g_hash_table_contains(reg->locks, group))
+        return TRUE;
+    if (g_mkdir_with_parents(reg->lock_root, 0755) < 0) {
+        g_set_error(error, HOTPLUG_ERROR, HOTPLUG_ERROR_FAILED,
+                    "cannot create the host device lock directory %s: %s", reg->lock_root,
+                    g_strerror(errno));
+        return FALSE;
+    }
+    path = hotplug_hostdev_lock_path(reg->lock_root, group);
+    fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0644);
+    if (fd < 0) {
+        g_set_error(error, HOTPLUG_ERROR, HOTPLUG_ERROR_FAILED, "cannot open %s: %s", path,
+                    g_strerror(errno));
+        return FALSE;
+    }
+    /* an empty lock file held: someone looking (hostdev list), or a
+     * claimer between its flock and its write; a moment settles it */
+    for (int i = 0; i < 5 && flock(fd, LOCK_EX | LOCK_NB) < 0 && errno == EWOULDBLOCK; i++) {
+        g_autoptr(JsonObject) h = hotplug_hostdev_lock_read_fd(fd);
+        if (h)
+            break;
+        g_usleep(2000);
+    }
+    if (flock(fd, LOCK_EX | LOCK_NB) < 0) {
+        g_autofree char *who = NULL;
+        int e = errno;
+
+        holder = hotplug_hostdev_lock_read_fd(fd);
+        close(fd);
+        if (e != EWOULDBLOCK) {
+            g_set_error(error, HOTPLUG_ERROR, HOTPLUG_ERROR_FAILED, "cannot lock %s: %s", path,
+                        g_strerror(e));
+            return FALSE;
+        }
+        who = hotplug_hostdev_holder_text(holder);
+        g_set_error(error, HOTPLUG_ERROR, HOTPLUG_ERROR_BUSY,
+                    "IOMMU group %s is claimed by %s (lock %s)", group, who, path);
+        return FALSE;
+    }
+    holder = hotplug_hostdev_lock_read_fd(fd);
+    /* a persistent claim left by a claimer that is gone: only that claimer
+     * (the same state file) may take it over */
+    if (holder && qmp_json_get_bool_default(holder, "persistent", FALSE) &&
+        qmp_json_get_int_default(holder, "pid", 0) != getpid() &&
+        g_strcmp0(qmp_json_get_string(holder, "vm"), vm) != 0 &&
+        !(reg->state_file &&
+          g_strcmp0(qmp_json_get_string(holder, "owner"), reg->state_file) == 0)) {
+        g_autofree char *who = hotplug_hostdev_holder_text(holder);
+        gint64 pid = qmp_json_get_int_default(holder, "pid", 0);
+
+        close(fd);
+        g_set_error(error, HOTPLUG_ERROR, HOTPLUG_ERROR_BUSY,
+                    "IOMMU group %s is claimed by %s, a hotplugd that is %s; start it again (it "
+                    "keeps or releases the claim after asking QEMU) or remove %s",
+                    group, who, hotplug_hostdev_pid_alive(pid) ? "not holding it" : "not running",
+                    path);
+        return FALSE;
+    }
+    if (dry) {
+        close(fd); /* could have it: nothing written, the flock goes */
+        return TRUE;
+    }
+    b = json_builder_new();
+    json_builder_begin_object(b);
+    json_builder_set_member_name(b, "pid");
+    json_builder_add_int_value(b, getpid());
+    json_builder_set_member_name(b, "vm");
+    json_builder_add_string_value(b, vm);
+    json_builder_set_member_name(b, "device");
+    json_builder_add_string_value(b, device);
+    json_builder_set_member_name(b, "persistent");
+    json_builder_add_boolean_value(b, reg->state_file != NULL);
+    if (reg->state_file) {
+        json_builder_set_member_name(b, "owner");
+        json_builder_add_string_value(b, reg->state_file);
+    }
+    json_builder_end_object(b);
+    node = json_builder_get_root(b);
+    js = json_to_string(node, FALSE);
+    line = g_strdup_printf("%s\n", js);
+    if (ftruncate(fd, 0) < 0 || pwrite(fd, line, strlen(line), 0) != (ssize_t)strlen(line)) {
+        int e = errno;
+        close(fd);
+        g_set_error(error, HOTPLUG_ERROR, HOTPLUG_ERROR_FAILED, "cannot write %s: %s", path,
+                    g_strerror(e));
+        return FALSE;
+    }
+    g_hash_table_insert(reg->locks, g_strdup(group), GINT_TO_POINTER(fd + 1));
+    return TRUE;
+}
+
+static gboolean
+hotplug_hostdev_group_in_use(HotplugHostdevRegistry *reg, const char *group, const char *skip)
+{
+    GHashTableIter it;
+    gpointer key, value;
+
+    g_hash_table_iter_init(&it, reg->claims);
+    while (g_hash_table_iter_next(&it, &key, &value)) {
+        HotplugHostdevClaim *c = value;
+        if (c->group && g_str_equal(c->group, group) && (!skip || !g_str_equal(key, skip)))
+            return TRUE;
+    }
+    return FALSE;
+}
+
+/* Drop the lock of group (the claim file is emptied first). */
+static void
+hotplug_hostdev_unlock_group(HotplugHostdevRegistry *reg, const char *group)
+{
+    gpointer v = g_hash_table_lookup(reg->locks, group);
+    int fd = GPOINTER_TO_INT(v) - 1;
+
+    if (!v)
+        return;
+    if (ftruncate(fd, 0) < 0)
+        g_warning("cannot empty the lock of IOMMU group %s: %s", group, g_strerror(errno));
+    close(fd);
+    g_hash_table_remove(reg->locks, group);
 }
 
 static gint
@@ -201,6 +478,10 @@ hotplug_hostdev_registry_to_json(HotplugHostdevRegistry *reg)
         json_builder_add_string_value(b, c->vm);
         json_builder_set_member_name(b, "device");
         json_builder_add_string_value(b, c->device);
+        if (c->group) {
+            json_builder_set_member_name(b, "group");
+            json_builder_add_string_value(b, c->group);
+        }
         json_builder_end_object(b);
     }
     json_builder_end_array(b);
@@ -299,7 +580,7 @@ hotplug_hostdev_registry_load(HotplugHostdevRegistry *reg, GError **error)
                         "host device registry %s: %s is claimed twice", reg->state_file, norm);
             return FALSE;
         }
-        hotplug_hostdev_registry_put(reg, norm, vm, device);
+        hotplug_hostdev_registry_put(reg, norm, vm, device, qmp_json_get_string(e, "group"));
     }
     return TRUE;
 }
@@ -312,6 +593,7 @@ hotplug_hostdev_registry_new(const char *state_file, GError **error)
     reg->state_file = g_strdup(state_file);
     reg->claims = g_hash_table_new_full(g_str_hash, g_str_equal, g_free,
                                         (GDestroyNotify)hotplug_hostdev_claim_free);
+    reg->locks = g_hash_table_new_full(g_str_hash, g_str_equal, g_free, NULL);
     if (state_file && !hotplug_hostdev_registry_load(reg, error))
         return NULL;
     return g_steal_pointer(&reg);
@@ -320,11 +602,112 @@ hotplug_hostdev_registry_new(const char *state_file, GError **error)
 void
 hotplug_hostdev_registry_free(HotplugHostdevRegistry *reg)
 {
+    GHashTableIter it;
+    gpointer v;
+
     if (!reg)
         return;
+    /* the claims stay (in the state file); the locks go with the process */
+    g_hash_table_iter_init(&it, reg->locks);
+    while (g_hash_table_iter_next(&it, NULL, &v))
+        close(GPOINTER_TO_INT(v) - 1);
+    g_hash_table_unref(reg->locks);
     g_hash_table_unref(reg->claims);
     g_free(reg->state_file);
+    g_free(reg->sysfs_root);
+    g_free(reg->lock_root);
+    g_free(reg->proc_root);
     g_free(reg);
+}
+
+void
+hotplug_hostdev_registry_set_notify(HotplugHostdevRegistry *reg, HotplugHostdevNotifyFunc notify,
+                                    gpointer opaque)
+{
+    reg->notify = notify;
+    reg->notify_opaque = opaque;
+}
+
+static void
+hotplug_hostdev_registry_notify(HotplugHostdevRegistry *reg, const char *event, const char *addr,
+                                HotplugHostdevClaim *c, const char *why)
+{
+    if (reg->notify)
+        reg->notify(reg, event, addr, c->group, c->vm, c->device, why, reg->notify_opaque);
+}
+
+/* Locks this registry's state file left behind (a kill -9 between taking
+ * the lock and saving the claim) for groups it has no claim in: emptied. */
+static void
+hotplug_hostdev_registry_clear_stale(HotplugHostdevRegistry *reg)
+{
+    g_autoptr(GDir) dir = NULL;
+    const char *name;
+
+    if (!reg->lock_root || !reg->state_file || !(dir = g_dir_open(reg->lock_root, 0, NULL)))
+        return;
+    while ((name = g_dir_read_name(dir))) {
+        g_autofree char *path = g_build_filename(reg->lock_root, name, NULL);
+        g_autofree char *group = NULL;
+        g_autoptr(JsonObject) holder = NULL;
+        int fd;
+
+        if (!g_str_has_prefix(name, "vfio-group-") || !g_str_has_suffix(name, ".lock"))
+            continue;
+        group = g_strndup(name + strlen("vfio-group-"),
+                          strlen(name) - strlen("vfio-group-") - strlen(".lock"));
+        if (hotplug_hostdev_group_in_use(reg, group, NULL))
+            continue;
+        if ((fd = open(path, O_RDWR | O_CLOEXEC)) < 0)
+            continue;
+        if (flock(fd, LOCK_EX | LOCK_NB) == 0 && (holder = hotplug_hostdev_lock_read_fd(fd)) &&
+            g_strcmp0(qmp_json_get_string(holder, "owner"), reg->state_file) == 0) {
+            g_message("IOMMU group %s: a claim of VM %s that was never saved is dropped", group,
+                      qmp_json_get_string(holder, "vm"));
+            if (ftruncate(fd, 0) < 0)
+                g_warning("cannot empty %s: %s", path, g_strerror(errno));
+        }
+        close(fd);
+    }
+}
+
+void
+hotplug_hostdev_registry_set_host(HotplugHostdevRegistry *reg, const char *sysfs_root,
+                                  const char *lock_root, const char *proc_root)
+{
+    GHashTableIter it;
+    gpointer key, value;
+
+    g_free(reg->sysfs_root);
+    g_free(reg->lock_root);
+    g_free(reg->proc_root);
+    reg->sysfs_root = g_strdup(sysfs_root);
+    reg->lock_root = g_strdup(lock_root);
+    reg->proc_root = g_strdup(proc_root);
+    /* claims read back from the state file take their groups' locks again */
+    hotplug_hostdev_registry_clear_stale(reg);
+    g_hash_table_iter_init(&it, reg->claims);
+    while (g_hash_table_iter_next(&it, &key, &value)) {
+        HotplugHostdevClaim *c = value;
+        g_autoptr(GError) error = NULL;
+
+        if (!c->group && reg->sysfs_root)
+            c->group = hotplug_hostdev_group_of(reg->sysfs_root, key);
+        if (c->group && !hotplug_hostdev_lock_group(reg, c->group, c->vm, c->device, FALSE, &error))
+            g_warning("host device %s of VM %s: %s", (char *)key, c->vm, error->message);
+    }
+}
+
+const char *
+hotplug_hostdev_registry_get_lock_root(HotplugHostdevRegistry *reg)
+{
+    return reg->lock_root;
+}
+
+const char *
+hotplug_hostdev_registry_get_proc_root(HotplugHostdevRegistry *reg)
+{
+    return reg->proc_root;
 }
 
 gboolean
@@ -357,11 +740,18 @@ hotplug_hostdev_registry_find(HotplugHostdevRegistry *reg, const char *vm, const
     return NULL;
 }
 
-gboolean
-hotplug_hostdev_registry_claim(HotplugHostdevRegistry *reg, const char *addr, const char *vm,
-                               const char *device, GError **error)
+/* check_users: also refuse a group open in another process; dry: only
+ * say whether the claim would be made. */
+static gboolean
+hotplug_hostdev_registry_claim_full(HotplugHostdevRegistry *reg, const char *addr, const char *vm,
+                                    const char *device, gboolean check_users, gboolean dry,
+                                    GError **error)
 {
     HotplugHostdevClaim *c = g_hash_table_lookup(reg->claims, addr);
+    g_autofree char *group = NULL;
+    gboolean have = FALSE;
+    GHashTableIter it;
+    gpointer key, value;
 
     if (c) {
         if (g_str_equal(c->vm, vm) && g_str_equal(c->device, device))
@@ -371,20 +761,109 @@ hotplug_hostdev_registry_claim(HotplugHostdevRegistry *reg, const char *addr, co
                     addr, c->vm, c->device);
         return FALSE;
     }
-    hotplug_hostdev_registry_put(reg, addr, vm, device);
+    group = reg->sysfs_root ? hotplug_hostdev_group_of(reg->sysfs_root, addr) : NULL;
+    if (group) {
+        /* a group goes to one VM: VFIO hands out groups, not functions */
+        g_hash_table_iter_init(&it, reg->claims);
+        while (g_hash_table_iter_next(&it, &key, &value)) {
+            HotplugHostdevClaim *o = value;
+            if (!o->group || !g_str_equal(o->group, group))
+                continue;
+            if (!g_str_equal(o->vm, vm)) {
+                g_set_error(error, HOTPLUG_ERROR, HOTPLUG_ERROR_BUSY,
+                            "host PCI device %s is in IOMMU group %s, which is assigned to VM %s "
+                            "(device %s holds %s); a group goes to one VM",
+                            addr, group, o->vm, o->device, (char *)key);
+                return FALSE;
+            }
+            have = TRUE;
+        }
+        if (!have) {
+            if (!hotplug_hostdev_lock_group(reg, group, vm, device, dry, error))
+                return FALSE;
+            if (check_users) {
+                g_autofree char *comm = NULL;
+                int pid = hotplug_hostdev_group_user(reg->proc_root, group, &comm);
+
+                if (pid) {
+                    if (!dry)
+                        hotplug_hostdev_unlock_group(reg, group);
+                    g_set_error(error, HOTPLUG_ERROR, HOTPLUG_ERROR_BUSY,
+                                "IOMMU group %s of host PCI device %s is in use: /dev/vfio/%s is "
+                                "open in process %d (%s), which is not a VM we manage",
+                                group, addr, group, pid, comm);
+                    return FALSE;
+                }
+            }
+        }
+    }
+    if (dry)
+        return TRUE;
+    hotplug_hostdev_registry_put(reg, addr, vm, device, group);
     if (!hotplug_hostdev_registry_save(reg, error)) {
         g_hash_table_remove(reg->claims, addr);
+        if (group && !have)
+            hotplug_hostdev_unlock_group(reg, group);
         return FALSE;
     }
     g_debug("host device %s claimed for %s (%s)", addr, vm, device);
+    hotplug_hostdev_registry_notify(reg, "claimed", addr, g_hash_table_lookup(reg->claims, addr),
+                                    NULL);
     return TRUE;
+}
+
+gboolean
+hotplug_hostdev_registry_claim(HotplugHostdevRegistry *reg, const char *addr, const char *vm,
+                               const char *device, GError **error)
+{
+    return hotplug_hostdev_registry_claim_full(reg, addr, vm, device, FALSE, FALSE, error);
+}
+
+gboolean
+hotplug_hostdev_registry_claim_new(HotplugHostdevRegistry *reg, const char *addr, const char *vm,
+                                   const char *device, GError **error)
+{
+    return hotplug_hostdev_registry_claim_full(reg, addr, vm, device, TRUE, FALSE, error);
+}
+
+gboolean
+hotplug_hostdev_registry_can_claim(HotplugHostdevRegistry *reg, const char *addr, const char *vm,
+                                   const char *device, GError **error)
+{
+    return hotplug_hostdev_registry_claim_full(reg, addr, vm, device, TRUE, TRUE, error);
+}
+
+/* Remove the claim of addr (c, owned by the table) and its group's lock
+ * when it was the group's last. */
+static void
+hotplug_hostdev_registry_drop(HotplugHostdevRegistry *reg, const char *addr, const char *why)
+{
+    HotplugHostdevClaim *c = g_hash_table_lookup(reg->claims, addr);
+    g_autofree char *group = NULL;
+    g_autofree char *a = g_strdup(addr);
+
+    if (!c)
+        return;
+    group = g_strdup(c->group);
+    hotplug_hostdev_registry_notify(reg, "released", a, c, why);
+    g_hash_table_remove(reg->claims, a);
+    if (group && !hotplug_hostdev_group_in_use(reg, group, NULL))
+        hotplug_hostdev_unlock_group(reg, group);
 }
 
 gboolean
 hotplug_hostdev_registry_release(HotplugHostdevRegistry *reg, const char *addr, GError **error)
 {
-    if (!g_hash_table_remove(reg->claims, addr))
+    return hotplug_hostdev_registry_release_why(reg, addr, NULL, error);
+}
+
+gboolean
+hotplug_hostdev_registry_release_why(HotplugHostdevRegistry *reg, const char *addr, const char *why,
+                                     GError **error)
+{
+    if (!g_hash_table_contains(reg->claims, addr))
         return TRUE;
+    hotplug_hostdev_registry_drop(reg, addr, why);
     g_debug("host device %s released", addr);
     return hotplug_hostdev_registry_save(reg, error);
 }
@@ -393,17 +872,18 @@ guint
 hotplug_hostdev_registry_release_vm(HotplugHostdevRegistry *reg, const char *vm)
 {
     g_autoptr(GError) error = NULL;
+    g_autoptr(GPtrArray) gone = g_ptr_array_new_with_free_func(g_free);
     GHashTableIter it;
-    gpointer value;
-    guint n = 0;
+    gpointer key, value;
+    guint n;
 
     g_hash_table_iter_init(&it, reg->claims);
-    while (g_hash_table_iter_next(&it, NULL, &value)) {
-        if (g_str_equal(((HotplugHostdevClaim *)value)->vm, vm)) {
-            g_hash_table_iter_remove(&it);
-            n++;
-        }
-    }
+    while (g_hash_table_iter_next(&it, &key, &value))
+        if (g_str_equal(((HotplugHostdevClaim *)value)->vm, vm))
+            g_ptr_array_add(gone, g_strdup(key));
+    for (guint i = 0; i < gone->len; i++)
+        hotplug_hostdev_registry_drop(reg, gone->pdata[i], "VM removed");
+    n = gone->len;
     if (n && !hotplug_hostdev_registry_save(reg, &error))
         g_warning("%s", error->message);
     return n;
@@ -427,7 +907,7 @@ hotplug_hostdev_release(HotplugHostdev *hd, const char *addr, const char *why)
     g_autoptr(GError) error = NULL;
     g_autofree char *a = g_strdup(addr);
 
-    if (!hotplug_hostdev_registry_release(hd->reg, a, &error))
+    if (!hotplug_hostdev_registry_release_why(hd->reg, a, why, &error))
         g_warning("%s", error->message);
     g_message("%s: host device %s released (%s)", hotplug_vm_get_name(hd->vm), a, why);
 }
@@ -483,6 +963,9 @@ hotplug_hostdev_new(HotplugVm *vm, HotplugHostdevRegistry *reg, const char *sysf
         reg = hd->own_reg = hotplug_hostdev_registry_new(NULL, NULL);
     hd->reg = reg;
     hd->sysfs_root = g_strdup(sysfs_root ? sysfs_root : HOTPLUG_SYSFS_ROOT_DEFAULT);
+    /* a registry nobody pointed at the host reads groups where its VMs look */
+    if (!reg->sysfs_root)
+        reg->sysfs_root = g_strdup(hd->sysfs_root);
     hd->plug_claims = g_hash_table_new_full(g_int64_hash, g_int64_equal, g_free, g_free);
     hd->syncs = g_ptr_array_new();
     hd->listener = hotplug_vm_add_listener(vm, &l, hd);
@@ -557,7 +1040,7 @@ hotplug_hostdev_add_at(HotplugHostdev *hd, const char *pci_addr, const char *id,
     }
     if (!hotplug_hostdev_check_host(hd->sysfs_root, addr, &group, error))
         return NULL;
-    if (!hotplug_hostdev_registry_claim(hd->reg, addr, vm_name, id, error))
+    if (!hotplug_hostdev_registry_claim_new(hd->reg, addr, vm_name, id, error))
         return NULL;
 
     args = json_object_new();
@@ -591,6 +1074,39 @@ hotplug_hostdev_add_at(HotplugHostdev *hd, const char *pci_addr, const char *id,
         g_hash_table_insert(hd->plug_claims, key, g_strdup(addr));
     }
     return op;
+}
+
+guint
+hotplug_hostdev_tenant_gone(HotplugHostdev *hd)
+{
+    const char *vm_name = hotplug_vm_get_name(hd->vm);
+    g_autoptr(GPtrArray) addrs = g_ptr_array_new_with_free_func(g_free);
+    GHashTableIter it;
+    gpointer key, value;
+    guint kept = 0;
+
+    g_hash_table_iter_init(&it, hd->reg->claims);
+    while (g_hash_table_iter_next(&it, &key, &value))
+        if (g_str_equal(((HotplugHostdevClaim *)value)->vm, vm_name))
+            g_ptr_array_add(addrs, g_strdup(key));
+    for (guint i = 0; i < addrs->len; i++) {
+        HotplugHostdevClaim *c = g_hash_table_lookup(hd->reg->claims, addrs->pdata[i]);
+        g_autofree char *comm = NULL;
+        int pid =
+            c && c->group ? hotplug_hostdev_group_user(hd->reg->proc_root, c->group, &comm) : 0;
+
+        if (!c)
+            continue;
+        if (pid) {
+            /* a QEMU that is still exiting, or anyone else: not ours to hand out */
+            g_message("%s: host device %s kept: /dev/vfio/%s is still open in process %d (%s)",
+                      vm_name, (char *)addrs->pdata[i], c->group, pid, comm);
+            kept++;
+            continue;
+        }
+        hotplug_hostdev_release(hd, addrs->pdata[i], "tenant gone");
+    }
+    return kept;
 }
 
 HotplugOp *

@@ -1,12 +1,14 @@
 /* SPDX-License-Identifier: LGPL-2.1-or-later */
-/* The service's VFIO host device commands: "hostdev-add" and
- * "hostdev-del", over hotplug-hostdev.h; and the host devices of each VM
- * of the service (ServiceHostdev): its claims on the service's registry,
- * synced with what QEMU shows before a new one is made. */
+/* The service's VFIO host device commands: "hostdev-add", "hostdev-del"
+ * and "hostdev-list", over hotplug-hostdev.h and hotplug-hostpool.h; and
+ * the host devices of each VM of the service (ServiceHostdev): its claims
+ * on the service's registry, synced with what QEMU shows before a new one
+ * is made, and released when its QEMU is gone. */
 #define G_LOG_DOMAIN "service"
 #include "config.h"
 
 #include "hotplug-hostdev.h"
+#include "hotplug-hostpool.h"
 #include "service-priv.h"
 
 /* ---- the host devices of one VM ------------------------------------------ */
@@ -18,6 +20,7 @@ struct ServiceHostdev {
     gboolean syncing;
     gboolean synced;    /* the registry holds what QEMU showed since it connected */
     GPtrArray *waiting; /* ServiceHostdevAdd, until the sync is done */
+    gboolean gone_kept; /* the tenant went but some /dev/vfio/N was still open */
 };
 
 /* A hostdev-add waiting for the sync. */
@@ -128,8 +131,18 @@ static void
 service_hostdev_add_now(ServiceHostdev *sh, ServiceRequest *req, const char *addr, const char *id,
                         const char *bus)
 {
-    ServiceHostdevPlaced *p = g_new0(ServiceHostdevPlaced, 1);
+    ServiceHostdevPlaced *p;
+    GError *error = NULL;
 
+    /* a device that cannot be had is refused before the guest is looked at */
+    if (!hotplug_hostdev_check_host(service_get_options(sh->svc)->sysfs_root, addr, NULL,
+                                    &error) ||
+        !hotplug_hostdev_registry_can_claim(hotplug_hostdev_get_registry(sh->hd), addr,
+                                            hotplug_vm_get_name(sh->vm), id, &error)) {
+        service_request_fail(req, error);
+        return;
+    }
+    p = g_new0(ServiceHostdevPlaced, 1);
     p->sh = sh;
     p->addr = g_strdup(addr);
     p->id = g_strdup(id);
@@ -187,7 +200,68 @@ service_hostdev_connected(ServiceHostdev *sh)
         service_hostdev_sync(sh);
 }
 
+/* Is the QEMU that holds this VM's claims gone?  What the service knows
+ * today: its QMP connection is closed (QEMU exited, or closed the socket).
+ * Every release for a gone tenant asks here, so a stronger identity of the
+ * QEMU instance can slot in. */
+static gboolean
+service_hostdev_tenant_is_gone(ServiceHostdev *sh)
+{
+    return qmp_conn_get_state(hotplug_vm_get_conn(sh->vm)) == QMP_CONN_CLOSED;
+}
+
+static void
+service_hostdev_tenant_gone(ServiceHostdev *sh)
+{
+    g_autoptr(GError) error = NULL;
+
+    if (!service_hostdev_tenant_is_gone(sh))
+        return;
+    if (!service_hostdev_get(sh, &error)) {
+        g_warning("%s: host devices: %s", hotplug_vm_get_name(sh->vm), error->message);
+        return;
+    }
+    /* the engine keeps any claim whose /dev/vfio/N is still open */
+    sh->gone_kept = hotplug_hostdev_tenant_gone(sh->hd) > 0;
+}
+
+void
+service_hostdev_disconnected(ServiceHostdev *sh)
+{
+    sh->synced = FALSE;
+    /* in direct mode the connection is this command's, not the tenant's */
+    if (!service_get_options(sh->svc)->direct)
+        service_hostdev_tenant_gone(sh);
+}
+
+void
+service_hostdev_recheck(ServiceHostdev *sh)
+{
+    if (sh->gone_kept)
+        service_hostdev_tenant_gone(sh);
+}
+
 /* ---- hostdev commands ------------------------------------------------------- */
+
+static void
+service_cmd_hostdev_list(Service *svc, ServiceRequest *req, JsonObject *args)
+{
+    HotplugHostpool *pool = service_get_hostpool(svc);
+    GError *error = NULL;
+    HotplugHostdevRegistry *reg = service_get_hostdev_registry(svc, &error);
+    JsonObject *o;
+
+    if (!reg) {
+        service_request_fail(req, error);
+        return;
+    }
+    o = json_object_new();
+    json_object_set_member(o, "hostdevs",
+                           hotplug_hostpool_list(pool, reg, service_get_lock_root(svc), NULL));
+    json_object_set_string_member(o, "watch", hotplug_hostpool_get_mechanism(pool));
+    service_request_return(req, json_node_init_object(json_node_alloc(), o));
+    json_object_unref(o);
+}
 
 static void
 service_cmd_hostdev_add(Service *svc, ServiceRequest *req, JsonObject *args)
@@ -243,10 +317,12 @@ service_cmd_hostdev_del(Service *svc, ServiceRequest *req, JsonObject *args)
 }
 
 static const char *const service_args_hostdev_add[] = {"vm", "addr", "id", "bus", NULL};
+static const char *const service_args_hostdev_list[] = {NULL};
 static const char *const service_args_hostdev_del[] = {"vm", "id", SERVICE_UNPLUG_ARGS, NULL};
 
 const ServiceCommand service_hostdev_commands[] = {
     {"hostdev-add", service_cmd_hostdev_add, service_args_hostdev_add},
     {"hostdev-del", service_cmd_hostdev_del, service_args_hostdev_del},
+    {"hostdev-list", service_cmd_hostdev_list, service_args_hostdev_list},
     {NULL, NULL, NULL},
 };

@@ -33,7 +33,7 @@ extern const ServiceCommand service_disk_commands[];
 
 /* ---- service-hostdev.c -------------------------------------------------- */
 
-/* "hostdev-add", "hostdev-del" */
+/* "hostdev-add", "hostdev-del", "hostdev-list" */
 extern const ServiceCommand service_hostdev_commands[];
 
 /* The host devices of one VM of the service: its HotplugHostdev on the
@@ -47,6 +47,11 @@ void service_hostdev_free(ServiceHostdev *sh);
 /* vm's QEMU is (again) connected: what it shows is synced into the
  * registry (the daemon at once; direct mode when a hostdev-add asks). */
 void service_hostdev_connected(ServiceHostdev *sh);
+/* vm's QMP connection closed (the daemon: it reconnects when it can). */
+void service_hostdev_disconnected(ServiceHostdev *sh);
+/* Re-check the claims kept when the tenant went (their /dev/vfio/N was
+ * still open then). */
+void service_hostdev_recheck(ServiceHostdev *sh);
 
 /* ---- service-vcpu.c ----------------------------------------------------- */
 
@@ -170,5 +175,9 @@ void service_request_unplug(ServiceRequest *req, JsonObject *args, ServiceUnplug
 HotplugHostdevRegistry *service_get_hostdev_registry(Service *svc, GError **error);
 /* The host devices of the VM named name, or NULL. */
 ServiceHostdev *service_get_hostdev(Service *svc, const char *name);
+/* The pool of host devices (made on first use). */
+struct HotplugHostpool *service_get_hostpool(Service *svc);
+/* The lock root in effect (the option, or the default). */
+const char *service_get_lock_root(Service *svc);
 
 G_END_DECLS

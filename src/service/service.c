@@ -9,6 +9,8 @@
 
 #include <string.h>
 
+#include "hotplug-hostpool.h"
+#include "qmp-json.h"
 #include "service-priv.h"
 
 typedef struct {
@@ -37,7 +39,9 @@ struct Service {
     guint next_listener_id;
     GPtrArray *requests;                   /* ServiceRequest still waiting for a reply */
     char *sysfs_root, *hostdev_state_file; /* opts' strings point here */
-    HotplugHostdevRegistry *hostdevs;      /* made on first use */
+    char *lock_root;
+    HotplugHostdevRegistry *hostdevs; /* made on first use */
+    HotplugHostpool *hostpool;        /* made on first use */
 };
 
 struct ServiceRequest {
@@ -180,6 +184,7 @@ service_conn_state_cb(QmpConn *conn, QmpConnState state, const GError *error, gp
         break;
     case QMP_CONN_CLOSED:
         service_vm_state(sv->svc, sv->name, "disconnected", error ? error->message : NULL);
+        service_hostdev_disconnected(sv->hostdev);
         break;
     default:
         break;
@@ -286,12 +291,90 @@ service_remove_vm(Service *svc, const char *name, GError **error)
     return TRUE;
 }
 
+static void
+service_hostdev_notify_cb(HotplugHostdevRegistry *reg, const char *event, const char *addr,
+                          const char *group, const char *vm, const char *device, const char *why,
+                          gpointer opaque)
+{
+    Service *svc = opaque;
+    g_autoptr(JsonObject) info = json_object_new();
+
+    json_object_set_string_member(info, "address", addr);
+    if (group)
+        json_object_set_string_member(info, "group", group);
+    json_object_set_string_member(info, "vm", vm);
+    json_object_set_string_member(info, "device", device);
+    if (why)
+        json_object_set_string_member(info, "why", why);
+    SERVICE_EMIT(svc, hostdev, event, info);
+}
+
 HotplugHostdevRegistry *
 service_get_hostdev_registry(Service *svc, GError **error)
 {
-    if (!svc->hostdevs)
+    if (!svc->hostdevs) {
         svc->hostdevs = hotplug_hostdev_registry_new(svc->hostdev_state_file, error);
+        if (!svc->hostdevs)
+            return NULL;
+        hotplug_hostdev_registry_set_host(svc->hostdevs, svc->sysfs_root, svc->lock_root, NULL);
+        hotplug_hostdev_registry_set_notify(svc->hostdevs, service_hostdev_notify_cb, svc);
+    }
     return svc->hostdevs;
+}
+
+const char *
+service_get_lock_root(Service *svc)
+{
+    return svc->lock_root;
+}
+
+static void
+service_hostpool_change_cb(HotplugHostpool *pool, const char *event, JsonObject *dev,
+                           gpointer opaque)
+{
+    Service *svc = opaque;
+    g_autoptr(JsonNode) wrap = json_node_init_object(json_node_alloc(), dev);
+    g_autoptr(JsonNode) copy = qmp_json_deep_copy(wrap);
+
+    g_message("host device %s (%s, IOMMU group %s): %s", qmp_json_get_string(dev, "address"),
+              qmp_json_get_string(dev, "vendor-device"),
+              qmp_json_get_string(dev, "group") ? qmp_json_get_string(dev, "group") : "none",
+              event);
+    SERVICE_EMIT(svc, hostdev, event, json_node_get_object(copy));
+}
+
+HotplugHostpool *
+service_get_hostpool(Service *svc)
+{
+    if (!svc->hostpool) {
+        svc->hostpool = hotplug_hostpool_new(svc->sysfs_root);
+        hotplug_hostpool_set_change_func(svc->hostpool, service_hostpool_change_cb, svc);
+    }
+    return svc->hostpool;
+}
+
+static void
+service_hostpool_tick_cb(HotplugHostpool *pool, gpointer opaque)
+{
+    Service *svc = opaque;
+    GHashTableIter it;
+    gpointer value;
+
+    g_hash_table_iter_init(&it, svc->vms);
+    while (g_hash_table_iter_next(&it, NULL, &value))
+        service_hostdev_recheck(((ServiceVm *)value)->hostdev);
+}
+
+void
+service_watch_hostdevs(Service *svc)
+{
+    g_autoptr(GError) error = NULL;
+    HotplugHostpool *pool = service_get_hostpool(svc);
+
+    if (!service_get_hostdev_registry(svc, &error))
+        g_warning("host devices: %s", error->message);
+    hotplug_hostpool_watch(pool, svc->base, service_hostpool_tick_cb, svc);
+    g_message("host device pool watched by %s", hotplug_hostpool_get_mechanism(pool));
 }
 
 ServiceHostdev *
@@ -353,6 +436,8 @@ service_new(struct event_base *base, const ServiceOptions *opts)
         timeout_policy_init(&svc->opts.timeouts);
     svc->opts.sysfs_root = svc->sysfs_root = g_strdup(svc->opts.sysfs_root);
     svc->opts.hostdev_state_file = svc->hostdev_state_file = g_strdup(svc->opts.hostdev_state_file);
+    svc->opts.hostdev_lock_root = svc->lock_root = g_strdup(
+        svc->opts.hostdev_lock_root ? svc->opts.hostdev_lock_root : HOTPLUG_LOCK_ROOT_DEFAULT);
     svc->vms =
         g_hash_table_new_full(g_str_hash, g_str_equal, NULL, (GDestroyNotify)service_vm_free);
     svc->commands = g_hash_table_new(g_str_hash, g_str_equal);
@@ -392,7 +477,9 @@ service_free(Service *svc)
     g_ptr_array_unref(svc->requests);
     g_hash_table_unref(svc->commands);
     g_array_unref(svc->listeners);
+    hotplug_hostpool_free(svc->hostpool);
     hotplug_hostdev_registry_free(svc->hostdevs);
+    g_free(svc->lock_root);
     g_free(svc->sysfs_root);
     g_free(svc->hostdev_state_file);
     g_free(svc);

@@ -26,6 +26,8 @@ typedef struct {
     HotplugUnplugOptions default_unplug; /* retry policy when a request gives none */
     const char *sysfs_root;              /* host device checks; NULL: /sys */
     const char *hostdev_state_file;      /* host device claims; NULL: in memory */
+    const char *hostdev_lock_root;       /* the lock per IOMMU group shared with other
+                                            processes; NULL: /run/qmp-hotplug */
 } ServiceOptions;
 
 typedef struct {
@@ -42,6 +44,11 @@ typedef struct {
     /* state: "added", "removed", "connecting", "connected", "disconnected" */
     void (*vm_state)(Service *svc, const char *vm, const char *state, const char *detail,
                      gpointer opaque);
+    /* The host device pool: event "available", "gone" (a binding to
+     * vfio-pci came or went), "claimed", "released"; info (borrowed)
+     * {address, group, ...}: vendor-device and members for the first two,
+     * vm, device (and why for released) for the others. */
+    void (*hostdev)(Service *svc, const char *event, JsonObject *info, gpointer opaque);
 } ServiceListener;
 
 Service *service_new(struct event_base *base, const ServiceOptions *opts);
@@ -61,6 +68,12 @@ HotplugVm *service_get_vm(Service *svc, const char *name);
 const char *service_get_vm_path(Service *svc, const char *name);
 /* Names, sorted (a new array of borrowed strings). */
 GPtrArray *service_list_vms(Service *svc);
+
+/* Watch the host device pool (uevents, or sysfs every second) and report
+ * its changes to the listeners; also re-checks, every second, the claims
+ * of VMs whose QEMU is gone but whose /dev/vfio/N was still open.  The
+ * daemon calls it once at start; direct mode does not watch. */
+void service_watch_hostdevs(Service *svc);
 
 /* Run a command.  The reply may come before this returns.  args may be
  * NULL (no arguments); it is not taken. */
