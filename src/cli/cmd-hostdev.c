@@ -152,7 +152,7 @@ const CliCmd cli_hostdev_cmds[] = {
         .group = "hostdev",
         .name = "list",
         .usage = "[--local]",
-        .summary = "the host devices bound to vfio-pci, free or whose",
+        .summary = "the host devices bound to vfio-pci: free, claimed by a VM, or in use by a process",
         .help = "One line per PCI function bound to vfio-pci: address, vendor:device, IOMMU\n"
                 "group (and the group's other members), state and holder.  States:\n"
                 "  free      nobody holds its group\n"
