@@ -83,10 +83,13 @@ for p in "$SIM" "$SCALE" "$HOTPLUGD" "$CTL"; do
     [ -x "$p" ] || { echo "bench-scale: $p is missing: run make first" >&2; exit 1; }
 done
 
-# every VM costs the simulator two descriptors and the daemon one; root
-# may raise the hard limit
-SIM_VMS=$((VMS > IDLE_VMS ? VMS : IDLE_VMS))
+# every VM costs the simulator two descriptors and the daemon one; the VMs
+# are served by two simulators: vm1..vmVMS (driven) by the first, the rest
+# of the idle ones by the second (root may raise the hard limit)
+EXTRA_VMS=$((IDLE_VMS > VMS ? IDLE_VMS - VMS : 0))
+SIM_VMS=$((VMS > EXTRA_VMS ? VMS : EXTRA_VMS))
 NEED=$((2 * SIM_VMS + 64))
+[ "$NEED" -ge "$((IDLE_VMS + 64))" ] || NEED=$((IDLE_VMS + 64))
 if [ "$(ulimit -Hn)" != unlimited ] && [ "$(ulimit -Hn)" -lt "$NEED" ]; then
     ulimit -Hn "$NEED" 2>/dev/null || true
 fi
@@ -95,13 +98,15 @@ if [ "$(ulimit -n)" != unlimited ] && [ "$(ulimit -n)" -lt "$NEED" ]; then
     echo "bench-scale: $SIM_VMS VMs need $NEED file descriptors, but the hard limit is $(ulimit -n):" >&2
     SIM_VMS=$((($(ulimit -n) - 64) / 2))
     VMS=$((VMS < SIM_VMS ? VMS : SIM_VMS))
-    IDLE_VMS=$((IDLE_VMS < SIM_VMS ? IDLE_VMS : SIM_VMS))
+    EXTRA_VMS=$((EXTRA_VMS < SIM_VMS ? EXTRA_VMS : SIM_VMS))
+    IDLE_VMS=$((VMS + EXTRA_VMS))
     echo "bench-scale: RUNNING WITH $SIM_VMS VMS ONLY (raise the hard limit of open files for $NEED)" >&2
     [ "$VMS" -ge 1 ] || exit 1
 fi
 
 T=$(mktemp -d "${TMPDIR:-/tmp}/qhp-scale-XXXXXX")
 SIM_PID=""
+SIM2_PID=""
 HD_PID=""
 
 stop_hotplugd() {
@@ -119,6 +124,10 @@ cleanup() {
         kill -TERM "$SIM_PID" 2>/dev/null || true
         wait "$SIM_PID" 2>/dev/null || true
     fi
+    if [ -n "$SIM2_PID" ]; then
+        kill -TERM "$SIM2_PID" 2>/dev/null || true
+        wait "$SIM2_PID" 2>/dev/null || true
+    fi
     if [ "$KEEP" = 1 ]; then echo "work directory kept: $T"; else rm -rf "$T"; fi
     exit $rc
 }
@@ -134,7 +143,12 @@ start_hotplugd() {
         echo "state-dir = $T/$name-state"
         echo "socket = $T/$name.sock"
         echo "log-max-size = 1G"
-        for ((i = 1; i <= n_vms; i++)); do printf '[vm vm%d]\nqmp = %s/sim/vm%d.sock\n' "$i" "$T" "$i"; done
+        for ((i = 1; i <= n_vms && i <= VMS; i++)); do
+            printf '[vm vm%d]\nqmp = %s/sim/vm%d.sock\n' "$i" "$T" "$i"
+        done
+        for ((i = VMS + 1; i <= n_vms; i++)); do
+            printf '[vm vm%d]\nqmp = %s/sim2/vm%d.sock\n' "$i" "$T" $((i - VMS))
+        done
     } >"$T/$name.conf"
     ${HOTPLUGD_WRAPPER:-} "$HOTPLUGD" --config "$T/$name.conf" --foreground 2>"$T/$name.log" &
     HD_PID=$!
@@ -159,15 +173,22 @@ echo "$VMS VMs on qmp-sim (unplug delay ${DELAY} ms), $INFLIGHT requests in flig
     "$POOL devices per VM plugged then unplugged (10% never complete, deadline ${NEVER_TIMEOUT} s;" \
     "10% refused by the guest; 80% deleted)"
 
-mkdir "$T/sim"
-"$SIM" --dir "$T/sim" --vms "$SIM_VMS" --delay-ms "$DELAY" --stats >"$T/sim.out" 2>"$T/sim.err" &
+mkdir "$T/sim" "$T/sim2"
+"$SIM" --dir "$T/sim" --vms "$VMS" --delay-ms "$DELAY" --stats >"$T/sim.out" 2>"$T/sim.err" &
 SIM_PID=$!
+if [ "$EXTRA_VMS" -gt 0 ]; then
+    "$SIM" --dir "$T/sim2" --vms "$EXTRA_VMS" >"$T/sim2.out" 2>"$T/sim2.err" &
+    SIM2_PID=$!
+fi
 for _ in $(seq 600); do
-    grep -q "ready" "$T/sim.out" 2>/dev/null && break
+    grep -q "ready" "$T/sim.out" 2>/dev/null &&
+        { [ -z "$SIM2_PID" ] || grep -q "ready" "$T/sim2.out" 2>/dev/null; } && break
     kill -0 "$SIM_PID" 2>/dev/null || break
     sleep 0.1
 done
 grep -q "ready" "$T/sim.out" || { echo "bench-scale: qmp-sim did not start:" >&2; cat "$T/sim.err" >&2; exit 1; }
+[ -z "$SIM2_PID" ] || grep -q "ready" "$T/sim2.out" ||
+    { echo "bench-scale: the second qmp-sim did not start:" >&2; cat "$T/sim2.err" >&2; exit 1; }
 
 # the baseline: a daemon with no VM
 start_hotplugd empty 0
@@ -178,6 +199,11 @@ stop_hotplugd
 start_hotplugd idle "$IDLE_VMS"
 "$SCALE" idle "$T/idle.sock" --vms "$IDLE_VMS" --pid "$HD_PID" >"$T/idle.out"
 stop_hotplugd
+if [ -n "$SIM2_PID" ]; then
+    kill -TERM "$SIM2_PID" 2>/dev/null || true
+    wait "$SIM2_PID" 2>/dev/null || true
+    SIM2_PID=""
+fi
 
 start_hotplugd scale "$VMS"
 T0=$(date +%s.%N)
@@ -229,7 +255,7 @@ BAD=$(echo "wrong=$(result "$T/run.out" outcomes wrong) $VERIFY" | awk '{
     n = 0; seen = 0
     for (i = 1; i <= NF; i++) { split($i, kv, "=")
         if (kv[1] ~ /^(wrong|missing|repeated|mismatched|stray|seq_gaps)$/) { n += kv[2]; seen++ } }
-    print seen >= 7 ? n : "" }')
+    print (seen >= 7 ? n : "") }')
 echo
 echo "targets (scale):"
 target "RSS per idle VM, $IDLE_VMS VMs connected" \

@@ -344,9 +344,11 @@ EOF
         printf '\nbeside a disk writer (dd oflag=dsync, 16 KiB blocks, same filesystem as the state):\n'
         printf '%-9s %-11s %6s %12s %12s %10s %10s\n' metric client n median_us p99_us 'med/floor' 'p99/floor'
         for metric in add qomlist cycle; do
-            read -r fn fmed fp99 < <(stats "$T/floor-load.samples" "$metric")
+            read -r fn fmed fp99 < <(stats "$T/floor-load.samples" "$metric") || continue
             for client in floor hotplugd; do
-                read -r n med p99 < <(stats "$T/$client-load.samples" "$metric")
+                [ -f "$T/$client-load.samples" ] || continue
+                read -r n med p99 < <(stats "$T/$client-load.samples" "$metric") || continue
+                [ "$n" -gt 0 ] || continue
                 printf '%-9s %-11s %6d %12.1f %12.1f %10s %10s\n' "$metric" "$client" "$n" "$med" "$p99" \
                     "$(ratio "$med" "$fmed")" "$(ratio "$p99" "$fp99")"
             done
@@ -367,8 +369,8 @@ target_row() { # NAME CLIENT_FILE FLOOR_FILE METRIC median|p99 LIMIT
         printf '  %-50s %8s   target <= %s x   MISSING\n' "$1" - "$6"
         return
     fi
-    read -r fn fmed fp99 < <(stats "$3" "$4")
-    read -r n med p99 < <(stats "$2" "$4")
+    read -r fn fmed fp99 < <(stats "$3" "$4") || true
+    read -r n med p99 < <(stats "$2" "$4") || true
     if [ "$5" = median ]; then r=$(ratio "$med" "$fmed"); else r=$(ratio "$p99" "$fp99"); fi
     f=$(awk -v r="$r" -v l="$6" 'BEGIN { print (r != "-" && r + 0 <= l + 0) ? "met" : "NOT MET" }')
     printf '  %-50s %8s x   target <= %s x   %s\n' "$1" "$r" "$6" "$f"
