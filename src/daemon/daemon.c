@@ -376,6 +376,8 @@ daemon_flush(Daemon *d, gboolean inline_sync)
         daemon_storage_failed(d, "event log", error);
         return;
     }
+    /* the journal's syncs run beside the event log's */
+    sync_batch_set_lane(b, 1);
     if (!journal_sync_prepare(d->journal, b, &error)) {
         event_log_sync_failed(d->log);
         daemon_storage_failed(d, "journal", error);

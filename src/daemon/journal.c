@@ -36,7 +36,7 @@ struct Journal {
     gboolean dir_dirty; /* the directory entry may not be durable yet */
     gboolean tail_bad;  /* a failed write may have left bytes past size */
     JsonGenerator *gen;
-    GHashTable *lines;  /* guint64 *op -> GString: the put line it was last written with */
+    GHashTable *lines;  /* guint64 *op -> GBytes: the put line it was last written with */
     /* compaction through a syncer (journal_set_deferred_compaction) */
     gboolean deferred;    /* compact in journal_sync_prepare, not in put/remove */
     gboolean want_compact;
@@ -165,53 +165,68 @@ journal_write_line(Journal *j, JsonObject *obj, GString **line_out, GError **err
     return TRUE;
 }
 
-static void
-journal_line_free(gpointer p)
-{
-    g_string_free(p, TRUE);
-}
-
 static gboolean
 journal_compact_add_cb(gpointer key, gpointer value, gpointer opaque)
 {
     gpointer *ctx = opaque;
     Journal *j = ctx[0];
-    GString *cached = g_hash_table_lookup(j->lines, key);
-    g_autoptr(JsonObject) put = NULL;
+    GBytes *cached = g_hash_table_lookup(j->lines, key);
 
-    if (cached) {
-        /* the line it was written with: a copy, not JSON again */
-        g_string_append_len(ctx[1], cached->str, (gssize)cached->len);
-        return FALSE;
+    if (!cached) {
+        /* read back at start: its line once, then kept */
+        g_autoptr(JsonObject) put = json_object_new();
+        GString *line = g_string_new(NULL);
+
+        json_object_set_object_member(put, "put", json_object_ref(value));
+        journal_line(j, put, line);
+        cached = g_string_free_to_bytes(line);
+        g_hash_table_replace(j->lines, journal_op_key(*(guint64 *)key), cached);
     }
-    put = json_object_new();
-    json_object_set_object_member(put, "put", json_object_ref(value));
-    journal_line(j, put, ctx[1]);
+    /* the line it was written with, shared, not JSON again */
+    g_ptr_array_add(ctx[1], g_bytes_ref(cached));
+    *(guint64 *)ctx[2] += g_bytes_get_size(cached);
     return FALSE;
 }
 
-/* max_op and the open records, as the compacted file holds them. */
-static GString *
-journal_compact_content(Journal *j)
+/* max_op and the open records, as the compacted file holds them: lines
+ * (GBytes) to write one after the other; *len gets their total. */
+static GPtrArray *
+journal_compact_content(Journal *j, guint64 *len)
 {
-    GString *buf = g_string_new(NULL);
+    GPtrArray *pieces = g_ptr_array_new_full((guint)g_tree_nnodes(j->open) + 1,
+                                             (GDestroyNotify)g_bytes_unref);
     g_autoptr(JsonObject) head = json_object_new();
-    gpointer ctx[2] = {j, buf};
+    GString *line = g_string_new(NULL);
+    gpointer ctx[3] = {j, pieces, len};
 
     json_object_set_int_member(head, "max_op", (gint64)j->max_op);
-    journal_line(j, head, buf);
+    journal_line(j, head, line);
+    *len = line->len;
+    g_ptr_array_add(pieces, g_string_free_to_bytes(line));
     g_tree_foreach(j->open, journal_compact_add_cb, ctx);
-    return buf;
+    return pieces;
 }
 
 /* Rewrites the file with only max_op and the open records. */
 static gboolean
 journal_compact(Journal *j, GError **error)
 {
-    g_autoptr(GString) buf = journal_compact_content(j);
+    g_autoptr(GString) buf = g_string_new(NULL);
     gsize done = 0;
     int errsv = 0;
     int fd;
+
+    {
+        guint64 len = 0;
+        g_autoptr(GPtrArray) pieces = journal_compact_content(j, &len);
+
+        for (guint i = 0; i < pieces->len; i++) {
+            gsize n = 0;
+            const char *p = g_bytes_get_data(pieces->pdata[i], &n);
+
+            g_string_append_len(buf, p, (gssize)n);
+        }
+    }
 
     fd = openat(j->dir_fd, j->tmp_name, O_RDWR | O_CREAT | O_TRUNC | O_NOFOLLOW | O_CLOEXEC,
                 0600);
@@ -373,7 +388,8 @@ journal_open(const char *path, GError **error)
     j->dir_fd = -1;
     j->cfd = -1;
     j->open = g_tree_new_full(journal_op_cmp, NULL, g_free, (GDestroyNotify)json_object_unref);
-    j->lines = g_hash_table_new_full(g_int64_hash, g_int64_equal, g_free, journal_line_free);
+    j->lines = g_hash_table_new_full(g_int64_hash, g_int64_equal, g_free,
+                                     (GDestroyNotify)g_bytes_unref);
     j->gen = json_generator_new();
 
     if (g_mkdir_with_parents(j->dir, 0700) < 0) {
@@ -468,7 +484,7 @@ journal_put(Journal *j, guint64 op, JsonObject *record, GError **error)
         j->stale = TRUE;
         return FALSE;
     }
-    g_hash_table_replace(j->lines, journal_op_key(op), written);
+    g_hash_table_replace(j->lines, journal_op_key(op), g_string_free_to_bytes(written));
     journal_maybe_compact(j);
     return TRUE;
 }
@@ -559,25 +575,27 @@ journal_set_deferred_compaction(Journal *j, gboolean deferred)
     j->deferred = deferred;
 }
 
-/* Writes the compacted file (page cache only) and adds its sync and rename
- * to b; until the batch ran, lines go to both files. */
+/* Creates the compacted file and adds to b its content (written by the
+ * batch, off the loop), its sync and its rename; until the batch ran, lines
+ * go to both files (the compacted one after its content). */
 static gboolean
 journal_compact_begin(Journal *j, SyncBatch *b, GError **error)
 {
-    g_autoptr(GString) buf = journal_compact_content(j);
-    gsize done = 0;
-    int errsv = 0;
+    guint64 len = 0;
+    GPtrArray *buf = journal_compact_content(j, &len);
     int fd;
 
     fd = openat(j->dir_fd, j->tmp_name, O_RDWR | O_CREAT | O_TRUNC | O_NOFOLLOW | O_CLOEXEC,
                 0600);
-    if (fd < 0)
+    if (fd < 0) {
+        g_ptr_array_unref(buf);
         return journal_set_errno(error, errno, "creating %s", j->tmp_path);
-    if (!journal_pwrite_all(fd, buf->str, buf->len, 0, &done, &errsv) ||
+    }
+    if (!sync_batch_add_write(b, fd, buf, 0, j->tmp_path, error) ||
         !sync_batch_add_sync(b, fd, FALSE, j->tmp_path, error)) {
         close(fd);
         unlinkat(j->dir_fd, j->tmp_name, 0);
-        return errsv ? journal_set_errno(error, errsv, "compacting into %s", j->tmp_path) : FALSE;
+        return FALSE;
     }
     j->rename_step = sync_batch_n_steps(b);
     if (!sync_batch_add_rename(b, j->dir_fd, j->tmp_name, j->name, j->path, error) ||
@@ -587,7 +605,7 @@ journal_compact_begin(Journal *j, SyncBatch *b, GError **error)
         return FALSE;
     }
     j->cfd = fd;
-    j->csize = buf->len;
+    j->csize = len;
     j->clines = 1 + (guint)g_tree_nnodes(j->open);
     j->cbad = FALSE;
     j->want_compact = FALSE;
@@ -644,7 +662,7 @@ journal_sync_done(Journal *j, SyncBatch *b, gboolean ok)
     }
     if (j->cfd < 0)
         return;
-    if (sync_batch_n_done(b) > j->rename_step) {
+    if (sync_batch_step_done(b, j->rename_step)) {
         /* the compacted file is the journal now, whatever happens next */
         close(j->fd);
         j->fd = j->cfd;

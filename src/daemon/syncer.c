@@ -1,7 +1,8 @@
 /* SPDX-License-Identifier: LGPL-2.1-or-later */
-/* The syncer: one thread that makes a batch of writes durable (fdatasync,
- * fsync, rename) while the event loop goes on, and tells the loop through
- * a pipe when the batch is done. */
+/* The syncer: threads that make a batch of writes durable (fdatasync,
+ * fsync, rename) while the event loop goes on, one per lane (the event
+ * log's syncs and the journal's run side by side), and tell the loop
+ * through a pipe when the whole batch is done. */
 #define G_LOG_DOMAIN "syncer"
 #include "config.h"
 
@@ -18,19 +19,24 @@ typedef enum {
     SYNC_STEP_DATA,
     SYNC_STEP_FULL,
     SYNC_STEP_RENAME,
+    SYNC_STEP_WRITE,
 } SyncStepKind;
 
 typedef struct {
     SyncStepKind kind;
+    guint lane;
+    gboolean done;
     int fd; /* ours (a dup) */
     char *from, *to;
     char *what;
+    GPtrArray *data; /* SYNC_STEP_WRITE: GBytes, one after the other from off */
+    guint64 off;
 } SyncStep;
 
 struct SyncBatch {
     GArray *steps; /* SyncStep */
-    guint n_done;
-    int errsv;
+    guint lane;    /* of the steps added next */
+    int errsv[SYNC_LANES];
     gint64 submitted_us;
 };
 
@@ -38,11 +44,13 @@ struct Syncer {
     struct event_base *base;
     SyncerDoneFunc done;
     gpointer opaque;
-    GThread *thread;
+    GThread *threads[SYNC_LANES];
     GMutex lock;
     GCond cond;
-    SyncBatch *todo;  /* handed to the thread */
-    SyncBatch *ready; /* back from it, for the loop */
+    SyncBatch *todo;  /* handed to the threads */
+    guint64 gen;      /* batches handed so far */
+    guint running;    /* lanes of todo not finished */
+    SyncBatch *ready; /* back from them, for the loop */
     gboolean busy;
     gboolean quit;
     int pipe_rd, pipe_wr;
@@ -60,6 +68,8 @@ sync_step_clear(gpointer p)
     g_free(st->from);
     g_free(st->to);
     g_free(st->what);
+    if (st->data)
+        g_ptr_array_unref(st->data);
 }
 
 SyncBatch *
@@ -85,7 +95,7 @@ static gboolean
 sync_batch_add(SyncBatch *b, SyncStepKind kind, int fd, const char *from, const char *to,
                const char *what, GError **error)
 {
-    SyncStep st = {kind, -1, NULL, NULL, NULL};
+    SyncStep st = {kind, b->lane, FALSE, -1, NULL, NULL, NULL, NULL, 0};
 
     st.fd = fcntl(fd, F_DUPFD_CLOEXEC, 3);
     if (st.fd < 0) {
@@ -115,28 +125,50 @@ sync_batch_add_rename(SyncBatch *b, int dir_fd, const char *from, const char *to
     return sync_batch_add(b, SYNC_STEP_RENAME, dir_fd, from, to, what, error);
 }
 
+gboolean
+sync_batch_add_write(SyncBatch *b, int fd, GPtrArray *data, guint64 off, const char *what,
+                     GError **error)
+{
+    g_return_val_if_fail(b != NULL && data != NULL, FALSE);
+    if (!sync_batch_add(b, SYNC_STEP_WRITE, fd, NULL, NULL, what, error)) {
+        g_ptr_array_unref(data);
+        return FALSE;
+    }
+    g_array_index(b->steps, SyncStep, b->steps->len - 1).data = data;
+    g_array_index(b->steps, SyncStep, b->steps->len - 1).off = off;
+    return TRUE;
+}
+
 guint
 sync_batch_n_steps(SyncBatch *b)
 {
     return b->steps->len;
 }
 
-guint
-sync_batch_n_done(SyncBatch *b)
+void
+sync_batch_set_lane(SyncBatch *b, guint lane)
 {
-    return b->n_done;
+    g_return_if_fail(b != NULL && lane < SYNC_LANES);
+    b->lane = lane;
 }
 
-/* In any thread: runs the steps, stops at the first failure. */
-static void
-sync_batch_exec(SyncBatch *b)
+gboolean
+sync_batch_step_done(SyncBatch *b, guint step)
 {
-    b->n_done = 0;
-    b->errsv = 0;
+    return step < b->steps->len && g_array_index(b->steps, SyncStep, step).done;
+}
+
+/* In any thread: runs the steps of one lane, stops at its first failure. */
+static void
+sync_batch_exec(SyncBatch *b, guint lane)
+{
+    b->errsv[lane] = 0;
     for (guint i = 0; i < b->steps->len; i++) {
         SyncStep *st = &g_array_index(b->steps, SyncStep, i);
         int r;
 
+        if (st->lane != lane)
+            continue;
         switch (st->kind) {
         case SYNC_STEP_DATA:
             r = fdatasync(st->fd);
@@ -144,63 +176,104 @@ sync_batch_exec(SyncBatch *b)
         case SYNC_STEP_FULL:
             r = fsync(st->fd);
             break;
+        case SYNC_STEP_WRITE: {
+            g_autoptr(GString) buf = g_string_new(NULL);
+            gsize n = 0;
+
+            for (guint k = 0; k < st->data->len; k++) {
+                gsize len = 0;
+                const char *p = g_bytes_get_data(st->data->pdata[k], &len);
+
+                g_string_append_len(buf, p, (gssize)len);
+            }
+            r = 0;
+            while (n < buf->len) {
+                ssize_t w = pwrite(st->fd, buf->str + n, buf->len - n, (off_t)(st->off + n));
+                if (w < 0 && errno == EINTR)
+                    continue;
+                if (w <= 0) {
+                    if (w == 0)
+                        errno = EIO;
+                    r = -1;
+                    break;
+                }
+                n += (gsize)w;
+            }
+            break;
+        }
         default:
             r = renameat(st->fd, st->from, st->fd, st->to);
             break;
         }
         if (r < 0) {
-            b->errsv = errno ? errno : EIO;
+            b->errsv[lane] = errno ? errno : EIO;
             return;
         }
-        b->n_done++;
+        st->done = TRUE;
     }
 }
 
+/* The first step that did not run through, if any. */
 static gboolean
 sync_batch_error(SyncBatch *b, GError **error)
 {
-    SyncStep *st;
+    for (guint i = 0; i < b->steps->len; i++) {
+        SyncStep *st = &g_array_index(b->steps, SyncStep, i);
 
-    if (b->n_done == b->steps->len)
-        return TRUE;
-    st = &g_array_index(b->steps, SyncStep, b->n_done);
-    g_set_error(error, SYNCER_ERROR, SYNCER_ERROR_IO, "%s: %s", st->what, g_strerror(b->errsv));
-    return FALSE;
+        if (!st->done && b->errsv[st->lane]) {
+            g_set_error(error, SYNCER_ERROR, SYNCER_ERROR_IO, "%s: %s", st->what,
+                        g_strerror(b->errsv[st->lane]));
+            return FALSE;
+        }
+    }
+    return TRUE;
 }
 
 gboolean
 sync_batch_run(SyncBatch *b, GError **error)
 {
     g_return_val_if_fail(b != NULL, FALSE);
-    sync_batch_exec(b);
+    for (guint lane = 0; lane < SYNC_LANES; lane++)
+        sync_batch_exec(b, lane);
     return sync_batch_error(b, error);
 }
+
+typedef struct {
+    Syncer *s;
+    guint lane;
+} SyncerLane;
 
 static gpointer
 syncer_thread(gpointer opaque)
 {
-    Syncer *s = opaque;
+    SyncerLane *me = opaque;
+    Syncer *s = me->s;
+    guint64 seen = 0;
 
     g_mutex_lock(&s->lock);
     for (;;) {
         SyncBatch *b;
         char c = 1;
 
-        while (!s->todo && !s->quit)
+        while (s->gen == seen && !s->quit)
             g_cond_wait(&s->cond, &s->lock);
-        if (s->quit && !s->todo)
+        if (s->gen == seen)
             break;
+        seen = s->gen;
         b = s->todo;
-        s->todo = NULL;
         g_mutex_unlock(&s->lock);
-        sync_batch_exec(b);
+        sync_batch_exec(b, me->lane);
         g_mutex_lock(&s->lock);
-        s->ready = b;
-        g_cond_broadcast(&s->cond);
-        while (write(s->pipe_wr, &c, 1) < 0 && errno == EINTR)
-            ;
+        if (--s->running == 0) {
+            s->todo = NULL;
+            s->ready = b;
+            g_cond_broadcast(&s->cond);
+            while (write(s->pipe_wr, &c, 1) < 0 && errno == EINTR)
+                ;
+        }
     }
     g_mutex_unlock(&s->lock);
+    g_free(me);
     return NULL;
 }
 
@@ -250,10 +323,17 @@ syncer_new(struct event_base *base, SyncerDoneFunc done, gpointer opaque, GError
     s->ev = event_new(base, s->pipe_rd, EV_READ | EV_PERSIST, syncer_pipe_cb, s);
     event_priority_set(s->ev, 0);
     event_add(s->ev, NULL);
-    s->thread = g_thread_try_new("hotplugd-sync", syncer_thread, s, error);
-    if (!s->thread) {
-        syncer_free(s);
-        return NULL;
+    for (guint lane = 0; lane < SYNC_LANES; lane++) {
+        SyncerLane *me = g_new0(SyncerLane, 1);
+
+        me->s = s;
+        me->lane = lane;
+        s->threads[lane] = g_thread_try_new("hotplugd-sync", syncer_thread, me, error);
+        if (!s->threads[lane]) {
+            g_free(me);
+            syncer_free(s);
+            return NULL;
+        }
     }
     return s;
 }
@@ -263,15 +343,15 @@ syncer_free(Syncer *s)
 {
     if (!s)
         return;
-    if (s->thread) {
-        g_mutex_lock(&s->lock);
-        while (s->todo)
-            g_cond_wait(&s->cond, &s->lock);
-        s->quit = TRUE;
-        g_cond_broadcast(&s->cond);
-        g_mutex_unlock(&s->lock);
-        g_thread_join(s->thread);
-    }
+    g_mutex_lock(&s->lock);
+    while (s->todo)
+        g_cond_wait(&s->cond, &s->lock);
+    s->quit = TRUE;
+    g_cond_broadcast(&s->cond);
+    g_mutex_unlock(&s->lock);
+    for (guint lane = 0; lane < SYNC_LANES; lane++)
+        if (s->threads[lane])
+            g_thread_join(s->threads[lane]);
     sync_batch_free(s->ready);
     if (s->ev)
         event_free(s->ev);
@@ -292,6 +372,8 @@ syncer_submit(Syncer *s, SyncBatch *b)
     b->submitted_us = g_get_monotonic_time();
     g_mutex_lock(&s->lock);
     s->todo = b;
+    s->running = SYNC_LANES;
+    s->gen++;
     g_cond_broadcast(&s->cond);
     g_mutex_unlock(&s->lock);
 }

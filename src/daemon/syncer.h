@@ -26,12 +26,20 @@ G_DEFINE_AUTOPTR_CLEANUP_FUNC(SyncBatch, sync_batch_free)
 
 /* fdatasync(fd) (fsync when full); what names it in an error message. */
 gboolean sync_batch_add_sync(SyncBatch *b, int fd, gboolean full, const char *what, GError **error);
+/* pwrite(fd, ..., off) of data's GBytes one after the other; takes data
+ * (also on failure) */
+gboolean sync_batch_add_write(SyncBatch *b, int fd, GPtrArray *data, guint64 off, const char *what,
+                              GError **error);
 /* renameat(dir_fd, from, dir_fd, to) */
 gboolean sync_batch_add_rename(SyncBatch *b, int dir_fd, const char *from, const char *to,
                                const char *what, GError **error);
 guint sync_batch_n_steps(SyncBatch *b);
-/* How many steps succeeded once the batch ran (all of them when it did). */
-guint sync_batch_n_done(SyncBatch *b);
+/* Steps go to lane 0 unless set: each lane runs in its own thread, in the
+ * order its steps were added, side by side with the other lanes. */
+#define SYNC_LANES 2
+void sync_batch_set_lane(SyncBatch *b, guint lane);
+/* Whether step (its index when added) succeeded once the batch ran. */
+gboolean sync_batch_step_done(SyncBatch *b, guint step);
 /* Runs the steps in the calling thread. */
 gboolean sync_batch_run(SyncBatch *b, GError **error);
 
