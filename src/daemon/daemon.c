@@ -1399,6 +1399,10 @@ daemon_call_reply_cb(ServiceRequest *req, JsonNode *ret, const GError *error, gp
         g_strcmp0(qmp_json_get_string(qmp_json_node_object(r->ret), "outcome"), "rejected") != 0) {
         /* done, but its records are not on disk yet: heard once they are */
         g_ptr_array_add(c->d->deferred, r);
+    } else if (!c->d->storage_error && !c->d->flush_pending && !c->d->flush_again &&
+               !c->d->deferred->len && syncer_busy(c->d->syncer)) {
+        /* nothing written since the sync under way: it needs that one only */
+        g_ptr_array_add(c->d->sync_deferred, r);
     } else if ((c->d->flush_pending || syncer_busy(c->d->syncer)) && !c->d->storage_error) {
         g_ptr_array_add(c->d->deferred, r);
     } else {
