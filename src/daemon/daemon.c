@@ -343,10 +343,7 @@ daemon_sync_done_cb(SyncBatch *b, const GError *error, gpointer opaque)
     /* group commit: everything written while this batch was on its way */
     if (d->flush_again || d->deferred->len || d->announce->len) {
         d->flush_again = FALSE;
-        if (!d->flush_pending && !d->storage_error) {
-            d->flush_pending = TRUE;
-            event_active(d->flush_ev, EV_TIMEOUT, 0);
-        }
+        daemon_schedule_flush(d);
     }
 }
 

@@ -591,18 +591,22 @@ journal_compact_begin(Journal *j, SyncBatch *b, GError **error)
         g_ptr_array_unref(buf);
         return journal_set_errno(error, errno, "creating %s", j->tmp_path);
     }
+    /* a compaction that fails is dropped (the long file stays right);
+     * once renamed, the directory's sync is needed like any other */
+    sync_batch_set_optional(b, TRUE);
     if (!sync_batch_add_write(b, fd, buf, 0, j->tmp_path, error) ||
-        !sync_batch_add_sync(b, fd, FALSE, j->tmp_path, error)) {
+        !sync_batch_add_sync(b, fd, FALSE, j->tmp_path, error) ||
+        !sync_batch_add_rename(b, j->dir_fd, j->tmp_name, j->name, j->path, error)) {
+        sync_batch_set_optional(b, FALSE);
         close(fd);
         unlinkat(j->dir_fd, j->tmp_name, 0);
         return FALSE;
     }
-    j->rename_step = sync_batch_n_steps(b);
-    if (!sync_batch_add_rename(b, j->dir_fd, j->tmp_name, j->name, j->path, error) ||
-        !sync_batch_add_sync(b, j->dir_fd, TRUE, j->dir, error)) {
-        close(fd);
-        unlinkat(j->dir_fd, j->tmp_name, 0);
-        return FALSE;
+    sync_batch_set_optional(b, FALSE);
+    j->rename_step = sync_batch_n_steps(b) - 1;
+    if (!sync_batch_add_sync(b, j->dir_fd, TRUE, j->dir, error)) {
+        /* the rename may run: the next flush syncs the directory */
+        j->dir_dirty = TRUE;
     }
     j->cfd = fd;
     j->csize = len;
@@ -663,6 +667,8 @@ journal_sync_done(Journal *j, SyncBatch *b, gboolean ok)
     if (j->cfd < 0)
         return;
     if (sync_batch_step_done(b, j->rename_step)) {
+        if (!sync_batch_step_done(b, j->rename_step + 1))
+            j->dir_dirty = TRUE;
         /* the compacted file is the journal now, whatever happens next */
         close(j->fd);
         j->fd = j->cfd;

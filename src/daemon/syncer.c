@@ -25,6 +25,7 @@ typedef enum {
 typedef struct {
     SyncStepKind kind;
     guint lane;
+    gboolean optional; /* its failure stops its lane but fails nothing */
     gboolean done;
     int fd; /* ours (a dup) */
     char *from, *to;
@@ -36,6 +37,7 @@ typedef struct {
 struct SyncBatch {
     GArray *steps; /* SyncStep */
     guint lane;    /* of the steps added next */
+    gboolean optional;
     int errsv[SYNC_LANES];
     gint64 submitted_us;
 };
@@ -95,7 +97,7 @@ static gboolean
 sync_batch_add(SyncBatch *b, SyncStepKind kind, int fd, const char *from, const char *to,
                const char *what, GError **error)
 {
-    SyncStep st = {kind, b->lane, FALSE, -1, NULL, NULL, NULL, NULL, 0};
+    SyncStep st = {kind, b->lane, b->optional, FALSE, -1, NULL, NULL, NULL, NULL, 0};
 
     st.fd = fcntl(fd, F_DUPFD_CLOEXEC, 3);
     if (st.fd < 0) {
@@ -150,6 +152,13 @@ sync_batch_set_lane(SyncBatch *b, guint lane)
 {
     g_return_if_fail(b != NULL && lane < SYNC_LANES);
     b->lane = lane;
+}
+
+void
+sync_batch_set_optional(SyncBatch *b, gboolean optional)
+{
+    g_return_if_fail(b != NULL);
+    b->optional = optional;
 }
 
 gboolean
@@ -220,7 +229,7 @@ sync_batch_error(SyncBatch *b, GError **error)
     for (guint i = 0; i < b->steps->len; i++) {
         SyncStep *st = &g_array_index(b->steps, SyncStep, i);
 
-        if (!st->done && b->errsv[st->lane]) {
+        if (!st->done && b->errsv[st->lane] && !st->optional) {
             g_set_error(error, SYNCER_ERROR, SYNCER_ERROR_IO, "%s: %s", st->what,
                         g_strerror(b->errsv[st->lane]));
             return FALSE;

@@ -38,6 +38,9 @@ guint sync_batch_n_steps(SyncBatch *b);
  * order its steps were added, side by side with the other lanes. */
 #define SYNC_LANES 2
 void sync_batch_set_lane(SyncBatch *b, guint lane);
+/* Steps added next may fail without failing the batch (the rest of their
+ * lane does not run then). */
+void sync_batch_set_optional(SyncBatch *b, gboolean optional);
 /* Whether step (its index when added) succeeded once the batch ran. */
 gboolean sync_batch_step_done(SyncBatch *b, guint step);
 /* Runs the steps in the calling thread. */
