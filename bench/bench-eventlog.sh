@@ -166,4 +166,22 @@ printf '  resumed with since=%s: %s records up to seq %s, gaps %s, repeats %s\n'
     "$(val "$T/run.out" resumed repeats)"
 grep -q "too slow: disconnected" "$T/hotplugd.log" &&
     echo "  hotplugd: $(grep -m1 'too slow: disconnected' "$T/hotplugd.log" | sed 's/^.*hotplugd: //')"
+
+# the issue's targets, each beside its figure
+target() { # target NAME VALUE OP LIMIT UNIT
+    awk -v n="$1" -v v="$2" -v op="$3" -v l="$4" -v u="$5" 'BEGIN {
+        if (v == "") { printf "  %-52s %12s   target %s %s %s   MISSING\n", n, "-", op, l, u; exit }
+        ok = (op == "<=") ? (v + 0 <= l + 0) : (v + 0 >= l + 0)
+        printf "  %-52s %12s   target %s %s %s   %s\n", n, v " " u, op, l, u, ok ? "met" : "NOT MET" }'
+}
+echo
+echo "targets (event log):"
+target "durable records appended/s, $SUBS followers" "$(val "$T/run.out" phase_a_all_read append_per_s)" ">=" 50000 /s
+target "follower lag p99 (all read)" "$(val "$T/run.out" phase_a_all_read lag_p99_ms)" "<=" 10 ms
+target "stalled follower's cost: others' lag p99 B / A" \
+    "$(awk -v b="$(val "$T/run.out" phase_b_one_stalled lag_p99_ms)" \
+        -v a="$(val "$T/run.out" phase_a_all_read lag_p99_ms)" 'BEGIN { if (a > 0) printf "%.2f", b / a }')" "<=" 1.1 x
+target "stalled follower's cost: appended/s A / B" \
+    "$(awk -v b="$(val "$T/run.out" phase_b_one_stalled append_per_s)" \
+        -v a="$(val "$T/run.out" phase_a_all_read append_per_s)" 'BEGIN { if (b > 0) printf "%.2f", a / b }')" "<=" 1.1 x
 exit $rc

@@ -35,6 +35,8 @@ usage: bench/run-overhead.sh [options]
   --burst K        time K unplugs at once against one (default 10)
   --bursts N       rounds of that per client (default 50)
   --short          a quick run: 100 cycles, 2 rounds, 10 hotplugctl cycles, 10 bursts
+  --no-disk-load   skip the rounds of floor and hotplugd beside a disk writer (a loop of
+                   dd oflag=dsync on the state directory's filesystem)
   --keep           keep the samples directory and print its path
   --pin MODE       split: QEMU on CPU 0, the clients on CPU 1 (default with 2+ CPUs);
                    same: all on CPU 0; none: let the scheduler place them.  Whether
@@ -52,6 +54,7 @@ CTL_CYCLES=50
 BURST=10
 BURSTS=50
 KEEP=0
+DISK_LOAD=1
 PIN=""
 QEMU=${QEMU:-qemu-system-x86_64}
 
@@ -65,6 +68,7 @@ while [ $# -gt 0 ]; do
     --bursts) BURSTS=$2; shift 2 ;;
     --short) CYCLES=100; ROUNDS=2; CTL_CYCLES=10; BURSTS=10; shift ;;
     --keep) KEEP=1; shift ;;
+    --no-disk-load) DISK_LOAD=0; shift ;;
     --qemu) QEMU=$2; shift 2 ;;
     --pin) PIN=$2; shift 2 ;;
     -h | --help) usage; exit 0 ;;
@@ -140,6 +144,7 @@ stop_qemu() {
 cleanup() {
     local rc=$?
     if [ -n "$CHILD_PID" ]; then kill -TERM "$CHILD_PID" 2>/dev/null || true; fi
+    if declare -F stop_disk_load >/dev/null; then stop_disk_load; fi
     if declare -F stop_clients >/dev/null; then stop_clients || true; fi
     stop_qemu
     if [ "$KEEP" = 1 ]; then echo "samples kept in $T"; else rm -rf "$T"; fi
@@ -207,12 +212,33 @@ per_round() { # total -> this round's share (the first rounds take the remainder
     echo $(( total / ROUNDS + (round <= total % ROUNDS ? 1 : 0) ))
 }
 
+# SUFFIX: "" for the quiet rounds, "-load" beside the disk writer (samples
+# go to their own files, device ids get their own prefix)
+SUFFIX=""
+
+# the disk writer: 16 KiB blocks each synced (O_DSYNC), over and over on a
+# 4 MiB file next to hotplugd's state directory
+DISKLOAD_PID=""
+start_disk_load() {
+    (while :; do dd if=/dev/zero of="$T/diskload" bs=16k count=256 oflag=dsync conv=notrunc \
+        status=none 2>/dev/null || exit 0; done) &
+    DISKLOAD_PID=$!
+}
+stop_disk_load() {
+    if [ -n "$DISKLOAD_PID" ]; then
+        kill -TERM "$DISKLOAD_PID" 2>/dev/null || true
+        pkill -TERM -P "$DISKLOAD_PID" 2>/dev/null || true
+        wait "$DISKLOAD_PID" 2>/dev/null || true
+        DISKLOAD_PID=""
+    fi
+}
+
 run_floor() {
     local n b
     n=$(per_round "$CYCLES" "$1")
     b=$(per_round "$BURSTS" "$1")
     run_child "${CLIENT_PIN[@]}" "$FLOOR" "$SOCK_DIRECT" --cycles "$n" --queries "$n" --lists "$n" \
-        --burst "$BURST" --bursts "$b" --prefix "f$1x" --samples "$T/floor.samples" >>"$T/floor.log"
+        --burst "$BURST" --bursts "$b" --prefix "f${SUFFIX#-}$1x" --samples "$T/floor$SUFFIX.samples" >>"$T/floor.log"
 }
 
 run_engine() {
@@ -230,8 +256,8 @@ run_hotplugd() {
     n=$(per_round "$CYCLES" "$1")
     b=$(per_round "$BURSTS" "$1")
     run_child "${CLIENT_PIN[@]}" "$HDCLIENT" "$SOCK_CONTROL" bench --cycles "$n" --queries "$n" \
-        --lists "$n" --burst "$BURST" --bursts "$b" --prefix "h$1x" \
-        --samples "$T/hotplugd.samples" >>"$T/hotplugd.out" ||
+        --lists "$n" --burst "$BURST" --bursts "$b" --prefix "h${SUFFIX#-}$1x" \
+        --samples "$T/hotplugd$SUFFIX.samples" >>"$T/hotplugd.out" ||
         { echo "run-overhead: bench-hotplugd failed; hotplugd's log:" >&2; tail -5 "$T/hotplugd.log" >&2; exit 1; }
 }
 
@@ -313,9 +339,41 @@ named in [brackets], measured in the same run):
             hotplugd device-list (client -> daemon -> QEMU -> daemon -> client)   [qomlist]
   unplug1   one unplug; unplugK: K unplugs of one VM at once until the last outcome   [same]
 
-issue 7 targets: hotplugd cycle <= 1.05 x floor (median and p99, >= 500 cycles); a round trip
-through hotplugd (ctlquery, qomlist) <= 1.2 x the floor's; K unplugs at once <= 1.2 x one.
 EOF
+    if [ -f "$T/floor-load.samples" ]; then
+        printf '\nbeside a disk writer (dd oflag=dsync, 16 KiB blocks, same filesystem as the state):\n'
+        printf '%-9s %-11s %6s %12s %12s %10s %10s\n' metric client n median_us p99_us 'med/floor' 'p99/floor'
+        for metric in add qomlist cycle; do
+            read -r fn fmed fp99 < <(stats "$T/floor-load.samples" "$metric") || continue
+            for client in floor hotplugd; do
+                [ -f "$T/$client-load.samples" ] || continue
+                read -r n med p99 < <(stats "$T/$client-load.samples" "$metric") || continue
+                [ "$n" -gt 0 ] || continue
+                printf '%-9s %-11s %6d %12.1f %12.1f %10s %10s\n' "$metric" "$client" "$n" "$med" "$p99" \
+                    "$(ratio "$med" "$fmed")" "$(ratio "$p99" "$fp99")"
+            done
+        done
+    fi
+    printf '\ntargets (ratios against the floor in this run):\n'
+    target_row "add through hotplugd, median" "$T/hotplugd.samples" "$T/floor.samples" add median 1.15
+    target_row "add through hotplugd, p99" "$T/hotplugd.samples" "$T/floor.samples" add p99 1.5
+    target_row "add through hotplugd beside a disk writer, median" "$T/hotplugd-load.samples" \
+        "$T/floor-load.samples" add median 2
+    target_row "qomlist passthrough (device-list), median" "$T/hotplugd.samples" "$T/floor.samples" qomlist median 1.10
+    target_row "cycle through hotplugd, p99" "$T/hotplugd.samples" "$T/floor.samples" cycle p99 1.05
+}
+
+target_row() { # NAME CLIENT_FILE FLOOR_FILE METRIC median|p99 LIMIT
+    local fn fmed fp99 n med p99 r f
+    if [ ! -f "$2" ] || [ ! -f "$3" ]; then
+        printf '  %-50s %8s   target <= %s x   MISSING\n' "$1" - "$6"
+        return
+    fi
+    read -r fn fmed fp99 < <(stats "$3" "$4") || true
+    read -r n med p99 < <(stats "$2" "$4") || true
+    if [ "$5" = median ]; then r=$(ratio "$med" "$fmed"); else r=$(ratio "$p99" "$fp99"); fi
+    f=$(awk -v r="$r" -v l="$6" 'BEGIN { print (r != "-" && r + 0 <= l + 0) ? "met" : "NOT MET" }')
+    printf '  %-50s %8s x   target <= %s x   %s\n' "$1" "$r" "$6" "$f"
 }
 
 # ---- the run --------------------------------------------------------------------
@@ -349,6 +407,20 @@ for ((round = 1; round <= ROUNDS; round++)); do
     done
     echo "round $round/$ROUNDS done ($order)" >&2
 done
+if [ "$DISK_LOAD" = 1 ]; then
+    SUFFIX=-load
+    start_disk_load
+    for ((round = 1; round <= ROUNDS; round++)); do
+        order="floor hotplugd"
+        if ((round % 2 == 0)); then order="hotplugd floor"; fi
+        for client in $order; do
+            "run_$client" "$round"
+        done
+        echo "disk-load round $round/$ROUNDS done ($order)" >&2
+    done
+    if declare -F stop_disk_load >/dev/null; then stop_disk_load; fi
+    SUFFIX=""
+fi
 stop_clients
 
 print_table

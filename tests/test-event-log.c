@@ -434,6 +434,45 @@ test_read_since_middle(void **state)
     }
 }
 
+
+/* Reading back starts at the index mark nearest below since (every 64th
+ * record, learnt when appending and when reading an older segment), in
+ * big segments, after a restart, and after segments were dropped. */
+static void
+test_read_since_index(void **state)
+{
+    Fixture *f = *state;
+    const guint64 sinces[] = {0, 1, 62, 63, 64, 65, 127, 128, 129, 500, 1022, 1023, 1024, 1999, 2000};
+    EventLog *log = open_ok(f->log_dir, 0, 64 * 1024);
+
+    for (guint i = 1; i <= 2000; i++)
+        assert_int_equal(append_op(log, i), i);
+    for (guint round = 0; round < 3; round++) {
+        for (guint k = 0; k < G_N_ELEMENTS(sinces); k++) {
+            guint64 since = sinces[k];
+            g_autoptr(GPtrArray) recs = read_since(log, since, 70, NULL, NULL, NULL);
+            guint64 total = round == 2 ? 2100 : 2000;
+            guint n = since >= total ? 0 : (guint)MIN(70, total - since);
+
+            assert_seqs(recs, since + 1, n);
+            for (guint i = 0; i < recs->len; i++)
+                assert_int_equal(qmp_json_get_int_default(recs->pdata[i], "op", 0), since + 1 + i);
+        }
+        /* round 1: marks learnt by reading only; round 2: and more appended */
+        event_log_free(log);
+        log = open_ok(f->log_dir, 0, 64 * 1024);
+        if (round == 1)
+            for (guint i = 2001; i <= 2100; i++)
+                assert_int_equal(append_op(log, i), i);
+    }
+    {
+        g_autoptr(GPtrArray) recs = read_since(log, 1990, 0, NULL, NULL, NULL);
+
+        assert_seqs(recs, 1991, 110);
+    }
+    event_log_free(log);
+}
+
 static void
 test_filters(void **state)
 {
@@ -1124,6 +1163,7 @@ main(void)
         T(test_seq_and_time),
         T(test_reopen_continues),
         T(test_read_since_middle),
+        T(test_read_since_index),
         T(test_filters),
         T(test_retention_gap),
         T(test_torn_record),

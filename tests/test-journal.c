@@ -826,6 +826,80 @@ test_unusable_path(void **state)
     assert_non_null(strstr(err->message, f->path));
 }
 
+
+/* Deferred compaction (hotplugd's syncer): the compacted file is written
+ * at the flush, synced and renamed by the batch; lines written before the
+ * batch ran go to both files, so the journal on disk is whole at every
+ * moment, before and after the rename. */
+static void
+test_deferred_compaction(void **state)
+{
+    Fixture *f = *state;
+    g_autoptr(GError) err = NULL;
+    guint64 ops[251];
+    Journal *j = open_ok(f->path);
+    Journal *r;
+
+    journal_set_deferred_compaction(j, TRUE);
+    for (guint64 op = 1; op <= 600; op++)
+        put_ok(j, op, "sending", 1);
+    for (guint64 op = 1; op <= 450; op++)
+        remove_ok(j, op);
+    /* past the threshold, but nothing is compacted inside put/remove */
+    assert_int_equal(count_lines(f->path), 1050);
+    {
+        g_autoptr(SyncBatch) b = sync_batch_new();
+
+        assert_true(journal_sync_prepare(j, b, &err));
+        /* fdatasync, the compacted file's sync, its rename, the directory */
+        assert_true(sync_batch_n_steps(b) >= 3);
+        assert_true(g_file_test(f->tmp, G_FILE_TEST_EXISTS));
+        /* written while the batch is on its way: in both files */
+        put_ok(j, 601, "sending", 1);
+        remove_ok(j, 451);
+        assert_int_equal(count_lines(f->path), 1052);
+        /* a crash now: the old file is the journal, and it is whole */
+        r = open_ok(f->path);
+        for (guint i = 0; i < 150; i++)
+            ops[i] = 452 + i;
+        assert_open(r, ops, NULL, 150);
+        journal_free(r);
+    }
+    /* that open removed the unfinished compaction: the rename path is
+     * checked on a fresh journal below */
+    journal_free(j);
+
+    j = open_ok(f->path);
+    journal_set_deferred_compaction(j, TRUE);
+    for (guint64 op = 1000; op <= 1700; op++)
+        put_ok(j, op, "sending", 1);
+    for (guint64 op = 1000; op <= 1600; op++)
+        remove_ok(j, op);
+    {
+        g_autoptr(SyncBatch) b = sync_batch_new();
+
+        assert_true(journal_sync_prepare(j, b, &err));
+        put_ok(j, 1701, "sending", 1);
+        remove_ok(j, 1601);
+        assert_true(sync_batch_run(b, &err));
+        journal_sync_done(j, b, TRUE);
+    }
+    assert_false(g_file_test(f->tmp, G_FILE_TEST_EXISTS));
+    /* max_op, the open records, and the two lines written meanwhile */
+    assert_int_equal(count_lines(f->path), 1 + 150 + 100 + 2);
+    put_ok(j, 1702, "sending", 1);
+    assert_true(journal_flush(j, &err));
+    journal_free(j);
+    j = open_ok(f->path);
+    for (guint i = 0; i < 150; i++)
+        ops[i] = 452 + i;
+    for (guint i = 0; i < 101; i++)
+        ops[150 + i] = 1602 + i;
+    assert_open(j, ops, NULL, 251);
+    assert_int_equal(journal_max_op(j), 1702);
+    journal_free(j);
+}
+
 int
 main(void)
 {
@@ -838,6 +912,7 @@ main(void)
         T(test_bad_middle_line),
         T(test_compaction),
         T(test_compaction_on_open),
+        T(test_deferred_compaction),
         T(test_stale_tmp),
         T(test_killed_before_flush),
         T(test_kill_at_random_moments),

@@ -23,6 +23,7 @@
 #include "journal.h"
 #include "qmp-json.h"
 #include "state-dir.h"
+#include "syncer.h"
 
 #define DAEMON_BACKLOG_CHUNK 256
 /* The longest a flush (and the replies and LOG events behind it) waits. */
@@ -63,6 +64,13 @@ struct Daemon {
     guint64 durable_seq;       /* the last seq flushed to disk */
     GPtrArray *announce;       /* DaemonAnnounce awaiting the flush */
     GPtrArray *deferred;       /* DaemonReply awaiting the flush */
+    /* group commit: the syncer thread makes one batch durable at a time;
+     * what is written meanwhile waits for the next */
+    Syncer *syncer;
+    guint64 sync_seq;          /* the last seq of the batch in flight */
+    GPtrArray *sync_announce;  /* DaemonAnnounce released when it is done */
+    GPtrArray *sync_deferred;  /* DaemonReply released when it is done */
+    gboolean flush_again;      /* a flush was asked for while a batch was in flight */
     GHashTable *subs;          /* ControlClient -> Subscription */
     GHashTable *vm_source;     /* name -> VmSource */
     GHashTable *calls;         /* DaemonCall set, for clients that go away */
@@ -166,7 +174,7 @@ daemon_object_node(void)
     return n;
 }
 
-/* ---- durability: append now, flush once per loop iteration ------------- */
+/* ---- durability: append now, sync off the loop, release once durable --- */
 
 static char *
 daemon_render_log_event(JsonObject *rec)
@@ -217,6 +225,7 @@ static gboolean daemon_save_runtime_vms(Daemon *d, GError **error);
 static void daemon_announce(Daemon *d, guint64 seq, JsonObject *stored);
 
 static void daemon_flush_cb(evutil_socket_t fd, short what, void *opaque);
+static void daemon_flush(Daemon *d, gboolean inline_sync);
 
 static void
 daemon_storage_retry_cb(evutil_socket_t fd, short what, void *opaque)
@@ -224,13 +233,13 @@ daemon_storage_retry_cb(evutil_socket_t fd, short what, void *opaque)
     Daemon *d = opaque;
 
     event_del(d->flush_ev);
-    daemon_flush_cb(-1, 0, d);
+    daemon_flush(d, FALSE);
 }
 
-/* Append what waits in the backlog, sync the log and the journal, write
- * vms.json if it is behind: TRUE when all of it is on disk. */
+/* Append what waits in the backlog and write vms.json if it is behind:
+ * TRUE when all of it is written (not yet synced). */
 static gboolean
-daemon_storage_write(Daemon *d)
+daemon_storage_append(Daemon *d)
 {
     g_autoptr(GError) error = NULL;
 
@@ -244,14 +253,6 @@ daemon_storage_write(Daemon *d)
         g_ptr_array_remove_index(d->backlog, 0);
         daemon_announce(d, seq, stored);
     }
-    if (!event_log_flush(d->log, &error)) {
-        daemon_storage_failed(d, "event log", error);
-        return FALSE;
-    }
-    if (!journal_flush(d->journal, &error)) {
-        daemon_storage_failed(d, "journal", error);
-        return FALSE;
-    }
     if (d->vms_dirty) {
         if (!daemon_save_runtime_vms(d, &error)) {
             daemon_storage_failed(d, "vms.json", error);
@@ -259,37 +260,51 @@ daemon_storage_write(Daemon *d)
         }
         d->vms_dirty = FALSE;
     }
+    return TRUE;
+}
+
+/* The batch in flight did not reach the disk: what waited for it waits
+ * again, in front of what came since, and the next flush syncs again. */
+static void
+daemon_sync_failed(Daemon *d, const GError *error)
+{
+    event_log_sync_failed(d->log);
+    if (d->sync_deferred->len) {
+        g_ptr_array_extend_and_steal(d->sync_deferred, g_steal_pointer(&d->deferred));
+        d->deferred = g_steal_pointer(&d->sync_deferred);
+        d->sync_deferred = g_ptr_array_new_with_free_func((GDestroyNotify)daemon_reply_free);
+    }
+    if (d->sync_announce->len) {
+        g_ptr_array_extend_and_steal(d->sync_announce, g_steal_pointer(&d->announce));
+        d->announce = g_steal_pointer(&d->sync_announce);
+        d->sync_announce = g_ptr_array_new_with_free_func((GDestroyNotify)daemon_announce_free);
+    }
+    daemon_storage_failed(d, "syncing", error);
+}
+
+/* The batch in flight is on disk: release the replies and LOG events that
+ * waited for it. */
+static void
+daemon_sync_release(Daemon *d)
+{
+    g_autoptr(GPtrArray) batch = NULL;
+    g_autoptr(GPtrArray) replies = NULL;
+    g_autoptr(GList) subs = NULL;
+
     if (d->storage_error) {
         g_message("the state directory %s can be written again: changes are accepted",
                   d->cfg->state_dir);
         g_clear_pointer(&d->storage_error, g_free);
     }
-    return TRUE;
-}
-
-static void
-daemon_flush_cb(evutil_socket_t fd, short what, void *opaque)
-{
-    Daemon *d = opaque;
-    g_autoptr(GPtrArray) batch = NULL;
-    g_autoptr(GList) subs = NULL;
-
-    evtimer_del(d->flush_due_ev);
-    d->flush_pending = FALSE;
-    /* nothing is replied or announced before it is on disk */
-    if (!daemon_storage_write(d))
-        return;
-    d->durable_seq = event_log_last_seq(d->log);
+    d->durable_seq = MAX(d->durable_seq, d->sync_seq);
     /* requesters hear their outcome once it is on disk, like subscribers */
-    {
-        g_autoptr(GPtrArray) replies = g_steal_pointer(&d->deferred);
-        d->deferred = g_ptr_array_new_with_free_func((GDestroyNotify)daemon_reply_free);
-        for (guint i = 0; i < replies->len; i++)
-            daemon_reply_send(replies->pdata[i]);
-    }
+    replies = g_steal_pointer(&d->sync_deferred);
+    d->sync_deferred = g_ptr_array_new_with_free_func((GDestroyNotify)daemon_reply_free);
+    for (guint i = 0; i < replies->len; i++)
+        daemon_reply_send(replies->pdata[i]);
     /* announce only what is on disk */
-    batch = g_steal_pointer(&d->announce);
-    d->announce = g_ptr_array_new_with_free_func((GDestroyNotify)daemon_announce_free);
+    batch = g_steal_pointer(&d->sync_announce);
+    d->sync_announce = g_ptr_array_new_with_free_func((GDestroyNotify)daemon_announce_free);
     subs = g_hash_table_get_values(d->subs);
     for (GList *l = subs; l; l = l->next) {
         Subscription *s = l->data;
@@ -307,6 +322,81 @@ daemon_flush_cb(evutil_socket_t fd, short what, void *opaque)
             s->cursor = a->seq;
         }
     }
+}
+
+static void
+daemon_sync_done_cb(SyncBatch *b, const GError *error, gpointer opaque)
+{
+    Daemon *d = opaque;
+    g_autoptr(GError) err = NULL;
+
+    journal_sync_done(d->journal, b, error == NULL);
+    if (error) {
+        daemon_sync_failed(d, error);
+        return;
+    }
+    if (!event_log_mark_flushed(d->log, d->sync_seq, &err)) {
+        daemon_sync_failed(d, err);
+        return;
+    }
+    daemon_sync_release(d);
+    /* group commit: everything written while this batch was on its way */
+    if (d->flush_again || d->deferred->len || d->announce->len) {
+        d->flush_again = FALSE;
+        daemon_schedule_flush(d);
+    }
+}
+
+/* Writes what waits and hands the sync of everything written so far to
+ * the syncer (or, inline, runs it here); the replies and LOG events that
+ * wait for it go with the batch.  Nothing is replied or announced before
+ * it is on disk. */
+static void
+daemon_flush(Daemon *d, gboolean inline_sync)
+{
+    g_autoptr(SyncBatch) b = NULL;
+    g_autoptr(GError) error = NULL;
+
+    evtimer_del(d->flush_due_ev);
+    d->flush_pending = FALSE;
+    if (d->syncer && syncer_busy(d->syncer)) {
+        if (!inline_sync) {
+            d->flush_again = TRUE;
+            return;
+        }
+        syncer_wait(d->syncer);
+    }
+    if (!daemon_storage_append(d))
+        return;
+    b = sync_batch_new();
+    if (!event_log_sync_prepare(d->log, b, &d->sync_seq, &error)) {
+        daemon_storage_failed(d, "event log", error);
+        return;
+    }
+    /* the journal's syncs run beside the event log's */
+    sync_batch_set_lane(b, 1);
+    if (!journal_sync_prepare(d->journal, b, &error)) {
+        event_log_sync_failed(d->log);
+        daemon_storage_failed(d, "journal", error);
+        return;
+    }
+    g_ptr_array_extend_and_steal(d->sync_deferred, g_steal_pointer(&d->deferred));
+    d->deferred = g_ptr_array_new_with_free_func((GDestroyNotify)daemon_reply_free);
+    g_ptr_array_extend_and_steal(d->sync_announce, g_steal_pointer(&d->announce));
+    d->announce = g_ptr_array_new_with_free_func((GDestroyNotify)daemon_announce_free);
+    if (!sync_batch_n_steps(b) || inline_sync || !d->syncer) {
+        gboolean ok = sync_batch_run(b, &error);
+
+        daemon_sync_done_cb(b, ok ? NULL : error, d);
+        return;
+    }
+    syncer_submit(d->syncer, g_steal_pointer(&b));
+}
+
+static void
+daemon_flush_cb(evutil_socket_t fd, short what, void *opaque)
+{
+    daemon_flush(opaque, FALSE);
 }
 
 static void
@@ -1370,7 +1460,11 @@ daemon_call_reply_cb(ServiceRequest *req, JsonNode *ret, const GError *error, gp
         g_strcmp0(qmp_json_get_string(qmp_json_node_object(r->ret), "outcome"), "rejected") != 0) {
         /* done, but its records are not on disk yet: heard once they are */
         g_ptr_array_add(c->d->deferred, r);
-    } else if (c->d->flush_pending && !c->d->storage_error) {
+    } else if (!c->d->storage_error && !c->d->flush_pending && !c->d->flush_again &&
+               !c->d->deferred->len && syncer_busy(c->d->syncer)) {
+        /* nothing written since the sync under way: it needs that one only */
+        g_ptr_array_add(c->d->sync_deferred, r);
+    } else if ((c->d->flush_pending || syncer_busy(c->d->syncer)) && !c->d->storage_error) {
         g_ptr_array_add(c->d->deferred, r);
     } else {
         daemon_reply_send(r);
@@ -1492,6 +1586,9 @@ daemon_control_closed_cb(ControlServer *srv, ControlClient *cl, gpointer opaque)
     for (guint i = d->deferred->len; i > 0; i--)
         if (((DaemonReply *)d->deferred->pdata[i - 1])->cl == cl)
             g_ptr_array_remove_index(d->deferred, i - 1);
+    for (guint i = d->sync_deferred->len; i > 0; i--)
+        if (((DaemonReply *)d->sync_deferred->pdata[i - 1])->cl == cl)
+            g_ptr_array_remove_index(d->sync_deferred, i - 1);
     /* its requests go on (an unplug does not stop because a client left)
      * but nobody hears the reply */
     g_hash_table_iter_init(&it, d->calls);
@@ -1675,6 +1772,8 @@ daemon_new(struct event_base *base, DaemonConfig *cfg, const char *config_path, 
     d->inotify_fd = -1;
     d->announce = g_ptr_array_new_with_free_func((GDestroyNotify)daemon_announce_free);
     d->deferred = g_ptr_array_new_with_free_func((GDestroyNotify)daemon_reply_free);
+    d->sync_announce = g_ptr_array_new_with_free_func((GDestroyNotify)daemon_announce_free);
+    d->sync_deferred = g_ptr_array_new_with_free_func((GDestroyNotify)daemon_reply_free);
     d->backlog = g_ptr_array_new_with_free_func((GDestroyNotify)json_object_unref);
     d->unjournaled = g_hash_table_new_full(g_int64_hash, g_int64_equal, g_free, NULL);
     d->event_rate = g_hash_table_new_full(g_str_hash, g_str_equal, g_free,
@@ -1697,6 +1796,7 @@ daemon_new(struct event_base *base, DaemonConfig *cfg, const char *config_path, 
     journal_path = g_build_filename(cfg->state_dir, "journal", NULL);
     if (!(d->journal = journal_open(journal_path, error)))
         return NULL;
+    journal_set_deferred_compaction(d->journal, TRUE);
 
     /* the flush runs after everything else that is ready in an iteration:
      * three priorities, events default to the middle one, the flush is last */
@@ -1706,6 +1806,8 @@ daemon_new(struct event_base *base, DaemonConfig *cfg, const char *config_path, 
     event_priority_set(d->flush_ev, 2);
     d->flush_due_ev = evtimer_new(base, daemon_flush_due_cb, d);
     event_priority_set(d->flush_due_ev, 0);
+    if (!(d->syncer = syncer_new(base, daemon_sync_done_cb, d, error)))
+        return NULL;
     d->storage_retry_ev = evtimer_new(base, daemon_storage_retry_cb, d);
     d->coalesce_ev = evtimer_new(base, daemon_coalesce_cb, d);
 
@@ -1788,11 +1890,18 @@ daemon_free(Daemon *d)
         daemon_coalesce_flush(d, TRUE);
     if (d->log && d->journal && d->backlog) {
         /* what can still be written is; a full disk loses only what was
-         * never replied or announced */
-        if (!daemon_storage_write(d))
+         * never replied or announced (the clients are gone already) */
+        g_ptr_array_set_size(d->deferred, 0);
+        g_ptr_array_set_size(d->sync_deferred, 0);
+        g_ptr_array_set_size(d->announce, 0);
+        g_ptr_array_set_size(d->sync_announce, 0);
+        g_hash_table_remove_all(d->subs);
+        daemon_flush(d, TRUE);
+        if (d->backlog->len || d->storage_error)
             g_warning("stopping with %u records not written: %s", d->backlog->len,
-                      d->storage_error);
+                      d->storage_error ? d->storage_error : "");
     }
+    syncer_free(d->syncer);
     if (d->flush_ev)
         event_free(d->flush_ev);
     if (d->flush_due_ev)
@@ -1813,6 +1922,8 @@ daemon_free(Daemon *d)
     journal_free(d->journal);
     g_ptr_array_unref(d->announce);
     g_ptr_array_unref(d->deferred);
+    g_ptr_array_unref(d->sync_announce);
+    g_ptr_array_unref(d->sync_deferred);
     if (d->backlog)
         g_ptr_array_unref(d->backlog);
     if (d->unjournaled)

@@ -13,6 +13,7 @@
 #include <unistd.h>
 
 #include "event-log.h"
+#include "syncer.h"
 #include "qmp-json.h"
 
 G_DEFINE_QUARK(event-log-error-quark, event_log_error)
@@ -32,6 +33,14 @@ typedef struct {
     guint64 size;  /* bytes of whole records */
 } EventLogSegment;
 
+/* Read-back index: where the record seq starts in its segment, for every
+ * EVENT_LOG_MARK_STEP-th record, learnt when appending and when reading. */
+#define EVENT_LOG_MARK_STEP 64
+typedef struct {
+    guint64 seq;
+    guint64 off;
+} EventLogMark;
+
 struct EventLog {
     char *dir;
     int dir_fd;
@@ -50,6 +59,7 @@ struct EventLog {
     gboolean tail_bad;  /* a failed write may have left bytes past the newest size */
     JsonGenerator *gen;
     JsonParser *parser;
+    GArray *marks; /* EventLogMark, by seq */
 };
 
 static gboolean event_log_set_errno(GError **error, int errsv, const char *fmt, ...)
@@ -322,6 +332,48 @@ event_log_new_segment(EventLog *log, guint64 first, GError **error)
     return TRUE;
 }
 
+/* Index of the first mark with a seq above seq (marks->len when none). */
+static guint
+event_log_mark_upper(EventLog *log, guint64 seq)
+{
+    guint lo = 0, hi = log->marks->len;
+
+    while (lo < hi) {
+        guint mid = lo + (hi - lo) / 2;
+
+        if (g_array_index(log->marks, EventLogMark, mid).seq <= seq)
+            lo = mid + 1;
+        else
+            hi = mid;
+    }
+    return lo;
+}
+
+static void
+event_log_mark_add(EventLog *log, guint64 seq, guint64 off)
+{
+    EventLogMark m = {seq, off};
+    guint i = event_log_mark_upper(log, seq);
+
+    if (i > 0 && g_array_index(log->marks, EventLogMark, i - 1).seq == seq)
+        return;
+    g_array_insert_val(log->marks, i, m);
+}
+
+/* Where to start reading for seq in the segment that begins at first: the
+ * offset of the closest mark at or below seq in that segment, or 0. */
+static guint64
+event_log_mark_find(EventLog *log, guint64 first, guint64 seq)
+{
+    guint i = event_log_mark_upper(log, seq);
+    const EventLogMark *m;
+
+    if (i == 0)
+        return 0;
+    m = &g_array_index(log->marks, EventLogMark, i - 1);
+    return m->seq >= first ? m->off : 0;
+}
+
 /* Drops oldest segments while over max_bytes; never the newest. */
 static void
 event_log_retain(EventLog *log)
@@ -337,6 +389,11 @@ event_log_retain(EventLog *log)
         g_debug("retention: removed %s/%s (%" G_GUINT64_FORMAT " bytes)", log->dir, name, s->size);
         log->total -= s->size;
         g_array_remove_index(log->segs, 0);
+        if (log->segs->len) {
+            guint n = event_log_mark_upper(
+                log, g_array_index(log->segs, EventLogSegment, 0).first - 1);
+            g_array_remove_range(log->marks, 0, n);
+        }
     }
 }
 
@@ -471,6 +528,7 @@ event_log_open(const char *dir, const EventLogOptions *opts, GError **error)
     log->fd = -1;
     log->flushed_fd = -1;
     log->segs = g_array_new(FALSE, FALSE, sizeof(EventLogSegment));
+    log->marks = g_array_new(FALSE, FALSE, sizeof(EventLogMark));
     log->gen = json_generator_new();
     log->parser = json_parser_new();
     log->max_bytes = opts && opts->max_bytes ? opts->max_bytes : EVENT_LOG_DEFAULT_MAX_BYTES;
@@ -571,6 +629,8 @@ event_log_free(EventLog *log)
     if (log->flushed_fd >= 0)
         close(log->flushed_fd);
     g_array_unref(log->segs);
+    if (log->marks)
+        g_array_unref(log->marks);
     g_object_unref(log->gen);
     g_object_unref(log->parser);
     g_free(log->dir);
@@ -657,6 +717,8 @@ event_log_append(EventLog *log, JsonObject *record, JsonObject **out, GError **e
             log->tail_bad = TRUE;
         return event_log_set_errno(error, errsv, "%s: appending a record", log->dir);
     }
+    if ((seq - cur->first) % EVENT_LOG_MARK_STEP == 0)
+        event_log_mark_add(log, seq, cur->size);
     cur->size += line->len;
     log->total += line->len;
     log->last_seq = seq;
@@ -694,6 +756,55 @@ event_log_flush(EventLog *log, GError **error)
             return event_log_set_errno(error, errsv, "writing %s/%s", log->dir, FLUSHED_NAME);
         log->flushed_seq = log->last_seq;
     }
+    return TRUE;
+}
+
+gboolean
+event_log_sync_prepare(EventLog *log, SyncBatch *b, guint64 *seq, GError **error)
+{
+    g_return_val_if_fail(log != NULL && b != NULL, FALSE);
+
+    if (log->dirty) {
+        if (!sync_batch_add_sync(b, log->fd, FALSE, log->dir, error))
+            return FALSE;
+        log->dirty = FALSE;
+    }
+    if (log->dir_dirty) {
+        if (!sync_batch_add_sync(b, log->dir_fd, TRUE, log->dir, error)) {
+            log->dirty = TRUE;
+            return FALSE;
+        }
+        log->dir_dirty = FALSE;
+    }
+    *seq = log->last_seq;
+    return TRUE;
+}
+
+void
+event_log_sync_failed(EventLog *log)
+{
+    g_return_if_fail(log != NULL);
+    /* not known to be on disk: the next flush syncs again */
+    log->dirty = TRUE;
+    log->dir_dirty = TRUE;
+}
+
+gboolean
+event_log_mark_flushed(EventLog *log, guint64 seq, GError **error)
+{
+    char buf[FLUSHED_LEN + 1];
+    gsize done = 0;
+    int errsv = 0;
+
+    g_return_val_if_fail(log != NULL, FALSE);
+
+    if (log->flushed_fd < 0 || seq <= log->flushed_seq)
+        return TRUE;
+    /* in place, same size: takes no new block on a full disk */
+    g_snprintf(buf, sizeof buf, "%020" G_GUINT64_FORMAT "\n", seq);
+    if (!event_log_pwrite_all(log->flushed_fd, buf, FLUSHED_LEN, 0, &done, &errsv))
+        return event_log_set_errno(error, errsv, "writing %s/%s", log->dir, FLUSHED_NAME);
+    log->flushed_seq = seq;
     return TRUE;
 }
 
@@ -809,7 +920,9 @@ event_log_read_since(EventLog *log, guint64 since, EventLogFunc fn, gpointer opa
 
     delivered = since;
     for (guint i = 0; i < firsts->len && !stop; i++) {
-        g_autofree char *name = event_log_seg_name(g_array_index(firsts, guint64, i));
+        guint64 seg_first = g_array_index(firsts, guint64, i);
+        g_autofree char *name = event_log_seg_name(seg_first);
+        guint64 off = event_log_mark_find(log, seg_first, delivered + 1);
         ssize_t n;
         FILE *f;
         int fd;
@@ -827,15 +940,24 @@ event_log_read_since(EventLog *log, guint64 since, EventLogFunc fn, gpointer opa
             close(fd);
             break;
         }
+        if (off > 0 && fseeko(f, (off_t)off, SEEK_SET) < 0)
+            off = 0, rewind(f);
         while (!stop && (n = getline(&line, &cap, f)) > 0) {
             g_autoptr(JsonObject) obj = NULL;
             guint64 seq = 0;
             guint64 full_seq = 0;
+            guint64 line_off = off;
 
             if (line[n - 1] != '\n')
                 break;
-            if (event_log_line_seq(line, (gsize)n - 1, &seq) && seq <= delivered)
-                continue;
+            off += (guint64)n;
+            if (event_log_line_seq(line, (gsize)n - 1, &seq)) {
+                if (seq >= seg_first && (seq - seg_first) % EVENT_LOG_MARK_STEP == 0 &&
+                    seq <= log->last_seq)
+                    event_log_mark_add(log, seq, line_off);
+                if (seq <= delivered)
+                    continue;
+            }
             if (seq > limit) {
                 stop = TRUE;
                 break;

@@ -36,6 +36,8 @@
 #include <glib.h>
 #include <json-glib/json-glib.h>
 
+#include "syncer.h"
+
 G_BEGIN_DECLS
 
 #define EVENT_LOG_ERROR (event_log_error_quark())
@@ -77,6 +79,12 @@ G_DEFINE_AUTOPTR_CLEANUP_FUNC(EventLog, event_log_free)
 guint64 event_log_append(EventLog *log, JsonObject *record, JsonObject **out, GError **error);
 /* fdatasync when anything was appended since the last flush. */
 gboolean event_log_flush(EventLog *log, GError **error);
+/* The same flush in parts, for a syncer thread: add to b what makes every
+ * record appended so far durable (*seq: the last of them); once b ran,
+ * event_log_mark_flushed(seq) in the loop, or event_log_sync_failed(). */
+gboolean event_log_sync_prepare(EventLog *log, SyncBatch *b, guint64 *seq, GError **error);
+void event_log_sync_failed(EventLog *log);
+gboolean event_log_mark_flushed(EventLog *log, guint64 seq, GError **error);
 /* Oldest record kept, 0 when empty. */
 guint64 event_log_first_seq(EventLog *log);
 /* Newest ever, 0 when none. */

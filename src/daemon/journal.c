@@ -13,6 +13,7 @@
 #include <unistd.h>
 
 #include "journal.h"
+#include "syncer.h"
 #include "qmp-json.h"
 
 G_DEFINE_QUARK(journal-error-quark, journal_error)
@@ -35,6 +36,15 @@ struct Journal {
     gboolean dir_dirty; /* the directory entry may not be durable yet */
     gboolean tail_bad;  /* a failed write may have left bytes past size */
     JsonGenerator *gen;
+    GHashTable *lines;  /* guint64 *op -> GBytes: the put line it was last written with */
+    /* compaction through a syncer (journal_set_deferred_compaction) */
+    gboolean deferred;    /* compact in journal_sync_prepare, not in put/remove */
+    gboolean want_compact;
+    int cfd;              /* the compacted file while its rename is in flight, or -1 */
+    guint64 csize;
+    guint clines;
+    gboolean cbad;        /* a write to cfd failed: the compaction is dropped */
+    guint rename_step;    /* the rename's index in the batch in flight */
 };
 
 static gboolean journal_set_errno(GError **error, int errsv, const char *fmt, ...)
@@ -121,15 +131,22 @@ journal_pwrite_all(int fd, const char *buf, gsize len, guint64 off, gsize *done,
     return TRUE;
 }
 
-/* Appends one line; on failure the file is as before (or marked for repair). */
+/* Appends one line; on failure the file is as before (or marked for repair).
+ * While a compaction's rename is in flight the line goes to both files. */
 static gboolean
-journal_write_line(Journal *j, JsonObject *obj, GError **error)
+journal_write_line(Journal *j, JsonObject *obj, GString **line_out, GError **error)
 {
     g_autoptr(GString) line = g_string_new(NULL);
     gsize done = 0;
     int errsv = 0;
 
     journal_line(j, obj, line);
+    if (j->cfd >= 0 && !j->cbad) {
+        if (!journal_pwrite_all(j->cfd, line->str, line->len, j->csize, &done, &errsv))
+            j->cbad = TRUE;
+        j->csize += line->len;
+        j->clines++;
+    }
     if (j->tail_bad) {
         if (ftruncate(j->fd, (off_t)j->size) < 0)
             return journal_set_errno(error, errno, "%s: repairing", j->path);
@@ -143,6 +160,8 @@ journal_write_line(Journal *j, JsonObject *obj, GError **error)
     j->size += line->len;
     j->n_lines++;
     j->dirty = TRUE;
+    if (line_out)
+        *line_out = g_steal_pointer(&line);
     return TRUE;
 }
 
@@ -150,11 +169,42 @@ static gboolean
 journal_compact_add_cb(gpointer key, gpointer value, gpointer opaque)
 {
     gpointer *ctx = opaque;
-    g_autoptr(JsonObject) put = json_object_new();
+    Journal *j = ctx[0];
+    GBytes *cached = g_hash_table_lookup(j->lines, key);
 
-    json_object_set_object_member(put, "put", json_object_ref(value));
-    journal_line(ctx[0], put, ctx[1]);
+    if (!cached) {
+        /* read back at start: its line once, then kept */
+        g_autoptr(JsonObject) put = json_object_new();
+        GString *line = g_string_new(NULL);
+
+        json_object_set_object_member(put, "put", json_object_ref(value));
+        journal_line(j, put, line);
+        cached = g_string_free_to_bytes(line);
+        g_hash_table_replace(j->lines, journal_op_key(*(guint64 *)key), cached);
+    }
+    /* the line it was written with, shared, not JSON again */
+    g_ptr_array_add(ctx[1], g_bytes_ref(cached));
+    *(guint64 *)ctx[2] += g_bytes_get_size(cached);
     return FALSE;
+}
+
+/* max_op and the open records, as the compacted file holds them: lines
+ * (GBytes) to write one after the other; *len gets their total. */
+static GPtrArray *
+journal_compact_content(Journal *j, guint64 *len)
+{
+    GPtrArray *pieces = g_ptr_array_new_full((guint)g_tree_nnodes(j->open) + 1,
+                                             (GDestroyNotify)g_bytes_unref);
+    g_autoptr(JsonObject) head = json_object_new();
+    GString *line = g_string_new(NULL);
+    gpointer ctx[3] = {j, pieces, len};
+
+    json_object_set_int_member(head, "max_op", (gint64)j->max_op);
+    journal_line(j, head, line);
+    *len = line->len;
+    g_ptr_array_add(pieces, g_string_free_to_bytes(line));
+    g_tree_foreach(j->open, journal_compact_add_cb, ctx);
+    return pieces;
 }
 
 /* Rewrites the file with only max_op and the open records. */
@@ -162,15 +212,21 @@ static gboolean
 journal_compact(Journal *j, GError **error)
 {
     g_autoptr(GString) buf = g_string_new(NULL);
-    g_autoptr(JsonObject) head = json_object_new();
-    gpointer ctx[2] = {j, buf};
     gsize done = 0;
     int errsv = 0;
     int fd;
 
-    json_object_set_int_member(head, "max_op", (gint64)j->max_op);
-    journal_line(j, head, buf);
-    g_tree_foreach(j->open, journal_compact_add_cb, ctx);
+    {
+        guint64 len = 0;
+        g_autoptr(GPtrArray) pieces = journal_compact_content(j, &len);
+
+        for (guint i = 0; i < pieces->len; i++) {
+            gsize n = 0;
+            const char *p = g_bytes_get_data(pieces->pdata[i], &n);
+
+            g_string_append_len(buf, p, (gssize)n);
+        }
+    }
 
     fd = openat(j->dir_fd, j->tmp_name, O_RDWR | O_CREAT | O_TRUNC | O_NOFOLLOW | O_CLOEXEC,
                 0600);
@@ -209,6 +265,10 @@ journal_maybe_compact(Journal *j)
     if (j->n_lines <= JOURNAL_COMPACT_MIN_LINES || j->n_lines <= JOURNAL_COMPACT_RATIO * n_open ||
         j->n_lines <= j->compact_at)
         return;
+    if (j->deferred) {
+        j->want_compact = TRUE;
+        return;
+    }
     if (!journal_compact(j, &err)) {
         /* Not fatal: the long file is still right.  Try again later. */
         g_warning("%s", err->message);
@@ -326,7 +386,10 @@ journal_open(const char *path, GError **error)
     j->tmp_name = g_strconcat(j->name, ".tmp", NULL);
     j->fd = -1;
     j->dir_fd = -1;
+    j->cfd = -1;
     j->open = g_tree_new_full(journal_op_cmp, NULL, g_free, (GDestroyNotify)json_object_unref);
+    j->lines = g_hash_table_new_full(g_int64_hash, g_int64_equal, g_free,
+                                     (GDestroyNotify)g_bytes_unref);
     j->gen = json_generator_new();
 
     if (g_mkdir_with_parents(j->dir, 0700) < 0) {
@@ -368,6 +431,12 @@ journal_free(Journal *j)
 
     if (!j)
         return;
+    if (j->cfd >= 0) {
+        /* a compaction whose rename never ran: the journal is the old file */
+        close(j->cfd);
+        j->cfd = -1;
+        unlinkat(j->dir_fd, j->tmp_name, 0);
+    }
     if (j->fd >= 0 && !journal_flush(j, &err))
         g_warning("%s", err->message);
     if (j->fd >= 0)
@@ -375,6 +444,7 @@ journal_free(Journal *j)
     if (j->dir_fd >= 0)
         close(j->dir_fd);
     g_tree_unref(j->open);
+    g_hash_table_unref(j->lines);
     g_object_unref(j->gen);
     g_free(j->path);
     g_free(j->tmp_path);
@@ -389,6 +459,7 @@ journal_put(Journal *j, guint64 op, JsonObject *record, GError **error)
 {
     g_autoptr(JsonObject) copy = NULL;
     g_autoptr(JsonObject) line = NULL;
+    GString *written = NULL;
     gint64 v = 0;
 
     g_return_val_if_fail(j != NULL, FALSE);
@@ -408,10 +479,12 @@ journal_put(Journal *j, guint64 op, JsonObject *record, GError **error)
      * journal_flush writes the whole file again then */
     g_tree_replace(j->open, journal_op_key(op), g_steal_pointer(&copy));
     j->max_op = MAX(j->max_op, op);
-    if (!journal_write_line(j, line, error)) {
+    if (!journal_write_line(j, line, &written, error)) {
+        g_hash_table_remove(j->lines, &op);
         j->stale = TRUE;
         return FALSE;
     }
+    g_hash_table_replace(j->lines, journal_op_key(op), g_string_free_to_bytes(written));
     journal_maybe_compact(j);
     return TRUE;
 }
@@ -429,7 +502,8 @@ journal_remove(Journal *j, guint64 op, GError **error)
     line = json_object_new();
     json_object_set_int_member(line, "del", (gint64)op);
     g_tree_remove(j->open, &op);
-    if (!journal_write_line(j, line, error)) {
+    g_hash_table_remove(j->lines, &op);
+    if (!journal_write_line(j, line, NULL, error)) {
         j->stale = TRUE;
         return FALSE;
     }
@@ -492,4 +566,124 @@ journal_n_open(Journal *j)
 {
     g_return_val_if_fail(j != NULL, 0);
     return (guint)g_tree_nnodes(j->open);
+}
+
+void
+journal_set_deferred_compaction(Journal *j, gboolean deferred)
+{
+    g_return_if_fail(j != NULL);
+    j->deferred = deferred;
+}
+
+/* Creates the compacted file and adds to b its content (written by the
+ * batch, off the loop), its sync and its rename; until the batch ran, lines
+ * go to both files (the compacted one after its content). */
+static gboolean
+journal_compact_begin(Journal *j, SyncBatch *b, GError **error)
+{
+    guint64 len = 0;
+    GPtrArray *buf = journal_compact_content(j, &len);
+    int fd;
+
+    fd = openat(j->dir_fd, j->tmp_name, O_RDWR | O_CREAT | O_TRUNC | O_NOFOLLOW | O_CLOEXEC,
+                0600);
+    if (fd < 0) {
+        g_ptr_array_unref(buf);
+        return journal_set_errno(error, errno, "creating %s", j->tmp_path);
+    }
+    /* a compaction that fails is dropped (the long file stays right);
+     * once renamed, the directory's sync is needed like any other */
+    sync_batch_set_optional(b, TRUE);
+    if (!sync_batch_add_write(b, fd, buf, 0, j->tmp_path, error) ||
+        !sync_batch_add_sync(b, fd, FALSE, j->tmp_path, error) ||
+        !sync_batch_add_rename(b, j->dir_fd, j->tmp_name, j->name, j->path, error)) {
+        sync_batch_set_optional(b, FALSE);
+        close(fd);
+        unlinkat(j->dir_fd, j->tmp_name, 0);
+        return FALSE;
+    }
+    sync_batch_set_optional(b, FALSE);
+    j->rename_step = sync_batch_n_steps(b) - 1;
+    if (!sync_batch_add_sync(b, j->dir_fd, TRUE, j->dir, error)) {
+        /* the rename may run: the next flush syncs the directory */
+        j->dir_dirty = TRUE;
+    }
+    j->cfd = fd;
+    j->csize = len;
+    j->clines = 1 + (guint)g_tree_nnodes(j->open);
+    j->cbad = FALSE;
+    j->want_compact = FALSE;
+    return TRUE;
+}
+
+gboolean
+journal_sync_prepare(Journal *j, SyncBatch *b, GError **error)
+{
+    g_return_val_if_fail(j != NULL && b != NULL, FALSE);
+    g_return_val_if_fail(j->cfd < 0, FALSE);
+
+    if (j->stale) {
+        /* a write failed: the file is behind memory; write all of it */
+        if (!journal_compact(j, error))
+            return FALSE;
+        j->stale = FALSE;
+        j->want_compact = FALSE;
+    }
+    if (j->dirty) {
+        if (!sync_batch_add_sync(b, j->fd, FALSE, j->path, error))
+            return FALSE;
+        j->dirty = FALSE;
+    }
+    if (j->dir_dirty) {
+        if (!sync_batch_add_sync(b, j->dir_fd, TRUE, j->dir, error)) {
+            j->dirty = TRUE;
+            return FALSE;
+        }
+        j->dir_dirty = FALSE;
+    }
+    if (j->want_compact) {
+        g_autoptr(GError) err = NULL;
+
+        /* not fatal: the long file stays right; tried again later */
+        if (!journal_compact_begin(j, b, &err)) {
+            g_warning("%s", err->message);
+            j->want_compact = FALSE;
+            j->compact_at = j->n_lines + JOURNAL_COMPACT_MIN_LINES;
+        }
+    }
+    return TRUE;
+}
+
+void
+journal_sync_done(Journal *j, SyncBatch *b, gboolean ok)
+{
+    g_return_if_fail(j != NULL && b != NULL);
+
+    if (!ok) {
+        /* not known to be on disk: the next flush syncs again */
+        j->dirty = TRUE;
+        j->dir_dirty = TRUE;
+    }
+    if (j->cfd < 0)
+        return;
+    if (sync_batch_step_done(b, j->rename_step)) {
+        if (!sync_batch_step_done(b, j->rename_step + 1))
+            j->dir_dirty = TRUE;
+        /* the compacted file is the journal now, whatever happens next */
+        close(j->fd);
+        j->fd = j->cfd;
+        j->size = j->csize;
+        j->n_lines = j->clines;
+        j->tail_bad = FALSE;
+        j->compact_at = 0;
+        j->dirty = TRUE; /* lines written to it since the batch left */
+        if (j->cbad)
+            j->stale = TRUE;
+        g_debug("%s: compacted to %u lines", j->path, j->n_lines);
+    } else {
+        close(j->cfd);
+        unlinkat(j->dir_fd, j->tmp_name, 0);
+        j->compact_at = j->n_lines + JOURNAL_COMPACT_MIN_LINES;
+    }
+    j->cfd = -1;
 }

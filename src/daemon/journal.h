@@ -21,6 +21,8 @@
 #include <glib.h>
 #include <json-glib/json-glib.h>
 
+#include "syncer.h"
+
 G_BEGIN_DECLS
 
 #define JOURNAL_ERROR (journal_error_quark())
@@ -52,6 +54,15 @@ gboolean journal_put(Journal *j, guint64 op, JsonObject *record, GError **error)
 gboolean journal_remove(Journal *j, guint64 op, GError **error);
 /* fdatasync if anything was written since the last flush. */
 gboolean journal_flush(Journal *j, GError **error);
+/* The flush in parts, for a syncer thread: add to b what makes every line
+ * written so far durable, and with deferred compaction the compaction that
+ * is due (written now, synced and renamed by b); once b ran (ok or not),
+ * journal_sync_done() in the loop.  One batch at a time. */
+gboolean journal_sync_prepare(Journal *j, SyncBatch *b, GError **error);
+void journal_sync_done(Journal *j, SyncBatch *b, gboolean ok);
+/* Compaction waits for journal_sync_prepare instead of running (and
+ * syncing) inside journal_put/journal_remove. */
+void journal_set_deferred_compaction(Journal *j, gboolean deferred);
 /* Records of ops still open, in op order (new refs; caller unrefs the
  * array). */
 GPtrArray *journal_open_records(Journal *j);

@@ -37,7 +37,7 @@ struct Service {
     GHashTable *commands; /* name -> ServiceCommand (borrowed) */
     GArray *listeners;    /* ServiceListenerEntry */
     guint next_listener_id;
-    GPtrArray *requests;                   /* ServiceRequest still waiting for a reply */
+    GHashTable *requests;                  /* ServiceRequest set: still waiting for a reply */
     char *sysfs_root, *hostdev_state_file; /* opts' strings point here */
     char *lock_root;
     HotplugHostdevRegistry *hostdevs; /* made on first use */
@@ -264,6 +264,20 @@ service_add_vm(Service *svc, const char *name, const char *qmp_path, GError **er
     return TRUE;
 }
 
+/* The requests waiting now, to walk while ending some of them. */
+static GPtrArray *
+service_requests_snapshot(Service *svc)
+{
+    GPtrArray *arr = g_ptr_array_sized_new(g_hash_table_size(svc->requests));
+    GHashTableIter it;
+    gpointer req;
+
+    g_hash_table_iter_init(&it, svc->requests);
+    while (g_hash_table_iter_next(&it, &req, NULL))
+        g_ptr_array_add(arr, req);
+    return arr;
+}
+
 gboolean
 service_remove_vm(Service *svc, const char *name, GError **error)
 {
@@ -277,11 +291,15 @@ service_remove_vm(Service *svc, const char *name, GError **error)
     /* its pending operations end as vm-gone (their requesters hear it),
      * and nothing may wait on it once it is freed */
     hotplug_vm_end_all(sv->vm, "the VM was removed from hotplugd");
-    for (guint i = svc->requests->len; i > 0; i--) {
-        ServiceRequest *req = svc->requests->pdata[i - 1];
-        if (req->vm == sv->vm && req->ops)
-            service_request_fail(
-                req, g_error_new(HOTPLUG_ERROR, HOTPLUG_ERROR_VM_GONE, "VM %s was removed", copy));
+    {
+        /* failing one may end others: look each up again */
+        g_autoptr(GPtrArray) reqs = service_requests_snapshot(svc);
+        for (guint i = reqs->len; i > 0; i--) {
+            ServiceRequest *req = reqs->pdata[i - 1];
+            if (g_hash_table_contains(svc->requests, req) && req->vm == sv->vm && req->ops)
+                service_request_fail(req, g_error_new(HOTPLUG_ERROR, HOTPLUG_ERROR_VM_GONE,
+                                                      "VM %s was removed", copy));
+        }
     }
     g_hash_table_remove(svc->vms, name);
     /* its host devices are free for other VMs now */
@@ -442,7 +460,7 @@ service_new(struct event_base *base, const ServiceOptions *opts)
         g_hash_table_new_full(g_str_hash, g_str_equal, NULL, (GDestroyNotify)service_vm_free);
     svc->commands = g_hash_table_new(g_str_hash, g_str_equal);
     svc->listeners = g_array_new(FALSE, TRUE, sizeof(ServiceListenerEntry));
-    svc->requests = g_ptr_array_new();
+    svc->requests = g_hash_table_new(g_direct_hash, g_direct_equal);
     service_register(svc, service_vm_commands);
     service_register(svc, service_device_commands);
     service_register(svc, service_ops_commands);
@@ -463,18 +481,28 @@ service_free(Service *svc)
     /* requests still waiting get no reply: their requester is going too.
      * Those waiting on ops leave their VM first; the rest end when closing
      * the VMs fails their QMP commands. */
-    for (guint i = 0; i < svc->requests->len; i++)
-        ((ServiceRequest *)svc->requests->pdata[i])->cancelled = TRUE;
-    for (guint i = svc->requests->len; i > 0; i--) {
-        ServiceRequest *req = svc->requests->pdata[i - 1];
-        if (req->ops)
-            service_request_free(req);
+    {
+        g_autoptr(GPtrArray) reqs = service_requests_snapshot(svc);
+        for (guint i = 0; i < reqs->len; i++)
+            ((ServiceRequest *)reqs->pdata[i])->cancelled = TRUE;
+        for (guint i = reqs->len; i > 0; i--) {
+            ServiceRequest *req = reqs->pdata[i - 1];
+            if (g_hash_table_contains(svc->requests, req) && req->ops)
+                service_request_free(req);
+        }
     }
     g_array_set_size(svc->listeners, 0);
     g_hash_table_unref(svc->vms);
-    while (svc->requests->len)
-        service_request_free(svc->requests->pdata[svc->requests->len - 1]);
-    g_ptr_array_unref(svc->requests);
+    for (;;) {
+        GHashTableIter it;
+        gpointer req;
+
+        g_hash_table_iter_init(&it, svc->requests);
+        if (!g_hash_table_iter_next(&it, &req, NULL))
+            break;
+        service_request_free(req);
+    }
+    g_hash_table_unref(svc->requests);
     g_hash_table_unref(svc->commands);
     g_array_unref(svc->listeners);
     hotplug_hostpool_free(svc->hostpool);
@@ -523,7 +551,7 @@ service_list_commands(Service *svc)
 static void
 service_request_free(ServiceRequest *req)
 {
-    g_ptr_array_remove_fast(req->svc->requests, req);
+    g_hash_table_remove(req->svc->requests, req);
     if (req->vm_listener && req->vm)
         hotplug_vm_remove_listener(req->vm, req->vm_listener);
     if (req->poll)
@@ -550,7 +578,7 @@ service_execute(Service *svc, const char *cmd, JsonObject *args, const ServiceRe
     req->cmd = g_strdup(cmd);
     req->cb = *cb;
     req->opaque = opaque;
-    g_ptr_array_add(svc->requests, req);
+    g_hash_table_add(svc->requests, req);
     if (!c) {
         service_request_fail(
             req, g_error_new(HOTPLUG_ERROR, HOTPLUG_ERROR_NOT_FOUND, "unknown command '%s'", cmd));
@@ -573,7 +601,7 @@ service_execute(Service *svc, const char *cmd, JsonObject *args, const ServiceRe
     }
     c->run(svc, req, args);
     /* replied at once: req is gone */
-    return g_ptr_array_find(svc->requests, req, NULL) ? req : NULL;
+    return g_hash_table_contains(svc->requests, req) ? req : NULL;
 }
 
 void
