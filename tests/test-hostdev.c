@@ -918,6 +918,7 @@ test_group_lock_across_registries(void **state)
     make_dev(f->sysfs, ADDR, "vfio-pci", "12");
     hotplug_hostdev_registry_set_host(daemon, f->sysfs, locks, f->dir);
     hotplug_hostdev_registry_set_host(direct, f->sysfs, locks, f->dir);
+    g_clear_pointer(&holder, json_object_unref);
     assert_false(hotplug_hostdev_lock_peek(locks, "12", &holder));
     assert_true(hotplug_hostdev_registry_claim_new(daemon, ADDR, "vm1", "gpu0", &error));
     /* the lock file names the claimer */
@@ -926,6 +927,7 @@ test_group_lock_across_registries(void **state)
                            "\"owner\":\"%s\"}\n",
                            getpid(), f->state_file);
     assert_string_equal(text, want);
+    g_clear_pointer(&holder, json_object_unref);
     assert_true(hotplug_hostdev_lock_peek(locks, "12", &holder));
     assert_string_equal(qmp_json_get_string(holder, "vm"), "vm1");
     /* flock conflicts between two open files even in one process: another process */
@@ -956,16 +958,19 @@ test_group_lock_across_registries(void **state)
     daemon = hotplug_hostdev_registry_new(f->state_file, &error);
     assert_non_null(daemon);
     hotplug_hostdev_registry_set_host(daemon, f->sysfs, locks, f->dir);
+    g_clear_pointer(&holder, json_object_unref);
     assert_true(hotplug_hostdev_lock_peek(locks, "12", &holder));
     assert_false(hotplug_hostdev_registry_claim_new(direct, ADDR, "/run/vm2.qmp", "gpu", &error));
     g_clear_error(&error);
     /* it releases: the lock is free and empty, the direct claim goes through */
     assert_true(hotplug_hostdev_registry_release(daemon, ADDR, &error));
+    g_clear_pointer(&holder, json_object_unref);
     assert_false(hotplug_hostdev_lock_peek(locks, "12", &holder));
     assert_null(holder);
     assert_true(hotplug_hostdev_registry_claim_new(direct, ADDR, "/run/vm2.qmp", "gpu", &error));
     /* a direct-mode claim does not outlive its process: no lock, not persistent */
     g_clear_pointer(&direct, hotplug_hostdev_registry_free);
+    g_clear_pointer(&holder, json_object_unref);
     assert_false(hotplug_hostdev_lock_peek(locks, "12", &holder));
     assert_false(qmp_json_get_bool_default(holder, "persistent", TRUE));
     assert_true(hotplug_hostdev_registry_claim_new(daemon, ADDR, "vm3", "gpu", &error));
@@ -1021,6 +1026,7 @@ test_group_open_elsewhere(void **state)
     /* and its lock was not kept */
     {
         g_autoptr(JsonObject) holder = NULL;
+        g_clear_pointer(&holder, json_object_unref);
         assert_false(hotplug_hostdev_lock_peek(locks, "12", &holder));
     }
     /* what QEMU already shows (sync) is claimed whoever has it open */

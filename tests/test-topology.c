@@ -431,6 +431,7 @@ test_deadline_by_mechanism(void **state)
         /* armed for the whole of it (the 300 ms of settling aside) */
         assert_true(hotplug_op_get_remaining_ms(op) > (gint64)cases[i].ms - 1500);
         assert_true(hotplug_op_get_remaining_ms(op) <= (gint64)cases[i].ms);
+        g_clear_pointer(&op, hotplug_op_unref); /* its deadline is on the fixture's loop */
         fixture_free(f);
     }
 }
@@ -459,6 +460,7 @@ test_native_blinking_is_pending(void **state)
     assert_int_equal(f->outcomes->len, 1);
     assert_string_equal(f->outcomes->pdata[0], "nic0 deleted");
     assert_true(fake_peer_all_done(f->peer));
+    g_clear_pointer(&op, hotplug_op_unref); /* its deadline is on the fixture's loop */
     fixture_free(f);
 }
 
@@ -490,6 +492,7 @@ test_native_retry_in_progress_presses_later(void **state)
     assert_int_equal(f->outcomes->len, 1);
     if (!fake_peer_all_done(f->peer))
         fail_msg("%s", fake_peer_describe_failures(f->peer));
+    g_clear_pointer(&op, hotplug_op_unref); /* its deadline is on the fixture's loop */
     fixture_free(f);
 }
 
@@ -515,6 +518,7 @@ test_late_after_not_deleted(void **state)
     assert_int_equal(f->outcomes->len, 2);
     assert_string_equal(f->outcomes->pdata[0], "nic0 not-deleted");
     assert_string_equal(f->outcomes->pdata[1], "nic0 deleted-late");
+    g_clear_pointer(&op, hotplug_op_unref); /* its deadline is on the fixture's loop */
     fixture_free(f);
 }
 

@@ -261,6 +261,7 @@ hotplug_hostpool_list(HotplugHostpool *pool, HotplugHostdevRegistry *reg, const 
 {
     g_autoptr(GPtrArray) addrs = g_ptr_array_new();
     JsonArray *list = json_array_new();
+    JsonNode *node;
     GHashTableIter it;
     gpointer key;
 
@@ -316,5 +317,7 @@ hotplug_hostpool_list(HotplugHostpool *pool, HotplugHostdevRegistry *reg, const 
         }
         json_array_add_object_element(list, o);
     }
-    return json_node_init_array(json_node_alloc(), list);
+    node = json_node_init_array(json_node_alloc(), list); /* takes its own reference */
+    json_array_unref(list);
+    return node;
 }
