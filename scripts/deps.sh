@@ -4,7 +4,8 @@
 #
 #   scripts/deps.sh
 #
-# The system's QEMU (7.2 on Debian 12: x86, ppc, arm) is the first QEMU
+# The system's QEMU (7.2 on Debian 12: x86, ppc, arm, with the AAVMF UEFI
+# firmware that aarch64 virt needs for ACPI and memory hotplug) is the first QEMU
 # generation tested; debootstrap builds the QEMU 10 chroot of the second
 # (scripts/qemu10.sh). Quick when everything is there: it only asks dpkg. As root it installs what
 # is missing (apt-get update first); otherwise it names the packages and
@@ -14,7 +15,7 @@ set -euo pipefail
 packages=(
   build-essential autoconf automake libtool pkg-config
   libglib2.0-dev libjson-glib-dev libevent-dev libcmocka-dev
-  qemu-system-x86 qemu-system-ppc qemu-system-arm qemu-utils busybox-static cpio socat
+  qemu-system-x86 qemu-system-ppc qemu-system-arm qemu-utils qemu-efi-aarch64 busybox-static cpio socat
   debootstrap debian-archive-keyring
   clang valgrind libclang-rt-14-dev
 )

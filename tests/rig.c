@@ -401,9 +401,13 @@ add_machine_args(GPtrArray *argv, const RigVmOptions *o)
         break;
     case RIG_MACHINE_VIRT:
         add_arg(argv, "-machine");
-        add_arg(argv, "virt");
+        add_arg(argv, o->uefi ? "virt,acpi=on" : "virt");
         add_arg(argv, "-cpu");
         add_arg(argv, "max");
+        if (o->uefi) {
+            add_arg(argv, "-bios");
+            add_arg(argv, RIG_AAVMF);
+        }
         break;
     case RIG_MACHINE_NONE:
         add_arg(argv, "-machine");
@@ -428,6 +432,17 @@ spawn_qemu(RigVm *vm, GError **error)
     int devnull, logfd;
     gboolean ok;
 
+    if (o->uefi && o->machine != RIG_MACHINE_VIRT) {
+        g_set_error(error, RIG_ERROR, RIG_ERROR_FAILED, "uefi is for the virt machine only");
+        return FALSE;
+    }
+    if (o->uefi && !nonempty_file(RIG_AAVMF)) {
+        g_set_error(error, RIG_ERROR, RIG_ERROR_FAILED,
+                    "no UEFI firmware %s: install Debian's qemu-efi-aarch64 "
+                    "(" TOP_SRCDIR "/scripts/deps.sh)",
+                    RIG_AAVMF);
+        return FALSE;
+    }
     qemu = rig_qemu_binary(vm->arch, error);
     if (!qemu)
         return FALSE;

@@ -33,6 +33,15 @@
  * 0000:0K:00.0 in a guest that numbers the buses in that order (both guests
  * here do).
  *
+ * UEFI (virt only): with uefi = TRUE the VM is -machine virt,acpi=on with
+ *   -bios RIG_AAVMF (Debian's qemu-efi-aarch64; the path is read by QEMU, so
+ *   a QEMU in a chroot needs it there too: scripts/qemu10.sh installs it).
+ *   The firmware loads -kernel/-initrd through fw_cfg and hands the guest
+ *   ACPI tables, which is what brings virt's ACPI GED and with it memory
+ *   hotplug (booted with -kernel alone, virt has no GED).  The firmware
+ *   adds a few seconds to the boot.  A missing firmware fails the test with
+ *   a message naming the package; it is never a skip.
+ *
  * Guests: x86 $HOTPLUG_GUEST_DIR (default ~/.cache/qmp-hotplug/guest:
  * vmlinuz, initrd.img), ppc64 $HOTPLUG_GUEST_PPC64_DIR (guest-ppc64: vmlinux,
  * initrd.img), aarch64 $HOTPLUG_GUEST_ARM64_DIR (guest-arm64: vmlinuz,
@@ -54,6 +63,7 @@ G_BEGIN_DECLS
 #define RIG_BOOT_MS 240000 /* a TCG guest boot on a busy machine, with room */
 #define RIG_REPLY_MS 20000
 #define RIG_GUEST_READY "HOTPLUG-GUEST-READY"
+#define RIG_AAVMF "/usr/share/qemu-efi-aarch64/QEMU_EFI.fd" /* package qemu-efi-aarch64 */
 
 typedef enum {
     RIG_ARCH_X86_64,
@@ -74,6 +84,7 @@ typedef struct {
     RigMachine machine;            /* default RIG_MACHINE_PC */
     guint n_root_ports;            /* pcie-root-ports rp1..rpN (q35, virt) */
     const char *root_port_props;   /* appended to each root port's -device, may be NULL */
+    gboolean uefi;                 /* virt only: acpi=on, -bios RIG_AAVMF (ACPI GED) */
     gboolean guest;                /* boot the arch's test guest; else no kernel and -S */
     gboolean paused;               /* with a guest: start it with -S, do not wait for it
                                       (rig_vm_cont_boot() later); without: always -S */

@@ -18,6 +18,10 @@
  *              (q35 ACPI) --iothreads 4 gives 4 virtqueues where QEMU maps them
  *   virt       without ACPI GED (booted with -kernel) vm info lists no memory
  *              or vCPU hotplug, and memory add / vcpu set say why
+ *   virt-uefi  virt booted through UEFI firmware with acpi=on has the ACPI
+ *              GED: vm info lists memory hotplug, memory add → added and the
+ *              guest onlines the DIMM, memory del at the default deadline →
+ *              deleted, the guest saw it go and no backend is left
  *
  * The unplug latency of each mechanism is printed ("LATENCY ...") against
  * its default deadline. */
@@ -98,6 +102,21 @@ static int
 group_setup_virt(void **state)
 {
     return group_setup_with(state, RIG_MACHINE_VIRT, "pcie-native", 15000);
+}
+
+/* virt through UEFI (AAVMF) with acpi=on: the ACPI GED, so DIMMs */
+static int
+group_setup_virt_uefi(void **state)
+{
+    Fixture *f = g_new0(Fixture, 1);
+    RigVmOptions opts = {
+        .machine = RIG_MACHINE_VIRT, .uefi = TRUE, .guest = TRUE, .mem = "512M,slots=2,maxmem=2G"};
+
+    *state = f;
+    f->mechanism = "acpi-ged";
+    f->deadline_ms = 30000; /* memory's default deadline */
+    f->vm = rig_vm_start(&opts);
+    return 0;
 }
 
 static int
@@ -512,6 +531,77 @@ test_virt_says_what_it_lacks(void **state)
         fail_msg("vcpu set says: %s", cpu->err);
 }
 
+static gboolean
+caps_have(JsonObject *info, const char *want)
+{
+    JsonArray *caps = qmp_json_get_array(info, "capabilities");
+
+    for (guint i = 0; caps && i < json_array_get_length(caps); i++)
+        if (g_strcmp0(qmp_json_node_string(json_array_get_element(caps, i)), want) == 0)
+            return TRUE;
+    return FALSE;
+}
+
+/* virt with the ACPI GED: vm info lists memory hotplug; a DIMM goes in
+ * (added, the guest onlines it movable) and out at the default deadline
+ * (deleted, the guest removed it, neither the device nor its backend left) */
+static void
+test_virt_uefi_memory(void **state)
+{
+    Fixture *f = *state;
+    const char *online = "HOTPLUG-GUEST: online memory";
+    const char *gone = "HOTPLUG-GUEST: removed memory";
+    gsize n_online = rig_vm_console_count(f->vm, online);
+    gsize n_gone = rig_vm_console_count(f->vm, gone);
+    g_autoptr(RigCtl) info = rig_ctl("--json", "vm", "info", sock(f), NULL);
+    g_autoptr(RigCtl) add = NULL;
+    g_autoptr(RigCtl) del = NULL;
+    g_autofree char *console = NULL;
+    char *line, *eol;
+    JsonObject *o;
+    gint64 elapsed;
+
+    rig_ctl_assert_exit(info, 0);
+    o = rig_ctl_result(info);
+    if (!caps_have(o, "memory-hotplug"))
+        fail_msg("vm info lists no memory-hotplug: %s",
+                 qmp_json_get_string(o, "memory_hotplug_unavailable"));
+    assert_null(qmp_json_get_string(o, "memory_hotplug_unavailable"));
+
+    add = rig_ctl("--json", "memory", "add", sock(f), "128M", NULL);
+    rig_ctl_assert_exit(add, 0);
+    o = rig_ctl_result(add);
+    assert_string_equal(qmp_json_get_string(o, "outcome"), "added");
+    assert_string_equal(qmp_json_get_string(o, "device"), "dimm0");
+    elapsed = qmp_json_get_int_default(o, "elapsed_ms", -1);
+    assert_true(elapsed >= 0);
+    report_latency(f, "memory add", elapsed);
+    assert_true(rig_vm_peripheral_has(f->vm, "dimm0"));
+    assert_true(rig_vm_qom_has(f->vm, "/objects", "mem-dimm0"));
+    if (!rig_vm_wait_console_count(f->vm, online, n_online + 1, SEEN_MS))
+        fail_msg("the guest never onlined the DIMM");
+    console = rig_vm_console(f->vm);
+    line = g_strrstr(console, online);
+    eol = strchr(line, '\n');
+    if (eol)
+        *eol = '\0';
+    if (!g_str_has_suffix(g_strchomp(line), " movable"))
+        fail_msg("the guest onlined the DIMM, but not movable: %s", line);
+
+    del = rig_ctl("--json", "memory", "del", sock(f), "dimm0", NULL);
+    rig_ctl_assert_exit(del, 0);
+    o = rig_ctl_result(del);
+    assert_string_equal(qmp_json_get_string(o, "outcome"), "deleted");
+    assert_int_equal(qmp_json_get_int_default(o, "timeout_ms", -1), f->deadline_ms);
+    elapsed = qmp_json_get_int_default(o, "elapsed_ms", -1);
+    assert_true(elapsed >= 0);
+    report_latency(f, "memory del", elapsed);
+    assert_false(rig_vm_peripheral_has(f->vm, "dimm0"));
+    assert_false(rig_vm_qom_has(f->vm, "/objects", "mem-dimm0"));
+    if (!rig_vm_wait_console_count(f->vm, gone, n_gone + 1, SEEN_MS))
+        fail_msg("the guest never reported the DIMM removed");
+}
+
 int
 main(void)
 {
@@ -536,11 +626,16 @@ main(void)
         cmocka_unit_test(test_add_del),
         cmocka_unit_test(test_disk),
     };
+    const struct CMUnitTest virt_uefi_cases[] = {
+        cmocka_unit_test(test_virt_uefi_memory),
+    };
     int failed = 0;
 
     failed += cmocka_run_group_tests_name("q35-acpi", cases, group_setup_q35, group_teardown);
     failed += cmocka_run_group_tests_name("q35-native", native_cases, group_setup_q35_native,
                                           group_teardown);
     failed += cmocka_run_group_tests_name("virt", virt_cases, group_setup_virt, group_teardown);
+    failed += cmocka_run_group_tests_name("virt-uefi", virt_uefi_cases, group_setup_virt_uefi,
+                                          group_teardown);
     return failed;
 }

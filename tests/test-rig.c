@@ -1,7 +1,8 @@
 /* SPDX-License-Identifier: LGPL-2.1-or-later */
 /* Self-test of the real-QEMU test rig (tests/rig.c): a real QEMU starts as
  * described, answers on its sockets, reports its version, gets its root
- * ports, and dies; hotplugctl and hotplugd runs come back parsed. */
+ * ports (and, on virt with uefi, the ACPI GED), and dies; hotplugctl and
+ * hotplugd runs come back parsed. */
 #ifdef HAVE_CONFIG_H
 #include "config.h"
 #endif
@@ -251,6 +252,48 @@ test_bad_option_reports_stderr(void **state)
         fail_msg("QEMU's stderr is not in the error: %s", error->message);
 }
 
+static gboolean
+has_acpi_ged(RigVm *vm)
+{
+    g_autoptr(JsonNode) list = rig_vm_qmp(vm, "qom-list", "{\"path\": \"/machine/unattached\"}");
+    JsonArray *a = json_node_get_array(list);
+
+    for (guint i = 0; i < json_array_get_length(a); i++)
+        if (!g_strcmp0(qmp_json_get_string(json_array_get_object_element(a, i), "type"),
+                       "child<acpi-ged>"))
+            return TRUE;
+    return FALSE;
+}
+
+/* uefi: virt with acpi=on and the AAVMF firmware has the ACPI GED, virt
+ * without it has none; uefi on another machine is refused. */
+static void
+test_uefi(void **state)
+{
+    RigVmOptions pc = {.machine = RIG_MACHINE_PC, .uefi = TRUE};
+    RigVmOptions plain = {.machine = RIG_MACHINE_VIRT};
+    RigVmOptions uefi = {.machine = RIG_MACHINE_VIRT, .uefi = TRUE};
+    g_autoptr(GError) error = NULL;
+    g_autofree char *cmdline_path = NULL;
+    g_autofree char *cmdline = NULL;
+    RigVm *vm;
+
+    assert_null(rig_vm_new(&pc, &error));
+    if (!strstr(error->message, "virt"))
+        fail_msg("%s", error->message);
+
+    vm = rig_vm_start(&plain);
+    assert_false(has_acpi_ged(vm));
+    rig_vm_free(vm);
+
+    vm = *state = rig_vm_start(&uefi);
+    assert_true(has_acpi_ged(vm));
+    cmdline_path = g_build_filename(rig_vm_dir(vm), "cmdline", NULL);
+    assert_true(g_file_get_contents(cmdline_path, &cmdline, NULL, NULL));
+    assert_non_null(strstr(cmdline, "\nvirt,acpi=on\n"));
+    assert_non_null(strstr(cmdline, "\n-bios\n" RIG_AAVMF "\n"));
+}
+
 /* q35 with 3 root ports: rp1..rp3 at 00:10.0, 00:11.0, 00:12.0, chassis 1..3,
  * and the props given for each. */
 static void
@@ -382,6 +425,7 @@ main(void)
         T(test_guest_boots),
         T(test_bad_option_reports_stderr),
         T(test_root_ports),
+        T(test_uefi),
         T(test_ctl_and_events),
         T(test_hotplugd),
     };
