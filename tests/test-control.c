@@ -1802,6 +1802,31 @@ assert_config_refused(Fixture *f, const char *text, const char *why)
         fail_msg("config %s refused with '%s', want '%s'", text, error->message, why);
 }
 
+/* The example configuration (installed as /etc/hotplugd.conf) loads, and
+ * [timeouts] takes every deadline class the engine has, by its name. */
+static void
+test_config_example(void **state)
+{
+    Fixture *f = *state;
+    g_autofree char *example = g_build_filename(TOP_SRCDIR, "examples", "hotplugd.conf", NULL);
+    g_autofree char *path = g_build_filename(f->dir, "all.conf", NULL);
+    g_autoptr(GString) text = g_string_new("[timeouts]\n");
+    g_autoptr(GError) error = NULL;
+    g_autoptr(DaemonConfig) cfg = daemon_config_load(example, &error);
+
+    if (!cfg)
+        fail_msg("%s: %s", example, error->message);
+    g_clear_pointer(&cfg, daemon_config_free);
+    for (guint c = 0; c < TIMEOUT_CLASS_COUNT; c++)
+        g_string_append_printf(text, "%s = %u\n", timeout_class_name(c), 7 + c);
+    assert_true(g_file_set_contents(path, text->str, -1, NULL));
+    cfg = daemon_config_load(path, &error);
+    if (!cfg)
+        fail_msg("%s: %s", text->str, error->message);
+    for (guint c = 0; c < TIMEOUT_CLASS_COUNT; c++)
+        assert_int_equal(cfg->timeouts.ms[c], (7 + c) * 1000);
+}
+
 /* Deadlines are 64-bit milliseconds with a stated maximum (no wrap at
  * 2^32 ms), numbers are decimal only, id= is not a property, and
  * configuration values have a floor. */
@@ -2466,6 +2491,7 @@ main(int argc, char **argv)
         T(test_log_gap),
         T(test_server_add_fd_and_linger),
         T(test_input_limits),
+        T(test_config_example),
         T(test_state_dir_hostile),
         T(test_vms_json_torn),
         T(test_seq_after_emptied_segment),

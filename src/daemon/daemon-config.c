@@ -129,8 +129,8 @@ daemon_config_load(const char *path, GError **error)
     static const char *const hotplugd_keys[] = {
         "state-dir", "socket", "socket-mode", "socket-group", "watch-dir",
         "log-max-size", "log-segment-size", "subscriber-buffer", "max-clients", NULL};
-    static const char *const timeout_keys[] = {"pci", "pci-pseries", "cpu", "memory",
-                                               NULL};
+    /* one key per deadline class, named by the timeout module */
+    const char *timeout_keys[TIMEOUT_CLASS_COUNT + 1];
     static const char *const retry_keys[] = {"count", "interval", NULL};
     static const char *const vm_keys[] = {"qmp", NULL};
     g_autoptr(DaemonConfig) cfg = daemon_config_new_defaults();
@@ -138,6 +138,9 @@ daemon_config_load(const char *path, GError **error)
     g_auto(GStrv) groups = NULL;
     g_autoptr(GError) local = NULL;
 
+    for (guint c = 0; c < TIMEOUT_CLASS_COUNT; c++)
+        timeout_keys[c] = timeout_class_name(c);
+    timeout_keys[TIMEOUT_CLASS_COUNT] = NULL;
     if (!g_key_file_load_from_file(kf, path, G_KEY_FILE_NONE, &local)) {
         g_set_error(error, HOTPLUG_ERROR, HOTPLUG_ERROR_INVALID, "%s: %s", path,
                     local->message);
