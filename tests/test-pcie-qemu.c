@@ -288,6 +288,51 @@ test_add_del(void **state)
     report_latency(f, "device del", del_nic(f, "n2", 2, NULL));
 }
 
+/* A bus that is no PCI bus (a USB controller's) is not placed: QEMU takes
+ * bus=usbc.0 as given, and answers a bus it does not know itself. */
+static void
+test_usb_bus(void **state)
+{
+    Fixture *f = *state;
+    g_autoptr(RigCtl) ctl = NULL;
+    g_autoptr(RigCtl) kbd = NULL;
+    g_autoptr(RigCtl) bad = NULL;
+    g_autoptr(RigCtl) del = NULL;
+    g_autofree char *seen = guest_line("added", 1);
+    gsize before = rig_vm_console_count(f->vm, seen);
+    JsonObject *o;
+    const char *desc;
+
+    ctl = rig_ctl("--json", "device", "add", sock(f), "qemu-xhci", "usbc", NULL);
+    rig_ctl_assert_exit(ctl, 0);
+    assert_string_equal(qmp_json_get_string(rig_ctl_result(ctl), "bus"), "rp1");
+    if (!rig_vm_wait_console_count(f->vm, seen, before + 1, SEEN_MS))
+        fail_msg("the guest never reported %s", seen);
+
+    kbd = rig_ctl("--json", "device", "add", sock(f), "usb-kbd", "kb1", "bus=usbc.0", NULL);
+    rig_ctl_assert_exit(kbd, 0);
+    o = rig_ctl_result(kbd);
+    assert_string_equal(qmp_json_get_string(o, "outcome"), "added");
+    assert_null(qmp_json_get_string(o, "bus"));
+    assert_true(rig_vm_peripheral_has(f->vm, "kb1"));
+
+    bad = rig_ctl("--json", "device", "add", sock(f), "usb-kbd", "kb2", "bus=nosuch.0", NULL);
+    rig_ctl_assert_exit(bad, 3);
+    o = rig_ctl_result(bad);
+    assert_string_equal(qmp_json_get_string(o, "outcome"), "rejected");
+    assert_int_equal(qmp_json_get_int_default(o, "attempts", -1), 1);
+    desc = qmp_json_get_string(qmp_json_get_object(o, "error"), "desc");
+    if (!desc || !strstr(desc, "nosuch.0"))
+        fail_msg("QEMU's refusal does not name the bus: %s", desc ? desc : "(none)");
+    assert_false(rig_vm_peripheral_has(f->vm, "kb2"));
+
+    del = rig_ctl("--json", "device", "del", sock(f), "kb1", NULL);
+    rig_ctl_assert_exit(del, 0);
+    assert_string_equal(qmp_json_get_string(rig_ctl_result(del), "outcome"), "deleted");
+    assert_false(rig_vm_peripheral_has(f->vm, "kb1"));
+    report_latency(f, "usb controller del", del_nic(f, "usbc", 1, NULL));
+}
+
 /* every port taken: the refusal says how to give the VM more */
 static void
 test_no_free_port(void **state)
@@ -609,7 +654,7 @@ main(void)
         cmocka_unit_test(test_slots),        cmocka_unit_test(test_add_del),
         cmocka_unit_test(test_retry),        cmocka_unit_test(test_paused_then_resumed),
         cmocka_unit_test(test_disk),         cmocka_unit_test(test_disk_iothreads),
-        cmocka_unit_test(test_no_free_port),
+        cmocka_unit_test(test_no_free_port), cmocka_unit_test(test_usb_bus),
     };
     const struct CMUnitTest native_cases[] = {
         cmocka_unit_test(test_slots),
@@ -625,6 +670,7 @@ main(void)
         cmocka_unit_test(test_slots),
         cmocka_unit_test(test_add_del),
         cmocka_unit_test(test_disk),
+        cmocka_unit_test(test_usb_bus),
     };
     const struct CMUnitTest virt_uefi_cases[] = {
         cmocka_unit_test(test_virt_uefi_memory),

@@ -973,9 +973,9 @@ hotplug_topology_choose(HotplugTopology *t, HotplugPlacement *pl, guint64 gen, c
                             "bus %s takes no hotplug on this machine: name a pcie-root-port, "
                             "or give no bus to have one chosen (see 'vm slots')",
                             bus);
-            else
-                g_set_error(error, HOTPLUG_ERROR, HOTPLUG_ERROR_INVALID,
-                            "no hotpluggable bus named '%s' (see 'vm slots')", bus);
+            /* not a PCI bus this machine has (a USB, SCSI or virtio-serial
+             * bus, or a typo): not ours to place; QEMU checks it */
+            return NULL;
         } else if (any->mechanism == HOTPLUG_MECH_NONE) {
             g_set_error(error, HOTPLUG_ERROR, HOTPLUG_ERROR_UNSUPPORTED,
                         "bus %s takes no hotplug: %s", bus, any->why ? any->why : "unknown");

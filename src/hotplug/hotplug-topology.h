@@ -114,7 +114,9 @@ typedef void (*HotplugPlaceFunc)(HotplugVm *vm,
  * ends (or hotplug_vm_release_place), so two adds at once never get the
  * same place.  Errors: HOTPLUG_ERROR_BUSY (occupied, naming the
  * occupant), HOTPLUG_ERROR_UNSUPPORTED (no free place: says how to add a
- * port), HOTPLUG_ERROR_INVALID (no such bus). */
+ * port).  A bus that is no PCI bus of the machine (a USB or SCSI bus, or
+ * a name QEMU does not know) is not placed: done is called with no place
+ * and no error, and QEMU's own checks answer. */
 gboolean hotplug_vm_place(HotplugVm *vm, const char *device, const char *bus, HotplugPlaceFunc done,
                           gpointer opaque, GError **error);
 void hotplug_vm_release_place(HotplugVm *vm, const char *device);
