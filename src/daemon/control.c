@@ -134,33 +134,55 @@ control_client_send_line(ControlClient *cl, const char *line, gsize len)
     return TRUE;
 }
 
+gboolean
+control_client_send_block(ControlClient *cl, const char *lines, gsize len)
+{
+    if (!cl->bev || cl->closing)
+        return FALSE;
+    if (control_client_pending_output(cl) + len > cl->srv->opts.max_output)
+        return FALSE;
+    if (control_client_queued(cl) > 0) {
+        bufferevent_write(cl->bev, lines, len);
+        return TRUE;
+    }
+    evbuffer_add(cl->out, lines, len);
+    event_active(cl->out_ev, EV_WRITE, 0);
+    return TRUE;
+}
+
 /* Control messages (replies, errors) are small and always queued: a client
  * that does not read is cut off by its subscription, not here. */
 static void
 control_client_send_node(ControlClient *cl, JsonNode *node)
 {
-    g_autofree char *text = NULL;
+    g_autoptr(GString) text = NULL;
 
     if (!cl->bev || cl->closing)
         return;
-    text = json_to_string(node, FALSE);
-    control_client_write(cl, text, strlen(text));
+    text = g_string_sized_new(256);
+    qmp_json_write_node(text, node);
+    control_client_write(cl, text->str, text->len);
 }
 
 void
 control_client_return(ControlClient *cl, JsonNode *id, JsonNode *ret)
 {
-    JsonObject *o = json_object_new();
-    g_autoptr(JsonNode) n = json_node_init_object(json_node_alloc(), o);
+    g_autoptr(GString) text = NULL;
 
+    if (!cl->bev || cl->closing)
+        return;
+    text = g_string_sized_new(256);
+    g_string_append(text, "{\"return\":");
     if (ret)
-        json_object_set_member(o, "return", json_node_copy(ret));
+        qmp_json_write_node(text, ret);
     else
-        json_object_set_object_member(o, "return", json_object_new());
-    if (id)
-        json_object_set_member(o, "id", json_node_copy(id));
-    json_object_unref(o);
-    control_client_send_node(cl, n);
+        g_string_append(text, "{}");
+    if (id) {
+        g_string_append(text, ",\"id\":");
+        qmp_json_write_node(text, id);
+    }
+    g_string_append_c(text, '}');
+    control_client_write(cl, text->str, text->len);
 }
 
 void

@@ -176,16 +176,24 @@ daemon_object_node(void)
 
 /* ---- durability: append now, sync off the loop, release once durable --- */
 
+/* The LOG event of a stored record, from the record's own text. */
 static char *
-daemon_render_log_event(JsonObject *rec)
+daemon_log_event_line(const char *text)
 {
-    g_autoptr(JsonNode) data = json_node_init_object(json_node_alloc(), rec);
-    g_autofree char *text = json_to_string(data, FALSE);
     gint64 now = g_get_real_time();
 
     return g_strdup_printf("{\"event\":\"LOG\",\"data\":%s,\"timestamp\":{\"seconds\":%" G_GINT64_FORMAT
                            ",\"microseconds\":%" G_GINT64_FORMAT "}}",
                            text, now / G_USEC_PER_SEC, now % G_USEC_PER_SEC);
+}
+
+static char *
+daemon_render_log_event(JsonObject *rec)
+{
+    g_autoptr(GString) text = g_string_sized_new(256);
+
+    qmp_json_write_object(text, rec);
+    return daemon_log_event_line(text->str);
 }
 
 static void
@@ -222,7 +230,7 @@ daemon_storage_failed(Daemon *d, const char *what, const GError *error)
 
 static void daemon_schedule_flush(Daemon *d);
 static gboolean daemon_save_runtime_vms(Daemon *d, GError **error);
-static void daemon_announce(Daemon *d, guint64 seq, JsonObject *stored);
+static void daemon_announce(Daemon *d, guint64 seq, JsonObject *rec, char *text);
 
 static void daemon_flush_cb(evutil_socket_t fd, short what, void *opaque);
 static void daemon_flush(Daemon *d, gboolean inline_sync);
@@ -244,14 +252,14 @@ daemon_storage_append(Daemon *d)
     g_autoptr(GError) error = NULL;
 
     while (d->backlog->len) {
-        JsonObject *stored = NULL;
-        guint64 seq = event_log_append(d->log, d->backlog->pdata[0], &stored, &error);
+        char *text = NULL;
+        guint64 seq = event_log_append_text(d->log, d->backlog->pdata[0], &text, &error);
         if (!seq) {
             daemon_storage_failed(d, "event log", error);
             return FALSE;
         }
+        daemon_announce(d, seq, json_object_ref(d->backlog->pdata[0]), text);
         g_ptr_array_remove_index(d->backlog, 0);
-        daemon_announce(d, seq, stored);
     }
     if (d->vms_dirty) {
         if (!daemon_save_runtime_vms(d, &error)) {
@@ -290,6 +298,7 @@ daemon_sync_release(Daemon *d)
     g_autoptr(GPtrArray) batch = NULL;
     g_autoptr(GPtrArray) replies = NULL;
     g_autoptr(GList) subs = NULL;
+    g_autoptr(GString) block = NULL;
 
     if (d->storage_error) {
         g_message("the state directory %s can be written again: changes are accepted",
@@ -308,8 +317,25 @@ daemon_sync_release(Daemon *d)
     subs = g_hash_table_get_values(d->subs);
     for (GList *l = subs; l; l = l->next) {
         Subscription *s = l->data;
-        if (!s->live)
+        if (!s->live || !batch->len)
             continue;
+        /* a subscriber that takes every record of the batch gets its lines
+         * in one piece, built once for all of them */
+        if (!s->filter.vm && !s->filter.device && !s->filter.kind &&
+            s->cursor < ((DaemonAnnounce *)batch->pdata[0])->seq) {
+            if (!block) {
+                block = g_string_sized_new(batch->len * 320);
+                for (guint i = 0; i < batch->len; i++) {
+                    g_string_append(block, ((DaemonAnnounce *)batch->pdata[i])->line);
+                    g_string_append(block, "\r\n");
+                }
+            }
+            if (control_client_send_block(s->cl, block->str, block->len)) {
+                s->cursor = ((DaemonAnnounce *)batch->pdata[batch->len - 1])->seq;
+                continue;
+            }
+            /* past its cap: record by record, up to where it overflows */
+        }
         for (guint i = 0; i < batch->len && s->live; i++) {
             DaemonAnnounce *a = batch->pdata[i];
             if (a->seq <= s->cursor)
@@ -426,15 +452,17 @@ daemon_flush_due_cb(evutil_socket_t fd, short what, void *opaque)
     daemon_flush_cb(-1, 0, d);
 }
 
-/* stored (taken) goes to subscribers after the flush */
+/* The record seq (rec, what it was made of, for the subscribers' filters;
+ * text, as stored; both taken) goes to subscribers after the flush. */
 static void
-daemon_announce(Daemon *d, guint64 seq, JsonObject *stored)
+daemon_announce(Daemon *d, guint64 seq, JsonObject *rec, char *text)
 {
     DaemonAnnounce *a = g_new0(DaemonAnnounce, 1);
 
     a->seq = seq;
-    a->rec = stored;
-    a->line = daemon_render_log_event(stored);
+    a->rec = rec;
+    a->line = daemon_log_event_line(text);
+    g_free(text);
     g_ptr_array_add(d->announce, a);
 }
 
@@ -446,11 +474,11 @@ daemon_log_record(Daemon *d, JsonObject *rec, guint64 *seq_out)
 {
     g_autoptr(JsonObject) owned = rec;
     g_autoptr(GError) error = NULL;
-    JsonObject *stored = NULL;
+    char *text = NULL;
     guint64 seq = 0;
 
     if (!d->backlog->len) {
-        seq = event_log_append(d->log, rec, &stored, &error);
+        seq = event_log_append_text(d->log, rec, &text, &error);
         if (!seq)
             daemon_storage_failed(d, "event log", error);
     }
@@ -459,7 +487,7 @@ daemon_log_record(Daemon *d, JsonObject *rec, guint64 *seq_out)
     if (!seq)
         g_ptr_array_add(d->backlog, g_steal_pointer(&owned));
     else
-        daemon_announce(d, seq, stored);
+        daemon_announce(d, seq, g_steal_pointer(&owned), text);
     daemon_schedule_flush(d);
 }
 
@@ -708,19 +736,19 @@ daemon_event_rate_free(DaemonEventRate *r)
 static JsonNode *
 daemon_event_detail(JsonObject *data)
 {
-    g_autoptr(JsonNode) n = json_node_init_object(json_node_alloc(), data);
-    g_autofree char *text = json_to_string(n, FALSE);
+    g_autoptr(GString) text = g_string_sized_new(256);
 
+    qmp_json_write_object(text, data);
     /* a record fits in any subscriber buffer */
-    if (strlen(text) > DAEMON_MAX_EVENT_DETAIL) {
+    if (text->len > DAEMON_MAX_EVENT_DETAIL) {
         JsonObject *o = json_object_new();
         JsonNode *r = json_node_new(JSON_NODE_OBJECT);
         json_object_set_boolean_member(o, "truncated", TRUE);
-        json_object_set_int_member(o, "bytes", (gint64)strlen(text));
+        json_object_set_int_member(o, "bytes", (gint64)text->len);
         json_node_take_object(r, o);
         return r;
     }
-    return g_steal_pointer(&n);
+    return json_node_init_object(json_node_alloc(), data);
 }
 
 /* Write the coalesced records of every VM whose window has ended. */
@@ -1548,9 +1576,10 @@ daemon_control_execute_cb(ControlServer *srv, ControlClient *cl, const char *cmd
         }
     }
     if (daemon_cmd_mutates(cmd)) {
-        g_autoptr(JsonNode) n = json_node_init_object(json_node_alloc(), args);
-        g_autofree char *text = json_to_string(n, FALSE);
-        g_message("request %s %s from pid %d uid %d", cmd, text, (int)control_client_pid(cl),
+        g_autoptr(GString) text = g_string_sized_new(128);
+
+        qmp_json_write_object(text, args);
+        g_message("request %s %s from pid %d uid %d", cmd, text->str, (int)control_client_pid(cl),
                   (int)control_client_uid(cl));
         if (d->storage_error) {
             g_autofree char *desc = g_strdup_printf(

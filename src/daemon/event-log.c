@@ -637,37 +637,72 @@ event_log_free(EventLog *log)
     g_free(log);
 }
 
-/* The stored record: seq, time, then record's members. */
-static JsonObject *
-event_log_build(JsonObject *record, guint64 seq)
+/* The stored line: seq, time, then record's members (but its own "seq"
+ * and "time"), and "\n". */
+static GString *
+event_log_line(JsonObject *record, guint64 seq)
 {
-    JsonObject *obj = json_object_new();
-    GList *names = json_object_get_members(record);
+    GString *line = g_string_sized_new(256);
     g_autofree char *time = event_log_format_time(g_get_real_time());
+    JsonObjectIter it;
+    const char *name;
+    JsonNode *member;
 
-    json_object_set_int_member(obj, "seq", (gint64)seq);
-    json_object_set_string_member(obj, "time", time);
-    for (GList *l = names; l; l = l->next) {
-        const char *m = l->data;
-
-        if (g_str_equal(m, "seq") || g_str_equal(m, "time"))
+    g_string_append_printf(line, "{\"seq\":%" G_GUINT64_FORMAT ",\"time\":\"%s\"", seq, time);
+    json_object_iter_init_ordered(&it, record);
+    while (json_object_iter_next_ordered(&it, &name, &member)) {
+        if (g_str_equal(name, "seq") || g_str_equal(name, "time"))
             continue;
-        json_object_set_member(obj, m, qmp_json_deep_copy(json_object_get_member(record, m)));
+        g_string_append_c(line, ',');
+        qmp_json_write_string(line, name);
+        g_string_append_c(line, ':');
+        qmp_json_write_node(line, member);
     }
-    g_list_free(names);
-    return obj;
+    g_string_append(line, "}\n");
+    return line;
 }
+
+static guint64 event_log_append_line(EventLog *log, JsonObject *record, GString **line_out,
+                                     GError **error);
 
 guint64
 event_log_append(EventLog *log, JsonObject *record, JsonObject **out, GError **error)
 {
-    g_autoptr(JsonObject) stored = NULL;
-    g_autoptr(JsonNode) root = NULL;
-    g_autofree char *text = NULL;
+    g_autoptr(GString) line = NULL;
+    guint64 seq;
+
+    if (out)
+        *out = NULL;
+    seq = event_log_append_line(log, record, out ? &line : NULL, error);
+    if (seq && out) {
+        /* the stored record, read back from its own line */
+        *out = event_log_parse_line(log, line->str, line->len - 1, &(guint64){0});
+    }
+    return seq;
+}
+
+guint64
+event_log_append_text(EventLog *log, JsonObject *record, char **text_out, GError **error)
+{
+    GString *line = NULL;
+    guint64 seq;
+
+    if (text_out)
+        *text_out = NULL;
+    seq = event_log_append_line(log, record, text_out ? &line : NULL, error);
+    if (seq && text_out) {
+        g_string_truncate(line, line->len - 1);
+        *text_out = g_string_free(line, FALSE);
+    }
+    return seq;
+}
+
+static guint64
+event_log_append_line(EventLog *log, JsonObject *record, GString **line_out, GError **error)
+{
     g_autoptr(GString) line = NULL;
     EventLogSegment *cur;
     guint64 seq;
-    gsize len = 0;
     gsize done = 0;
     int errsv = 0;
 
@@ -675,21 +710,12 @@ event_log_append(EventLog *log, JsonObject *record, JsonObject **out, GError **e
     g_return_val_if_fail(record != NULL, 0);
     g_return_val_if_fail(error == NULL || *error == NULL, 0);
 
-    if (out)
-        *out = NULL;
     seq = log->last_seq + 1;
     if (seq > G_MAXINT64 - EVENT_LOG_HWM_STEP) {
         g_set_error(error, EVENT_LOG_ERROR, EVENT_LOG_ERROR_INVALID, "%s: seq exhausted", log->dir);
         return 0;
     }
-
-    stored = event_log_build(record, seq);
-    root = json_node_init_object(json_node_alloc(), stored);
-    json_generator_set_root(log->gen, root);
-    text = json_generator_to_data(log->gen, &len);
-    json_generator_set_root(log->gen, NULL);
-    line = g_string_new_len(text, (gssize)len);
-    g_string_append_c(line, '\n');
+    line = event_log_line(record, seq);
 
     cur = event_log_newest(log);
     if (log->tail_bad) {
@@ -725,8 +751,8 @@ event_log_append(EventLog *log, JsonObject *record, JsonObject **out, GError **e
     log->dirty = TRUE;
     if (log->total > log->max_bytes)
         event_log_retain(log);
-    if (out)
-        *out = g_steal_pointer(&stored);
+    if (line_out)
+        *line_out = g_steal_pointer(&line);
     return seq;
 }
 

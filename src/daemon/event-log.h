@@ -77,6 +77,10 @@ G_DEFINE_AUTOPTR_CLEANUP_FUNC(EventLog, event_log_free)
  * seq is not used).  If out is non-NULL it gets a new reference to the
  * stored object (to announce it after the flush). */
 guint64 event_log_append(EventLog *log, JsonObject *record, JsonObject **out, GError **error);
+/* The same, giving the stored record's text (its line without the "\n",
+ * g_free) instead of an object: what the daemon announces. */
+guint64 event_log_append_text(EventLog *log, JsonObject *record, char **text_out,
+                              GError **error);
 /* fdatasync when anything was appended since the last flush. */
 gboolean event_log_flush(EventLog *log, GError **error);
 /* The same flush in parts, for a syncer thread: add to b what makes every

@@ -94,15 +94,17 @@ journal_object_copy(JsonObject *obj)
 static void
 journal_line(Journal *j, JsonObject *obj, GString *out)
 {
-    g_autoptr(JsonNode) root = json_node_init_object(json_node_alloc(), obj);
-    g_autofree char *text = NULL;
-    gsize len = 0;
-
-    json_generator_set_root(j->gen, root);
-    text = json_generator_to_data(j->gen, &len);
-    json_generator_set_root(j->gen, NULL);
-    g_string_append_len(out, text, (gssize)len);
+    qmp_json_write_object(out, obj);
     g_string_append_c(out, '\n');
+}
+
+/* An open op's record: NULL when only its line is kept (journal_put);
+ * the object when it was read back at start. */
+static void
+journal_record_unref(gpointer rec)
+{
+    if (rec)
+        json_object_unref(rec);
 }
 
 static gboolean
@@ -134,17 +136,15 @@ journal_pwrite_all(int fd, const char *buf, gsize len, guint64 off, gsize *done,
 /* Appends one line; on failure the file is as before (or marked for repair).
  * While a compaction's rename is in flight the line goes to both files. */
 static gboolean
-journal_write_line(Journal *j, JsonObject *obj, GString **line_out, GError **error)
+journal_write_text(Journal *j, const char *text, gsize len, gsize *done, GError **error)
 {
-    g_autoptr(GString) line = g_string_new(NULL);
-    gsize done = 0;
     int errsv = 0;
 
-    journal_line(j, obj, line);
+    *done = 0;
     if (j->cfd >= 0 && !j->cbad) {
-        if (!journal_pwrite_all(j->cfd, line->str, line->len, j->csize, &done, &errsv))
+        if (!journal_pwrite_all(j->cfd, text, len, j->csize, done, &errsv))
             j->cbad = TRUE;
-        j->csize += line->len;
+        j->csize += len;
         j->clines++;
     }
     if (j->tail_bad) {
@@ -152,17 +152,25 @@ journal_write_line(Journal *j, JsonObject *obj, GString **line_out, GError **err
             return journal_set_errno(error, errno, "%s: repairing", j->path);
         j->tail_bad = FALSE;
     }
-    if (!journal_pwrite_all(j->fd, line->str, line->len, j->size, &done, &errsv)) {
-        if (done > 0 && ftruncate(j->fd, (off_t)j->size) < 0)
+    if (!journal_pwrite_all(j->fd, text, len, j->size, done, &errsv)) {
+        if (*done > 0 && ftruncate(j->fd, (off_t)j->size) < 0)
             j->tail_bad = TRUE;
         return journal_set_errno(error, errsv, "%s: writing", j->path);
     }
-    j->size += line->len;
+    j->size += len;
     j->n_lines++;
     j->dirty = TRUE;
-    if (line_out)
-        *line_out = g_steal_pointer(&line);
     return TRUE;
+}
+
+static gboolean
+journal_write_line(Journal *j, JsonObject *obj, GError **error)
+{
+    g_autoptr(GString) line = g_string_new(NULL);
+    gsize done = 0;
+
+    journal_line(j, obj, line);
+    return journal_write_text(j, line->str, line->len, &done, error);
 }
 
 static gboolean
@@ -387,7 +395,7 @@ journal_open(const char *path, GError **error)
     j->fd = -1;
     j->dir_fd = -1;
     j->cfd = -1;
-    j->open = g_tree_new_full(journal_op_cmp, NULL, g_free, (GDestroyNotify)json_object_unref);
+    j->open = g_tree_new_full(journal_op_cmp, NULL, g_free, journal_record_unref);
     j->lines = g_hash_table_new_full(g_int64_hash, g_int64_equal, g_free,
                                      (GDestroyNotify)g_bytes_unref);
     j->gen = json_generator_new();
@@ -457,10 +465,9 @@ journal_free(Journal *j)
 gboolean
 journal_put(Journal *j, guint64 op, JsonObject *record, GError **error)
 {
-    g_autoptr(JsonObject) copy = NULL;
-    g_autoptr(JsonObject) line = NULL;
-    GString *written = NULL;
+    g_autoptr(GString) line = NULL;
     gint64 v = 0;
+    gsize done = 0;
 
     g_return_val_if_fail(j != NULL, FALSE);
     g_return_val_if_fail(record != NULL, FALSE);
@@ -472,19 +479,22 @@ journal_put(Journal *j, guint64 op, JsonObject *record, GError **error)
                     op, op);
         return FALSE;
     }
-    copy = journal_object_copy(record);
-    line = json_object_new();
-    json_object_set_object_member(line, "put", json_object_ref(copy));
+    /* the line is the journal's copy of the record: kept for compactions
+     * (and parsed again only if journal_open_records asks for it) */
+    line = g_string_sized_new(256);
+    g_string_append(line, "{\"put\":");
+    qmp_json_write_object(line, record);
+    g_string_append(line, "}\n");
     /* the state in memory is right even when the file could not take it:
      * journal_flush writes the whole file again then */
-    g_tree_replace(j->open, journal_op_key(op), g_steal_pointer(&copy));
+    g_tree_replace(j->open, journal_op_key(op), NULL);
+    g_hash_table_replace(j->lines, journal_op_key(op),
+                         g_bytes_new(line->str, line->len));
     j->max_op = MAX(j->max_op, op);
-    if (!journal_write_line(j, line, &written, error)) {
-        g_hash_table_remove(j->lines, &op);
+    if (!journal_write_text(j, line->str, line->len, &done, error)) {
         j->stale = TRUE;
         return FALSE;
     }
-    g_hash_table_replace(j->lines, journal_op_key(op), g_string_free_to_bytes(written));
     journal_maybe_compact(j);
     return TRUE;
 }
@@ -497,13 +507,13 @@ journal_remove(Journal *j, guint64 op, GError **error)
     g_return_val_if_fail(j != NULL, FALSE);
     g_return_val_if_fail(error == NULL || *error == NULL, FALSE);
 
-    if (!g_tree_lookup(j->open, &op))
+    if (!g_tree_lookup_extended(j->open, &op, NULL, NULL))
         return TRUE;
     line = json_object_new();
     json_object_set_int_member(line, "del", (gint64)op);
     g_tree_remove(j->open, &op);
     g_hash_table_remove(j->lines, &op);
-    if (!journal_write_line(j, line, NULL, error)) {
+    if (!journal_write_line(j, line, error)) {
         j->stale = TRUE;
         return FALSE;
     }
@@ -538,7 +548,25 @@ journal_flush(Journal *j, GError **error)
 static gboolean
 journal_collect_cb(gpointer key, gpointer value, gpointer opaque)
 {
-    g_ptr_array_add(opaque, json_object_ref(value));
+    gpointer *ctx = opaque;
+    Journal *j = ctx[0];
+    GBytes *line;
+    g_autoptr(JsonParser) parser = NULL;
+    JsonObject *put;
+    gsize len = 0;
+    const char *text;
+
+    if (value) {
+        g_ptr_array_add(ctx[1], json_object_ref(value));
+        return FALSE;
+    }
+    /* only its line is kept: the record as written */
+    line = g_hash_table_lookup(j->lines, key);
+    text = line ? g_bytes_get_data(line, &len) : NULL;
+    parser = json_parser_new_immutable();
+    if (text && json_parser_load_from_data(parser, text, (gssize)len, NULL) &&
+        (put = qmp_json_get_object(qmp_json_node_object(json_parser_get_root(parser)), "put")))
+        g_ptr_array_add(ctx[1], json_object_ref(put));
     return FALSE;
 }
 
@@ -550,7 +578,7 @@ journal_open_records(Journal *j)
     g_return_val_if_fail(j != NULL, NULL);
 
     arr = g_ptr_array_new_full((guint)g_tree_nnodes(j->open), (GDestroyNotify)json_object_unref);
-    g_tree_foreach(j->open, journal_collect_cb, arr);
+    g_tree_foreach(j->open, journal_collect_cb, (gpointer[]){j, arr});
     return arr;
 }
 

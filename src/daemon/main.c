@@ -10,6 +10,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <syslog.h>
+#include <time.h>
 #include <unistd.h>
 
 #include <event2/event.h>
@@ -69,9 +70,17 @@ hotplugd_log_writer(GLogLevelFlags level, const GLogField *fields, gsize n_field
         return G_LOG_WRITER_HANDLED;
     }
     {
-        g_autoptr(GDateTime) now = g_date_time_new_now_local();
-        g_autofree char *ts = g_date_time_format(now, "%H:%M:%S.%f");
-        fprintf(stderr, "%.12s %s %s: %s\n", ts, tag, domain ? domain : "hotplugd", message);
+        /* localtime_r reads the zone once (a GDateTime per line would
+         * stat /etc/localtime every time) */
+        gint64 now = g_get_real_time();
+        time_t secs = (time_t)(now / G_USEC_PER_SEC);
+        struct tm tm;
+        char ts[16] = "";
+
+        localtime_r(&secs, &tm);
+        strftime(ts, sizeof ts, "%H:%M:%S", &tm);
+        fprintf(stderr, "%s.%03d %s %s: %s\n", ts, (int)(now % G_USEC_PER_SEC / 1000), tag,
+                domain ? domain : "hotplugd", message);
     }
     return G_LOG_WRITER_HANDLED;
 }

@@ -1032,6 +1032,21 @@ out:
     g_free(q);
 }
 
+/* Whether bus is a PCI bus of the machine t describes (a port's, a
+ * bridge's or the root bus). */
+static gboolean
+hotplug_topology_has_pci_bus(const HotplugTopology *t, const char *bus)
+{
+    const char *root = hotplug_root_bus_name(t->machine);
+
+    if (root && g_str_equal(bus, root))
+        return TRUE;
+    for (guint i = 0; i < t->places->len; i++)
+        if (g_strcmp0(((const HotplugPlace *)t->places->pdata[i])->bus, bus) == 0)
+            return TRUE;
+    return FALSE;
+}
+
 static gboolean
 hotplug_vm_place_known(HotplugVm *vm, const char *device, const char *bus, HotplugPlaceFunc done,
                        gpointer opaque, GError **error)
@@ -1048,6 +1063,14 @@ hotplug_vm_place_known(HotplugVm *vm, const char *device, const char *bus, Hotpl
      * bus, which takes hotplug) and its own checks of a named bus serve;
      * q35 and virt need a port chosen and checked */
     if (hotplug_vm_get_machine(vm, &m) && m != HOTPLUG_MACHINE_Q35 && m != HOTPLUG_MACHINE_VIRT) {
+        done(vm, NULL, NULL, opaque);
+        return TRUE;
+    }
+    /* a bus that was no PCI bus at the last look (a USB controller's, say)
+     * needs no fresh topology: QEMU checks it.  (A PCI bus that came since
+     * is unknown to that look, and so is left to QEMU's checks too.) */
+    if (bus && *bus && hotplug_vm_get_topology(vm) &&
+        !hotplug_topology_has_pci_bus(hotplug_vm_get_topology(vm), bus)) {
         done(vm, NULL, NULL, opaque);
         return TRUE;
     }
@@ -1078,6 +1101,7 @@ hotplug_vm_release_place(HotplugVm *vm, const char *device)
 
 typedef struct {
     HotplugVmQuery base;
+    char *driver;
     char *id;
     char *bus;
     HotplugPlaceFunc done;
@@ -1087,6 +1111,7 @@ typedef struct {
 static void
 hotplug_place_device_free(PlaceDeviceQuery *q)
 {
+    g_free(q->driver);
     g_free(q->id);
     g_free(q->bus);
     g_free(q);
@@ -1097,7 +1122,6 @@ hotplug_vm_place_device_dlp_cb(QmpConn *conn, JsonNode *ret, const GError *error
 {
     PlaceDeviceQuery *q = opaque;
     HotplugVm *vm = hotplug_vm_query_end(q);
-    JsonArray *props = error ? NULL : qmp_json_node_array(ret);
     gboolean pci = FALSE;
     g_autoptr(GError) local = NULL;
 
@@ -1113,9 +1137,11 @@ hotplug_vm_place_device_dlp_cb(QmpConn *conn, JsonNode *ret, const GError *error
     }
     /* a PCI device has "multifunction"; anything else (or an unknown
      * driver: QEMU's own error text will answer) is not placed */
-    for (guint i = 0; props && i < json_array_get_length(props); i++) {
-        JsonObject *p = qmp_json_node_object(json_array_get_element(props, i));
-        pci |= g_strcmp0(qmp_json_get_string(p, "name"), "multifunction") == 0;
+    if (!error) {
+        HotplugPropTypes *types = hotplug_prop_types_new(ret);
+
+        pci = hotplug_prop_types_lookup(types, "multifunction") != NULL;
+        hotplug_vm_set_prop_types(vm, q->driver, types);
     }
     if (!pci) {
         q->done(vm, NULL, NULL, q->opaque);
@@ -1142,10 +1168,22 @@ hotplug_vm_place_device_known(HotplugVm *vm, const char *driver, const char *id,
     for (guint i = 0; props && props[i]; i++)
         if (g_str_has_prefix(props[i], "bus="))
             bus = props[i] + 4;
+    HotplugPropTypes *known;
+
     if (bus ||
         (hotplug_vm_get_machine(vm, &m) && m != HOTPLUG_MACHINE_Q35 && m != HOTPLUG_MACHINE_VIRT))
         return hotplug_vm_place_known(vm, id, bus, done, opaque, error);
+    /* what the driver is was learnt on this connection already */
+    known = hotplug_vm_get_prop_types(vm, driver);
+    if (known) {
+        if (!hotplug_prop_types_lookup(known, "multifunction")) {
+            done(vm, NULL, NULL, opaque);
+            return TRUE;
+        }
+        return hotplug_vm_place_known(vm, id, NULL, done, opaque, error);
+    }
     q = hotplug_vm_query_new(vm, sizeof(PlaceDeviceQuery));
+    q->driver = g_strdup(driver);
     q->id = g_strdup(id);
     q->done = done;
     q->opaque = opaque;

@@ -4,6 +4,7 @@
 #pragma once
 
 #include "hotplug-priv.h"
+#include "hotplug-props.h"
 #include "hotplug-topology.h"
 #include "hotplug-vm.h"
 
@@ -20,6 +21,13 @@ HotplugPlacement *hotplug_vm_get_placement(HotplugVm *vm);
 /* A fresh topology (taken): cached, and pending unplugs learn their
  * mechanism from it. */
 void hotplug_vm_set_topology(HotplugVm *vm, HotplugTopology *t);
+
+/* The topology of the last query on this connection, or NULL. */
+HotplugTopology *hotplug_vm_get_topology(HotplugVm *vm);
+/* device-list-properties of driver as learnt on this connection (NULL:
+ * not asked yet); set takes types. */
+HotplugPropTypes *hotplug_vm_get_prop_types(HotplugVm *vm, const char *driver);
+void hotplug_vm_set_prop_types(HotplugVm *vm, const char *driver, HotplugPropTypes *types);
 
 /* Anything in flight that points back at the VM: the first member of a
  * query's state; the VM cuts it loose when freed. */

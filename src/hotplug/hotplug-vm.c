@@ -1329,7 +1329,7 @@ hotplug_vm_dlp_cb(QmpConn *conn, JsonNode *ret, const GError *error, gpointer op
     }
     if (!error) {
         types = hotplug_prop_types_new(ret);
-        g_hash_table_insert(vm->prop_cache, g_strdup(pd->driver), types);
+        hotplug_vm_set_prop_types(vm, pd->driver, types);
     }
     /* an unknown driver: send anyway, QEMU's own error text is the answer */
     hotplug_vm_plug_device_go(vm, pd, types);
@@ -1918,6 +1918,24 @@ HotplugPlacement *
 hotplug_vm_get_placement(HotplugVm *vm)
 {
     return vm->placement;
+}
+
+HotplugTopology *
+hotplug_vm_get_topology(HotplugVm *vm)
+{
+    return vm->topology;
+}
+
+HotplugPropTypes *
+hotplug_vm_get_prop_types(HotplugVm *vm, const char *driver)
+{
+    return g_hash_table_lookup(vm->prop_cache, driver);
+}
+
+void
+hotplug_vm_set_prop_types(HotplugVm *vm, const char *driver, HotplugPropTypes *types)
+{
+    g_hash_table_insert(vm->prop_cache, g_strdup(driver), types);
 }
 
 void

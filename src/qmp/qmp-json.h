@@ -22,4 +22,16 @@ const char *qmp_json_node_string(JsonNode *node);
  * and arrays inside). */
 JsonNode *qmp_json_deep_copy(JsonNode *node);
 
+/* Compact JSON text appended to out, as json_generator writes it (members
+ * in insertion order, no spaces) without its allocations per value: the
+ * hot paths (event log records, journal lines, QMP commands, replies)
+ * write with these.  qmp_json_write_node: node (NULL: null);
+ * qmp_json_write_object: obj; qmp_json_write_members: obj's members
+ * without the braces, to splice into an object being written;
+ * qmp_json_write_string: s as a JSON string, quotes included. */
+void qmp_json_write_node(GString *out, JsonNode *node);
+void qmp_json_write_object(GString *out, JsonObject *obj);
+void qmp_json_write_members(GString *out, JsonObject *obj);
+void qmp_json_write_string(GString *out, const char *s);
+
 G_END_DECLS

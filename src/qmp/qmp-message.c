@@ -228,21 +228,23 @@ qmp_message_parse(const char *line, gsize len, guint max_depth, GError **error)
 char *
 qmp_json_to_string(JsonNode *node)
 {
-    return json_to_string(node, FALSE);
+    GString *out = g_string_sized_new(128);
+
+    qmp_json_write_node(out, node);
+    return g_string_free(out, FALSE);
 }
 
 char *
 qmp_command_line(const char *cmd, JsonNode *args, gint64 id)
 {
-    g_autofree char *cmd_json = NULL;
-    g_autofree char *args_json = NULL;
-    JsonNode *tmp = json_node_init_string(json_node_alloc(), cmd);
+    GString *out = g_string_sized_new(128);
 
-    cmd_json = json_to_string(tmp, FALSE);
-    json_node_unref(tmp);
-    if (!args)
-        return g_strdup_printf("{\"execute\":%s,\"id\":%" G_GINT64_FORMAT "}", cmd_json, id);
-    args_json = json_to_string(args, FALSE);
-    return g_strdup_printf("{\"execute\":%s,\"arguments\":%s,\"id\":%" G_GINT64_FORMAT "}",
-                           cmd_json, args_json, id);
+    g_string_append(out, "{\"execute\":");
+    qmp_json_write_string(out, cmd);
+    if (args) {
+        g_string_append(out, ",\"arguments\":");
+        qmp_json_write_node(out, args);
+    }
+    g_string_append_printf(out, ",\"id\":%" G_GINT64_FORMAT "}", id);
+    return g_string_free(out, FALSE);
 }
