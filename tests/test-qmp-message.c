@@ -715,6 +715,76 @@ test_command_line(void **state)
     }
 }
 
+/* The hand-written writer says what json-glib's generator says, for every
+ * kind of value, and escapes what JSON needs escaped. */
+static void
+test_json_write_matches_generator(void **state)
+{
+    static const char *const inputs[] = {
+        "{}",
+        "[]",
+        "null",
+        "{\"a\":[1,-2,{\"b\":null,\"c\":true,\"d\":false}],\"e\":\"\"}",
+        "{\"seq\":9223372036854775807,\"min\":-9223372036854775807}",
+        "{\"q\":\"say \\\"hi\\\" \\\\ /\",\"ctl\":\"\\n\\r\\t\\b\\f\\u0001\\u001e\"}",
+        "{\"utf8\":\"gr\\u00fc\\u00dfe \\u65e5\\u672c \\ud83d\\ude00\"}",
+        "{\"nested\":[[[]],[{}],{\"x\":[{\"y\":[]}]}]}",
+        "{\"dup order\":1,\"b\":2,\"a\":3}",
+    };
+
+    for (guint i = 0; i < G_N_ELEMENTS(inputs); i++) {
+        g_autoptr(JsonNode) n = json_from_string(inputs[i], NULL);
+        g_autofree char *want = json_to_string(n, FALSE);
+        g_autofree char *got = qmp_json_to_string(n);
+
+        assert_non_null(n);
+        assert_string_equal(got, want);
+    }
+    /* every control character is escaped (json-glib 1.6's generator lets
+     * 0x1f through raw) and reads back as itself */
+    {
+        char raw[33];
+        g_autoptr(JsonNode) n = NULL;
+        g_autofree char *text = NULL;
+        g_autoptr(JsonNode) back = NULL;
+
+        for (int c = 1; c < 32; c++)
+            raw[c - 1] = (char)c;
+        raw[31] = '"';
+        raw[32] = '\0';
+        n = json_node_init_string(json_node_alloc(), raw);
+        text = qmp_json_to_string(n);
+        for (const char *p = text; *p; p++)
+            assert_true((unsigned char)*p >= 0x20);
+        back = json_from_string(text, NULL);
+        assert_non_null(back);
+        assert_string_equal(json_node_get_string(back), raw);
+    }
+    /* a double stays a double, and the same number */
+    {
+        static const double values[] = {0.5, -1.25e-7, 3.0, 1e300};
+
+        for (guint i = 0; i < G_N_ELEMENTS(values); i++) {
+            g_autoptr(JsonNode) n = json_node_init_double(json_node_alloc(), values[i]);
+            g_autofree char *text = qmp_json_to_string(n);
+            g_autoptr(JsonNode) back = json_from_string(text, NULL);
+
+            assert_non_null(back);
+            assert_int_equal(json_node_get_value_type(back), G_TYPE_DOUBLE);
+            assert_true(json_node_get_double(back) == values[i]);
+        }
+    }
+    /* members spliced into an object being written */
+    {
+        g_autoptr(JsonNode) n = json_from_string("{\"a\":1,\"b\":[\"x\"]}", NULL);
+        g_autoptr(GString) out = g_string_new("{\"seq\":1,");
+
+        qmp_json_write_members(out, json_node_get_object(n));
+        g_string_append_c(out, '}');
+        assert_string_equal(out->str, "{\"seq\":1,\"a\":1,\"b\":[\"x\"]}");
+    }
+}
+
 /* ---- capabilities from a schema ----------------------------------- */
 
 static const char tiny_schema[] =
@@ -832,6 +902,7 @@ main(void)
         cmocka_unit_test(test_depth),
         cmocka_unit_test(test_wrong_types),
         cmocka_unit_test(test_command_line),
+        cmocka_unit_test(test_json_write_matches_generator),
         cmocka_unit_test(test_caps_schema),
         cmocka_unit_test(test_caps_schema_not_array),
         cmocka_unit_test(test_caps_list_after_refresh),
