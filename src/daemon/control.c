@@ -134,19 +134,32 @@ control_client_send_line(ControlClient *cl, const char *line, gsize len)
     return TRUE;
 }
 
-gboolean
-control_client_send_block(ControlClient *cl, const char *lines, gsize len)
+static void
+control_block_unref_cb(const void *data, size_t len, void *opaque)
 {
+    g_bytes_unref(opaque);
+}
+
+gboolean
+control_client_send_block(ControlClient *cl, GBytes *lines)
+{
+    gsize len = 0;
+    const char *data = g_bytes_get_data(lines, &len);
+    struct evbuffer *to;
+
     if (!cl->bev || cl->closing)
         return FALSE;
     if (control_client_pending_output(cl) + len > cl->srv->opts.max_output)
         return FALSE;
-    if (control_client_queued(cl) > 0) {
-        bufferevent_write(cl->bev, lines, len);
-        return TRUE;
+    /* behind what waits for the socket, if anything does */
+    to = control_client_queued(cl) > 0 ? bufferevent_get_output(cl->bev) : cl->out;
+    /* shared by every subscriber it goes to, not copied */
+    if (evbuffer_add_reference(to, data, len, control_block_unref_cb, g_bytes_ref(lines)) < 0) {
+        g_bytes_unref(lines);
+        return FALSE;
     }
-    evbuffer_add(cl->out, lines, len);
-    event_active(cl->out_ev, EV_WRITE, 0);
+    if (to == cl->out)
+        event_active(cl->out_ev, EV_WRITE, 0);
     return TRUE;
 }
 

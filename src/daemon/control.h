@@ -62,9 +62,10 @@ void control_client_event(ControlClient *cl, const char *name, JsonNode *data);
 /* A ready-made line (no line ending).  FALSE when the client's output is
  * over its cap (the line is not queued). */
 gboolean control_client_send_line(ControlClient *cl, const char *line, gsize len);
-/* Lines already ending in "\r\n", len bytes in all, queued at once: FALSE
- * (nothing queued) when they would take the output past its cap. */
-gboolean control_client_send_block(ControlClient *cl, const char *lines, gsize len);
+/* Lines already ending in "\r\n", queued at once and shared (a reference
+ * is held until they are written): FALSE (nothing queued) when they would
+ * take the output past its cap. */
+gboolean control_client_send_block(ControlClient *cl, GBytes *lines);
 gsize control_client_pending_output(ControlClient *cl);
 /* Close after what is queued has been written (or at once if it cannot be). */
 void control_client_close_after_flush(ControlClient *cl);

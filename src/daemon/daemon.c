@@ -181,10 +181,17 @@ static char *
 daemon_log_event_line(const char *text)
 {
     gint64 now = g_get_real_time();
+    GString *line = g_string_sized_new(strlen(text) + 96);
+    char num[24];
 
-    return g_strdup_printf("{\"event\":\"LOG\",\"data\":%s,\"timestamp\":{\"seconds\":%" G_GINT64_FORMAT
-                           ",\"microseconds\":%" G_GINT64_FORMAT "}}",
-                           text, now / G_USEC_PER_SEC, now % G_USEC_PER_SEC);
+    g_string_append(line, "{\"event\":\"LOG\",\"data\":");
+    g_string_append(line, text);
+    g_string_append(line, ",\"timestamp\":{\"seconds\":");
+    g_string_append_len(line, num, qmp_json_format_uint(num, (guint64)(now / G_USEC_PER_SEC)));
+    g_string_append(line, ",\"microseconds\":");
+    g_string_append_len(line, num, qmp_json_format_uint(num, (guint64)(now % G_USEC_PER_SEC)));
+    g_string_append(line, "}}");
+    return g_string_free(line, FALSE);
 }
 
 static char *
@@ -298,7 +305,7 @@ daemon_sync_release(Daemon *d)
     g_autoptr(GPtrArray) batch = NULL;
     g_autoptr(GPtrArray) replies = NULL;
     g_autoptr(GList) subs = NULL;
-    g_autoptr(GString) block = NULL;
+    g_autoptr(GBytes) block = NULL;
 
     if (d->storage_error) {
         g_message("the state directory %s can be written again: changes are accepted",
@@ -324,13 +331,14 @@ daemon_sync_release(Daemon *d)
         if (!s->filter.vm && !s->filter.device && !s->filter.kind &&
             s->cursor < ((DaemonAnnounce *)batch->pdata[0])->seq) {
             if (!block) {
-                block = g_string_sized_new(batch->len * 320);
+                GString *text = g_string_sized_new(batch->len * 320);
                 for (guint i = 0; i < batch->len; i++) {
-                    g_string_append(block, ((DaemonAnnounce *)batch->pdata[i])->line);
-                    g_string_append(block, "\r\n");
+                    g_string_append(text, ((DaemonAnnounce *)batch->pdata[i])->line);
+                    g_string_append(text, "\r\n");
                 }
+                block = g_string_free_to_bytes(text);
             }
-            if (control_client_send_block(s->cl, block->str, block->len)) {
+            if (control_client_send_block(s->cl, block)) {
                 s->cursor = ((DaemonAnnounce *)batch->pdata[batch->len - 1])->seq;
                 continue;
             }

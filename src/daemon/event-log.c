@@ -10,6 +10,7 @@
 #include <stdio.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "event-log.h"
@@ -57,7 +58,8 @@ struct EventLog {
     gboolean dirty;     /* written since the last fdatasync */
     gboolean dir_dirty; /* a segment was created since the directory's last fsync */
     gboolean tail_bad;  /* a failed write may have left bytes past the newest size */
-    JsonGenerator *gen;
+    gint64 time_secs;      /* the second time_base says */
+    char time_base[32];    /* "2026-11-22T01:23:45" */
     JsonParser *parser;
     GArray *marks; /* EventLogMark, by seq */
 };
@@ -207,13 +209,31 @@ event_log_parse_line(EventLog *log, const char *line, gsize len, guint64 *seq)
     return json_object_ref(obj);
 }
 
-static char *
-event_log_format_time(gint64 usec)
+/* RFC 3339 UTC with microseconds, appended: the date and time part is
+ * formatted once per second. */
+static void
+event_log_append_time(EventLog *log, GString *out, gint64 usec)
 {
-    g_autoptr(GDateTime) dt = g_date_time_new_from_unix_utc(usec / G_USEC_PER_SEC);
-    g_autofree char *base = g_date_time_format(dt, "%Y-%m-%dT%H:%M:%S");
+    gint64 secs = usec / G_USEC_PER_SEC;
+    int frac = (int)(usec % G_USEC_PER_SEC);
+    char digits[8];
 
-    return g_strdup_printf("%s.%06dZ", base, (int)(usec % G_USEC_PER_SEC));
+    if (secs != log->time_secs) {
+        time_t t = (time_t)secs;
+        struct tm tm;
+
+        gmtime_r(&t, &tm);
+        strftime(log->time_base, sizeof log->time_base, "%Y-%m-%dT%H:%M:%S", &tm);
+        log->time_secs = secs;
+    }
+    g_string_append(out, log->time_base);
+    for (int k = 6; k >= 1; k--) {
+        digits[k] = (char)('0' + frac % 10);
+        frac /= 10;
+    }
+    digits[0] = '.';
+    g_string_append_len(out, digits, 7);
+    g_string_append_c(out, 'Z');
 }
 
 /* seq.hwm: "<reserved> <segment>\n", written atomically and durably. */
@@ -529,7 +549,7 @@ event_log_open(const char *dir, const EventLogOptions *opts, GError **error)
     log->flushed_fd = -1;
     log->segs = g_array_new(FALSE, FALSE, sizeof(EventLogSegment));
     log->marks = g_array_new(FALSE, FALSE, sizeof(EventLogMark));
-    log->gen = json_generator_new();
+    log->time_secs = -1;
     log->parser = json_parser_new();
     log->max_bytes = opts && opts->max_bytes ? opts->max_bytes : EVENT_LOG_DEFAULT_MAX_BYTES;
     log->segment_bytes =
@@ -631,7 +651,6 @@ event_log_free(EventLog *log)
     g_array_unref(log->segs);
     if (log->marks)
         g_array_unref(log->marks);
-    g_object_unref(log->gen);
     g_object_unref(log->parser);
     g_free(log->dir);
     g_free(log);
@@ -640,15 +659,19 @@ event_log_free(EventLog *log)
 /* The stored line: seq, time, then record's members (but its own "seq"
  * and "time"), and "\n". */
 static GString *
-event_log_line(JsonObject *record, guint64 seq)
+event_log_line(EventLog *log, JsonObject *record, guint64 seq)
 {
     GString *line = g_string_sized_new(256);
-    g_autofree char *time = event_log_format_time(g_get_real_time());
+    char num[24];
     JsonObjectIter it;
     const char *name;
     JsonNode *member;
 
-    g_string_append_printf(line, "{\"seq\":%" G_GUINT64_FORMAT ",\"time\":\"%s\"", seq, time);
+    g_string_append(line, "{\"seq\":");
+    g_string_append_len(line, num, qmp_json_format_uint(num, seq));
+    g_string_append(line, ",\"time\":\"");
+    event_log_append_time(log, line, g_get_real_time());
+    g_string_append_c(line, '"');
     json_object_iter_init_ordered(&it, record);
     while (json_object_iter_next_ordered(&it, &name, &member)) {
         if (g_str_equal(name, "seq") || g_str_equal(name, "time"))
@@ -715,7 +738,7 @@ event_log_append_line(EventLog *log, JsonObject *record, GString **line_out, GEr
         g_set_error(error, EVENT_LOG_ERROR, EVENT_LOG_ERROR_INVALID, "%s: seq exhausted", log->dir);
         return 0;
     }
-    line = event_log_line(record, seq);
+    line = event_log_line(log, record, seq);
 
     cur = event_log_newest(log);
     if (log->tail_bad) {

@@ -46,12 +46,42 @@ qmp_json_write_string(GString *out, const char *s)
     g_string_append_c(out, '"');
 }
 
+gsize
+qmp_json_format_uint(char buf[24], guint64 v)
+{
+    char tmp[24];
+    gsize n = 0;
+
+    do {
+        tmp[n++] = (char)('0' + v % 10);
+        v /= 10;
+    } while (v);
+    for (gsize i = 0; i < n; i++)
+        buf[i] = tmp[n - 1 - i];
+    buf[n] = '\0';
+    return n;
+}
+
+static void
+qmp_json_write_int(GString *out, gint64 v)
+{
+    char buf[24];
+
+    if (v < 0) {
+        g_string_append_c(out, '-');
+        /* -(v + 1) + 1: G_MININT64 too */
+        g_string_append_len(out, buf, qmp_json_format_uint(buf, (guint64)(-(v + 1)) + 1));
+    } else {
+        g_string_append_len(out, buf, qmp_json_format_uint(buf, (guint64)v));
+    }
+}
+
 static void
 qmp_json_write_value(GString *out, JsonNode *node)
 {
     switch (json_node_get_value_type(node)) {
     case G_TYPE_INT64:
-        g_string_append_printf(out, "%" G_GINT64_FORMAT, json_node_get_int(node));
+        qmp_json_write_int(out, json_node_get_int(node));
         break;
     case G_TYPE_BOOLEAN:
         g_string_append(out, json_node_get_boolean(node) ? "true" : "false");

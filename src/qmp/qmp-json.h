@@ -33,5 +33,7 @@ void qmp_json_write_node(GString *out, JsonNode *node);
 void qmp_json_write_object(GString *out, JsonObject *obj);
 void qmp_json_write_members(GString *out, JsonObject *obj);
 void qmp_json_write_string(GString *out, const char *s);
+/* v in decimal into buf (NUL-terminated); its length. */
+gsize qmp_json_format_uint(char buf[24], guint64 v);
 
 G_END_DECLS
