@@ -623,6 +623,7 @@ daemon_svc_op_cb(Service *svc, HotplugVm *vm, HotplugOp *op, HotplugOpEvent ev,
     JsonObject *rec = NULL;
     guint64 seq = 0, id = hotplug_op_get_id(op);
     gboolean open = TRUE;
+    gboolean journaled = FALSE;
 
     switch (ev) {
     case HOTPLUG_OP_EV_REQUEST:
@@ -674,9 +675,14 @@ daemon_svc_op_cb(Service *svc, HotplugVm *vm, HotplugOp *op, HotplugOpEvent ev,
     }
     if (ev == HOTPLUG_OP_EV_REQUEST) {
         /* a new op: the journal first, so a crash before its log record
-         * still leaves an op the restart finishes (with an outcome) */
+         * still leaves an op the restart finishes (with an outcome).  Its
+         * log_seq (the log's last record before this request) is where a
+         * restart starts looking for what became of it: that serves after
+         * the request record too, so the op is not written again below. */
         g_autoptr(JsonObject) j = daemon_journal_record(op, event_log_last_seq(d->log));
-        if (!journal_put(d->journal, id, j, &error)) {
+        if (journal_put(d->journal, id, j, &error)) {
+            journaled = TRUE;
+        } else {
             daemon_storage_failed(d, "journal", error);
             g_hash_table_add(d->unjournaled, g_memdup2(&id, sizeof id));
         }
@@ -685,7 +691,9 @@ daemon_svc_op_cb(Service *svc, HotplugVm *vm, HotplugOp *op, HotplugOpEvent ev,
     /* then the log, then the journal: a crash between the two leaves the
      * op open in the journal, and the restart finds its outcome in the log */
     daemon_log_record(d, rec, &seq);
-    if (open) {
+    if (open && journaled) {
+        /* written just before, and nothing in it changed since */
+    } else if (open) {
         /* the journal keeps its own copy */
         g_autoptr(JsonObject) j = daemon_journal_record(op, seq);
         if (!journal_put(d->journal, id, j, &error)) {
