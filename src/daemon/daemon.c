@@ -26,6 +26,10 @@
 #include "syncer.h"
 
 #define DAEMON_BACKLOG_CHUNK 256
+/* Replies released at once by a durable batch, sent per loop turn: a
+ * thousand of them would otherwise keep the deadlines waiting for ms. */
+#define DAEMON_RELEASE_CHUNK 64
+
 /* The longest a flush (and the replies and LOG events behind it) waits. */
 #define DAEMON_FLUSH_MAX_DELAY_MS 10
 /* While writes to the state directory fail, they are tried again this often. */
@@ -70,6 +74,9 @@ struct Daemon {
     guint64 sync_seq;          /* the last seq of the batch in flight */
     GPtrArray *sync_announce;  /* DaemonAnnounce released when it is done */
     GPtrArray *sync_deferred;  /* DaemonReply released when it is done */
+    GPtrArray *releasing;      /* DaemonReply durable, sent DAEMON_RELEASE_CHUNK per turn */
+    guint releasing_head;      /* the first of them not sent yet */
+    struct event *release_ev;  /* sends the next chunk */
     gboolean flush_again;      /* a flush was asked for while a batch was in flight */
     GHashTable *subs;          /* ControlClient -> Subscription */
     GHashTable *vm_source;     /* name -> VmSource */
@@ -106,6 +113,7 @@ struct Subscription {
     gboolean follow;
     gboolean live;
     guint64 cursor;  /* the last seq dealt with */
+    struct event *more_ev; /* the next chunk of backlog, on a later turn */
 };
 
 typedef struct {
@@ -148,19 +156,22 @@ daemon_reply_send(DaemonReply *r)
 
 typedef struct {
     guint64 seq;
-    JsonObject *rec;
-    char *line;  /* the LOG event, rendered once for every subscriber */
+    char *vm, *device, *kind; /* what subscribers' filters look at */
+    char *line;               /* the LOG event, rendered once for every subscriber */
 } DaemonAnnounce;
 
 static void
 daemon_announce_free(DaemonAnnounce *a)
 {
-    json_object_unref(a->rec);
+    g_free(a->vm);
+    g_free(a->device);
+    g_free(a->kind);
     g_free(a->line);
     g_free(a);
 }
 
 static void subscription_pump(Subscription *s);
+static void subscription_more_cb(evutil_socket_t fd, short what, void *opaque);
 static void subscription_end(Subscription *s);
 
 /* A node with a new empty object (json_node_init_object would take its own
@@ -240,6 +251,7 @@ static gboolean daemon_save_runtime_vms(Daemon *d, GError **error);
 static void daemon_announce(Daemon *d, guint64 seq, JsonObject *rec, char *text);
 
 static void daemon_flush_cb(evutil_socket_t fd, short what, void *opaque);
+static void daemon_release_some(Daemon *d);
 static void daemon_flush(Daemon *d, gboolean inline_sync);
 
 static void
@@ -297,6 +309,28 @@ daemon_sync_failed(Daemon *d, const GError *error)
     daemon_storage_failed(d, "syncing", error);
 }
 
+/* Send the next chunk of durable replies; the rest on a later turn. */
+static void
+daemon_release_some(Daemon *d)
+{
+    guint end = MIN(d->releasing->len, d->releasing_head + DAEMON_RELEASE_CHUNK);
+
+    for (; d->releasing_head < end; d->releasing_head++)
+        daemon_reply_send(d->releasing->pdata[d->releasing_head]);
+    if (d->releasing_head < d->releasing->len) {
+        event_active(d->release_ev, EV_TIMEOUT, 0);
+        return;
+    }
+    g_ptr_array_set_size(d->releasing, 0);
+    d->releasing_head = 0;
+}
+
+static void
+daemon_release_cb(evutil_socket_t fd, short what, void *opaque)
+{
+    daemon_release_some(opaque);
+}
+
 /* The batch in flight is on disk: release the replies and LOG events that
  * waited for it. */
 static void
@@ -313,11 +347,12 @@ daemon_sync_release(Daemon *d)
         g_clear_pointer(&d->storage_error, g_free);
     }
     d->durable_seq = MAX(d->durable_seq, d->sync_seq);
-    /* requesters hear their outcome once it is on disk, like subscribers */
+    /* requesters hear their outcome once it is on disk, like subscribers:
+     * in order, a chunk per loop turn */
     replies = g_steal_pointer(&d->sync_deferred);
     d->sync_deferred = g_ptr_array_new_with_free_func((GDestroyNotify)daemon_reply_free);
-    for (guint i = 0; i < replies->len; i++)
-        daemon_reply_send(replies->pdata[i]);
+    g_ptr_array_extend_and_steal(d->releasing, g_steal_pointer(&replies));
+    daemon_release_some(d);
     /* announce only what is on disk */
     batch = g_steal_pointer(&d->sync_announce);
     d->sync_announce = g_ptr_array_new_with_free_func((GDestroyNotify)daemon_announce_free);
@@ -348,7 +383,7 @@ daemon_sync_release(Daemon *d)
             DaemonAnnounce *a = batch->pdata[i];
             if (a->seq <= s->cursor)
                 continue;
-            if (event_log_filter_match(&s->filter, a->rec) &&
+            if (event_log_filter_match_fields(&s->filter, a->vm, a->device, a->kind) &&
                 !control_client_send_line(s->cl, a->line, strlen(a->line))) {
                 subscription_overflow(s);
                 break;
@@ -461,14 +496,19 @@ daemon_flush_due_cb(evutil_socket_t fd, short what, void *opaque)
 }
 
 /* The record seq (rec, what it was made of, for the subscribers' filters;
- * text, as stored; both taken) goes to subscribers after the flush. */
+ * text, as stored; both taken) goes to subscribers after the flush.  rec
+ * is let go of here, not in the release after the flush, which would free
+ * a whole batch of them in one turn. */
 static void
 daemon_announce(Daemon *d, guint64 seq, JsonObject *rec, char *text)
 {
     DaemonAnnounce *a = g_new0(DaemonAnnounce, 1);
 
     a->seq = seq;
-    a->rec = rec;
+    a->vm = g_strdup(qmp_json_get_string(rec, "vm"));
+    a->device = g_strdup(qmp_json_get_string(rec, "device"));
+    a->kind = g_strdup(qmp_json_get_string(rec, "kind"));
+    json_object_unref(rec);
     a->line = daemon_log_event_line(text);
     g_free(text);
     g_ptr_array_add(d->announce, a);
@@ -1311,6 +1351,8 @@ out:
 static void
 subscription_free(Subscription *s)
 {
+    if (s->more_ev)
+        event_free(s->more_ev);
     if (s->id)
         json_node_unref(s->id);
     g_free(s->vm);
@@ -1377,7 +1419,17 @@ subscription_pump(Subscription *s)
             s->cursor = MAX(s->cursor, s->d->durable_seq);
             return;
         }
+        /* one chunk per loop turn: a long backlog must not hold up the
+         * deadlines and the other clients */
+        event_active(s->more_ev, EV_TIMEOUT, 0);
+        return;
     }
+}
+
+static void
+subscription_more_cb(evutil_socket_t fd, short what, void *opaque)
+{
+    subscription_pump(opaque);
 }
 
 static void
@@ -1450,6 +1502,8 @@ daemon_cmd_events(Daemon *d, ControlClient *cl, JsonObject *args, JsonNode *id)
     s->filter = (EventLogFilter){s->vm, s->device, s->kind};
     s->follow = follow;
     s->cursor = since >= 0 ? (guint64)since : (follow ? d->durable_seq : 0);
+    s->more_ev = event_new(d->base, -1, 0, subscription_more_cb, s);
+    event_priority_set(s->more_ev, 2);
     g_hash_table_insert(d->subs, cl, s);
     first = event_log_first_seq(d->log);
     if (first > 0 && s->cursor + 1 < first) {
@@ -1510,6 +1564,9 @@ daemon_call_reply_cb(ServiceRequest *req, JsonNode *ret, const GError *error, gp
         g_ptr_array_add(c->d->sync_deferred, r);
     } else if ((c->d->flush_pending || syncer_busy(c->d->syncer)) && !c->d->storage_error) {
         g_ptr_array_add(c->d->deferred, r);
+    } else if (c->d->releasing->len) {
+        /* behind the durable replies still being sent */
+        g_ptr_array_add(c->d->releasing, r);
     } else {
         daemon_reply_send(r);
         daemon_reply_free(r);
@@ -1634,6 +1691,9 @@ daemon_control_closed_cb(ControlServer *srv, ControlClient *cl, gpointer opaque)
     for (guint i = d->sync_deferred->len; i > 0; i--)
         if (((DaemonReply *)d->sync_deferred->pdata[i - 1])->cl == cl)
             g_ptr_array_remove_index(d->sync_deferred, i - 1);
+    for (guint i = d->releasing->len; i > d->releasing_head; i--)
+        if (((DaemonReply *)d->releasing->pdata[i - 1])->cl == cl)
+            g_ptr_array_remove_index(d->releasing, i - 1);
     /* its requests go on (an unplug does not stop because a client left)
      * but nobody hears the reply */
     g_hash_table_iter_init(&it, d->calls);
@@ -1819,6 +1879,7 @@ daemon_new(struct event_base *base, DaemonConfig *cfg, const char *config_path, 
     d->deferred = g_ptr_array_new_with_free_func((GDestroyNotify)daemon_reply_free);
     d->sync_announce = g_ptr_array_new_with_free_func((GDestroyNotify)daemon_announce_free);
     d->sync_deferred = g_ptr_array_new_with_free_func((GDestroyNotify)daemon_reply_free);
+    d->releasing = g_ptr_array_new_with_free_func((GDestroyNotify)daemon_reply_free);
     d->backlog = g_ptr_array_new_with_free_func((GDestroyNotify)json_object_unref);
     d->unjournaled = g_hash_table_new_full(g_int64_hash, g_int64_equal, g_free, NULL);
     d->event_rate = g_hash_table_new_full(g_str_hash, g_str_equal, g_free,
@@ -1851,6 +1912,8 @@ daemon_new(struct event_base *base, DaemonConfig *cfg, const char *config_path, 
     event_priority_set(d->flush_ev, 2);
     d->flush_due_ev = evtimer_new(base, daemon_flush_due_cb, d);
     event_priority_set(d->flush_due_ev, 0);
+    d->release_ev = event_new(base, -1, 0, daemon_release_cb, d);
+    event_priority_set(d->release_ev, 1);
     if (!(d->syncer = syncer_new(base, daemon_sync_done_cb, d, error)))
         return NULL;
     d->storage_retry_ev = evtimer_new(base, daemon_storage_retry_cb, d);
@@ -1938,6 +2001,8 @@ daemon_free(Daemon *d)
          * never replied or announced (the clients are gone already) */
         g_ptr_array_set_size(d->deferred, 0);
         g_ptr_array_set_size(d->sync_deferred, 0);
+        g_ptr_array_set_size(d->releasing, 0);
+        d->releasing_head = 0;
         g_ptr_array_set_size(d->announce, 0);
         g_ptr_array_set_size(d->sync_announce, 0);
         g_hash_table_remove_all(d->subs);
@@ -1951,6 +2016,8 @@ daemon_free(Daemon *d)
         event_free(d->flush_ev);
     if (d->flush_due_ev)
         event_free(d->flush_due_ev);
+    if (d->release_ev)
+        event_free(d->release_ev);
     if (d->storage_retry_ev)
         event_free(d->storage_retry_ev);
     if (d->coalesce_ev)
@@ -1969,6 +2036,7 @@ daemon_free(Daemon *d)
     g_ptr_array_unref(d->deferred);
     g_ptr_array_unref(d->sync_announce);
     g_ptr_array_unref(d->sync_deferred);
+    g_ptr_array_unref(d->releasing);
     if (d->backlog)
         g_ptr_array_unref(d->backlog);
     if (d->unjournaled)

@@ -1037,17 +1037,26 @@ event_log_read_since(EventLog *log, guint64 since, EventLogFunc fn, gpointer opa
 }
 
 gboolean
+event_log_filter_match_fields(const EventLogFilter *f, const char *vm, const char *device,
+                              const char *kind)
+{
+    if (!f)
+        return TRUE;
+    if (f->vm && g_strcmp0(vm, f->vm) != 0)
+        return FALSE;
+    if (f->device && g_strcmp0(device, f->device) != 0)
+        return FALSE;
+    if (f->kind && g_strcmp0(kind, f->kind) != 0)
+        return FALSE;
+    return TRUE;
+}
+
+gboolean
 event_log_filter_match(const EventLogFilter *f, JsonObject *record)
 {
     g_return_val_if_fail(record != NULL, FALSE);
 
-    if (!f)
-        return TRUE;
-    if (f->vm && g_strcmp0(qmp_json_get_string(record, "vm"), f->vm) != 0)
-        return FALSE;
-    if (f->device && g_strcmp0(qmp_json_get_string(record, "device"), f->device) != 0)
-        return FALSE;
-    if (f->kind && g_strcmp0(qmp_json_get_string(record, "kind"), f->kind) != 0)
-        return FALSE;
-    return TRUE;
+    return event_log_filter_match_fields(f, qmp_json_get_string(record, "vm"),
+                                         qmp_json_get_string(record, "device"),
+                                         qmp_json_get_string(record, "kind"));
 }

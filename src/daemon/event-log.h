@@ -114,6 +114,9 @@ typedef struct {
 /* TRUE when record's "vm", "device" and "kind" strings equal the filter's
  * non-NULL members (a NULL filter matches everything). */
 gboolean event_log_filter_match(const EventLogFilter *f, JsonObject *record);
+/* The same for a record's "vm", "device" and "kind" (NULL: absent). */
+gboolean event_log_filter_match_fields(const EventLogFilter *f, const char *vm,
+                                       const char *device, const char *kind);
 
 /* Bytes on disk now (all segments; for tests/benchmarks). */
 guint64 event_log_size(EventLog *log);

@@ -254,10 +254,10 @@ main(int argc, char **argv)
               event_get_version());
     {
         /* a loop busy with ready I/O looks at its timers (the deadlines,
-         * priority 0) at least every 2 ms; timers on the precise monotonic
+         * priority 0) at least every 0.5 ms; timers on the precise monotonic
          * clock (and a timerfd), not the coarse one of 4 ms ticks */
         struct event_config *ecfg = event_config_new();
-        struct timeval slice = {0, 2000};
+        struct timeval slice = {0, 500};
 
         event_config_set_max_dispatch_interval(ecfg, &slice, -1, 1);
         event_config_set_flag(ecfg, EVENT_BASE_FLAG_PRECISE_TIMER);
