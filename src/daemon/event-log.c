@@ -53,6 +53,15 @@ struct EventLog {
     guint64 last_seq;
     guint64 hwm_reserved; /* what seq.hwm holds on disk */
     guint64 hwm_segment;
+    /* seq.hwm to write with the next sync (the loop only asks for it) */
+    gboolean hwm_pending;
+    guint64 hwm_want_reserved, hwm_want_segment;
+    gboolean hwm_in_batch; /* the batch under way writes hwm_want_* */
+    guint64 hwm_batch_reserved, hwm_batch_segment;
+    /* full segments written since their last fdatasync, still open: the
+     * next sync makes them durable (the loop does not wait for it) */
+    GArray *old_fds;
+    guint old_fds_in_batch;
     int flushed_fd;       /* seq.flushed */
     guint64 flushed_seq;  /* what it holds */
     gboolean dirty;     /* written since the last fdatasync */
@@ -549,6 +558,7 @@ event_log_open(const char *dir, const EventLogOptions *opts, GError **error)
     log->flushed_fd = -1;
     log->segs = g_array_new(FALSE, FALSE, sizeof(EventLogSegment));
     log->marks = g_array_new(FALSE, FALSE, sizeof(EventLogMark));
+    log->old_fds = g_array_new(FALSE, FALSE, sizeof(int));
     log->time_secs = -1;
     log->parser = json_parser_new();
     log->max_bytes = opts && opts->max_bytes ? opts->max_bytes : EVENT_LOG_DEFAULT_MAX_BYTES;
@@ -644,6 +654,9 @@ event_log_free(EventLog *log)
         g_warning("%s: %s", log->dir, err->message);
     if (log->fd >= 0)
         close(log->fd);
+    for (guint i = 0; i < log->old_fds->len; i++)
+        close(g_array_index(log->old_fds, int, i));
+    g_array_unref(log->old_fds);
     if (log->dir_fd >= 0)
         close(log->dir_fd);
     if (log->flushed_fd >= 0)
@@ -748,17 +761,33 @@ event_log_append_line(EventLog *log, JsonObject *record, GString **line_out, GEr
         log->tail_bad = FALSE;
     }
     if (cur->size >= log->segment_bytes) {
-        if (log->dirty && fdatasync(log->fd) < 0)
-            return event_log_set_errno(error, errno, "%s: syncing", log->dir);
-        log->dirty = FALSE;
-        if (!event_log_new_segment(log, seq, error))
+        int old = log->fd;
+
+        /* the full segment is synced by the next flush, off the loop */
+        if (log->dirty) {
+            log->fd = -1;
+            if (!event_log_new_segment(log, seq, error)) {
+                log->fd = old;
+                return 0;
+            }
+            g_array_append_val(log->old_fds, old);
+        } else if (!event_log_new_segment(log, seq, error)) {
             return 0;
+        }
+        log->dirty = FALSE;
         cur = event_log_newest(log);
     }
-    if (seq > log->hwm_reserved || log->hwm_segment != cur->first) {
-        if (!event_log_write_hwm(log, MAX(log->hwm_reserved, seq - 1 + EVENT_LOG_HWM_STEP),
-                                 cur->first, error))
-            return 0;
+    {
+        /* a new reservation (or segment) for seq.hwm: written and made
+         * durable by the next flush, before it announces anything */
+        guint64 reserved = log->hwm_pending ? log->hwm_want_reserved : log->hwm_reserved;
+        guint64 segment = log->hwm_pending ? log->hwm_want_segment : log->hwm_segment;
+
+        if (seq > reserved || segment != cur->first) {
+            log->hwm_want_reserved = MAX(reserved, seq - 1 + EVENT_LOG_HWM_STEP);
+            log->hwm_want_segment = cur->first;
+            log->hwm_pending = TRUE;
+        }
     }
 
     if (!event_log_pwrite_all(log->fd, line->str, line->len, cur->size, &done, &errsv)) {
@@ -784,10 +813,23 @@ event_log_flush(EventLog *log, GError **error)
 {
     g_return_val_if_fail(log != NULL, FALSE);
 
+    while (log->old_fds->len) {
+        int old = g_array_index(log->old_fds, int, 0);
+
+        if (fdatasync(old) < 0)
+            return event_log_set_errno(error, errno, "%s: syncing", log->dir);
+        close(old);
+        g_array_remove_index(log->old_fds, 0);
+    }
     if (log->dirty) {
         if (fdatasync(log->fd) < 0)
             return event_log_set_errno(error, errno, "%s: syncing", log->dir);
         log->dirty = FALSE;
+    }
+    if (log->hwm_pending) {
+        if (!event_log_write_hwm(log, log->hwm_want_reserved, log->hwm_want_segment, error))
+            return FALSE;
+        log->hwm_pending = FALSE;
     }
     if (log->dir_dirty) {
         if (fsync(log->dir_fd) < 0)
@@ -813,14 +855,49 @@ event_log_sync_prepare(EventLog *log, SyncBatch *b, guint64 *seq, GError **error
 {
     g_return_val_if_fail(log != NULL && b != NULL, FALSE);
 
+    for (guint i = 0; i < log->old_fds->len; i++)
+        if (!sync_batch_add_sync(b, g_array_index(log->old_fds, int, i), FALSE, log->dir, error))
+            return FALSE;
+    log->old_fds_in_batch = log->old_fds->len;
     if (log->dirty) {
         if (!sync_batch_add_sync(b, log->fd, FALSE, log->dir, error))
             return FALSE;
         log->dirty = FALSE;
     }
+    if (log->hwm_pending) {
+        /* seq.hwm.tmp written and synced, renamed over seq.hwm, and the
+         * directory synced below: all in the sync thread */
+        char buf[64];
+        int len = g_snprintf(buf, sizeof buf, "%" G_GUINT64_FORMAT " %" G_GUINT64_FORMAT "\n",
+                             log->hwm_want_reserved, log->hwm_want_segment);
+        g_autoptr(GPtrArray) data = g_ptr_array_new_with_free_func((GDestroyNotify)g_bytes_unref);
+        int fd = openat(log->dir_fd, HWM_TMP_NAME,
+                        O_WRONLY | O_CREAT | O_TRUNC | O_NOFOLLOW | O_CLOEXEC, 0600);
+        gboolean ok;
+
+        if (fd < 0) {
+            log->dirty = TRUE;
+            return event_log_set_errno(error, errno, "creating %s/%s", log->dir, HWM_TMP_NAME);
+        }
+        g_ptr_array_add(data, g_bytes_new(buf, (gsize)len));
+        ok = sync_batch_add_write(b, fd, g_steal_pointer(&data), 0, HWM_TMP_NAME, error) &&
+             sync_batch_add_sync(b, fd, FALSE, HWM_TMP_NAME, error) &&
+             sync_batch_add_rename(b, log->dir_fd, HWM_TMP_NAME, HWM_NAME, HWM_NAME, error);
+        close(fd);
+        if (!ok) {
+            log->dirty = TRUE;
+            return FALSE;
+        }
+        log->hwm_batch_reserved = log->hwm_want_reserved;
+        log->hwm_batch_segment = log->hwm_want_segment;
+        log->hwm_in_batch = TRUE;
+        log->hwm_pending = FALSE;
+        log->dir_dirty = TRUE;
+    }
     if (log->dir_dirty) {
         if (!sync_batch_add_sync(b, log->dir_fd, TRUE, log->dir, error)) {
             log->dirty = TRUE;
+            event_log_sync_failed(log);
             return FALSE;
         }
         log->dir_dirty = FALSE;
@@ -836,6 +913,16 @@ event_log_sync_failed(EventLog *log)
     /* not known to be on disk: the next flush syncs again */
     log->dirty = TRUE;
     log->dir_dirty = TRUE;
+    log->old_fds_in_batch = 0;
+    if (log->hwm_in_batch) {
+        /* written again, with whatever was asked for since */
+        if (!log->hwm_pending) {
+            log->hwm_want_reserved = log->hwm_batch_reserved;
+            log->hwm_want_segment = log->hwm_batch_segment;
+        }
+        log->hwm_pending = TRUE;
+        log->hwm_in_batch = FALSE;
+    }
 }
 
 gboolean
@@ -847,6 +934,16 @@ event_log_mark_flushed(EventLog *log, guint64 seq, GError **error)
 
     g_return_val_if_fail(log != NULL, FALSE);
 
+    /* the batch made these durable */
+    for (guint i = 0; i < log->old_fds_in_batch; i++)
+        close(g_array_index(log->old_fds, int, i));
+    g_array_remove_range(log->old_fds, 0, log->old_fds_in_batch);
+    log->old_fds_in_batch = 0;
+    if (log->hwm_in_batch) {
+        log->hwm_reserved = log->hwm_batch_reserved;
+        log->hwm_segment = log->hwm_batch_segment;
+        log->hwm_in_batch = FALSE;
+    }
     if (log->flushed_fd < 0 || seq <= log->flushed_seq)
         return TRUE;
     /* in place, same size: takes no new block on a full disk */

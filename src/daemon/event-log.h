@@ -10,15 +10,17 @@
  *                                       a segment's first record (if any)
  *                                       has exactly the seq of its name
  *   seq.hwm                             "<reserved> <segment>\n": no seq above
- *                                       <reserved> was ever written, and
+ *                                       <reserved> was ever flushed, and
  *                                       <segment> was the newest segment then
  *
  * Why seq.hwm: seq normally continues after the last record found in the
  * newest segment (which retention never deletes).  If someone removes the
  * newest segments (or all of them), that record is gone, so the last seq
- * cannot be read back.  Before a record is written, seq.hwm must cover it
- * (a reservation, raised EVENT_LOG_HWM_STEP at a time, and on every new
- * segment) and must name the segment it goes to; so when the segment named
+ * cannot be read back.  Before a record is flushed (so before anyone can
+ * have seen it), seq.hwm must cover it (a reservation, raised
+ * EVENT_LOG_HWM_STEP at a time, and on every new segment) and must name the
+ * segment it went to: the flush that makes the record durable writes
+ * seq.hwm first when needed; so when the segment named
  * in seq.hwm (or a newer one) is missing on open, seq continues after the
  * reservation: it may skip numbers, but never reuses one.  When the
  * segments are intact, seq continues exactly after the last record (no gap).
@@ -81,7 +83,9 @@ guint64 event_log_append(EventLog *log, JsonObject *record, JsonObject **out, GE
  * g_free) instead of an object: what the daemon announces. */
 guint64 event_log_append_text(EventLog *log, JsonObject *record, char **text_out,
                               GError **error);
-/* fdatasync when anything was appended since the last flush. */
+/* fdatasync when anything was appended since the last flush (and full
+ * segments not synced yet), and write seq.hwm when appends asked for a new
+ * reservation or segment in it.  Nothing is synced inside append. */
 gboolean event_log_flush(EventLog *log, GError **error);
 /* The same flush in parts, for a syncer thread: add to b what makes every
  * record appended so far durable (*seq: the last of them); once b ran,
