@@ -253,6 +253,8 @@ cli_main(int argc, char **argv)
         }
     }
     g_log_set_default_handler(cli_log_handler, GINT_TO_POINTER(ctx.verbose));
+    /* -vv: the QMP traffic; otherwise it is not even formatted */
+    g_log_set_debug_enabled(ctx.verbose >= 2);
     ctx.tty = isatty(STDOUT_FILENO) && isatty(STDERR_FILENO);
     ctx.base = event_base_new();
     {

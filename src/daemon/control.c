@@ -23,7 +23,7 @@
 #include "qmp-message.h"
 
 /* Requests handled in one go before the loop gets a turn. */
-#define CONTROL_READ_BATCH 4
+#define CONTROL_READ_BATCH 8
 
 struct ControlServer {
     struct event_base *base;

@@ -114,6 +114,7 @@ struct Subscription {
     gboolean live;
     guint64 cursor;  /* the last seq dealt with */
     struct event *more_ev; /* the next chunk of backlog, on a later turn */
+    gboolean wait_flush;   /* records it must read are written, not durable yet */
 };
 
 typedef struct {
@@ -238,7 +239,17 @@ daemon_storage_failed(Daemon *d, const char *what, const GError *error)
     struct timeval tv = {0, DAEMON_STORAGE_RETRY_MS * 1000};
 
     if (!d->storage_error) {
+        g_autoptr(GList) subs = g_hash_table_get_values(d->subs);
+
         d->storage_error = g_strdup_printf("%s: %s", what, error->message);
+        /* reads are answered with what is on disk, not held for the disk */
+        for (GList *l = subs; l; l = l->next) {
+            Subscription *s = l->data;
+            if (s->wait_flush) {
+                s->wait_flush = FALSE;
+                subscription_pump(s);
+            }
+        }
         g_warning("cannot write the state directory %s (%s): changes are refused until writes "
                   "succeed again; reads are served", d->cfg->state_dir, d->storage_error);
     }
@@ -359,6 +370,12 @@ daemon_sync_release(Daemon *d)
     subs = g_hash_table_get_values(d->subs);
     for (GList *l = subs; l; l = l->next) {
         Subscription *s = l->data;
+        if (s->wait_flush) {
+            s->wait_flush = FALSE;
+            /* may end s */
+            subscription_pump(s);
+            continue;
+        }
         if (!s->live || !batch->len)
             continue;
         /* a subscriber that takes every record of the batch gets its lines
@@ -573,76 +590,124 @@ daemon_op_detail(JsonObject *rec, HotplugOp *op)
     }
 }
 
-static JsonArray *
-daemon_steps_json(GPtrArray *steps)
+static void
+daemon_write_steps(GString *out, const char *name, GPtrArray *steps)
 {
-    JsonArray *a = json_array_new();
-
+    g_string_append_c(out, ',');
+    qmp_json_write_string(out, name);
+    g_string_append(out, ":[");
     for (guint i = 0; i < steps->len; i++) {
         HotplugStep *step = steps->pdata[i];
-        JsonObject *o = json_object_new();
-        json_object_set_string_member(o, "cmd", step->cmd);
-        if (step->args)
-            json_object_set_member(o, "args", json_node_copy(step->args));
-        if (step->undo_cmd)
-            json_object_set_string_member(o, "undo_cmd", step->undo_cmd);
-        if (step->undo_args)
-            json_object_set_member(o, "undo_args", json_node_copy(step->undo_args));
-        json_array_add_object_element(a, o);
+
+        g_string_append(out, i ? ",{\"cmd\":" : "{\"cmd\":");
+        qmp_json_write_string(out, step->cmd);
+        if (step->args) {
+            g_string_append(out, ",\"args\":");
+            qmp_json_write_node(out, step->args);
+        }
+        if (step->undo_cmd) {
+            g_string_append(out, ",\"undo_cmd\":");
+            qmp_json_write_string(out, step->undo_cmd);
+        }
+        if (step->undo_args) {
+            g_string_append(out, ",\"undo_args\":");
+            qmp_json_write_node(out, step->undo_args);
+        }
+        g_string_append_c(out, '}');
     }
-    return a;
+    g_string_append_c(out, ']');
 }
 
-static JsonObject *
+static void
+daemon_write_int(GString *out, const char *name, gint64 v)
+{
+    char num[24];
+
+    g_string_append_c(out, ',');
+    qmp_json_write_string(out, name);
+    g_string_append_c(out, ':');
+    if (v < 0) {
+        g_string_append_c(out, '-');
+        v = -v;
+    }
+    g_string_append_len(out, num, qmp_json_format_uint(num, (guint64)v));
+}
+
+static void
+daemon_write_str(GString *out, const char *name, const char *v)
+{
+    g_string_append_c(out, ',');
+    qmp_json_write_string(out, name);
+    g_string_append_c(out, ':');
+    qmp_json_write_string(out, v ? v : "");
+}
+
+/* The op's journal record, as JSON text: what a restart needs to finish
+ * it (written straight as text: it is rewritten at every step). */
+static GString *
 daemon_journal_record(HotplugOp *op, guint64 log_seq)
 {
-    JsonObject *j = json_object_new();
+    GString *j = g_string_sized_new(320);
     GPtrArray *cleanup = hotplug_op_get_cleanup(op);
     GPtrArray *steps = hotplug_op_get_steps(op);
     HotplugOpState st = hotplug_op_get_state(op);
     const char *instance = hotplug_op_get_instance(op);
+    char num[24];
 
-    json_object_set_int_member(j, "op", (gint64)hotplug_op_get_id(op));
-    json_object_set_string_member(j, "vm", hotplug_op_get_vm_name(op));
-    json_object_set_string_member(j, "device", hotplug_op_get_device(op));
-    json_object_set_string_member(j, "device_kind", hotplug_kind_name(hotplug_op_get_kind(op)));
-    json_object_set_string_member(j, "action", hotplug_action_name(hotplug_op_get_action(op)));
-    json_object_set_string_member(j, "state", hotplug_op_state_name(st));
-    json_object_set_int_member(j, "attempts", hotplug_op_get_attempts(op));
-    json_object_set_int_member(j, "max_attempts", hotplug_op_get_max_attempts(op));
-    json_object_set_int_member(j, "timeout_ms", (gint64)hotplug_op_get_timeout_ms(op));
-    json_object_set_int_member(j, "retry_interval_ms",
-                               (gint64)hotplug_op_get_retry_interval_ms(op));
-    json_object_set_int_member(j, "start_wall_us", hotplug_op_get_start_wall_us(op));
-    json_object_set_int_member(j, "deadline_wall_us", hotplug_op_get_deadline_wall_us(op));
+    g_string_append(j, "{\"op\":");
+    g_string_append_len(j, num, qmp_json_format_uint(num, hotplug_op_get_id(op)));
+    daemon_write_str(j, "vm", hotplug_op_get_vm_name(op));
+    daemon_write_str(j, "device", hotplug_op_get_device(op));
+    daemon_write_str(j, "device_kind", hotplug_kind_name(hotplug_op_get_kind(op)));
+    daemon_write_str(j, "action", hotplug_action_name(hotplug_op_get_action(op)));
+    daemon_write_str(j, "state", hotplug_op_state_name(st));
+    daemon_write_int(j, "attempts", hotplug_op_get_attempts(op));
+    daemon_write_int(j, "max_attempts", hotplug_op_get_max_attempts(op));
+    daemon_write_int(j, "timeout_ms", (gint64)hotplug_op_get_timeout_ms(op));
+    daemon_write_int(j, "retry_interval_ms", (gint64)hotplug_op_get_retry_interval_ms(op));
+    daemon_write_int(j, "start_wall_us", hotplug_op_get_start_wall_us(op));
+    daemon_write_int(j, "deadline_wall_us", hotplug_op_get_deadline_wall_us(op));
     if (st == HOTPLUG_OP_TRACKED)
-        json_object_set_string_member(j, "tracked", hotplug_outcome_name(hotplug_op_get_outcome(op)));
-    json_object_set_int_member(j, "log_seq", (gint64)log_seq);
+        daemon_write_str(j, "tracked", hotplug_outcome_name(hotplug_op_get_outcome(op)));
+    daemon_write_int(j, "log_seq", (gint64)log_seq);
     /* the QEMU process its commands went to: a restart compares it */
     if (instance)
-        json_object_set_string_member(j, "qemu", instance);
+        daemon_write_str(j, "qemu", instance);
     if (cleanup && cleanup->len) {
-        json_object_set_array_member(j, "cleanup", daemon_steps_json(cleanup));
-        json_object_set_int_member(j, "cleanup_done", hotplug_op_get_cleanup_done(op));
+        daemon_write_steps(j, "cleanup", cleanup);
+        daemon_write_int(j, "cleanup_done", hotplug_op_get_cleanup_done(op));
     }
     /* a plug's steps with their undo, and how many may be in QEMU */
     if (steps && steps->len && hotplug_op_get_action(op) == HOTPLUG_ACTION_PLUG) {
-        json_object_set_array_member(j, "steps", daemon_steps_json(steps));
-        json_object_set_int_member(j, "steps_sent", hotplug_op_get_steps_sent(op));
+        daemon_write_steps(j, "steps", steps);
+        daemon_write_int(j, "steps_sent", hotplug_op_get_steps_sent(op));
     }
+    g_string_append_c(j, '}');
     return j;
 }
 
 /* An outcome in the daemon's own log: added and deleted at info, every
  * other outcome (not-deleted, guest-error, rejected, vm-gone, ...) at
  * notice, so the default level shows what did not go as asked. */
+static gboolean daemon_info_logging;
+
+void
+daemon_set_info_logging(gboolean on)
+{
+    daemon_info_logging = on;
+}
+
 static void
 daemon_log_outcome(HotplugVm *vm, HotplugOp *op)
 {
     HotplugOutcome o = hotplug_op_get_outcome(op);
     const GError *err = hotplug_op_get_error(op);
     const char *why = err ? err->message : hotplug_op_get_detail(op);
-    g_autofree char *text = g_strdup_printf(
+    g_autofree char *text = NULL;
+
+    if ((o == HOTPLUG_OUTCOME_ADDED || o == HOTPLUG_OUTCOME_DELETED) && !daemon_info_logging)
+        return;
+    text = g_strdup_printf(
         "op %" G_GUINT64_FORMAT ": %s %s on VM %s: %s after %u attempt(s)%s%s",
         hotplug_op_get_id(op), hotplug_kind_name(hotplug_op_get_kind(op)),
         hotplug_op_get_device(op), hotplug_vm_get_name(vm), hotplug_outcome_name(o),
@@ -689,8 +754,8 @@ daemon_svc_op_cb(Service *svc, HotplugVm *vm, HotplugOp *op, HotplugOpEvent ev,
     case HOTPLUG_OP_EV_STEP: {
         /* the next command of a composite goes to QEMU after this: only the
          * journal hears of it */
-        g_autoptr(JsonObject) j = daemon_journal_record(op, event_log_last_seq(d->log));
-        if (!journal_put(d->journal, id, j, &error))
+        g_autoptr(GString) j = daemon_journal_record(op, event_log_last_seq(d->log));
+        if (!journal_put_text(d->journal, id, j->str, j->len, &error))
             daemon_storage_failed(d, "journal", error);
         daemon_schedule_flush(d);
         return;
@@ -719,8 +784,8 @@ daemon_svc_op_cb(Service *svc, HotplugVm *vm, HotplugOp *op, HotplugOpEvent ev,
          * log_seq (the log's last record before this request) is where a
          * restart starts looking for what became of it: that serves after
          * the request record too, so the op is not written again below. */
-        g_autoptr(JsonObject) j = daemon_journal_record(op, event_log_last_seq(d->log));
-        if (journal_put(d->journal, id, j, &error)) {
+        g_autoptr(GString) j = daemon_journal_record(op, event_log_last_seq(d->log));
+        if (journal_put_text(d->journal, id, j->str, j->len, &error)) {
             journaled = TRUE;
         } else {
             daemon_storage_failed(d, "journal", error);
@@ -735,8 +800,8 @@ daemon_svc_op_cb(Service *svc, HotplugVm *vm, HotplugOp *op, HotplugOpEvent ev,
         /* written just before, and nothing in it changed since */
     } else if (open) {
         /* the journal keeps its own copy */
-        g_autoptr(JsonObject) j = daemon_journal_record(op, seq);
-        if (!journal_put(d->journal, id, j, &error)) {
+        g_autoptr(GString) j = daemon_journal_record(op, seq);
+        if (!journal_put_text(d->journal, id, j->str, j->len, &error)) {
             daemon_storage_failed(d, "journal", error);
         } else {
             g_hash_table_remove(d->unjournaled, &id);
@@ -1408,6 +1473,12 @@ subscription_pump(Subscription *s)
             return;
         if (c.sent < DAEMON_BACKLOG_CHUNK || s->cursor >= s->d->durable_seq) {
             /* caught up with what is on disk */
+            if (!s->follow && s->cursor < event_log_last_seq(s->d->log) && !s->d->storage_error) {
+                /* the rest is written and on its way to the disk: the
+                 * answer covers it, once it is there */
+                s->wait_flush = TRUE;
+                return;
+            }
             if (!s->follow) {
                 g_autoptr(JsonNode) ret = daemon_object_node();
                 json_object_set_int_member(json_node_get_object(ret), "last_seq", (gint64)s->cursor);
@@ -1649,11 +1720,26 @@ daemon_control_execute_cb(ControlServer *srv, ControlClient *cl, const char *cmd
         }
     }
     if (daemon_cmd_mutates(cmd)) {
-        g_autoptr(GString) text = g_string_sized_new(128);
+        /* every change is logged with who asked: built here and handed to
+         * the log writer as is (no printf per request) */
+        g_autoptr(GString) text = g_string_sized_new(192);
+        char num[24];
+        GLogField fields[] = {
+            {"GLIB_DOMAIN", G_LOG_DOMAIN, -1},
+            {"PRIORITY", "5", -1},
+            {"MESSAGE", NULL, -1},
+        };
 
+        g_string_append(text, "request ");
+        g_string_append(text, cmd);
+        g_string_append_c(text, ' ');
         qmp_json_write_object(text, args);
-        g_message("request %s %s from pid %d uid %d", cmd, text->str, (int)control_client_pid(cl),
-                  (int)control_client_uid(cl));
+        g_string_append(text, " from pid ");
+        g_string_append_len(text, num, qmp_json_format_uint(num, (guint64)MAX(0, control_client_pid(cl))));
+        g_string_append(text, " uid ");
+        g_string_append_len(text, num, qmp_json_format_uint(num, (guint64)control_client_uid(cl)));
+        fields[2].value = text->str;
+        g_log_structured_array(G_LOG_LEVEL_MESSAGE, fields, G_N_ELEMENTS(fields));
         if (d->storage_error) {
             g_autofree char *desc = g_strdup_printf(
                 "hotplugd cannot write its state directory %s (%s): changes are refused until "

@@ -25,6 +25,10 @@ void daemon_stop(Daemon *d);
 void daemon_free(Daemon *d);
 G_DEFINE_AUTOPTR_CLEANUP_FUNC(Daemon, daemon_free)
 
+/* Whether informational messages (each added or deleted outcome) are
+ * logged at all (hotplugd -v); FALSE by default. */
+void daemon_set_info_logging(gboolean on);
+
 /* Re-read the config file: VMs added or removed, nothing else touched. */
 gboolean daemon_reload(Daemon *d, GError **error);
 

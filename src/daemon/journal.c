@@ -463,11 +463,50 @@ journal_free(Journal *j)
 }
 
 gboolean
-journal_put(Journal *j, guint64 op, JsonObject *record, GError **error)
+journal_put_text(Journal *j, guint64 op, const char *record, gsize len, GError **error)
 {
     g_autoptr(GString) line = NULL;
-    gint64 v = 0;
+    char num[24];
+    gsize n;
     gsize done = 0;
+
+    g_return_val_if_fail(j != NULL, FALSE);
+    g_return_val_if_fail(record != NULL, FALSE);
+    g_return_val_if_fail(error == NULL || *error == NULL, FALSE);
+
+    n = qmp_json_format_uint(num, op);
+    if (op < 1 || op > G_MAXINT64 || len < 7 + n + 1 || memcmp(record, "{\"op\":", 6) != 0 ||
+        memcmp(record + 6, num, n) != 0 || (record[6 + n] != ',' && record[6 + n] != '}') ||
+        record[len - 1] != '}') {
+        g_set_error(error, JOURNAL_ERROR, JOURNAL_ERROR_INVALID,
+                    "journal record for op %" G_GUINT64_FORMAT " needs \"op\": %" G_GUINT64_FORMAT
+                    " first", op, op);
+        return FALSE;
+    }
+    /* the line is the journal's copy of the record: kept for compactions
+     * (and parsed again only if journal_open_records asks for it) */
+    line = g_string_sized_new(len + 10);
+    g_string_append(line, "{\"put\":");
+    g_string_append_len(line, record, (gssize)len);
+    g_string_append(line, "}\n");
+    /* the state in memory is right even when the file could not take it:
+     * journal_flush writes the whole file again then */
+    g_tree_replace(j->open, journal_op_key(op), NULL);
+    g_hash_table_replace(j->lines, journal_op_key(op), g_bytes_new(line->str, line->len));
+    j->max_op = MAX(j->max_op, op);
+    if (!journal_write_text(j, line->str, line->len, &done, error)) {
+        j->stale = TRUE;
+        return FALSE;
+    }
+    journal_maybe_compact(j);
+    return TRUE;
+}
+
+gboolean
+journal_put(Journal *j, guint64 op, JsonObject *record, GError **error)
+{
+    g_autoptr(GString) text = NULL;
+    gint64 v = 0;
 
     g_return_val_if_fail(j != NULL, FALSE);
     g_return_val_if_fail(record != NULL, FALSE);
@@ -479,24 +518,28 @@ journal_put(Journal *j, guint64 op, JsonObject *record, GError **error)
                     op, op);
         return FALSE;
     }
-    /* the line is the journal's copy of the record: kept for compactions
-     * (and parsed again only if journal_open_records asks for it) */
-    line = g_string_sized_new(256);
-    g_string_append(line, "{\"put\":");
-    qmp_json_write_object(line, record);
-    g_string_append(line, "}\n");
-    /* the state in memory is right even when the file could not take it:
-     * journal_flush writes the whole file again then */
-    g_tree_replace(j->open, journal_op_key(op), NULL);
-    g_hash_table_replace(j->lines, journal_op_key(op),
-                         g_bytes_new(line->str, line->len));
-    j->max_op = MAX(j->max_op, op);
-    if (!journal_write_text(j, line->str, line->len, &done, error)) {
-        j->stale = TRUE;
-        return FALSE;
+    /* "op" first, as journal_put_text wants it */
+    text = g_string_sized_new(256);
+    g_string_append(text, "{\"op\":");
+    {
+        char num[24];
+        JsonObjectIter it;
+        const char *name;
+        JsonNode *member;
+
+        g_string_append_len(text, num, qmp_json_format_uint(num, op));
+        json_object_iter_init_ordered(&it, record);
+        while (json_object_iter_next_ordered(&it, &name, &member)) {
+            if (g_str_equal(name, "op"))
+                continue;
+            g_string_append_c(text, ',');
+            qmp_json_write_string(text, name);
+            g_string_append_c(text, ':');
+            qmp_json_write_node(text, member);
+        }
     }
-    journal_maybe_compact(j);
-    return TRUE;
+    g_string_append_c(text, '}');
+    return journal_put_text(j, op, text->str, text->len, error);
 }
 
 gboolean

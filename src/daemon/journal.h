@@ -47,8 +47,13 @@ G_DEFINE_AUTOPTR_CLEANUP_FUNC(Journal, journal_free)
 
 /* The op's current state record (an object with at least "op" (int), equal
  * to op >= 1); replaces the previous one.  Written (write(2)) at once,
- * before the caller sends anything to QEMU.  The journal keeps a copy. */
+ * before the caller sends anything to QEMU.  The journal keeps a copy (its
+ * line).  The record's members are written with "op" first. */
 gboolean journal_put(Journal *j, guint64 op, JsonObject *record, GError **error);
+/* The same with the record as JSON object text, len bytes, that starts
+ * with its "op" member: {"op":N,...} (what the daemon writes). */
+gboolean journal_put_text(Journal *j, guint64 op, const char *record, gsize len,
+                          GError **error);
 /* The op ended (final outcome and nothing more to watch).  Removing an op
  * that is not open does nothing. */
 gboolean journal_remove(Journal *j, guint64 op, GError **error);

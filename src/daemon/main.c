@@ -224,6 +224,9 @@ main(int argc, char **argv)
     }
     hotplugd_journal = foreground && g_log_writer_is_journald(fileno(stderr));
     g_log_set_writer_func(hotplugd_log_writer, NULL, NULL);
+    /* messages nobody would see are not even formatted */
+    g_log_set_debug_enabled(hotplugd_verbose >= 2);
+    daemon_set_info_logging(hotplugd_verbose >= 1);
     /* SIGHUP re-reads it after we chdir("/") */
     abs_config = config_path ? g_canonicalize_filename(config_path, NULL) : NULL;
     config_path = abs_config;

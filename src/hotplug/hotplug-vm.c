@@ -147,9 +147,11 @@ hotplug_vm_remove_listener(HotplugVm *vm, guint id)
 static void
 hotplug_vm_emit(HotplugVm *vm, HotplugOp *op, HotplugOpEvent ev)
 {
-    g_debug("%s: op %" G_GUINT64_FORMAT " %s %s: %s (%s, attempt %u)", vm->name, op->id,
-            hotplug_action_name(op->action), op->device, hotplug_op_event_name(ev),
-            hotplug_outcome_name(op->outcome ? op->outcome : op->attempt_outcome), op->attempts);
+    if (qmp_debug_enabled())
+        g_debug("%s: op %" G_GUINT64_FORMAT " %s %s: %s (%s, attempt %u)", vm->name, op->id,
+                hotplug_action_name(op->action), op->device, hotplug_op_event_name(ev),
+                hotplug_outcome_name(op->outcome ? op->outcome : op->attempt_outcome),
+                op->attempts);
     hotplug_op_ref(op);
     vm->dispatching++;
     for (guint i = 0; i < vm->listeners->len; i++) {

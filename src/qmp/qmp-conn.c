@@ -374,10 +374,21 @@ qmp_conn_write(QmpConn *c, const char *line, gsize len)
         bufferevent_write(c->bev, "\n", 1);
 }
 
+gboolean
+qmp_debug_enabled(void)
+{
+    static gint env = -1;
+
+    if (env < 0)
+        env = g_getenv("G_MESSAGES_DEBUG") != NULL;
+    return env || g_log_get_debug_enabled();
+}
+
 static void
 qmp_conn_send(QmpConn *c, QmpCmd *cmd)
 {
-    g_debug("%s -> %s", qmp_conn_name(c), cmd->line);
+    if (qmp_debug_enabled())
+        g_debug("%s -> %s", qmp_conn_name(c), cmd->line);
     g_hash_table_insert(c->inflight, &cmd->id, cmd);
     /* QEMU needs no line ending, but hotplugd's control socket reads
      * lines; for QEMU it is one more byte of whitespace */
@@ -784,7 +795,8 @@ qmp_conn_handle_line(QmpConn *c, const char *line, gsize len)
 
     if (len == 0)
         return;
-    g_debug("%s <- %.*s", qmp_conn_name(c), (int)MIN(len, 4096), line);
+    if (qmp_debug_enabled())
+        g_debug("%s <- %.*s", qmp_conn_name(c), (int)MIN(len, 4096), line);
     msg = qmp_message_parse(line, len, c->opts.max_depth, &err);
     if (!msg) {
         qmp_conn_fail(c, g_steal_pointer(&err));

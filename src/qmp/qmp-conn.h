@@ -116,4 +116,10 @@ gboolean qmp_conn_execute_sync(QmpConn *conn, const char *cmd, JsonNode *args,
  * Returns *flag. */
 gboolean qmp_loop_run_until(struct event_base *base, const gboolean *flag, guint timeout_ms);
 
+/* Whether debug messages (the QMP traffic, each operation's steps) go
+ * anywhere: g_log_set_debug_enabled(TRUE), as hotplugd -vv and hotplugctl
+ * -vv set it, or G_MESSAGES_DEBUG in the environment.  They are not even
+ * formatted otherwise. */
+gboolean qmp_debug_enabled(void);
+
 G_END_DECLS
