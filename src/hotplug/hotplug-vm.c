@@ -51,6 +51,7 @@ struct HotplugVm {
     gboolean machine_known;
     gboolean machine_asked;
     HotplugPlacement *placement;
+    TimeoutDeadline *settle;   /* looks at QOM while unplugs wait (hotplug_vm_settle_cb) */
 };
 
 gpointer
@@ -719,6 +720,56 @@ hotplug_vm_repress_cb(TimeoutDeadline *d, gpointer opaque)
     json_object_unref(args);
 }
 
+/* QEMU sends DEVICE_DELETED when a device is finalized, and some never
+ * are once unplugged (a qemu-xhci controller, on 7.2 and 10.0): the guest
+ * let it go and QOM no longer has it, but no event comes.  While unplugs
+ * wait, the VM looks at QOM now and then (one qom-list for all of them),
+ * so such a device ends deleted when it goes, not at its deadline; a
+ * tracked one (not-deleted) is looked at less often. */
+#define HOTPLUG_SETTLE_FIRST_MS 1000
+#define HOTPLUG_SETTLE_WAITING_MS 2000
+#define HOTPLUG_SETTLE_TRACKED_MS 10000
+
+static void
+hotplug_vm_settle_arm(HotplugVm *vm, guint64 ms)
+{
+    gint64 when = g_get_monotonic_time() + (gint64)ms * 1000;
+
+    if (!timeout_deadline_is_armed(vm->settle) || timeout_deadline_when(vm->settle) > when)
+        timeout_deadline_arm_at(vm->settle, when);
+}
+
+static void
+hotplug_vm_settle_cb(TimeoutDeadline *d, gpointer opaque)
+{
+    HotplugVm *vm = opaque;
+    GHashTableIter it;
+    gpointer value;
+    gboolean waiting = FALSE, tracked = FALSE;
+    guint64 ticket;
+
+    if (qmp_conn_get_state(vm->conn) != QMP_CONN_READY)
+        return; /* the reconnection looks at every op anyway */
+    ticket = ++vm->confirm_counter;
+    g_hash_table_iter_init(&it, vm->ops);
+    while (g_hash_table_iter_next(&it, NULL, &value)) {
+        HotplugOp *op = value;
+
+        if (op->action != HOTPLUG_ACTION_UNPLUG ||
+            (op->state != HOTPLUG_OP_WAITING && op->state != HOTPLUG_OP_TRACKED))
+            continue;
+        waiting |= op->state == HOTPLUG_OP_WAITING;
+        tracked |= op->state == HOTPLUG_OP_TRACKED;
+        if (HOTPLUG_CONFIRM_PROBE > op->confirm)
+            op->confirm = HOTPLUG_CONFIRM_PROBE;
+        op->confirm_ticket = ticket;
+    }
+    if (!waiting && !tracked)
+        return;
+    hotplug_vm_send_confirm(vm);
+    hotplug_vm_settle_arm(vm, waiting ? HOTPLUG_SETTLE_WAITING_MS : HOTPLUG_SETTLE_TRACKED_MS);
+}
+
 static void
 hotplug_vm_unplug_reply_cb(QmpConn *conn, JsonNode *ret, const GError *error, gpointer opaque)
 {
@@ -737,6 +788,7 @@ hotplug_vm_unplug_reply_cb(QmpConn *conn, JsonNode *ret, const GError *error, gp
             hotplug_op_set_detail(op, "QEMU is still processing the previous request");
         op->state = HOTPLUG_OP_WAITING;
         hotplug_vm_arm_deadline(vm, op);
+        hotplug_vm_settle_arm(vm, HOTPLUG_SETTLE_FIRST_MS);
         if (error && hotplug_error_is_blinking(error))
             hotplug_vm_wait_blink(op);
         /* a retry whose press did not take: press again once QEMU's
@@ -1860,6 +1912,7 @@ hotplug_vm_new(const char *name, QmpConn *conn, const HotplugVmOptions *opts)
         if (!vm->opts.timeouts.ms[i])
             vm->opts.timeouts.ms[i] = defaults.ms[i];
     vm->placement = hotplug_placement_new();
+    vm->settle = timeout_deadline_new(qmp_conn_get_base(conn), hotplug_vm_settle_cb, vm);
     vm->ops = g_hash_table_new_full(g_str_hash, g_str_equal, NULL,
                                     (GDestroyNotify)hotplug_op_unref);
     vm->listeners = g_array_new(FALSE, TRUE, sizeof(HotplugListenerEntry));
@@ -1898,6 +1951,7 @@ hotplug_vm_free(HotplugVm *vm)
     g_hash_table_unref(vm->prop_cache);
     hotplug_topology_free(vm->topology);
     hotplug_placement_free(vm->placement);
+    timeout_deadline_free(vm->settle);
     qmp_conn_unref(vm->conn);
     g_free(vm->instance);
     g_free(vm->name);
