@@ -302,55 +302,6 @@ control_client_set_drain_cb(ControlClient *cl, void (*fn)(ControlClient *, gpoin
 
 /* ---- input ------------------------------------------------------------- */
 
-/* TRUE when every \u escape in text is 4 hex digits and every surrogate
- * escape is half of a proper pair.  json-glib 1.6 turns a lone high
- * surrogate ("\ud800x") into invalid UTF-8 (which would go back out in an
- * id or an error text as JSON no client can parse), and leaks memory on a
- * malformed pair ("\ud83d\u0041"). */
-static gboolean
-control_json_escapes_valid(const char *text, gsize len)
-{
-    gboolean in_string = FALSE;
-    gunichar pending_high = 0;
-
-    for (gsize i = 0; i < len; i++) {
-        char ch = text[i];
-        gunichar u = 0;
-
-        if (!in_string) {
-            in_string = ch == '"';
-            continue;
-        }
-        if (ch != '\\') {
-            if (pending_high)
-                return FALSE;
-            in_string = ch != '"';
-            continue;
-        }
-        if (i + 1 >= len)
-            return TRUE; /* json-glib refuses it */
-        if (text[++i] != 'u') {
-            if (pending_high)
-                return FALSE;
-            continue;
-        }
-        for (int k = 0; k < 4; k++) {
-            if (i + 1 >= len || !g_ascii_isxdigit(text[i + 1]))
-                return FALSE;
-            u = u * 16 + (gunichar)g_ascii_xdigit_value(text[++i]);
-        }
-        if (u >= 0xdc00 && u <= 0xdfff) {
-            if (!pending_high)
-                return FALSE;
-            pending_high = 0;
-        } else if (pending_high) {
-            return FALSE;
-        } else if (u >= 0xd800 && u <= 0xdbff) {
-            pending_high = u;
-        }
-    }
-    return !pending_high;
-}
 
 static void
 control_client_handle_line(ControlClient *cl, const char *line, gsize len)
@@ -375,7 +326,7 @@ control_client_handle_line(ControlClient *cl, const char *line, gsize len)
                              "JSON parse error: more than one JSON value on the line");
         return;
     }
-    if (!control_json_escapes_valid(line, len)) {
+    if (!qmp_json_escapes_valid(line, len)) {
         control_client_error(cl, NULL, "GenericError",
                              "JSON parse error: a \\u escape is not 4 hex digits or a lone "
                              "surrogate (strings must be valid UTF-8)");

@@ -94,3 +94,45 @@ qmp_json_deep_copy(JsonNode *node)
     }
     return json_node_copy(node);
 }
+
+gboolean
+qmp_json_escapes_valid(const char *text, gsize len)
+{
+    gunichar pending_high = 0;
+
+    /* Every backslash is looked at, inside strings or not: in valid JSON
+     * there are none outside strings, and a line json-glib's scanner would
+     * read differently from us (it skips comments, for one) must not get
+     * a bad escape past this check. */
+    for (gsize i = 0; i < len; i++) {
+        gunichar u = 0;
+
+        if (text[i] != '\\') {
+            if (pending_high)
+                return FALSE;
+            continue;
+        }
+        if (i + 1 >= len)
+            return !pending_high; /* json-glib refuses it */
+        if (text[++i] != 'u') {
+            if (pending_high)
+                return FALSE;
+            continue;
+        }
+        for (int k = 0; k < 4; k++) {
+            if (i + 1 >= len || !g_ascii_isxdigit(text[i + 1]))
+                return FALSE;
+            u = u * 16 + (gunichar)g_ascii_xdigit_value(text[++i]);
+        }
+        if (u >= 0xdc00 && u <= 0xdfff) {
+            if (!pending_high)
+                return FALSE;
+            pending_high = 0;
+        } else if (pending_high) {
+            return FALSE;
+        } else if (u >= 0xd800 && u <= 0xdbff) {
+            pending_high = u;
+        }
+    }
+    return !pending_high;
+}

@@ -33,6 +33,11 @@ void qmp_json_write_node(GString *out, JsonNode *node);
 void qmp_json_write_object(GString *out, JsonObject *obj);
 void qmp_json_write_members(GString *out, JsonObject *obj);
 void qmp_json_write_string(GString *out, const char *s);
+/* TRUE when every \u escape in text (anywhere in it) is 4 hex digits and
+ * every surrogate escape is half of a proper pair.  Check untrusted text
+ * with it before json-glib parses it: json-glib 1.6 turns a lone high
+ * surrogate into invalid UTF-8 and leaks memory on a malformed pair. */
+gboolean qmp_json_escapes_valid(const char *text, gsize len);
 /* v in decimal into buf (NUL-terminated); its length. */
 gsize qmp_json_format_uint(char buf[24], guint64 v);
 

@@ -208,6 +208,12 @@ qmp_message_parse(const char *line, gsize len, guint max_depth, GError **error)
                     "malformed QMP message: more than one JSON value");
         return NULL;
     }
+    if (!qmp_json_escapes_valid(line, len)) {
+        g_set_error(error, QMP_ERROR, QMP_ERROR_PROTOCOL,
+                    "malformed QMP message: a \\u escape is not 4 hex digits or a lone "
+                    "surrogate");
+        return NULL;
+    }
     parser = json_parser_new();
     if (!json_parser_load_from_data(parser, line, (gssize)len, &local)) {
         g_set_error(error, QMP_ERROR, QMP_ERROR_PROTOCOL, "malformed QMP message: %s",
