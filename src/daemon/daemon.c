@@ -621,16 +621,10 @@ daemon_write_steps(GString *out, const char *name, GPtrArray *steps)
 static void
 daemon_write_int(GString *out, const char *name, gint64 v)
 {
-    char num[24];
-
     g_string_append_c(out, ',');
     qmp_json_write_string(out, name);
     g_string_append_c(out, ':');
-    if (v < 0) {
-        g_string_append_c(out, '-');
-        v = -v;
-    }
-    g_string_append_len(out, num, qmp_json_format_uint(num, (guint64)v));
+    qmp_json_write_int(out, v);
 }
 
 static void

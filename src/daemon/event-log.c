@@ -674,26 +674,16 @@ event_log_free(EventLog *log)
 static GString *
 event_log_line(EventLog *log, JsonObject *record, guint64 seq)
 {
+    static const char *const ours[] = {"seq", "time", NULL};
     GString *line = g_string_sized_new(256);
     char num[24];
-    JsonObjectIter it;
-    const char *name;
-    JsonNode *member;
 
     g_string_append(line, "{\"seq\":");
     g_string_append_len(line, num, qmp_json_format_uint(num, seq));
     g_string_append(line, ",\"time\":\"");
     event_log_append_time(log, line, g_get_real_time());
     g_string_append_c(line, '"');
-    json_object_iter_init_ordered(&it, record);
-    while (json_object_iter_next_ordered(&it, &name, &member)) {
-        if (g_str_equal(name, "seq") || g_str_equal(name, "time"))
-            continue;
-        g_string_append_c(line, ',');
-        qmp_json_write_string(line, name);
-        g_string_append_c(line, ':');
-        qmp_json_write_node(line, member);
-    }
+    qmp_json_write_members(line, record, TRUE, ours);
     g_string_append(line, "}\n");
     return line;
 }

@@ -35,7 +35,6 @@ struct Journal {
     gboolean dirty;     /* written since the last fdatasync */
     gboolean dir_dirty; /* the directory entry may not be durable yet */
     gboolean tail_bad;  /* a failed write may have left bytes past size */
-    JsonGenerator *gen;
     GHashTable *lines;  /* guint64 *op -> GBytes: the put line it was last written with */
     /* compaction through a syncer (journal_set_deferred_compaction) */
     gboolean deferred;    /* compact in journal_sync_prepare, not in put/remove */
@@ -92,7 +91,7 @@ journal_object_copy(JsonObject *obj)
 
 /* obj as one compact line, "\n" included. */
 static void
-journal_line(Journal *j, JsonObject *obj, GString *out)
+journal_line(JsonObject *obj, GString *out)
 {
     qmp_json_write_object(out, obj);
     g_string_append_c(out, '\n');
@@ -169,7 +168,7 @@ journal_write_line(Journal *j, JsonObject *obj, GError **error)
     g_autoptr(GString) line = g_string_new(NULL);
     gsize done = 0;
 
-    journal_line(j, obj, line);
+    journal_line(obj, line);
     return journal_write_text(j, line->str, line->len, &done, error);
 }
 
@@ -186,7 +185,7 @@ journal_compact_add_cb(gpointer key, gpointer value, gpointer opaque)
         GString *line = g_string_new(NULL);
 
         json_object_set_object_member(put, "put", json_object_ref(value));
-        journal_line(j, put, line);
+        journal_line(put, line);
         cached = g_string_free_to_bytes(line);
         g_hash_table_replace(j->lines, journal_op_key(*(guint64 *)key), cached);
     }
@@ -208,7 +207,7 @@ journal_compact_content(Journal *j, guint64 *len)
     gpointer ctx[3] = {j, pieces, len};
 
     json_object_set_int_member(head, "max_op", (gint64)j->max_op);
-    journal_line(j, head, line);
+    journal_line(head, line);
     *len = line->len;
     g_ptr_array_add(pieces, g_string_free_to_bytes(line));
     g_tree_foreach(j->open, journal_compact_add_cb, ctx);
@@ -398,7 +397,6 @@ journal_open(const char *path, GError **error)
     j->open = g_tree_new_full(journal_op_cmp, NULL, g_free, journal_record_unref);
     j->lines = g_hash_table_new_full(g_int64_hash, g_int64_equal, g_free,
                                      (GDestroyNotify)g_bytes_unref);
-    j->gen = json_generator_new();
 
     if (g_mkdir_with_parents(j->dir, 0700) < 0) {
         journal_set_errno(error, errno, "creating %s", j->dir);
@@ -453,7 +451,6 @@ journal_free(Journal *j)
         close(j->dir_fd);
     g_tree_unref(j->open);
     g_hash_table_unref(j->lines);
-    g_object_unref(j->gen);
     g_free(j->path);
     g_free(j->tmp_path);
     g_free(j->dir);
@@ -521,23 +518,8 @@ journal_put(Journal *j, guint64 op, JsonObject *record, GError **error)
     /* "op" first, as journal_put_text wants it */
     text = g_string_sized_new(256);
     g_string_append(text, "{\"op\":");
-    {
-        char num[24];
-        JsonObjectIter it;
-        const char *name;
-        JsonNode *member;
-
-        g_string_append_len(text, num, qmp_json_format_uint(num, op));
-        json_object_iter_init_ordered(&it, record);
-        while (json_object_iter_next_ordered(&it, &name, &member)) {
-            if (g_str_equal(name, "op"))
-                continue;
-            g_string_append_c(text, ',');
-            qmp_json_write_string(text, name);
-            g_string_append_c(text, ':');
-            qmp_json_write_node(text, member);
-        }
-    }
+    qmp_json_write_int(text, (gint64)op);
+    qmp_json_write_members(text, record, TRUE, (const char *const[]){"op", NULL});
     g_string_append_c(text, '}');
     return journal_put_text(j, op, text->str, text->len, error);
 }

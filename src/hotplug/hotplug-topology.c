@@ -1039,12 +1039,7 @@ hotplug_topology_has_pci_bus(const HotplugTopology *t, const char *bus)
 {
     const char *root = hotplug_root_bus_name(t->machine);
 
-    if (root && g_str_equal(bus, root))
-        return TRUE;
-    for (guint i = 0; i < t->places->len; i++)
-        if (g_strcmp0(((const HotplugPlace *)t->places->pdata[i])->bus, bus) == 0)
-            return TRUE;
-    return FALSE;
+    return (root && g_str_equal(bus, root)) || hotplug_topology_find(t, bus, -1) != NULL;
 }
 
 static gboolean

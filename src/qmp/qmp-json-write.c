@@ -62,7 +62,7 @@ qmp_json_format_uint(char buf[24], guint64 v)
     return n;
 }
 
-static void
+void
 qmp_json_write_int(GString *out, gint64 v)
 {
     char buf[24];
@@ -106,15 +106,18 @@ qmp_json_write_value(GString *out, JsonNode *node)
 }
 
 void
-qmp_json_write_members(GString *out, JsonObject *obj)
+qmp_json_write_members(GString *out, JsonObject *obj, gboolean after_others,
+                       const char *const *skip)
 {
     JsonObjectIter it;
     const char *name;
     JsonNode *member;
-    gboolean first = TRUE;
+    gboolean first = !after_others;
 
     json_object_iter_init_ordered(&it, obj);
     while (json_object_iter_next_ordered(&it, &name, &member)) {
+        if (skip && g_strv_contains(skip, name))
+            continue;
         if (!first)
             g_string_append_c(out, ',');
         first = FALSE;
@@ -128,7 +131,7 @@ void
 qmp_json_write_object(GString *out, JsonObject *obj)
 {
     g_string_append_c(out, '{');
-    qmp_json_write_members(out, obj);
+    qmp_json_write_members(out, obj, FALSE, NULL);
     g_string_append_c(out, '}');
 }
 

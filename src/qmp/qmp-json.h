@@ -26,13 +26,17 @@ JsonNode *qmp_json_deep_copy(JsonNode *node);
  * in insertion order, no spaces) without its allocations per value: the
  * hot paths (event log records, journal lines, QMP commands, replies)
  * write with these.  qmp_json_write_node: node (NULL: null);
- * qmp_json_write_object: obj; qmp_json_write_members: obj's members
- * without the braces, to splice into an object being written;
- * qmp_json_write_string: s as a JSON string, quotes included. */
+ * qmp_json_write_object: obj; qmp_json_write_members: obj's members but
+ * those named in skip (NULL-terminated, may be NULL), without the braces,
+ * to splice into an object being written (after_others: a comma before
+ * the first one); qmp_json_write_string: s as a JSON string, quotes
+ * included; qmp_json_write_int: v. */
 void qmp_json_write_node(GString *out, JsonNode *node);
 void qmp_json_write_object(GString *out, JsonObject *obj);
-void qmp_json_write_members(GString *out, JsonObject *obj);
+void qmp_json_write_members(GString *out, JsonObject *obj, gboolean after_others,
+                            const char *const *skip);
 void qmp_json_write_string(GString *out, const char *s);
+void qmp_json_write_int(GString *out, gint64 v);
 /* TRUE when every \u escape in text (anywhere in it) is 4 hex digits and
  * every surrogate escape is half of a proper pair.  Check untrusted text
  * with it before json-glib parses it: json-glib 1.6 turns a lone high
