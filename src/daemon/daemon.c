@@ -172,6 +172,7 @@ daemon_announce_free(DaemonAnnounce *a)
 }
 
 static void subscription_pump(Subscription *s);
+static void subscription_pump_waiting(Daemon *d);
 static void subscription_more_cb(evutil_socket_t fd, short what, void *opaque);
 static void subscription_end(Subscription *s);
 
@@ -239,17 +240,9 @@ daemon_storage_failed(Daemon *d, const char *what, const GError *error)
     struct timeval tv = {0, DAEMON_STORAGE_RETRY_MS * 1000};
 
     if (!d->storage_error) {
-        g_autoptr(GList) subs = g_hash_table_get_values(d->subs);
-
         d->storage_error = g_strdup_printf("%s: %s", what, error->message);
         /* reads are answered with what is on disk, not held for the disk */
-        for (GList *l = subs; l; l = l->next) {
-            Subscription *s = l->data;
-            if (s->wait_flush) {
-                s->wait_flush = FALSE;
-                subscription_pump(s);
-            }
-        }
+        subscription_pump_waiting(d);
         g_warning("cannot write the state directory %s (%s): changes are refused until writes "
                   "succeed again; reads are served", d->cfg->state_dir, d->storage_error);
     }
@@ -367,15 +360,10 @@ daemon_sync_release(Daemon *d)
     /* announce only what is on disk */
     batch = g_steal_pointer(&d->sync_announce);
     d->sync_announce = g_ptr_array_new_with_free_func((GDestroyNotify)daemon_announce_free);
+    subscription_pump_waiting(d);
     subs = g_hash_table_get_values(d->subs);
     for (GList *l = subs; l; l = l->next) {
         Subscription *s = l->data;
-        if (s->wait_flush) {
-            s->wait_flush = FALSE;
-            /* may end s */
-            subscription_pump(s);
-            continue;
-        }
         if (!s->live || !batch->len)
             continue;
         /* a subscriber that takes every record of the batch gets its lines
@@ -1488,6 +1476,23 @@ subscription_pump(Subscription *s)
          * deadlines and the other clients */
         event_active(s->more_ev, EV_TIMEOUT, 0);
         return;
+    }
+}
+
+/* Reads that waited for a flush (or, while the disk fails, for nothing any
+ * more) go on; a pump may end its subscription. */
+static void
+subscription_pump_waiting(Daemon *d)
+{
+    g_autoptr(GList) subs = g_hash_table_get_values(d->subs);
+
+    for (GList *l = subs; l; l = l->next) {
+        Subscription *s = l->data;
+
+        if (s->wait_flush) {
+            s->wait_flush = FALSE;
+            subscription_pump(s);
+        }
     }
 }
 
