@@ -485,18 +485,20 @@ test_two_values(void **state)
         if (!g_str_has_prefix(m, "malformed QMP message: "))
             fail_msg("%s: %s", lines[i], m);
     }
-    for (guint i = 0; i < G_N_ELEMENTS(lines); i++)
-        assert_true(qmp_json_has_second_value(lines[i], strlen(lines[i])));
-    assert_false(qmp_json_has_second_value("", 0));
+    /* spaces around one value, braces in a string: one value */
     {
-        const char *spaced = "  {\"a\": [1, {}]}  \r\n";
-        const char *quoted = "{\"a\": \"}{\\\"[\"}";
-        assert_false(qmp_json_has_second_value(spaced, strlen(spaced)));
-        assert_false(qmp_json_has_second_value(quoted, strlen(quoted)));
+        const char *spaced = "  {\"return\": [1, {}]}  \r\n";
+        const char *quoted = "{\"return\": \"}{\\\"[\"}";
+        g_autoptr(QmpMessage) m1 = parse_ok(spaced);
+        g_autoptr(QmpMessage) m2 = parse_ok(quoted);
+        assert_string_equal(qmp_json_node_string(m2->ret), "}{\"[");
     }
-    assert_false(qmp_json_has_second_value("42", 2));
     /* the length counts, not the terminator */
-    assert_false(qmp_json_has_second_value("{}{}", 2));
+    {
+        g_autoptr(GError) err = NULL;
+        g_autoptr(QmpMessage) msg = qmp_message_parse("{\"return\": {}}{}", 14, 0, &err);
+        assert_non_null(msg);
+    }
     /* a brace in a string after the value is only a string */
     {
         const char *line = "{\"return\": \"}{\", \"id\": 1}";
@@ -541,11 +543,9 @@ test_depth(void **state)
 
         if (!msg)
             fail_msg("cap %u: %s: %s", cap, line_at, err->message);
-        assert_int_equal(qmp_json_depth(line_at, strlen(line_at), cap), cap);
         m = parse_fail(line_over, strlen(line_over), cap, QMP_ERROR_TOO_DEEP);
         g_autofree char *want = g_strdup_printf("QMP message nested deeper than %u levels", cap);
         assert_string_equal(m, want);
-        assert_int_equal(qmp_json_depth(line_over, strlen(line_over), cap), cap + 1);
     }
     /* the default cap (0 means QMP_DEFAULT_MAX_DEPTH = 64) */
     {
@@ -570,22 +570,15 @@ test_depth(void **state)
         if (!msg)
             fail_msg("%s: %s", line, err->message);
         assert_string_equal(qmp_json_node_string(msg->ret), "{{{{[[[[\"{{{{");
-        assert_int_equal(qmp_json_depth(line, strlen(line), 1), 1);
     }
     {
         /* an escaped backslash ends the escape: the quote after it closes the string */
         const char *line = "{\"return\": [\"\\\\\", [[1]]]}";
-        assert_int_equal(qmp_json_depth(line, strlen(line), 10), 4);
+        g_autoptr(GError) err = NULL;
+        g_autoptr(QmpMessage) msg = qmp_message_parse(line, strlen(line), 4, &err);
+        assert_non_null(msg);
         g_free(parse_fail(line, strlen(line), 3, QMP_ERROR_TOO_DEEP));
     }
-    /* qmp_json_depth itself */
-    assert_int_equal(qmp_json_depth("1", 1, 5), 0);
-    assert_int_equal(qmp_json_depth("\"[\"", 3, 5), 0);
-    assert_int_equal(qmp_json_depth("[][][]", 6, 5), 1);
-    assert_int_equal(qmp_json_depth("[[]][{}]", 8, 5), 2);
-    assert_int_equal(qmp_json_depth("]]]][", 5, 5), 1);
-    assert_int_equal(qmp_json_depth("[[[[[[[[[[", 10, 3), 4);
-    assert_int_equal(qmp_json_depth("[[[[[[[[[[", 10, 20), 10);
 }
 
 /* Members of the wrong type read as absent: none of this may raise a
@@ -786,6 +779,176 @@ test_json_write_matches_generator(void **state)
     }
 }
 
+/* The one-pass reader reads valid JSON as json-glib does (same tree, same
+ * types, same text written back), and refuses, with a message, what
+ * json-glib lets through or mishandles. */
+static void
+assert_parse_like_json_glib(const char *text)
+{
+    g_autoptr(GError) error = NULL;
+    g_autoptr(JsonNode) want = json_from_string(text, NULL);
+    g_autoptr(JsonNode) got = qmp_json_parse(text, strlen(text), 0, &error);
+    g_autofree char *want_text = NULL, *got_text = NULL;
+
+    if (!got)
+        fail_msg("refused %s: %s", text, error->message);
+    assert_non_null(want);
+    want_text = qmp_json_to_string(want);
+    got_text = qmp_json_to_string(got);
+    assert_string_equal(got_text, want_text);
+    if (!json_node_equal(got, want))
+        fail_msg("not the same tree (types?): %s", text);
+}
+
+static void
+test_json_parse(void **state)
+{
+    static const char *const valid[] = {
+        "{}", "[]", "null", "true", "false", "0", "-0", "17", "\"\"", " { } ",
+        "{\"a\":[1,-2,{\"b\":null,\"c\":true,\"d\":false}],\"e\":\"\"}",
+        "{\"seq\":9223372036854775807,\"min\":-9223372036854775807}",
+        "{\"big\":18446744073709551615}",
+        "{\"real\":[0.5,-1.25e-7,3E2,1e+3,2.5E-3]}",
+        "{\"q\":\"say \\\"hi\\\" \\\\ \\/\",\"ctl\":\"\\n\\r\\t\\b\\f\\u0001\\u001e\"}",
+        "{\"utf8\":\"gr\\u00fc\\u00dfe \\u65e5\\u672c \\ud83d\\ude00 raw: gr\xc3\xbc\xc3\x9f\"}",
+        "{\"nested\":[[[]],[{}],{\"x\":[{\"y\":[]}]}]}",
+        "{\"dup\":1,\"b\":2,\"dup\":3}",
+        " \t\r\n{ \"ws\" :\t[ 1 ,\n2 ] }\r\n",
+        "{\"return\": {\"status\": \"running\", \"singlestep\": false, \"running\": true}, "
+        "\"id\": 5}",
+        "{\"a-very-long-member-name-that-does-not-fit-in-the-buffer-kept-on-the-stack-for-"
+        "names-so-it-goes-to-the-heap-instead-of-the-stack-which-is-fine\":[\"x\\ty\"]}",
+    };
+    static const struct {
+        const char *text;
+        const char *says;
+    } refused[] = {
+        {"", "the text ends"},
+        {"   ", "the text ends"},
+        {"{", "ends inside an object"},
+        {"{\"a\":1", "ends inside an object"},
+        {"{\"a\":1,}", "member name"},
+        {"{\"a\" 1}", "':'"},
+        {"{a:1}", "member name"},
+        {"[1,2", "ends inside an array"},
+        {"[1 2]", "',' or ']'"},
+        {"{}{}", "more than one JSON value"},
+        {"5 {}", "more than one JSON value"},
+        {"{} x", "more than one JSON value"},
+        {"nul", "expected a value"},
+        {"True", "expected a value"},
+        {"'a'", "expected a value"},
+        {"01", "leading zero"},
+        {"-", "without digits"},
+        {"1.", "after '.'"},
+        {"1e", "exponent"},
+        {"+1", "expected a value"},
+        {"0x10", "more than one JSON value"},
+        {"\"abc", "does not end"},
+        {"\"a\\", "does not end"},
+        {"\"\\x\"", "unknown escape"},
+        {"\"\\u12\"", "4 hex digits"},
+        {"\"\\ud83d\"", "lone high surrogate"},
+        {"\"\\ud83d\\u0041\"", "lone high surrogate"},
+        {"\"\\ude00\"", "lone low surrogate"},
+        {"\"\\u0000\"", "NUL"},
+        {"\"a\tb\"", "control character"},
+        {"\"\xff\"", "UTF-8"},
+        {"\"\xc3\"", "UTF-8"},
+        {"{\"\xed\xa0\x80\":1}", "UTF-8"},
+    };
+    (void)state;
+
+    for (guint i = 0; i < G_N_ELEMENTS(valid); i++)
+        assert_parse_like_json_glib(valid[i]);
+    for (guint i = 0; i < G_N_ELEMENTS(refused); i++) {
+        g_autoptr(GError) error = NULL;
+        g_autoptr(JsonNode) n = qmp_json_parse(refused[i].text, strlen(refused[i].text), 0, &error);
+
+        if (n)
+            fail_msg("accepted %s", refused[i].text);
+        assert_true(g_error_matches(error, QMP_ERROR, QMP_ERROR_PROTOCOL));
+        if (!strstr(error->message, refused[i].says))
+            fail_msg("%s: \"%s\" does not say \"%s\"", refused[i].text, error->message,
+                     refused[i].says);
+    }
+    /* an integer past 2^64 - 1 is a double (json-glib 1.6 reads it as -1) */
+    {
+        g_autoptr(JsonNode) n = qmp_json_parse("100000000000000000000000", 24, 0, NULL);
+        assert_non_null(n);
+        assert_int_equal(json_node_get_value_type(n), G_TYPE_DOUBLE);
+        assert_true(json_node_get_double(n) == 1e23);
+    }
+    /* a NUL byte inside the given length, in a string and outside */
+    {
+        static const char nul_in_string[] = "{\"a\":\"x\0y\"}";
+        static const char nul_after[] = "{\"a\":1}\0";
+        g_autoptr(GError) e1 = NULL, e2 = NULL;
+
+        assert_null(qmp_json_parse(nul_in_string, sizeof nul_in_string - 1, 0, &e1));
+        assert_non_null(strstr(e1->message, "control character (0x00)"));
+        assert_null(qmp_json_parse(nul_after, sizeof nul_after - 1, 0, &e2));
+        assert_non_null(strstr(e2->message, "NUL byte"));
+    }
+    /* the length is obeyed: no NUL needed, nothing read past it */
+    {
+        g_autoptr(JsonNode) n = qmp_json_parse("{\"a\":12}garbage", 8, 0, NULL);
+        g_autoptr(GError) error = NULL;
+        assert_non_null(n);
+        assert_int_equal(qmp_json_get_int_default(json_node_get_object(n), "a", 0), 12);
+        assert_null(qmp_json_parse("{\"a\":12}garbage", 7, 0, &error));
+    }
+    /* depth: max_depth levels are read, one more is refused */
+    {
+        g_autoptr(GString) ok = g_string_new(NULL);
+        g_autoptr(GString) deep = g_string_new(NULL);
+        g_autoptr(GError) error = NULL;
+        g_autoptr(JsonNode) n = NULL;
+
+        for (guint i = 0; i < QMP_DEFAULT_MAX_DEPTH; i++)
+            g_string_append_c(ok, '[');
+        for (guint i = 0; i < QMP_DEFAULT_MAX_DEPTH; i++)
+            g_string_append_c(ok, ']');
+        n = qmp_json_parse(ok->str, ok->len, 0, NULL);
+        assert_non_null(n);
+        for (guint i = 0; i < 100000; i++)
+            g_string_append(deep, "{\"a\":[");
+        assert_null(qmp_json_parse(deep->str, deep->len, 0, &error));
+        assert_true(g_error_matches(error, QMP_ERROR, QMP_ERROR_TOO_DEEP));
+        g_clear_error(&error);
+        assert_null(qmp_json_parse(ok->str, ok->len, 3, &error));
+        assert_true(g_error_matches(error, QMP_ERROR, QMP_ERROR_TOO_DEEP));
+    }
+    /* every line QEMU sent in the captures reads as json-glib reads it */
+    {
+        static const char *const files[] = {"qemu-guest-hotplug.txt", "qemu-memory.txt",
+                                            "qemu-negotiation.txt", "qemu-schema.txt",
+                                            "qemu-usb-unplug.txt", "qemu-guest-refuses.txt"};
+        guint lines = 0;
+
+        for (guint i = 0; i < G_N_ELEMENTS(files); i++) {
+            g_autofree char *path =
+                g_build_filename(TOP_SRCDIR, "tests",
+                                 "fuzz", "corpus", files[i], NULL);
+            g_autofree char *text = NULL;
+            g_auto(GStrv) split = NULL;
+
+            if (!g_file_get_contents(path, &text, NULL, NULL))
+                fail_msg("cannot read %s", path);
+            split = g_strsplit(text, "\n", -1);
+            for (guint k = 0; split[k]; k++) {
+                g_strchomp(split[k]);
+                if (split[k][0] != '{')
+                    continue;
+                assert_parse_like_json_glib(split[k]);
+                lines++;
+            }
+        }
+        print_message("# %u captured QEMU lines read alike\n", lines);
+        assert_true(lines > 20);
+    }
+}
+
 /* ---- capabilities from a schema ----------------------------------- */
 
 static const char tiny_schema[] =
@@ -904,6 +1067,7 @@ main(void)
         cmocka_unit_test(test_wrong_types),
         cmocka_unit_test(test_command_line),
         cmocka_unit_test(test_json_write_matches_generator),
+        cmocka_unit_test(test_json_parse),
         cmocka_unit_test(test_caps_schema),
         cmocka_unit_test(test_caps_schema_not_array),
         cmocka_unit_test(test_caps_list_after_refresh),

@@ -19,6 +19,7 @@
 
 #include "control.h"
 #include "hotplug-outcome.h"
+#include "qmp-error.h"
 #include "qmp-json.h"
 #include "qmp-message.h"
 
@@ -204,8 +205,8 @@ control_client_error(ControlClient *cl, JsonNode *id, const char *cls, const cha
     JsonObject *o = json_object_new();
     JsonObject *e = json_object_new();
     g_autoptr(JsonNode) n = json_node_init_object(json_node_alloc(), o);
-    /* json-glib's parse errors quote the input, and may cut a character
-     * in half: what goes out must be UTF-8 */
+    /* a description may quote the request (cut short, perhaps inside a
+     * character): what goes out must be UTF-8 */
     g_autofree char *valid = g_utf8_make_valid(desc, -1);
 
     json_object_set_string_member(e, "class", cls);
@@ -306,7 +307,7 @@ control_client_set_drain_cb(ControlClient *cl, void (*fn)(ControlClient *, gpoin
 static void
 control_client_handle_line(ControlClient *cl, const char *line, gsize len)
 {
-    g_autoptr(JsonParser) parser = json_parser_new();
+    g_autoptr(JsonNode) root = NULL;
     g_autoptr(GError) error = NULL;
     JsonObject *msg;
     JsonNode *id, *args_node;
@@ -316,29 +317,21 @@ control_client_handle_line(ControlClient *cl, const char *line, gsize len)
         len--;
     if (len == 0)
         return;
-    if (qmp_json_depth(line, len, QMP_DEFAULT_MAX_DEPTH) > QMP_DEFAULT_MAX_DEPTH) {
-        control_client_error(cl, NULL, "GenericError", "JSON nested too deeply");
+    if (memchr(line, '\0', len)) {
+        control_client_error(cl, NULL, "GenericError", "JSON parse error: a NUL byte in the line");
         return;
     }
-    if (qmp_json_has_second_value(line, len)) {
-        /* json-glib would take the first and leak the rest */
-        control_client_error(cl, NULL, "GenericError",
-                             "JSON parse error: more than one JSON value on the line");
-        return;
-    }
-    if (!qmp_json_escapes_valid(line, len)) {
-        control_client_error(cl, NULL, "GenericError",
-                             "JSON parse error: a \\u escape is not 4 hex digits or a lone "
-                             "surrogate (strings must be valid UTF-8)");
-        return;
-    }
-    if (memchr(line, '\0', len) || !json_parser_load_from_data(parser, line, (gssize)len, &error)) {
-        g_autofree char *desc = g_strdup_printf("JSON parse error: %s",
-                                                error ? error->message : "NUL byte");
+    root = qmp_json_parse(line, len, QMP_DEFAULT_MAX_DEPTH, &error);
+    if (!root) {
+        g_autofree char *desc =
+            g_error_matches(error, QMP_ERROR, QMP_ERROR_TOO_DEEP)
+                ? g_strdup_printf("JSON nested too deeply (more than %u levels)",
+                                  QMP_DEFAULT_MAX_DEPTH)
+                : g_strdup_printf("JSON parse error: %s", error->message);
         control_client_error(cl, NULL, "GenericError", desc);
         return;
     }
-    msg = qmp_json_node_object(json_parser_get_root(parser));
+    msg = qmp_json_node_object(root);
     if (!msg) {
         control_client_error(cl, NULL, "GenericError", "a command must be a JSON object");
         return;

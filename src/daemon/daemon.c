@@ -1093,7 +1093,7 @@ daemon_remove_vm(Daemon *d, const char *name)
 static gboolean
 daemon_load_runtime_vms(Daemon *d, GError **error)
 {
-    g_autoptr(JsonParser) p = json_parser_new();
+    g_autoptr(JsonNode) root = NULL;
     g_autoptr(GError) local = NULL;
     g_autofree char *text = NULL;
     gsize len = 0;
@@ -1107,8 +1107,8 @@ daemon_load_runtime_vms(Daemon *d, GError **error)
                     "cannot read the VMs added at run time: %s", local->message);
         return FALSE;
     }
-    if (!json_parser_load_from_data(p, text, (gssize)len, &local) ||
-        !(o = qmp_json_node_object(json_parser_get_root(p)))) {
+    root = qmp_json_parse(text, len, QMP_JSON_STORED_MAX_DEPTH, &local);
+    if (!(o = qmp_json_node_object(root))) {
         g_set_error(error, HOTPLUG_ERROR, HOTPLUG_ERROR_FAILED,
                     "%s/%s is damaged (%s): refusing to start rather than lose its VMs; "
                     "repair it or move it away", d->cfg->state_dir, DAEMON_VMS_FILE,

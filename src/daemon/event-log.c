@@ -69,7 +69,6 @@ struct EventLog {
     gboolean tail_bad;  /* a failed write may have left bytes past the newest size */
     gint64 time_secs;      /* the second time_base says */
     char time_base[32];    /* "2026-11-22T01:23:45" */
-    JsonParser *parser;
     GArray *marks; /* EventLogMark, by seq */
 };
 
@@ -204,14 +203,12 @@ event_log_line_seq(const char *line, gsize len, guint64 *seq)
 
 /* Full parse of one line: a new ref to the object when it is a record. */
 static JsonObject *
-event_log_parse_line(EventLog *log, const char *line, gsize len, guint64 *seq)
+event_log_parse_line(const char *line, gsize len, guint64 *seq)
 {
-    JsonObject *obj;
+    g_autoptr(JsonNode) root = qmp_json_parse(line, len, QMP_JSON_STORED_MAX_DEPTH, NULL);
+    JsonObject *obj = qmp_json_node_object(root);
     gint64 v = 0;
 
-    if (!json_parser_load_from_data(log->parser, line, (gssize)len, NULL))
-        return NULL;
-    obj = qmp_json_node_object(json_parser_get_root(log->parser));
     if (!obj || !qmp_json_get_int(obj, "seq", &v) || v < 1)
         return NULL;
     *seq = (guint64)v;
@@ -461,7 +458,7 @@ event_log_scan(EventLog *log, int fd, guint64 first, gboolean full, guint64 *val
         if (line[n - 1] != '\n')
             break; /* torn: no end of line */
         if (full) {
-            g_autoptr(JsonObject) obj = event_log_parse_line(log, line, (gsize)n - 1, &seq);
+            g_autoptr(JsonObject) obj = event_log_parse_line(line, (gsize)n - 1, &seq);
 
             ok = obj != NULL;
         } else {
@@ -517,7 +514,7 @@ event_log_recover_newest(EventLog *log, guint64 *found_last, GError **error)
         if (r < 0)
             return event_log_set_errno(error, errno, "reading %s/%s", log->dir, name);
         if ((gsize)r == len)
-            obj = event_log_parse_line(log, buf, len - 1, &seq);
+            obj = event_log_parse_line(buf, len - 1, &seq);
         if (!obj || seq != last) {
             g_message("%s/%s: last record is not valid JSON, checking every record", log->dir,
                       name);
@@ -560,7 +557,6 @@ event_log_open(const char *dir, const EventLogOptions *opts, GError **error)
     log->marks = g_array_new(FALSE, FALSE, sizeof(EventLogMark));
     log->old_fds = g_array_new(FALSE, FALSE, sizeof(int));
     log->time_secs = -1;
-    log->parser = json_parser_new();
     log->max_bytes = opts && opts->max_bytes ? opts->max_bytes : EVENT_LOG_DEFAULT_MAX_BYTES;
     log->segment_bytes =
         opts && opts->segment_bytes ? opts->segment_bytes : EVENT_LOG_DEFAULT_SEGMENT_BYTES;
@@ -664,7 +660,6 @@ event_log_free(EventLog *log)
     g_array_unref(log->segs);
     if (log->marks)
         g_array_unref(log->marks);
-    g_object_unref(log->parser);
     g_free(log->dir);
     g_free(log);
 }
@@ -702,7 +697,7 @@ event_log_append(EventLog *log, JsonObject *record, JsonObject **out, GError **e
     seq = event_log_append_line(log, record, out ? &line : NULL, error);
     if (seq && out) {
         /* the stored record, read back from its own line */
-        *out = event_log_parse_line(log, line->str, line->len - 1, &(guint64){0});
+        *out = event_log_parse_line(line->str, line->len - 1, &(guint64){0});
     }
     return seq;
 }
@@ -1098,7 +1093,7 @@ event_log_read_since(EventLog *log, guint64 since, EventLogFunc fn, gpointer opa
                 stop = TRUE;
                 break;
             }
-            obj = event_log_parse_line(log, line, (gsize)n - 1, &full_seq);
+            obj = event_log_parse_line(line, (gsize)n - 1, &full_seq);
             if (!obj) {
                 g_warning("%s/%s: skipping a record that is not valid JSON", log->dir, name);
                 continue;

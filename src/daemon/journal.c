@@ -311,7 +311,6 @@ journal_apply(Journal *j, JsonObject *line)
 static gboolean
 journal_replay(Journal *j, GError **error)
 {
-    g_autoptr(JsonParser) parser = json_parser_new();
     struct stat st;
     char *line = NULL;
     size_t cap = 0;
@@ -338,14 +337,15 @@ journal_replay(Journal *j, GError **error)
     }
     rewind(f);
     while ((n = getline(&line, &cap, f)) > 0) {
+        g_autoptr(JsonNode) root = NULL;
         JsonObject *obj;
 
         if (line[n - 1] != '\n')
             break; /* torn */
         off += (guint64)n;
         n_lines++;
-        if (!json_parser_load_from_data(parser, line, n - 1, NULL) ||
-            !(obj = qmp_json_node_object(json_parser_get_root(parser))) || !journal_apply(j, obj)) {
+        root = qmp_json_parse(line, (gsize)n - 1, QMP_JSON_STORED_MAX_DEPTH, NULL);
+        if (!(obj = qmp_json_node_object(root)) || !journal_apply(j, obj)) {
             n_bad++;
             continue;
         }
@@ -576,7 +576,7 @@ journal_collect_cb(gpointer key, gpointer value, gpointer opaque)
     gpointer *ctx = opaque;
     Journal *j = ctx[0];
     GBytes *line;
-    g_autoptr(JsonParser) parser = NULL;
+    g_autoptr(JsonNode) root = NULL;
     JsonObject *put;
     gsize len = 0;
     const char *text;
@@ -588,9 +588,9 @@ journal_collect_cb(gpointer key, gpointer value, gpointer opaque)
     /* only its line is kept: the record as written */
     line = g_hash_table_lookup(j->lines, key);
     text = line ? g_bytes_get_data(line, &len) : NULL;
-    parser = json_parser_new_immutable();
-    if (text && json_parser_load_from_data(parser, text, (gssize)len, NULL) &&
-        (put = qmp_json_get_object(qmp_json_node_object(json_parser_get_root(parser)), "put")))
+    if (text)
+        root = qmp_json_parse(text, len, QMP_JSON_STORED_MAX_DEPTH, NULL);
+    if ((put = qmp_json_get_object(qmp_json_node_object(root), "put")))
         g_ptr_array_add(ctx[1], json_object_ref(put));
     return FALSE;
 }

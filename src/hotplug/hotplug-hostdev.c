@@ -258,7 +258,7 @@ hotplug_hostdev_lock_path(const char *lock_root, const char *group)
 static JsonObject *
 hotplug_hostdev_lock_read_fd(int fd)
 {
-    g_autoptr(JsonParser) parser = json_parser_new();
+    g_autoptr(JsonNode) root = NULL;
     char buf[1024];
     ssize_t n = pread(fd, buf, sizeof(buf) - 1, 0);
     JsonObject *o;
@@ -266,9 +266,8 @@ hotplug_hostdev_lock_read_fd(int fd)
     if (n <= 0)
         return NULL;
     buf[n] = 0;
-    if (!json_parser_load_from_data(parser, buf, n, NULL))
-        return NULL;
-    o = qmp_json_node_object(json_parser_get_root(parser));
+    root = qmp_json_parse(buf, (gsize)n, QMP_JSON_STORED_MAX_DEPTH, NULL);
+    o = qmp_json_node_object(root);
     return o ? json_object_ref(o) : NULL;
 }
 
@@ -519,7 +518,7 @@ hotplug_hostdev_registry_save(HotplugHostdevRegistry *reg, GError **error)
 static gboolean
 hotplug_hostdev_registry_load(HotplugHostdevRegistry *reg, GError **error)
 {
-    g_autoptr(JsonParser) parser = json_parser_new();
+    g_autoptr(JsonNode) node = NULL;
     g_autoptr(GError) local = NULL;
     g_autofree char *text = NULL;
     gsize len;
@@ -548,12 +547,13 @@ hotplug_hostdev_registry_load(HotplugHostdevRegistry *reg, GError **error)
                     "cannot read the host device registry: %s", local->message);
         return FALSE;
     }
-    if (!json_parser_load_from_data(parser, text, (gssize)len, &local)) {
+    node = qmp_json_parse(text, len, QMP_JSON_STORED_MAX_DEPTH, &local);
+    if (!node) {
         g_set_error(error, HOTPLUG_ERROR, HOTPLUG_ERROR_FAILED,
                     "host device registry %s is not JSON: %s", reg->state_file, local->message);
         return FALSE;
     }
-    root = qmp_json_node_object(json_parser_get_root(parser));
+    root = qmp_json_node_object(node);
     list = qmp_json_get_array(root, "hostdevs");
     if (!list || qmp_json_get_int_default(root, "version", 0) != REGISTRY_VERSION) {
         g_set_error(error, HOTPLUG_ERROR, HOTPLUG_ERROR_FAILED,

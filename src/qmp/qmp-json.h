@@ -37,11 +37,20 @@ void qmp_json_write_members(GString *out, JsonObject *obj, gboolean after_others
                             const char *const *skip);
 void qmp_json_write_string(GString *out, const char *s);
 void qmp_json_write_int(GString *out, gint64 v);
-/* TRUE when every \u escape in text (anywhere in it) is 4 hex digits and
- * every surrogate escape is half of a proper pair.  Check untrusted text
- * with it before json-glib parses it: json-glib 1.6 turns a lone high
- * surrogate into invalid UTF-8 and leaks memory on a malformed pair. */
-gboolean qmp_json_escapes_valid(const char *text, gsize len);
+/* One JSON value (RFC 8259) from text, len bytes (no NUL needed), in one
+ * pass: a new node, or NULL and error (QMP_ERROR_TOO_DEEP when nested
+ * deeper than max_depth, 0 meaning QMP_DEFAULT_MAX_DEPTH; else
+ * QMP_ERROR_PROTOCOL, the message saying what and at which byte).  It
+ * refuses what json-glib 1.6's parser lets through or mishandles: text
+ * after the value, a NUL byte, a lone surrogate or \u0000, invalid UTF-8,
+ * a raw control character in a string.  Integers read as json-glib reads
+ * them (up to 2^64 - 1, kept in a gint64); beyond that, and with a
+ * fraction or exponent, a double.  Duplicate names: the last one wins. */
+JsonNode *qmp_json_parse(const char *text, gsize len, guint max_depth, GError **error);
+/* The depth cap for lines we wrote ourselves (event log, journal): they
+ * hold a request's arguments (at most QMP_DEFAULT_MAX_DEPTH deep) a few
+ * levels down. */
+#define QMP_JSON_STORED_MAX_DEPTH 1024u
 /* v in decimal into buf (NUL-terminated); its length. */
 gsize qmp_json_format_uint(char buf[24], guint64 v);
 

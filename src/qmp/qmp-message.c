@@ -10,83 +10,6 @@
 #include "qmp-json.h"
 #include "qmp-message.h"
 
-guint
-qmp_json_depth(const char *text, gsize len, guint max_depth)
-{
-    guint depth = 0, deepest = 0;
-    gboolean in_string = FALSE, escaped = FALSE;
-
-    for (gsize i = 0; i < len; i++) {
-        char ch = text[i];
-        if (in_string) {
-            if (escaped)
-                escaped = FALSE;
-            else if (ch == '\\')
-                escaped = TRUE;
-            else if (ch == '"')
-                in_string = FALSE;
-            continue;
-        }
-        switch (ch) {
-        case '"':
-            in_string = TRUE;
-            break;
-        case '{':
-        case '[':
-            depth++;
-            if (depth > deepest) {
-                deepest = depth;
-                if (deepest > max_depth)
-                    return max_depth + 1;
-            }
-            break;
-        case '}':
-        case ']':
-            if (depth > 0)
-                depth--;
-            break;
-        default:
-            break;
-        }
-    }
-    return deepest;
-}
-
-/* TRUE when text holds a second JSON value after the first: json-glib
- * 1.6 accepts '{...}{...}' and '5 {...}' and leaks all but one root. */
-gboolean
-qmp_json_has_second_value(const char *text, gsize len)
-{
-    guint depth = 0;
-    gboolean in_string = FALSE, escaped = FALSE, seen = FALSE;
-
-    for (gsize i = 0; i < len; i++) {
-        char ch = text[i];
-        if (in_string) {
-            if (escaped)
-                escaped = FALSE;
-            else if (ch == '\\')
-                escaped = TRUE;
-            else if (ch == '"')
-                in_string = FALSE;
-            continue;
-        }
-        if (ch == '{' || ch == '[') {
-            if (depth == 0 && seen)
-                return TRUE;
-            depth++;
-        } else if (ch == '}' || ch == ']') {
-            if (depth > 0)
-                depth--;
-        } else if (ch == '"') {
-            in_string = TRUE;
-        }
-        if (ch != ' ' && ch != '\t' && ch != '\r' && ch != '\n')
-            seen = TRUE;
-    }
-    return FALSE;
-}
-
 void
 qmp_message_free(QmpMessage *msg)
 {
@@ -188,44 +111,28 @@ qmp_message_sort(QmpMessage *msg, GError **error)
 QmpMessage *
 qmp_message_parse(const char *line, gsize len, guint max_depth, GError **error)
 {
-    g_autoptr(JsonParser) parser = NULL;
     g_autoptr(QmpMessage) msg = NULL;
     g_autoptr(GError) local = NULL;
+    JsonNode *root;
 
     if (max_depth == 0)
         max_depth = QMP_DEFAULT_MAX_DEPTH;
-    if (qmp_json_depth(line, len, max_depth) > max_depth) {
-        g_set_error(error, QMP_ERROR, QMP_ERROR_TOO_DEEP,
-                    "QMP message nested deeper than %u levels", max_depth);
-        return NULL;
-    }
     if (memchr(line, '\0', len)) {
         g_set_error(error, QMP_ERROR, QMP_ERROR_PROTOCOL, "QMP message contains a NUL byte");
         return NULL;
     }
-    if (qmp_json_has_second_value(line, len)) {
-        g_set_error(error, QMP_ERROR, QMP_ERROR_PROTOCOL,
-                    "malformed QMP message: more than one JSON value");
-        return NULL;
-    }
-    if (!qmp_json_escapes_valid(line, len)) {
-        g_set_error(error, QMP_ERROR, QMP_ERROR_PROTOCOL,
-                    "malformed QMP message: a \\u escape is not 4 hex digits or a lone "
-                    "surrogate");
-        return NULL;
-    }
-    parser = json_parser_new();
-    if (!json_parser_load_from_data(parser, line, (gssize)len, &local)) {
-        g_set_error(error, QMP_ERROR, QMP_ERROR_PROTOCOL, "malformed QMP message: %s",
-                    local->message);
+    root = qmp_json_parse(line, len, max_depth, &local);
+    if (!root) {
+        if (g_error_matches(local, QMP_ERROR, QMP_ERROR_TOO_DEEP))
+            g_set_error(error, QMP_ERROR, QMP_ERROR_TOO_DEEP,
+                        "QMP message nested deeper than %u levels", max_depth);
+        else
+            g_set_error(error, QMP_ERROR, QMP_ERROR_PROTOCOL, "malformed QMP message: %s",
+                        local->message);
         return NULL;
     }
     msg = g_new0(QmpMessage, 1);
-    if (!json_parser_get_root(parser)) {
-        g_set_error(error, QMP_ERROR, QMP_ERROR_PROTOCOL, "empty QMP message");
-        return NULL;
-    }
-    msg->root = json_parser_steal_root(parser);
+    msg->root = root;
     if (!qmp_message_sort(msg, error))
         return NULL;
     return g_steal_pointer(&msg);

@@ -34,16 +34,6 @@ typedef struct {
     JsonObject *greeting;  /* the object under "QMP" (borrowed) */
 } QmpMessage;
 
-/* JSON nesting depth of text (0 for a scalar), stopping early once it
- * passes max_depth; returns max_depth + 1 in that case.  Strings are
- * skipped, so braces inside them do not count. */
-guint qmp_json_depth(const char *text, gsize len, guint max_depth);
-
-/* TRUE when text holds a second JSON value after the first ('{..}{..}',
- * '5 {..}'): json-glib 1.6 accepts such text, keeps one root and leaks the
- * rest, so every line parser must refuse it before json-glib sees it. */
-gboolean qmp_json_has_second_value(const char *text, gsize len);
-
 /* Parse one line (without its line ending) and sort it.  Errors are
  * QMP_ERROR_TOO_DEEP or QMP_ERROR_PROTOCOL. */
 QmpMessage *qmp_message_parse(const char *line, gsize len, guint max_depth, GError **error);

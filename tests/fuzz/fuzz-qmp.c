@@ -38,6 +38,7 @@
 #include "qmp-conn.h"
 #include "qmp-error.h"
 #include "qmp-greeting.h"
+#include "qmp-json.h"
 #include "qmp-message.h"
 
 #define FUZZ_MAX_LINE 4096
@@ -76,6 +77,30 @@ LLVMFuzzerInitialize(int *argc, char ***argv)
     return 0;
 }
 
+/* What the JSON reader accepts, written back, reads again as the same
+ * text; what it refuses, it says why (in QMP_ERROR). */
+static void
+fuzz_json_round_trip(const char *p, gsize len)
+{
+    g_autoptr(GError) err = NULL;
+    g_autoptr(JsonNode) node = qmp_json_parse(p, len, FUZZ_MAX_DEPTH, &err);
+    g_autoptr(JsonNode) again = NULL;
+    g_autofree char *text = NULL, *text2 = NULL;
+
+    if (!node) {
+        if (!err || err->domain != QMP_ERROR)
+            __builtin_trap();
+        return;
+    }
+    text = qmp_json_to_string(node);
+    again = qmp_json_parse(text, strlen(text), FUZZ_MAX_DEPTH, NULL);
+    if (!again)
+        __builtin_trap();
+    text2 = qmp_json_to_string(again);
+    if (strcmp(text, text2) != 0)
+        __builtin_trap();
+}
+
 static void
 fuzz_parse_lines(const uint8_t *data, size_t size)
 {
@@ -90,6 +115,7 @@ fuzz_parse_lines(const uint8_t *data, size_t size)
 
         if (len && p[len - 1] == '\r')
             len--;
+        fuzz_json_round_trip(p, len);
         msg = qmp_message_parse(p, len, FUZZ_MAX_DEPTH, &err);
         if (msg) {
             if (msg->type == QMP_MSG_GREETING) {
