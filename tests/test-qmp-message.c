@@ -872,7 +872,15 @@ test_json_parse(void **state)
             fail_msg("%s: \"%s\" does not say \"%s\"", refused[i].text, error->message,
                      refused[i].says);
     }
-    /* an integer past 2^64 - 1 is a double (json-glib 1.6 reads it as -1) */
+    /* an integer past 2^64 - 1 is a double (json-glib 1.6 reads it as -1);
+     * so is one below -2^63; -2^63 itself is a gint64 */
+    {
+        g_autoptr(JsonNode) lo = qmp_json_parse("-9223372036854775808", 20, 0, NULL);
+        g_autoptr(JsonNode) below = qmp_json_parse("-9223372036854775809", 20, 0, NULL);
+        assert_int_equal(json_node_get_value_type(lo), G_TYPE_INT64);
+        assert_true(json_node_get_int(lo) == G_MININT64);
+        assert_int_equal(json_node_get_value_type(below), G_TYPE_DOUBLE);
+    }
     {
         g_autoptr(JsonNode) n = qmp_json_parse("100000000000000000000000", 24, 0, NULL);
         assert_non_null(n);

@@ -219,6 +219,9 @@ qmp_json_read_number(QmpJsonReader *r)
             q++;
     }
     r->p = q;
+    /* below -2^63 no gint64 holds it */
+    if (neg && v > (guint64)G_MAXINT64 + 1)
+        overflow = TRUE;
     if (real || overflow) {
         char tmp[G_ASCII_DTOSTR_BUF_SIZE];
         g_autofree char *big = NULL;
@@ -230,8 +233,9 @@ qmp_json_read_number(QmpJsonReader *r)
         return json_node_init_double(json_node_alloc(), g_ascii_strtod(text, NULL));
     }
     /* as json-glib 1.6 reads it: an integer up to 2^64 - 1, kept in a
-     * gint64 (above 2^63 - 1 it wraps) */
-    return json_node_init_int(json_node_alloc(), neg ? -(gint64)v : (gint64)v);
+     * gint64 (above 2^63 - 1 it wraps); negated as unsigned, so -2^63
+     * is no overflow */
+    return json_node_init_int(json_node_alloc(), (gint64)(neg ? 0 - v : v));
 }
 
 static gboolean
