@@ -130,19 +130,37 @@ el_now_real_us(void)
     return (double)g_get_real_time();
 }
 
-/* "2026-11-22T01:23:45.123456Z" -> µs since the epoch; 0 when odd */
+/* "2026-11-22T01:23:45.123456Z" -> µs since the epoch; 0 when odd.  The
+ * followers read ~700,000 of these a second: the date and time part is
+ * converted (sscanf, timegm: ~2 µs) once per second of records, the rest
+ * by hand, so the lag measured is the daemon's and not this process's
+ * own backlog (one CPU parsing every record 16 times). */
 static double
 el_parse_time(const char *p)
 {
-    struct tm tm = {0};
+    static char cached[20];
+    static double cached_us;
     int us = 0;
 
-    if (sscanf(p, "%4d-%2d-%2dT%2d:%2d:%2d.%6dZ", &tm.tm_year, &tm.tm_mon, &tm.tm_mday, &tm.tm_hour,
-               &tm.tm_min, &tm.tm_sec, &us) != 7)
+    for (int i = 0; i < 6; i++) {
+        if (!g_ascii_isdigit(p[20 + i]))
+            return 0;
+        us = us * 10 + (p[20 + i] - '0');
+    }
+    if (p[19] != '.' || p[26] != 'Z')
         return 0;
-    tm.tm_year -= 1900;
-    tm.tm_mon -= 1;
-    return (double)timegm(&tm) * 1e6 + us;
+    if (memcmp(p, cached, 19) != 0) {
+        struct tm tm = {0};
+
+        if (sscanf(p, "%4d-%2d-%2dT%2d:%2d:%2d", &tm.tm_year, &tm.tm_mon, &tm.tm_mday,
+                   &tm.tm_hour, &tm.tm_min, &tm.tm_sec) != 6)
+            return 0;
+        tm.tm_year -= 1900;
+        tm.tm_mon -= 1;
+        memcpy(cached, p, 19);
+        cached_us = (double)timegm(&tm) * 1e6;
+    }
+    return cached_us + us;
 }
 
 static struct bufferevent *

@@ -228,70 +228,69 @@ hotplug_op_get_next_attempt_ms(const HotplugOp *op)
     return op->retry ? timeout_deadline_remaining_ms(op->retry) : -1;
 }
 
+/* The class an error of ours reads as in a reply (QEMU's own when it
+ * came from QEMU). */
+static const char *
+hotplug_op_error_class(const GError *error)
+{
+    const char *cls = qmp_error_class_name(error);
+
+    if (cls)
+        return cls;
+    if (error->domain != HOTPLUG_ERROR)
+        return "LocalError";
+    switch (error->code) {
+    case HOTPLUG_ERROR_BAD_PROPERTY:
+        return "InvalidProperty";
+    case HOTPLUG_ERROR_STORAGE:
+        return "StorageError";
+    /* refusals before anything was sent (placement) */
+    case HOTPLUG_ERROR_BUSY:
+        return "Busy";
+    case HOTPLUG_ERROR_UNSUPPORTED:
+        return "Unsupported";
+    case HOTPLUG_ERROR_INVALID:
+        return "InvalidArgument";
+    default:
+        return "LocalError";
+    }
+}
+
+/* Built member by member (a JsonBuilder cost twice as much: the daemon
+ * makes one per op event). */
 JsonNode *
 hotplug_op_to_json(const HotplugOp *op)
 {
-    g_autoptr(JsonBuilder) b = json_builder_new();
+    JsonObject *o = json_object_new();
     HotplugOutcome shown = op->outcome != HOTPLUG_OUTCOME_NONE ? op->outcome : op->attempt_outcome;
+    JsonNode *n;
 
-    json_builder_begin_object(b);
-    json_builder_set_member_name(b, "op");
-    json_builder_add_int_value(b, (gint64)op->id);
-    json_builder_set_member_name(b, "vm");
-    json_builder_add_string_value(b, op->vm_name);
-    json_builder_set_member_name(b, "device");
-    json_builder_add_string_value(b, op->device);
-    json_builder_set_member_name(b, "kind");
-    json_builder_add_string_value(b, hotplug_kind_name(op->kind));
-    json_builder_set_member_name(b, "action");
-    json_builder_add_string_value(b, hotplug_action_name(op->action));
-    json_builder_set_member_name(b, "outcome");
-    json_builder_add_string_value(b, hotplug_outcome_name(shown));
-    json_builder_set_member_name(b, "state");
-    json_builder_add_string_value(b, hotplug_op_state_name(op->state));
-    json_builder_set_member_name(b, "attempts");
-    json_builder_add_int_value(b, op->attempts);
-    json_builder_set_member_name(b, "max_attempts");
-    json_builder_add_int_value(b, op->max_attempts);
-    json_builder_set_member_name(b, "elapsed_ms");
-    json_builder_add_int_value(b, hotplug_op_get_elapsed_ms(op));
-    if (op->action == HOTPLUG_ACTION_UNPLUG) {
-        json_builder_set_member_name(b, "timeout_ms");
-        json_builder_add_int_value(b, op->timeout_ms);
-    }
+    json_object_set_int_member(o, "op", (gint64)op->id);
+    json_object_set_string_member(o, "vm", op->vm_name);
+    json_object_set_string_member(o, "device", op->device);
+    json_object_set_string_member(o, "kind", hotplug_kind_name(op->kind));
+    json_object_set_string_member(o, "action", hotplug_action_name(op->action));
+    json_object_set_string_member(o, "outcome", hotplug_outcome_name(shown));
+    json_object_set_string_member(o, "state", hotplug_op_state_name(op->state));
+    json_object_set_int_member(o, "attempts", op->attempts);
+    json_object_set_int_member(o, "max_attempts", op->max_attempts);
+    json_object_set_int_member(o, "elapsed_ms", hotplug_op_get_elapsed_ms(op));
+    if (op->action == HOTPLUG_ACTION_UNPLUG)
+        json_object_set_int_member(o, "timeout_ms", op->timeout_ms);
     /* once a deadline fired: how late (for benchmarks) */
-    if (op->deadline && timeout_deadline_last_lateness_us(op->deadline) > 0) {
-        json_builder_set_member_name(b, "deadline_late_us");
-        json_builder_add_int_value(b, timeout_deadline_last_lateness_us(op->deadline));
-    }
+    if (op->deadline && timeout_deadline_last_lateness_us(op->deadline) > 0)
+        json_object_set_int_member(o, "deadline_late_us",
+                                   timeout_deadline_last_lateness_us(op->deadline));
     if (op->error) {
-        const char *cls = qmp_error_class_name(op->error);
-        json_builder_set_member_name(b, "error");
-        json_builder_begin_object(b);
-        json_builder_set_member_name(b, "class");
-        if (cls)
-            json_builder_add_string_value(b, cls);
-        else if (op->error->domain == HOTPLUG_ERROR && op->error->code == HOTPLUG_ERROR_BAD_PROPERTY)
-            json_builder_add_string_value(b, "InvalidProperty");
-        else if (op->error->domain == HOTPLUG_ERROR && op->error->code == HOTPLUG_ERROR_STORAGE)
-            json_builder_add_string_value(b, "StorageError");
-        /* refusals before anything was sent (placement) */
-        else if (op->error->domain == HOTPLUG_ERROR && op->error->code == HOTPLUG_ERROR_BUSY)
-            json_builder_add_string_value(b, "Busy");
-        else if (op->error->domain == HOTPLUG_ERROR && op->error->code == HOTPLUG_ERROR_UNSUPPORTED)
-            json_builder_add_string_value(b, "Unsupported");
-        else if (op->error->domain == HOTPLUG_ERROR && op->error->code == HOTPLUG_ERROR_INVALID)
-            json_builder_add_string_value(b, "InvalidArgument");
-        else
-            json_builder_add_string_value(b, "LocalError");
-        json_builder_set_member_name(b, "desc");
-        json_builder_add_string_value(b, op->error->message);
-        json_builder_end_object(b);
+        JsonObject *e = json_object_new();
+
+        json_object_set_string_member(e, "class", hotplug_op_error_class(op->error));
+        json_object_set_string_member(e, "desc", op->error->message);
+        json_object_set_object_member(o, "error", e);
     }
-    if (op->detail) {
-        json_builder_set_member_name(b, "detail");
-        json_builder_add_string_value(b, op->detail);
-    }
-    json_builder_end_object(b);
-    return json_builder_get_root(b);
+    if (op->detail)
+        json_object_set_string_member(o, "detail", op->detail);
+    n = json_node_init_object(json_node_alloc(), o);
+    json_object_unref(o);
+    return n;
 }
