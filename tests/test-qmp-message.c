@@ -842,6 +842,8 @@ test_json_parse(void **state)
         {"-", "without digits"},
         {"1.", "after '.'"},
         {"1e", "exponent"},
+        {"1e999", "too large"},
+        {"[-2E+400]", "too large"},
         {"+1", "expected a value"},
         {"0x10", "more than one JSON value"},
         {"\"abc", "does not end"},

@@ -7,6 +7,7 @@
 #define G_LOG_DOMAIN "qmp"
 #include "config.h"
 
+#include <math.h>
 #include <string.h>
 
 #include "qmp-error.h"
@@ -17,7 +18,7 @@ typedef struct {
     const char *p, *end, *start;
     guint depth, max_depth;
     GError **error;
-    GString *buf; /* strings with escapes are built here */
+    GString *buf; /* the string last read (unescaped) */
 } QmpJsonReader;
 
 static gboolean G_GNUC_PRINTF(3, 4)
@@ -228,9 +229,17 @@ qmp_json_read_number(QmpJsonReader *r)
         gsize n = (gsize)(q - s);
         char *text = n < sizeof tmp ? tmp : (big = g_malloc(n + 1));
 
+        double d;
+
         memcpy(text, s, n);
         text[n] = '\0';
-        return json_node_init_double(json_node_alloc(), g_ascii_strtod(text, NULL));
+        d = g_ascii_strtod(text, NULL);
+        if (isinf(d)) {
+            r->p = s;
+            qmp_json_reader_fail(r, QMP_ERROR_PROTOCOL, "a number too large for a double");
+            return NULL;
+        }
+        return json_node_init_double(json_node_alloc(), d);
     }
     /* as json-glib 1.6 reads it: an integer up to 2^64 - 1, kept in a
      * gint64 (above 2^63 - 1 it wraps); negated as unsigned, so -2^63

@@ -2,6 +2,7 @@
 /* Compact JSON text from json-glib values (qmp-json.h). */
 #include "config.h"
 
+#include <math.h>
 #include <string.h>
 
 #include "qmp-json.h"
@@ -93,6 +94,10 @@ qmp_json_write_value(GString *out, JsonNode *node)
         char buf[G_ASCII_DTOSTR_BUF_SIZE];
         double v = json_node_get_double(node);
 
+        if (!isfinite(v)) { /* JSON has no infinity or NaN */
+            g_string_append(out, "null");
+            break;
+        }
         g_ascii_formatd(buf, sizeof buf, "%.17g", v);
         g_string_append(out, buf);
         /* a double stays a double when read back */
