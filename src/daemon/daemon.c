@@ -1710,8 +1710,7 @@ daemon_control_execute_cb(ControlServer *srv, ControlClient *cl, const char *cmd
     {
         /* QMP's class for it, so a client can tell an older daemon from
          * a missing VM (NotFound) */
-        g_autoptr(GPtrArray) cmds = service_list_commands(d->svc);
-        if (!g_ptr_array_find_with_equal_func(cmds, cmd, g_str_equal, NULL)) {
+        if (!service_has_command(d->svc, cmd)) {
             g_autofree char *desc = g_strdup_printf("unknown command '%s' (query-hotplugd "
                                                     "lists them)", cmd);
             control_client_error(cl, id, "CommandNotFound", desc);

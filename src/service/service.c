@@ -546,6 +546,12 @@ service_list_commands(Service *svc)
     return names;
 }
 
+gboolean
+service_has_command(Service *svc, const char *name)
+{
+    return g_hash_table_contains(svc->commands, name);
+}
+
 /* ---- requests ---------------------------------------------------------------- */
 
 static void

@@ -99,6 +99,8 @@ typedef struct {
 void service_register(Service *svc, const ServiceCommand *cmds);
 /* Sorted names of every command (new array, borrowed strings). */
 GPtrArray *service_list_commands(Service *svc);
+/* TRUE when name is one of service_list_commands' (without building it). */
+gboolean service_has_command(Service *svc, const char *name);
 
 Service *service_request_get_service(ServiceRequest *req);
 void service_request_return(ServiceRequest *req, JsonNode *ret /* taken */);
