@@ -383,6 +383,35 @@ test_bad_middle_line(void **state)
     journal_free(j);
 }
 
+/* A line as json-glib 1.6's generator wrote it before our own writer: a
+ * raw 0x1f in a string.  The op it holds stays open after a restart. */
+static void
+test_raw_control_line(void **state)
+{
+    Fixture *f = *state;
+    Journal *j = open_ok(f->path);
+    g_autoptr(GPtrArray) recs = NULL;
+    gboolean seen = FALSE;
+
+    put_ok(j, 1, "sending", 1);
+    journal_free(j);
+    append_bytes(f->path, "{\"put\":{\"op\":7,\"vm\":\"vm1\",\"device\":\"nic7\",\"state\":"
+                          "\"waiting\",\"attempt\":1,\"detail\":{\"note\":\"a\x1f" "b\"}}}\n");
+    j = open_ok(f->path);
+    assert_int_equal(journal_n_open(j), 2);
+    recs = journal_open_records(j);
+    for (guint i = 0; i < recs->len; i++) {
+        JsonObject *r = recs->pdata[i];
+        if (qmp_json_get_int_default(r, "op", 0) != 7)
+            continue;
+        assert_string_equal(qmp_json_get_string(qmp_json_get_object(r, "detail"), "note"),
+                            "a\x1f" "b");
+        seen = TRUE;
+    }
+    assert_true(seen);
+    journal_free(j);
+}
+
 static void
 test_compaction(void **state)
 {
@@ -910,6 +939,7 @@ main(void)
         T(test_replay),
         T(test_torn_line),
         T(test_bad_middle_line),
+        T(test_raw_control_line),
         T(test_compaction),
         T(test_compaction_on_open),
         T(test_deferred_compaction),

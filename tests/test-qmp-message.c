@@ -874,6 +874,30 @@ test_json_parse(void **state)
             fail_msg("%s: \"%s\" does not say \"%s\"", refused[i].text, error->message,
                      refused[i].says);
     }
+    /* what hotplugd wrote itself: a raw control character (json-glib
+     * 1.6's generator left 0x1f unescaped) and deep nesting are read, a
+     * NUL and a second value still are not */
+    {
+        static const char raw[] = "{\"d\":\"a\x1f" "b\"}";
+        static const char nul[] = "{\"d\":\"a\0b\"}";
+        g_autoptr(GError) e1 = NULL, e2 = NULL, e3 = NULL;
+        g_autoptr(JsonNode) n = qmp_json_parse_stored(raw, sizeof raw - 1, NULL);
+        g_autoptr(GString) deep = g_string_new(NULL);
+        g_autoptr(JsonNode) d = NULL;
+
+        assert_null(qmp_json_parse(raw, sizeof raw - 1, 0, &e1));
+        assert_non_null(strstr(e1->message, "control character (0x1f)"));
+        assert_non_null(n);
+        assert_string_equal(qmp_json_get_string(json_node_get_object(n), "d"), "a\x1f" "b");
+        assert_null(qmp_json_parse_stored(nul, sizeof nul - 1, &e2));
+        assert_null(qmp_json_parse_stored("{}{}", 4, &e3));
+        for (guint i = 0; i < 200; i++)
+            g_string_append_c(deep, '[');
+        for (guint i = 0; i < 200; i++)
+            g_string_append_c(deep, ']');
+        d = qmp_json_parse_stored(deep->str, deep->len, NULL);
+        assert_non_null(d);
+    }
     /* an integer past 2^64 - 1 is a double (json-glib 1.6 reads it as -1);
      * so is one below -2^63; -2^63 itself is a gint64 */
     {

@@ -1107,7 +1107,7 @@ daemon_load_runtime_vms(Daemon *d, GError **error)
                     "cannot read the VMs added at run time: %s", local->message);
         return FALSE;
     }
-    root = qmp_json_parse(text, len, QMP_JSON_STORED_MAX_DEPTH, &local);
+    root = qmp_json_parse_stored(text, len, &local);
     if (!(o = qmp_json_node_object(root))) {
         g_set_error(error, HOTPLUG_ERROR, HOTPLUG_ERROR_FAILED,
                     "%s/%s is damaged (%s): refusing to start rather than lose its VMs; "

@@ -205,7 +205,7 @@ event_log_line_seq(const char *line, gsize len, guint64 *seq)
 static JsonObject *
 event_log_parse_line(const char *line, gsize len, guint64 *seq)
 {
-    g_autoptr(JsonNode) root = qmp_json_parse(line, len, QMP_JSON_STORED_MAX_DEPTH, NULL);
+    g_autoptr(JsonNode) root = qmp_json_parse_stored(line, len, NULL);
     JsonObject *obj = qmp_json_node_object(root);
     gint64 v = 0;
 

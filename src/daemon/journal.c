@@ -344,7 +344,7 @@ journal_replay(Journal *j, GError **error)
             break; /* torn */
         off += (guint64)n;
         n_lines++;
-        root = qmp_json_parse(line, (gsize)n - 1, QMP_JSON_STORED_MAX_DEPTH, NULL);
+        root = qmp_json_parse_stored(line, (gsize)n - 1, NULL);
         if (!(obj = qmp_json_node_object(root)) || !journal_apply(j, obj)) {
             n_bad++;
             continue;
@@ -589,7 +589,7 @@ journal_collect_cb(gpointer key, gpointer value, gpointer opaque)
     line = g_hash_table_lookup(j->lines, key);
     text = line ? g_bytes_get_data(line, &len) : NULL;
     if (text)
-        root = qmp_json_parse(text, len, QMP_JSON_STORED_MAX_DEPTH, NULL);
+        root = qmp_json_parse_stored(text, len, NULL);
     if ((put = qmp_json_get_object(qmp_json_node_object(root), "put")))
         g_ptr_array_add(ctx[1], json_object_ref(put));
     return FALSE;

@@ -266,7 +266,7 @@ hotplug_hostdev_lock_read_fd(int fd)
     if (n <= 0)
         return NULL;
     buf[n] = 0;
-    root = qmp_json_parse(buf, (gsize)n, QMP_JSON_STORED_MAX_DEPTH, NULL);
+    root = qmp_json_parse_stored(buf, (gsize)n, NULL);
     o = qmp_json_node_object(root);
     return o ? json_object_ref(o) : NULL;
 }
@@ -547,7 +547,7 @@ hotplug_hostdev_registry_load(HotplugHostdevRegistry *reg, GError **error)
                     "cannot read the host device registry: %s", local->message);
         return FALSE;
     }
-    node = qmp_json_parse(text, len, QMP_JSON_STORED_MAX_DEPTH, &local);
+    node = qmp_json_parse_stored(text, len, &local);
     if (!node) {
         g_set_error(error, HOTPLUG_ERROR, HOTPLUG_ERROR_FAILED,
                     "host device registry %s is not JSON: %s", reg->state_file, local->message);

@@ -17,6 +17,7 @@
 typedef struct {
     const char *p, *end, *start;
     guint depth, max_depth;
+    guchar min_char; /* the lowest byte a string may hold raw */
     GError **error;
     GString *buf; /* the string last read (unescaped) */
 } QmpJsonReader;
@@ -71,7 +72,7 @@ qmp_json_read_string(QmpJsonReader *r)
         gunichar u;
         int h;
 
-        while (q < r->end && *q != '"' && *q != '\\' && (guchar)*q >= 0x20)
+        while (q < r->end && *q != '"' && *q != '\\' && (guchar)*q >= r->min_char)
             q++;
         if (q > s)
             g_string_append_len(r->buf, s, q - s);
@@ -413,25 +414,46 @@ qmp_json_read_value(QmpJsonReader *r)
     return NULL;
 }
 
+static JsonNode *
+qmp_json_parse_with(QmpJsonReader *r)
+{
+    JsonNode *node = qmp_json_read_value(r);
+
+    if (node) {
+        qmp_json_reader_skip_ws(r);
+        if (r->p < r->end) {
+            if (*r->p == '\0')
+                qmp_json_reader_fail(r, QMP_ERROR_PROTOCOL, "a NUL byte");
+            else
+                qmp_json_reader_fail(r, QMP_ERROR_PROTOCOL, "more than one JSON value");
+            g_clear_pointer(&node, json_node_unref);
+        }
+    }
+    if (r->buf)
+        g_string_free(r->buf, TRUE);
+    return node;
+}
+
 JsonNode *
 qmp_json_parse(const char *text, gsize len, guint max_depth, GError **error)
 {
     QmpJsonReader r = {.p = text, .end = text + len, .start = text, .error = error};
-    JsonNode *node;
 
     r.max_depth = max_depth ? max_depth : QMP_DEFAULT_MAX_DEPTH;
-    node = qmp_json_read_value(&r);
-    if (node) {
-        qmp_json_reader_skip_ws(&r);
-        if (r.p < r.end) {
-            if (*r.p == '\0')
-                qmp_json_reader_fail(&r, QMP_ERROR_PROTOCOL, "a NUL byte");
-            else
-                qmp_json_reader_fail(&r, QMP_ERROR_PROTOCOL, "more than one JSON value");
-            g_clear_pointer(&node, json_node_unref);
-        }
-    }
-    if (r.buf)
-        g_string_free(r.buf, TRUE);
-    return node;
+    r.min_char = 0x20;
+    return qmp_json_parse_with(&r);
+}
+
+/* Lines we wrote: a request's arguments (at most QMP_DEFAULT_MAX_DEPTH
+ * deep) sit a few levels down in them. */
+#define QMP_JSON_STORED_MAX_DEPTH 1024u
+
+JsonNode *
+qmp_json_parse_stored(const char *text, gsize len, GError **error)
+{
+    QmpJsonReader r = {.p = text, .end = text + len, .start = text, .error = error};
+
+    r.max_depth = QMP_JSON_STORED_MAX_DEPTH;
+    r.min_char = 0x01;
+    return qmp_json_parse_with(&r);
 }

@@ -47,10 +47,12 @@ void qmp_json_write_int(GString *out, gint64 v);
  * them (up to 2^64 - 1, kept in a gint64); beyond that, and with a
  * fraction or exponent, a double.  Duplicate names: the last one wins. */
 JsonNode *qmp_json_parse(const char *text, gsize len, guint max_depth, GError **error);
-/* The depth cap for lines we wrote ourselves (event log, journal): they
- * hold a request's arguments (at most QMP_DEFAULT_MAX_DEPTH deep) a few
- * levels down. */
-#define QMP_JSON_STORED_MAX_DEPTH 1024u
+/* The same for text hotplugd wrote itself (event log and journal lines,
+ * its state files): nesting up to 1,024 levels (they hold a request's
+ * arguments a few levels down), and control characters in strings taken
+ * as they stand, because json-glib 1.6's generator, which wrote these
+ * files before 0.1.0's own writer, leaves 0x1f unescaped. */
+JsonNode *qmp_json_parse_stored(const char *text, gsize len, GError **error);
 /* v in decimal into buf (NUL-terminated); its length. */
 gsize qmp_json_format_uint(char buf[24], guint64 v);
 
