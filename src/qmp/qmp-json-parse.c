@@ -63,12 +63,15 @@ qmp_json_hex4(const char *p)
 static gboolean
 qmp_json_read_string(QmpJsonReader *r)
 {
+    static const char esc_in[] = "\"\\/bfnrt", esc_out[] = "\"\\/\b\f\n\r\t";
     const char *s = r->p, *q = s;
 
     if (!r->buf)
         r->buf = g_string_sized_new(256);
     g_string_truncate(r->buf, 0);
     for (;;) {
+        const char *e;
+        char utf8[6];
         gunichar u;
         int h;
 
@@ -92,72 +95,47 @@ qmp_json_read_string(QmpJsonReader *r)
             r->p = q;
             return qmp_json_reader_fail(r, QMP_ERROR_PROTOCOL, "a string does not end");
         }
-        switch (q[1]) {
-        case '"':
-            g_string_append_c(r->buf, '"');
-            break;
-        case '\\':
-            g_string_append_c(r->buf, '\\');
-            break;
-        case '/':
-            g_string_append_c(r->buf, '/');
-            break;
-        case 'b':
-            g_string_append_c(r->buf, '\b');
-            break;
-        case 'f':
-            g_string_append_c(r->buf, '\f');
-            break;
-        case 'n':
-            g_string_append_c(r->buf, '\n');
-            break;
-        case 'r':
-            g_string_append_c(r->buf, '\r');
-            break;
-        case 't':
-            g_string_append_c(r->buf, '\t');
-            break;
-        case 'u':
-            if (r->end - q < 6 || (h = qmp_json_hex4(q + 2)) < 0) {
-                r->p = q;
-                return qmp_json_reader_fail(r, QMP_ERROR_PROTOCOL,
-                                            "a \\u escape is not 4 hex digits");
-            }
-            u = (gunichar)h;
-            if (u >= 0xdc00 && u <= 0xdfff) {
-                r->p = q;
-                return qmp_json_reader_fail(
-                    r, QMP_ERROR_PROTOCOL, "a \\u escape is a lone low surrogate, not valid UTF-8");
-            }
-            if (u >= 0xd800 && u <= 0xdbff) {
-                int lo;
-                if (r->end - q < 12 || q[6] != '\\' || q[7] != 'u' ||
-                    (lo = qmp_json_hex4(q + 8)) < 0xdc00 || lo > 0xdfff) {
-                    r->p = q;
-                    return qmp_json_reader_fail(
-                        r, QMP_ERROR_PROTOCOL,
-                        "a \\u escape is a lone high surrogate, not valid UTF-8");
-                }
-                u = 0x10000 + ((u - 0xd800) << 10) + ((gunichar)lo - 0xdc00);
-                q += 6;
-            }
-            if (u == 0) {
-                r->p = q;
-                return qmp_json_reader_fail(r, QMP_ERROR_PROTOCOL,
-                                            "a \\u0000 escape (a string cannot hold NUL)");
-            }
-            {
-                char utf8[6];
-                g_string_append_len(r->buf, utf8, g_unichar_to_utf8(u, utf8));
-            }
-            q += 4;
-            break;
-        default:
+        /* a one-letter escape: what it stands for is at its place in esc_out */
+        if (q[1] != '\0' && (e = strchr(esc_in, q[1]))) {
+            g_string_append_c(r->buf, esc_out[e - esc_in]);
+            q += 2;
+            s = q;
+            continue;
+        }
+        if (q[1] != 'u') {
             r->p = q;
             return qmp_json_reader_fail(r, QMP_ERROR_PROTOCOL, "an unknown escape \\%c",
                                         g_ascii_isprint(q[1]) ? q[1] : '?');
         }
-        q += 2;
+        if (r->end - q < 6 || (h = qmp_json_hex4(q + 2)) < 0) {
+            r->p = q;
+            return qmp_json_reader_fail(r, QMP_ERROR_PROTOCOL, "a \\u escape is not 4 hex digits");
+        }
+        u = (gunichar)h;
+        if (u >= 0xdc00 && u <= 0xdfff) {
+            r->p = q;
+            return qmp_json_reader_fail(r, QMP_ERROR_PROTOCOL,
+                                        "a \\u escape is a lone low surrogate, not valid UTF-8");
+        }
+        if (u >= 0xd800 && u <= 0xdbff) {
+            int lo;
+            if (r->end - q < 12 || q[6] != '\\' || q[7] != 'u' ||
+                (lo = qmp_json_hex4(q + 8)) < 0xdc00 || lo > 0xdfff) {
+                r->p = q;
+                return qmp_json_reader_fail(
+                    r, QMP_ERROR_PROTOCOL,
+                    "a \\u escape is a lone high surrogate, not valid UTF-8");
+            }
+            u = 0x10000 + ((u - 0xd800) << 10) + ((gunichar)lo - 0xdc00);
+            q += 6;
+        }
+        if (u == 0) {
+            r->p = q;
+            return qmp_json_reader_fail(r, QMP_ERROR_PROTOCOL,
+                                        "a \\u0000 escape (a string cannot hold NUL)");
+        }
+        g_string_append_len(r->buf, utf8, g_unichar_to_utf8(u, utf8));
+        q += 6;
         s = q;
     }
     if (!g_utf8_validate_len(r->buf->str, r->buf->len, NULL)) {
