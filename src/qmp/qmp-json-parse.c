@@ -239,11 +239,28 @@ qmp_json_reader_keyword(QmpJsonReader *r, const char *word)
 
 static JsonNode *qmp_json_read_value(QmpJsonReader *r);
 
+/* After an element of an object or array (what: "an object", "an array";
+ * close: its closing bracket): 1 when a ',' says another follows, 0 when
+ * the container ended, -1 (the error set) when neither. */
+static int
+qmp_json_reader_after_element(QmpJsonReader *r, char close, const char *what)
+{
+    qmp_json_reader_skip_ws(r);
+    if (r->p < r->end && (*r->p == ',' || *r->p == close))
+        return *r->p++ == ',' ? 1 : 0;
+    if (r->p >= r->end)
+        qmp_json_reader_fail(r, QMP_ERROR_PROTOCOL, "the text ends inside %s", what);
+    else
+        qmp_json_reader_fail(r, QMP_ERROR_PROTOCOL, "expected ',' or '%c' in %s", close, what);
+    return -1;
+}
+
 static JsonNode *
 qmp_json_read_object(QmpJsonReader *r)
 {
     JsonObject *obj = json_object_new();
     JsonNode *node = json_node_init_object(json_node_alloc(), obj);
+    int next = -1;
 
     json_object_unref(obj);
     r->p++; /* '{' */
@@ -284,20 +301,11 @@ qmp_json_read_object(QmpJsonReader *r)
         if (!(member = qmp_json_read_value(r)))
             goto fail;
         json_object_set_member(obj, name, member);
-        qmp_json_reader_skip_ws(r);
-        if (r->p < r->end && *r->p == ',') {
-            r->p++;
-            continue;
-        }
-        if (r->p < r->end && *r->p == '}') {
-            r->p++;
-            return node;
-        }
-        qmp_json_reader_fail(r, QMP_ERROR_PROTOCOL,
-                             r->p >= r->end ? "the text ends inside an object"
-                                            : "expected ',' or '}' in an object");
-        goto fail;
+        if ((next = qmp_json_reader_after_element(r, '}', "an object")) <= 0)
+            break;
     }
+    if (next == 0)
+        return node;
 fail:
     json_node_unref(node);
     return NULL;
@@ -308,6 +316,7 @@ qmp_json_read_array(QmpJsonReader *r)
 {
     JsonArray *arr = json_array_new();
     JsonNode *node = json_node_init_array(json_node_alloc(), arr);
+    int next = -1;
 
     json_array_unref(arr);
     r->p++; /* '[' */
@@ -322,20 +331,11 @@ qmp_json_read_array(QmpJsonReader *r)
         if (!element)
             goto fail;
         json_array_add_element(arr, element);
-        qmp_json_reader_skip_ws(r);
-        if (r->p < r->end && *r->p == ',') {
-            r->p++;
-            continue;
-        }
-        if (r->p < r->end && *r->p == ']') {
-            r->p++;
-            return node;
-        }
-        qmp_json_reader_fail(r, QMP_ERROR_PROTOCOL,
-                             r->p >= r->end ? "the text ends inside an array"
-                                            : "expected ',' or ']' in an array");
-        goto fail;
+        if ((next = qmp_json_reader_after_element(r, ']', "an array")) <= 0)
+            break;
     }
+    if (next == 0)
+        return node;
 fail:
     json_node_unref(node);
     return NULL;
