@@ -94,4 +94,3 @@ qmp_json_deep_copy(JsonNode *node)
     }
     return json_node_copy(node);
 }
-
