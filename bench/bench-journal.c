@@ -102,7 +102,7 @@ main(int argc, char **argv)
         journal_remove(j, op - n_open, NULL);
         if (deferred && s % 50 == 0) {
             b = sync_batch_new();
-            journal_sync_prepare(j, b, NULL);
+            journal_sync_prepare(j, b, TRUE, NULL);
         }
         w = (double)g_get_monotonic_time() - w0;
         c0 = bench_journal_cpu_us() - c0;

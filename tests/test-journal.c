@@ -879,7 +879,7 @@ test_deferred_compaction(void **state)
     {
         g_autoptr(SyncBatch) b = sync_batch_new();
 
-        assert_true(journal_sync_prepare(j, b, &err));
+        assert_true(journal_sync_prepare(j, b, TRUE, &err));
         /* fdatasync, the compacted file's sync, its rename, the directory */
         assert_true(sync_batch_n_steps(b) >= 3);
         assert_true(g_file_test(f->tmp, G_FILE_TEST_EXISTS));
@@ -907,7 +907,7 @@ test_deferred_compaction(void **state)
     {
         g_autoptr(SyncBatch) b = sync_batch_new();
 
-        assert_true(journal_sync_prepare(j, b, &err));
+        assert_true(journal_sync_prepare(j, b, TRUE, &err));
         put_ok(j, 1701, "sending", 1);
         remove_ok(j, 1601);
         assert_true(sync_batch_run(b, &err));
@@ -929,6 +929,71 @@ test_deferred_compaction(void **state)
     journal_free(j);
 }
 
+/* Prepares a batch (lazy_too as given), checks its number of steps, runs it. */
+static void
+sync_steps(Journal *j, gboolean lazy_too, guint n_steps)
+{
+    g_autoptr(GError) err = NULL;
+    g_autoptr(SyncBatch) b = sync_batch_new();
+
+    assert_true(journal_sync_prepare(j, b, lazy_too, &err));
+    assert_int_equal(sync_batch_n_steps(b), n_steps);
+    assert_true(sync_batch_run(b, &err));
+    journal_sync_done(j, b, TRUE);
+}
+
+/* A removal of an op whose outcome is logged (journal_remove_logged) does
+ * not make the next batch sync the journal on its own: only a batch that
+ * takes lazy changes too (the daemon's sweep, a stop) or a change that
+ * must be durable does.  The line is written at once all the same. */
+static void
+test_logged_removal_lazy(void **state)
+{
+    Fixture *f = *state;
+    g_autoptr(GError) err = NULL;
+    Journal *j = open_ok(f->path);
+    const guint64 open2[] = {2};
+
+    journal_set_deferred_compaction(j, TRUE);
+    put_ok(j, 1, "sending", 1);
+    put_ok(j, 2, "sending", 1);
+    sync_steps(j, FALSE, 2); /* the file and its new directory entry */
+    assert_false(journal_has_unsynced(j));
+
+    /* a logged removal alone: written, not synced... */
+    assert_true(journal_remove_logged(j, 1, &err));
+    assert_int_equal(count_lines(f->path), 3);
+    assert_true(journal_has_unsynced(j));
+    sync_steps(j, FALSE, 0);
+    assert_true(journal_has_unsynced(j));
+    /* ...until a batch takes lazy changes too */
+    sync_steps(j, TRUE, 1);
+    assert_false(journal_has_unsynced(j));
+    sync_steps(j, TRUE, 0);
+
+    /* a put after a logged removal takes it along */
+    put_ok(j, 3, "sending", 1);
+    sync_steps(j, FALSE, 1);
+    assert_true(journal_remove_logged(j, 3, &err));
+    put_ok(j, 4, "sending", 1);
+    sync_steps(j, FALSE, 1);
+    assert_false(journal_has_unsynced(j));
+    /* a removal that must be durable (journal_remove) is synced alone */
+    assert_true(journal_remove_logged(j, 4, &err));
+    sync_steps(j, FALSE, 0);
+    put_ok(j, 5, "sending", 1);
+    sync_steps(j, FALSE, 1);
+    remove_ok(j, 5);
+    sync_steps(j, FALSE, 1);
+    assert_false(journal_has_unsynced(j));
+    journal_free(j);
+
+    /* every removal is in the file */
+    j = open_ok(f->path);
+    assert_open(j, open2, NULL, 1);
+    journal_free(j);
+}
+
 int
 main(void)
 {
@@ -943,6 +1008,7 @@ main(void)
         T(test_compaction),
         T(test_compaction_on_open),
         T(test_deferred_compaction),
+        T(test_logged_removal_lazy),
         T(test_stale_tmp),
         T(test_killed_before_flush),
         T(test_kill_at_random_moments),

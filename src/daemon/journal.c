@@ -33,6 +33,7 @@ struct Journal {
     guint64 max_op;
     GTree *open;        /* guint64 *op -> JsonObject (our own copy) */
     gboolean dirty;     /* written since the last fdatasync */
+    gboolean urgent;    /* ...and not only removals of logged outcomes */
     gboolean dir_dirty; /* the directory entry may not be durable yet */
     gboolean tail_bad;  /* a failed write may have left bytes past size */
     GHashTable *lines;  /* guint64 *op -> GBytes: the put line it was last written with */
@@ -159,6 +160,7 @@ journal_write_text(Journal *j, const char *text, gsize len, gsize *done, GError 
     j->size += len;
     j->n_lines++;
     j->dirty = TRUE;
+    j->urgent = TRUE;
     return TRUE;
 }
 
@@ -253,6 +255,7 @@ journal_compact(Journal *j, GError **error)
     j->size = buf->len;
     j->n_lines = 1 + (guint)g_tree_nnodes(j->open);
     j->dirty = FALSE;
+    j->urgent = FALSE;
     j->tail_bad = FALSE;
     j->compact_at = 0;
     j->dir_dirty = TRUE;
@@ -524,13 +527,11 @@ journal_put(Journal *j, guint64 op, JsonObject *record, GError **error)
     return journal_put_text(j, op, text->str, text->len, error);
 }
 
-gboolean
-journal_remove(Journal *j, guint64 op, GError **error)
+static gboolean
+journal_remove_line(Journal *j, guint64 op, gboolean urgent, GError **error)
 {
     g_autoptr(JsonObject) line = NULL;
-
-    g_return_val_if_fail(j != NULL, FALSE);
-    g_return_val_if_fail(error == NULL || *error == NULL, FALSE);
+    gboolean was_urgent = j->urgent;
 
     if (!g_tree_lookup_extended(j->open, &op, NULL, NULL))
         return TRUE;
@@ -542,8 +543,33 @@ journal_remove(Journal *j, guint64 op, GError **error)
         j->stale = TRUE;
         return FALSE;
     }
+    if (!urgent)
+        j->urgent = was_urgent;
     journal_maybe_compact(j);
     return TRUE;
+}
+
+gboolean
+journal_remove(Journal *j, guint64 op, GError **error)
+{
+    g_return_val_if_fail(j != NULL, FALSE);
+    g_return_val_if_fail(error == NULL || *error == NULL, FALSE);
+    return journal_remove_line(j, op, TRUE, error);
+}
+
+gboolean
+journal_remove_logged(Journal *j, guint64 op, GError **error)
+{
+    g_return_val_if_fail(j != NULL, FALSE);
+    g_return_val_if_fail(error == NULL || *error == NULL, FALSE);
+    return journal_remove_line(j, op, FALSE, error);
+}
+
+gboolean
+journal_has_unsynced(Journal *j)
+{
+    g_return_val_if_fail(j != NULL, FALSE);
+    return j->dirty || j->dir_dirty || j->stale;
 }
 
 gboolean
@@ -561,6 +587,7 @@ journal_flush(Journal *j, GError **error)
         if (fdatasync(j->fd) < 0)
             return journal_set_errno(error, errno, "syncing %s", j->path);
         j->dirty = FALSE;
+        j->urgent = FALSE;
     }
     if (j->dir_dirty) {
         if (fsync(j->dir_fd) < 0)
@@ -670,7 +697,7 @@ journal_compact_begin(Journal *j, SyncBatch *b, GError **error)
 }
 
 gboolean
-journal_sync_prepare(Journal *j, SyncBatch *b, GError **error)
+journal_sync_prepare(Journal *j, SyncBatch *b, gboolean lazy_too, GError **error)
 {
     g_return_val_if_fail(j != NULL && b != NULL, FALSE);
     g_return_val_if_fail(j->cfd < 0, FALSE);
@@ -682,14 +709,16 @@ journal_sync_prepare(Journal *j, SyncBatch *b, GError **error)
         j->stale = FALSE;
         j->want_compact = FALSE;
     }
-    if (j->dirty) {
+    if (j->dirty && (j->urgent || lazy_too)) {
         if (!sync_batch_add_sync(b, j->fd, FALSE, j->path, error))
             return FALSE;
         j->dirty = FALSE;
+        j->urgent = FALSE;
     }
     if (j->dir_dirty) {
         if (!sync_batch_add_sync(b, j->dir_fd, TRUE, j->dir, error)) {
             j->dirty = TRUE;
+            j->urgent = TRUE;
             return FALSE;
         }
         j->dir_dirty = FALSE;
@@ -715,6 +744,7 @@ journal_sync_done(Journal *j, SyncBatch *b, gboolean ok)
     if (!ok) {
         /* not known to be on disk: the next flush syncs again */
         j->dirty = TRUE;
+        j->urgent = TRUE;
         j->dir_dirty = TRUE;
     }
     if (j->cfd < 0)
@@ -730,6 +760,7 @@ journal_sync_done(Journal *j, SyncBatch *b, gboolean ok)
         j->tail_bad = FALSE;
         j->compact_at = 0;
         j->dirty = TRUE; /* lines written to it since the batch left */
+        j->urgent = TRUE;
         if (j->cbad)
             j->stale = TRUE;
         g_debug("%s: compacted to %u lines", j->path, j->n_lines);

@@ -57,13 +57,22 @@ gboolean journal_put_text(Journal *j, guint64 op, const char *record, gsize len,
 /* The op ended (final outcome and nothing more to watch).  Removing an op
  * that is not open does nothing. */
 gboolean journal_remove(Journal *j, guint64 op, GError **error);
+/* The same for an op whose final outcome is already written to the event
+ * log: the removal need not be durable before anything else (a restart
+ * that finds the op still open finds that outcome, and drops it), so it
+ * alone does not make journal_sync_prepare sync the file. */
+gboolean journal_remove_logged(Journal *j, guint64 op, GError **error);
+/* Anything written and not yet synced, logged removals included. */
+gboolean journal_has_unsynced(Journal *j);
 /* fdatasync if anything was written since the last flush. */
 gboolean journal_flush(Journal *j, GError **error);
 /* The flush in parts, for a syncer thread: add to b what makes every line
- * written so far durable, and with deferred compaction the compaction that
- * is due (written now, synced and renamed by b); once b ran (ok or not),
- * journal_sync_done() in the loop.  One batch at a time. */
-gboolean journal_sync_prepare(Journal *j, SyncBatch *b, GError **error);
+ * written so far durable (when only logged removals were written since the
+ * last sync, only with lazy_too), and with deferred compaction the
+ * compaction that is due (written now, synced and renamed by b); once b
+ * ran (ok or not), journal_sync_done() in the loop.  One batch at a
+ * time. */
+gboolean journal_sync_prepare(Journal *j, SyncBatch *b, gboolean lazy_too, GError **error);
 void journal_sync_done(Journal *j, SyncBatch *b, gboolean ok);
 /* Compaction waits for journal_sync_prepare instead of running (and
  * syncing) inside journal_put/journal_remove. */
