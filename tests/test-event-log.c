@@ -1154,12 +1154,57 @@ test_hwm(void **state)
     event_log_free(log);
 }
 
+/* A record appended as members text (event_log_append_members, what the
+ * daemon writes) is stored exactly like the same record appended as an
+ * object, and the text it gives back is that stored line. */
+static void
+test_append_members(void **state)
+{
+    Fixture *f = *state;
+    g_autoptr(GError) err = NULL;
+    g_autoptr(EventLog) log = event_log_open(f->log_dir, NULL, &err);
+    g_autoptr(JsonObject) rec = make_record("vm \"1\"", "outcome", "nic1", 9);
+    g_autoptr(JsonObject) detail = json_object_new();
+    g_autoptr(GString) members = g_string_new(NULL);
+    g_autoptr(GPtrArray) recs = NULL;
+    g_autofree char *text = NULL;
+    g_autofree char *s1 = NULL;
+    g_autofree char *s2 = NULL;
+    g_autofree char *expect = NULL;
+    const char *comma;
+
+    assert_non_null(log);
+    json_object_set_string_member(detail, "text", "\u00e9\n");
+    json_object_set_object_member(rec, "detail", json_object_ref(detail));
+    qmp_json_write_members(members, rec, TRUE, NULL);
+    assert_int_equal(append_ok(log, rec, NULL), 1);
+    assert_int_equal(event_log_append_members(log, members->str, members->len, &text, &err), 2);
+    assert_null(err);
+    assert_true(g_str_has_prefix(text, "{\"seq\":2,\"time\":\""));
+    comma = strchr(text + 20, ',');
+    assert_non_null(comma);
+    expect = g_strconcat(members->str, "}", NULL);
+    assert_string_equal(comma, expect);
+    recs = read_since(log, 0, 0, NULL, NULL, NULL);
+    assert_int_equal(recs->len, 2);
+    json_object_remove_member(recs->pdata[0], "seq");
+    json_object_remove_member(recs->pdata[0], "time");
+    json_object_remove_member(recs->pdata[1], "seq");
+    json_object_remove_member(recs->pdata[1], "time");
+    s1 = to_string(recs->pdata[0]);
+    s2 = to_string(recs->pdata[1]);
+    assert_string_equal(s1, s2);
+    /* no members: seq and time only */
+    assert_int_equal(event_log_append_members(log, "", 0, NULL, &err), 3);
+}
+
 int
 main(void)
 {
 #define T(name) cmocka_unit_test_setup_teardown(name, setup, teardown)
     const struct CMUnitTest tests[] = {
         T(test_append_read_back),
+        T(test_append_members),
         T(test_seq_and_time),
         T(test_reopen_continues),
         T(test_read_since_middle),

@@ -91,7 +91,7 @@ struct Daemon {
      * refused, records wait in the backlog (in order), and replies and LOG
      * events wait until everything before them is on disk */
     char *storage_error;       /* why, NULL while writes work */
-    GPtrArray *backlog;        /* JsonObject records not in the log yet */
+    GPtrArray *backlog;        /* DaemonAnnounce: records not in the log yet */
     GHashTable *unjournaled;   /* op ids whose journal entry is not stored */
     struct event *storage_retry_ev;
     gboolean vms_dirty;        /* vms.json is behind the VMs added at run time */
@@ -160,10 +160,13 @@ daemon_reply_send(DaemonReply *r)
         control_client_return(r->cl, r->id, r->ret);
 }
 
+/* A record: in the backlog (seq 0, line its members as text, as
+ * event_log_append_members takes them) until it is written, then on its way
+ * to the subscribers (line the LOG event, rendered once for all of them). */
 typedef struct {
     guint64 seq;
     char *vm, *device, *kind; /* what subscribers' filters look at */
-    char *line;               /* the LOG event, rendered once for every subscriber */
+    char *line;
 } DaemonAnnounce;
 
 static void
@@ -257,7 +260,7 @@ daemon_storage_failed(Daemon *d, const char *what, const GError *error)
 
 static void daemon_schedule_flush(Daemon *d);
 static gboolean daemon_save_runtime_vms(Daemon *d, GError **error);
-static void daemon_announce(Daemon *d, guint64 seq, JsonObject *rec, char *text);
+static void daemon_announce(Daemon *d, DaemonAnnounce *a, guint64 seq, char *text);
 
 static void daemon_flush_cb(evutil_socket_t fd, short what, void *opaque);
 static void daemon_release_some(Daemon *d);
@@ -280,14 +283,14 @@ daemon_storage_append(Daemon *d)
     g_autoptr(GError) error = NULL;
 
     while (d->backlog->len) {
+        DaemonAnnounce *a = d->backlog->pdata[0];
         char *text = NULL;
-        guint64 seq = event_log_append_text(d->log, d->backlog->pdata[0], &text, &error);
+        guint64 seq = event_log_append_members(d->log, a->line, strlen(a->line), &text, &error);
         if (!seq) {
             daemon_storage_failed(d, "event log", error);
             return FALSE;
         }
-        daemon_announce(d, seq, json_object_ref(d->backlog->pdata[0]), text);
-        g_ptr_array_remove_index(d->backlog, 0);
+        daemon_announce(d, g_ptr_array_steal_index(d->backlog, 0), seq, text);
     }
     if (d->vms_dirty) {
         if (!daemon_save_runtime_vms(d, &error)) {
@@ -525,83 +528,67 @@ daemon_flush_due_cb(evutil_socket_t fd, short what, void *opaque)
     daemon_flush_cb(-1, 0, d);
 }
 
-/* The record seq (rec, what it was made of, for the subscribers' filters;
- * text, as stored; both taken) goes to subscribers after the flush.  rec
- * is let go of here, not in the release after the flush, which would free
- * a whole batch of them in one turn. */
+/* The record a (taken), written as seq (its stored text, taken), goes to
+ * subscribers after the flush. */
 static void
-daemon_announce(Daemon *d, guint64 seq, JsonObject *rec, char *text)
+daemon_announce(Daemon *d, DaemonAnnounce *a, guint64 seq, char *text)
 {
-    DaemonAnnounce *a = g_new0(DaemonAnnounce, 1);
-
     a->seq = seq;
-    a->vm = g_strdup(qmp_json_get_string(rec, "vm"));
-    a->device = g_strdup(qmp_json_get_string(rec, "device"));
-    a->kind = g_strdup(qmp_json_get_string(rec, "kind"));
-    json_object_unref(rec);
+    g_free(a->line);
     a->line = daemon_log_event_line(text);
     g_free(text);
     g_ptr_array_add(d->announce, a);
 }
 
-/* Append rec (taken) to the log; it is announced after the flush.  When
- * the log cannot be written it waits in the backlog (*seq_out is 0 then),
- * and so does every record after it. */
+/* Append a record to the log: its members as text (taken; see
+ * event_log_append_members), and what subscribers' filters look at.  It is
+ * announced after the flush.  When the log cannot be written it waits in
+ * the backlog (*seq_out is 0 then), and so does every record after it. */
 static void
-daemon_log_record(Daemon *d, JsonObject *rec, guint64 *seq_out)
+daemon_log_members(Daemon *d, GString *members, const char *vm, const char *device,
+                   const char *kind, guint64 *seq_out)
 {
-    g_autoptr(JsonObject) owned = rec;
     g_autoptr(GError) error = NULL;
+    DaemonAnnounce *a = g_new0(DaemonAnnounce, 1);
     char *text = NULL;
     guint64 seq = 0;
 
+    a->vm = g_strdup(vm);
+    a->device = g_strdup(device);
+    a->kind = g_strdup(kind);
     if (!d->backlog->len) {
-        seq = event_log_append_text(d->log, rec, &text, &error);
+        seq = event_log_append_members(d->log, members->str, members->len, &text, &error);
         if (!seq)
             daemon_storage_failed(d, "event log", error);
     }
     if (seq_out)
         *seq_out = seq;
-    if (!seq)
-        g_ptr_array_add(d->backlog, g_steal_pointer(&owned));
-    else
-        daemon_announce(d, seq, g_steal_pointer(&owned), text);
+    if (seq) {
+        g_string_free(members, TRUE);
+        daemon_announce(d, a, seq, text);
+    } else {
+        a->line = g_string_free(members, FALSE);
+        g_ptr_array_add(d->backlog, a);
+    }
     daemon_schedule_flush(d);
+}
+
+/* The same for a record built as an object (rec, taken). */
+static void
+daemon_log_record(Daemon *d, JsonObject *rec, guint64 *seq_out)
+{
+    static const char *const ours[] = {"seq", "time", NULL};
+    g_autoptr(JsonObject) owned = rec;
+    GString *members = g_string_sized_new(256);
+
+    qmp_json_write_members(members, rec, TRUE, ours);
+    daemon_log_members(d, members, qmp_json_get_string(rec, "vm"),
+                       qmp_json_get_string(rec, "device"), qmp_json_get_string(rec, "kind"),
+                       seq_out);
 }
 
 /* ---- records ------------------------------------------------------------ */
 
-static JsonObject *
-daemon_op_record(HotplugOp *op, const char *kind)
-{
-    JsonObject *rec = json_object_new();
-
-    json_object_set_string_member(rec, "vm", hotplug_op_get_vm_name(op));
-    json_object_set_string_member(rec, "kind", kind);
-    json_object_set_int_member(rec, "op", (gint64)hotplug_op_get_id(op));
-    json_object_set_string_member(rec, "device", hotplug_op_get_device(op));
-    json_object_set_string_member(rec, "action", hotplug_action_name(hotplug_op_get_action(op)));
-    return rec;
-}
-
-static void
-daemon_op_detail(JsonObject *rec, HotplugOp *op)
-{
-    const GError *err = hotplug_op_get_error(op);
-    const char *text = hotplug_op_get_detail(op);
-    JsonObject *detail = json_object_new();
-
-    json_object_set_string_member(detail, "device_kind", hotplug_kind_name(hotplug_op_get_kind(op)));
-    if (text)
-        json_object_set_string_member(detail, "text", text);
-    json_object_set_object_member(rec, "detail", detail);
-    if (err) {
-        JsonObject *e = json_object_new();
-        json_object_set_string_member(e, "class", service_error_class(err));
-        json_object_set_string_member(e, "desc", err->message);
-        json_object_set_object_member(rec, "error", e);
-    }
-}
 
 static void
 daemon_write_steps(GString *out, const char *name, GPtrArray *steps)
@@ -631,22 +618,62 @@ daemon_write_steps(GString *out, const char *name, GPtrArray *steps)
     g_string_append_c(out, ']');
 }
 
+/* ,"name":v into an object being written; names are our own (nothing in
+ * them to escape) */
+static void
+daemon_write_name(GString *out, const char *name)
+{
+    g_string_append(out, ",\"");
+    g_string_append(out, name);
+    g_string_append(out, "\":");
+}
+
 static void
 daemon_write_int(GString *out, const char *name, gint64 v)
 {
-    g_string_append_c(out, ',');
-    qmp_json_write_string(out, name);
-    g_string_append_c(out, ':');
+    daemon_write_name(out, name);
     qmp_json_write_int(out, v);
 }
 
 static void
 daemon_write_str(GString *out, const char *name, const char *v)
 {
-    g_string_append_c(out, ',');
-    qmp_json_write_string(out, name);
-    g_string_append_c(out, ':');
+    daemon_write_name(out, name);
     qmp_json_write_string(out, v ? v : "");
+}
+
+/* An op's record, as members for daemon_log_members: who, what, then the
+ * members of its kind (written by the caller after these) */
+static GString *
+daemon_op_record(HotplugOp *op, const char *kind)
+{
+    GString *m = g_string_sized_new(320);
+
+    daemon_write_str(m, "vm", hotplug_op_get_vm_name(op));
+    daemon_write_str(m, "kind", kind);
+    daemon_write_int(m, "op", (gint64)hotplug_op_get_id(op));
+    daemon_write_str(m, "device", hotplug_op_get_device(op));
+    daemon_write_str(m, "action", hotplug_action_name(hotplug_op_get_action(op)));
+    return m;
+}
+
+static void
+daemon_op_detail(GString *m, HotplugOp *op)
+{
+    const GError *err = hotplug_op_get_error(op);
+    const char *text = hotplug_op_get_detail(op);
+
+    g_string_append(m, ",\"detail\":{\"device_kind\":");
+    qmp_json_write_string(m, hotplug_kind_name(hotplug_op_get_kind(op)));
+    if (text)
+        daemon_write_str(m, "text", text);
+    g_string_append_c(m, '}');
+    if (err) {
+        g_string_append(m, ",\"error\":{\"class\":");
+        qmp_json_write_string(m, service_error_class(err));
+        daemon_write_str(m, "desc", err->message);
+        g_string_append_c(m, '}');
+    }
 }
 
 /* The op's journal record, as JSON text: what a restart needs to finish
@@ -732,30 +759,30 @@ daemon_svc_op_cb(Service *svc, HotplugVm *vm, HotplugOp *op, HotplugOpEvent ev,
 {
     Daemon *d = opaque;
     g_autoptr(GError) error = NULL;
-    JsonObject *rec = NULL;
+    GString *rec = NULL; /* the record's members */
     guint64 seq = 0, id = hotplug_op_get_id(op);
     gboolean open = TRUE;
     gboolean journaled = FALSE;
+    const char *kind = NULL;
 
     switch (ev) {
     case HOTPLUG_OP_EV_REQUEST:
-        rec = daemon_op_record(op, "request");
+        rec = daemon_op_record(op, kind = "request");
         if (hotplug_op_get_action(op) == HOTPLUG_ACTION_UNPLUG) {
-            json_object_set_int_member(rec, "timeout_ms", (gint64)hotplug_op_get_timeout_ms(op));
-            json_object_set_int_member(rec, "retries", hotplug_op_get_max_attempts(op) - 1);
+            daemon_write_int(rec, "timeout_ms", (gint64)hotplug_op_get_timeout_ms(op));
+            daemon_write_int(rec, "retries", hotplug_op_get_max_attempts(op) - 1);
         }
         daemon_op_detail(rec, op);
         break;
     case HOTPLUG_OP_EV_ATTEMPT:
-        rec = daemon_op_record(op, "attempt");
-        json_object_set_int_member(rec, "attempt", hotplug_op_get_attempts(op));
+        rec = daemon_op_record(op, kind = "attempt");
+        daemon_write_int(rec, "attempt", hotplug_op_get_attempts(op));
         break;
     case HOTPLUG_OP_EV_ATTEMPT_RESULT:
-        rec = daemon_op_record(op, "attempt");
-        json_object_set_int_member(rec, "attempt", hotplug_op_get_attempts(op));
-        json_object_set_string_member(rec, "outcome",
-                                      hotplug_outcome_name(hotplug_op_get_attempt_outcome(op)));
-        json_object_set_int_member(rec, "elapsed_ms", hotplug_op_get_elapsed_ms(op));
+        rec = daemon_op_record(op, kind = "attempt");
+        daemon_write_int(rec, "attempt", hotplug_op_get_attempts(op));
+        daemon_write_str(rec, "outcome", hotplug_outcome_name(hotplug_op_get_attempt_outcome(op)));
+        daemon_write_int(rec, "elapsed_ms", hotplug_op_get_elapsed_ms(op));
         daemon_op_detail(rec, op);
         break;
     case HOTPLUG_OP_EV_STEP: {
@@ -775,11 +802,10 @@ daemon_svc_op_cb(Service *svc, HotplugVm *vm, HotplugOp *op, HotplugOpEvent ev,
         return;
     case HOTPLUG_OP_EV_OUTCOME:
     case HOTPLUG_OP_EV_LATE:
-        rec = daemon_op_record(op, "outcome");
-        json_object_set_string_member(rec, "outcome",
-                                      hotplug_outcome_name(hotplug_op_get_outcome(op)));
-        json_object_set_int_member(rec, "attempt", hotplug_op_get_attempts(op));
-        json_object_set_int_member(rec, "elapsed_ms", hotplug_op_get_elapsed_ms(op));
+        rec = daemon_op_record(op, kind = "outcome");
+        daemon_write_str(rec, "outcome", hotplug_outcome_name(hotplug_op_get_outcome(op)));
+        daemon_write_int(rec, "attempt", hotplug_op_get_attempts(op));
+        daemon_write_int(rec, "elapsed_ms", hotplug_op_get_elapsed_ms(op));
         daemon_op_detail(rec, op);
         open = hotplug_op_get_state(op) == HOTPLUG_OP_TRACKED;
         daemon_log_outcome(vm, op);
@@ -802,7 +828,7 @@ daemon_svc_op_cb(Service *svc, HotplugVm *vm, HotplugOp *op, HotplugOpEvent ev,
     }
     /* then the log, then the journal: a crash between the two leaves the
      * op open in the journal, and the restart finds its outcome in the log */
-    daemon_log_record(d, rec, &seq);
+    daemon_log_members(d, rec, hotplug_op_get_vm_name(op), hotplug_op_get_device(op), kind, &seq);
     if (open && journaled) {
         /* written just before, and nothing in it changed since */
     } else if (open) {
@@ -1990,7 +2016,7 @@ daemon_new(struct event_base *base, DaemonConfig *cfg, const char *config_path, 
     d->sync_announce = g_ptr_array_new_with_free_func((GDestroyNotify)daemon_announce_free);
     d->sync_deferred = g_ptr_array_new_with_free_func((GDestroyNotify)daemon_reply_free);
     d->releasing = g_ptr_array_new_with_free_func((GDestroyNotify)daemon_reply_free);
-    d->backlog = g_ptr_array_new_with_free_func((GDestroyNotify)json_object_unref);
+    d->backlog = g_ptr_array_new_with_free_func((GDestroyNotify)daemon_announce_free);
     d->unjournaled = g_hash_table_new_full(g_int64_hash, g_int64_equal, g_free, NULL);
     d->event_rate = g_hash_table_new_full(g_str_hash, g_str_equal, g_free,
                                           (GDestroyNotify)daemon_event_rate_free);

@@ -664,13 +664,13 @@ event_log_free(EventLog *log)
     g_free(log);
 }
 
-/* The stored line: seq, time, then record's members (but its own "seq"
- * and "time"), and "\n". */
+/* The stored line: seq, time, then the record's members (record's but its
+ * own "seq" and "time", or members as given), and "\n". */
 static GString *
-event_log_line(EventLog *log, JsonObject *record, guint64 seq)
+event_log_line(EventLog *log, JsonObject *record, const char *members, gsize len, guint64 seq)
 {
     static const char *const ours[] = {"seq", "time", NULL};
-    GString *line = g_string_sized_new(256);
+    GString *line = g_string_sized_new(record ? 256 : len + 64);
     char num[24];
 
     g_string_append(line, "{\"seq\":");
@@ -678,13 +678,16 @@ event_log_line(EventLog *log, JsonObject *record, guint64 seq)
     g_string_append(line, ",\"time\":\"");
     event_log_append_time(log, line, g_get_real_time());
     g_string_append_c(line, '"');
-    qmp_json_write_members(line, record, TRUE, ours);
+    if (record)
+        qmp_json_write_members(line, record, TRUE, ours);
+    else
+        g_string_append_len(line, members, (gssize)len);
     g_string_append(line, "}\n");
     return line;
 }
 
-static guint64 event_log_append_line(EventLog *log, JsonObject *record, GString **line_out,
-                                     GError **error);
+static guint64 event_log_append_line(EventLog *log, JsonObject *record, const char *members,
+                                     gsize len, GString **line_out, GError **error);
 
 guint64
 event_log_append(EventLog *log, JsonObject *record, JsonObject **out, GError **error)
@@ -694,7 +697,8 @@ event_log_append(EventLog *log, JsonObject *record, JsonObject **out, GError **e
 
     if (out)
         *out = NULL;
-    seq = event_log_append_line(log, record, out ? &line : NULL, error);
+    g_return_val_if_fail(record != NULL, 0);
+    seq = event_log_append_line(log, record, NULL, 0, out ? &line : NULL, error);
     if (seq && out) {
         /* the stored record, read back from its own line */
         *out = event_log_parse_line(line->str, line->len - 1, &(guint64){0});
@@ -703,14 +707,16 @@ event_log_append(EventLog *log, JsonObject *record, JsonObject **out, GError **e
 }
 
 guint64
-event_log_append_text(EventLog *log, JsonObject *record, char **text_out, GError **error)
+event_log_append_members(EventLog *log, const char *members, gsize len, char **text_out,
+                         GError **error)
 {
     GString *line = NULL;
     guint64 seq;
 
     if (text_out)
         *text_out = NULL;
-    seq = event_log_append_line(log, record, text_out ? &line : NULL, error);
+    g_return_val_if_fail(members != NULL && (!len || members[0] == ','), 0);
+    seq = event_log_append_line(log, NULL, members, len, text_out ? &line : NULL, error);
     if (seq && text_out) {
         g_string_truncate(line, line->len - 1);
         *text_out = g_string_free(line, FALSE);
@@ -719,7 +725,8 @@ event_log_append_text(EventLog *log, JsonObject *record, char **text_out, GError
 }
 
 static guint64
-event_log_append_line(EventLog *log, JsonObject *record, GString **line_out, GError **error)
+event_log_append_line(EventLog *log, JsonObject *record, const char *members, gsize len,
+                      GString **line_out, GError **error)
 {
     g_autoptr(GString) line = NULL;
     EventLogSegment *cur;
@@ -728,7 +735,6 @@ event_log_append_line(EventLog *log, JsonObject *record, GString **line_out, GEr
     int errsv = 0;
 
     g_return_val_if_fail(log != NULL, 0);
-    g_return_val_if_fail(record != NULL, 0);
     g_return_val_if_fail(error == NULL || *error == NULL, 0);
 
     seq = log->last_seq + 1;
@@ -736,7 +742,7 @@ event_log_append_line(EventLog *log, JsonObject *record, GString **line_out, GEr
         g_set_error(error, EVENT_LOG_ERROR, EVENT_LOG_ERROR_INVALID, "%s: seq exhausted", log->dir);
         return 0;
     }
-    line = event_log_line(log, record, seq);
+    line = event_log_line(log, record, members, len, seq);
 
     cur = event_log_newest(log);
     if (log->tail_bad) {

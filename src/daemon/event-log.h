@@ -79,10 +79,12 @@ G_DEFINE_AUTOPTR_CLEANUP_FUNC(EventLog, event_log_free)
  * seq is not used).  If out is non-NULL it gets a new reference to the
  * stored object (to announce it after the flush). */
 guint64 event_log_append(EventLog *log, JsonObject *record, JsonObject **out, GError **error);
-/* The same, giving the stored record's text (its line without the "\n",
- * g_free) instead of an object: what the daemon announces. */
-guint64 event_log_append_text(EventLog *log, JsonObject *record, char **text_out,
-                              GError **error);
+/* The same with the record as text: members is its members as JSON, len
+ * bytes, each with a ',' before it (",\"vm\":\"a\",\"kind\":...", without
+ * "seq" or "time"; the caller writes it right).  Gives the stored record's
+ * text (its line without the "\n", g_free): what the daemon announces. */
+guint64 event_log_append_members(EventLog *log, const char *members, gsize len,
+                                 char **text_out, GError **error);
 /* fdatasync when anything was appended since the last flush (and full
  * segments not synced yet), and write seq.hwm when appends asked for a new
  * reservation or segment in it.  Nothing is synced inside append. */
