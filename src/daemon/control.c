@@ -178,14 +178,11 @@ control_client_send_node(ControlClient *cl, JsonNode *node)
     control_client_write(cl, text->str, text->len);
 }
 
-void
-control_client_return(ControlClient *cl, JsonNode *id, JsonNode *ret)
+GString *
+control_render_return(JsonNode *id, JsonNode *ret)
 {
-    g_autoptr(GString) text = NULL;
+    GString *text = g_string_sized_new(256);
 
-    if (!cl->bev || cl->closing)
-        return;
-    text = g_string_sized_new(256);
     g_string_append(text, "{\"return\":");
     if (ret)
         qmp_json_write_node(text, ret);
@@ -196,7 +193,26 @@ control_client_return(ControlClient *cl, JsonNode *id, JsonNode *ret)
         qmp_json_write_node(text, id);
     }
     g_string_append_c(text, '}');
+    return text;
+}
+
+void
+control_client_return(ControlClient *cl, JsonNode *id, JsonNode *ret)
+{
+    g_autoptr(GString) text = NULL;
+
+    if (!cl->bev || cl->closing)
+        return;
+    text = control_render_return(id, ret);
     control_client_write(cl, text->str, text->len);
+}
+
+void
+control_client_return_line(ControlClient *cl, const char *line, gsize len)
+{
+    if (!cl->bev || cl->closing)
+        return;
+    control_client_write(cl, line, len);
 }
 
 void
@@ -222,18 +238,24 @@ void
 control_client_event(ControlClient *cl, const char *name, JsonNode *data)
 {
     gint64 now = g_get_real_time();
-    JsonObject *o = json_object_new();
-    JsonObject *ts = json_object_new();
-    g_autoptr(JsonNode) n = json_node_init_object(json_node_alloc(), o);
+    g_autoptr(GString) text = NULL;
 
-    json_object_set_string_member(o, "event", name);
-    if (data)
-        json_object_set_member(o, "data", json_node_copy(data));
-    json_object_set_int_member(ts, "seconds", now / G_USEC_PER_SEC);
-    json_object_set_int_member(ts, "microseconds", now % G_USEC_PER_SEC);
-    json_object_set_object_member(o, "timestamp", ts);
-    json_object_unref(o);
-    control_client_send_node(cl, n);
+    if (!cl->bev || cl->closing)
+        return;
+    /* written straight from data (no copy of it into an event object) */
+    text = g_string_sized_new(320);
+    g_string_append(text, "{\"event\":");
+    qmp_json_write_string(text, name);
+    if (data) {
+        g_string_append(text, ",\"data\":");
+        qmp_json_write_node(text, data);
+    }
+    g_string_append(text, ",\"timestamp\":{\"seconds\":");
+    qmp_json_write_int(text, now / G_USEC_PER_SEC);
+    g_string_append(text, ",\"microseconds\":");
+    qmp_json_write_int(text, now % G_USEC_PER_SEC);
+    g_string_append(text, "}}");
+    control_client_write(cl, text->str, text->len);
 }
 
 static void

@@ -131,11 +131,13 @@ typedef struct {
     char *vm_added;     /* vm-add: the name, rolled back if vms.json was not written */
 } DaemonCall;
 
-/* A reply held back until the records it speaks of are on disk. */
+/* A reply held back until the records it speaks of are on disk: an error,
+ * or a return already rendered (once the disk has its records, nothing is
+ * left but writing it). */
 typedef struct {
     ControlClient *cl;
     JsonNode *id;
-    JsonNode *ret;
+    GString *ret;
     char *cls, *desc;
 } DaemonReply;
 
@@ -145,7 +147,7 @@ daemon_reply_free(DaemonReply *r)
     if (r->id)
         json_node_unref(r->id);
     if (r->ret)
-        json_node_unref(r->ret);
+        g_string_free(r->ret, TRUE);
     g_free(r->cls);
     g_free(r->desc);
     g_free(r);
@@ -157,7 +159,7 @@ daemon_reply_send(DaemonReply *r)
     if (r->cls)
         control_client_error(r->cl, r->id, r->cls, r->desc);
     else
-        control_client_return(r->cl, r->id, r->ret);
+        control_client_return_line(r->cl, r->ret->str, r->ret->len);
 }
 
 /* A record: in the backlog (seq 0, line its members as text, as
@@ -1674,10 +1676,10 @@ daemon_call_reply_cb(ServiceRequest *req, JsonNode *ret, const GError *error, gp
         r->cls = g_strdup(service_error_class(error));
         r->desc = g_strdup(error->message);
     } else {
-        r->ret = json_node_copy(ret);
+        r->ret = control_render_return(r->id, ret);
     }
     if (c->mutates && c->d->storage_error && !r->cls &&
-        g_strcmp0(qmp_json_get_string(qmp_json_node_object(r->ret), "outcome"), "rejected") != 0) {
+        g_strcmp0(qmp_json_get_string(qmp_json_node_object(ret), "outcome"), "rejected") != 0) {
         /* done, but its records are not on disk yet: heard once they are */
         g_ptr_array_add(c->d->deferred, r);
     } else if (!c->d->storage_error && !c->d->flush_pending && !c->d->flush_again &&
