@@ -361,6 +361,15 @@ test_unplug_deleted(void **state)
     assert_true(qmp_json_get_int_default(o, "elapsed_ms", -1) >= 0);
     assert_false(json_object_has_member(o, "error"));
     assert_int_equal(hotplug_outcome_exit_code(hotplug_op_get_outcome(op)), 0);
+    {
+        /* the text hotplugd writes out is that object */
+        g_autoptr(GString) text = g_string_new(NULL);
+        g_autoptr(GString) again = g_string_new(NULL);
+
+        hotplug_op_write_json(op, text);
+        qmp_json_write_node(again, json);
+        assert_string_equal(text->str, again->str);
+    }
     assert_peer_done(f);
 }
 

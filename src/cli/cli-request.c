@@ -238,7 +238,8 @@ static int
 cli_request_direct(CliContext *ctx, const char *vm, const char *cmd, JsonObject *args,
                    JsonNode **ret)
 {
-    static const ServiceRequestCallbacks cb = {cli_direct_reply_cb, cli_direct_event_cb};
+    static const ServiceRequestCallbacks cb = {.reply = cli_direct_reply_cb,
+                                               .event = cli_direct_event_cb};
     ServiceOptions opts = {.direct = TRUE};
     g_autoptr(Service) svc = NULL;
     g_autoptr(GError) error = NULL;

@@ -179,15 +179,12 @@ control_client_send_node(ControlClient *cl, JsonNode *node)
 }
 
 GString *
-control_render_return(JsonNode *id, JsonNode *ret)
+control_render_return(JsonNode *id, const char *ret, gsize len)
 {
-    GString *text = g_string_sized_new(256);
+    GString *text = g_string_sized_new(len + 64);
 
     g_string_append(text, "{\"return\":");
-    if (ret)
-        qmp_json_write_node(text, ret);
-    else
-        g_string_append(text, "{}");
+    g_string_append_len(text, ret, (gssize)len);
     if (id) {
         g_string_append(text, ",\"id\":");
         qmp_json_write_node(text, id);
@@ -199,11 +196,17 @@ control_render_return(JsonNode *id, JsonNode *ret)
 void
 control_client_return(ControlClient *cl, JsonNode *id, JsonNode *ret)
 {
+    g_autoptr(GString) value = NULL;
     g_autoptr(GString) text = NULL;
 
     if (!cl->bev || cl->closing)
         return;
-    text = control_render_return(id, ret);
+    value = g_string_sized_new(256);
+    if (ret)
+        qmp_json_write_node(value, ret);
+    else
+        g_string_append(value, "{}");
+    text = control_render_return(id, value->str, value->len);
     control_client_write(cl, text->str, text->len);
 }
 
@@ -237,18 +240,31 @@ control_client_error(ControlClient *cl, JsonNode *id, const char *cls, const cha
 void
 control_client_event(ControlClient *cl, const char *name, JsonNode *data)
 {
+    g_autoptr(GString) value = NULL;
+
+    if (!cl->bev || cl->closing)
+        return;
+    if (data) {
+        value = g_string_sized_new(256);
+        qmp_json_write_node(value, data);
+    }
+    control_client_event_text(cl, name, value ? value->str : NULL, value ? value->len : 0);
+}
+
+void
+control_client_event_text(ControlClient *cl, const char *name, const char *data, gsize len)
+{
     gint64 now = g_get_real_time();
     g_autoptr(GString) text = NULL;
 
     if (!cl->bev || cl->closing)
         return;
-    /* written straight from data (no copy of it into an event object) */
-    text = g_string_sized_new(320);
+    text = g_string_sized_new(len + 96);
     g_string_append(text, "{\"event\":");
     qmp_json_write_string(text, name);
     if (data) {
         g_string_append(text, ",\"data\":");
-        qmp_json_write_node(text, data);
+        g_string_append_len(text, data, (gssize)len);
     }
     g_string_append(text, ",\"timestamp\":{\"seconds\":");
     qmp_json_write_int(text, now / G_USEC_PER_SEC);

@@ -57,12 +57,15 @@ guint control_server_n_clients(ControlServer *srv);
 ControlClient *control_server_add_fd(ControlServer *srv, int fd);
 
 void control_client_return(ControlClient *cl, JsonNode *id, JsonNode *ret);
-/* The same in two steps: the reply's line (no line ending) now, sent
- * later (a reply held until the disk has its records). */
-GString *control_render_return(JsonNode *id, JsonNode *ret);
+/* The same in two steps: the reply's line (no line ending), with ret as
+ * JSON text (len bytes), now; sent later (a reply held until the disk has
+ * its records). */
+GString *control_render_return(JsonNode *id, const char *ret, gsize len);
 void control_client_return_line(ControlClient *cl, const char *line, gsize len);
 void control_client_error(ControlClient *cl, JsonNode *id, const char *cls, const char *desc);
 void control_client_event(ControlClient *cl, const char *name, JsonNode *data);
+/* The same with data as JSON text (len bytes), or NULL for none. */
+void control_client_event_text(ControlClient *cl, const char *name, const char *data, gsize len);
 /* A ready-made line (no line ending).  FALSE when the client's output is
  * over its cap (the line is not queued). */
 gboolean control_client_send_line(ControlClient *cl, const char *line, gsize len);

@@ -1658,10 +1658,12 @@ daemon_call_free(DaemonCall *c)
     g_free(c);
 }
 
+/* The reply to call c: ret (its return value as JSON text, len bytes) or
+ * error; outcome is the op's when the reply is one op's. */
 static void
-daemon_call_reply_cb(ServiceRequest *req, JsonNode *ret, const GError *error, gpointer opaque)
+daemon_call_reply(DaemonCall *c, const char *ret, gsize len, const GError *error,
+                  const char *outcome)
 {
-    DaemonCall *c = opaque;
     DaemonReply *r = g_new0(DaemonReply, 1);
 
     r->cl = c->cl;
@@ -1676,10 +1678,9 @@ daemon_call_reply_cb(ServiceRequest *req, JsonNode *ret, const GError *error, gp
         r->cls = g_strdup(service_error_class(error));
         r->desc = g_strdup(error->message);
     } else {
-        r->ret = control_render_return(r->id, ret);
+        r->ret = control_render_return(r->id, ret, len);
     }
-    if (c->mutates && c->d->storage_error && !r->cls &&
-        g_strcmp0(qmp_json_get_string(qmp_json_node_object(ret), "outcome"), "rejected") != 0) {
+    if (c->mutates && c->d->storage_error && !r->cls && g_strcmp0(outcome, "rejected") != 0) {
         /* done, but its records are not on disk yet: heard once they are */
         g_ptr_array_add(c->d->deferred, r);
     } else if (!c->d->storage_error && !c->d->flush_pending && !c->d->flush_again &&
@@ -1699,11 +1700,40 @@ daemon_call_reply_cb(ServiceRequest *req, JsonNode *ret, const GError *error, gp
 }
 
 static void
+daemon_call_reply_cb(ServiceRequest *req, JsonNode *ret, const GError *error, gpointer opaque)
+{
+    g_autoptr(GString) text = g_string_sized_new(256);
+
+    if (ret)
+        qmp_json_write_node(text, ret);
+    else
+        g_string_append(text, "{}");
+    daemon_call_reply(opaque, text->str, text->len, error,
+                      qmp_json_get_string(qmp_json_node_object(ret), "outcome"));
+}
+
+static void
+daemon_call_reply_text_cb(ServiceRequest *req, const char *ret, gsize len, const char *outcome,
+                          gpointer opaque)
+{
+    daemon_call_reply(opaque, ret, len, NULL, outcome);
+}
+
+static void
 daemon_call_event_cb(ServiceRequest *req, const char *name, JsonNode *data, gpointer opaque)
 {
     DaemonCall *c = opaque;
 
     control_client_event(c->cl, name, data);
+}
+
+static void
+daemon_call_event_text_cb(ServiceRequest *req, const char *name, const char *data, gsize len,
+                          gpointer opaque)
+{
+    DaemonCall *c = opaque;
+
+    control_client_event_text(c->cl, name, data, len);
 }
 
 static void
@@ -1743,7 +1773,10 @@ static void
 daemon_control_execute_cb(ControlServer *srv, ControlClient *cl, const char *cmd, JsonObject *args,
                           JsonNode *id, gpointer opaque)
 {
-    static const ServiceRequestCallbacks cb = {daemon_call_reply_cb, daemon_call_event_cb};
+    static const ServiceRequestCallbacks cb = {.reply = daemon_call_reply_cb,
+                                               .event = daemon_call_event_cb,
+                                               .reply_text = daemon_call_reply_text_cb,
+                                               .event_text = daemon_call_event_text_cb};
     Daemon *d = opaque;
     ServiceRequest *req;
     DaemonCall *c;

@@ -8,6 +8,7 @@
 
 #include "hotplug-priv.h"
 #include "qmp-error.h"
+#include "qmp-json.h"
 
 static guint64 hotplug_op_next_id = 1;
 
@@ -258,39 +259,93 @@ hotplug_op_error_class(const GError *error)
 
 /* Built member by member (a JsonBuilder cost twice as much: the daemon
  * makes one per op event). */
+/* ,"name": into the object being written (our names: nothing to escape) */
+static void
+hotplug_op_write_name(GString *out, const char *name)
+{
+    g_string_append(out, ",\"");
+    g_string_append(out, name);
+    g_string_append(out, "\":");
+}
+
+/* A string as JSON; what is not UTF-8 (a message from the host, say) is
+ * made so: the object goes out as text and is read back by a strict reader */
+static void
+hotplug_op_write_text(GString *out, const char *s)
+{
+    g_autofree char *valid = NULL;
+
+    if (!g_utf8_validate(s, -1, NULL))
+        s = valid = g_utf8_make_valid(s, -1);
+    qmp_json_write_string(out, s);
+}
+
+void
+hotplug_op_write_json(const HotplugOp *op, GString *out)
+{
+    HotplugOutcome shown = op->outcome != HOTPLUG_OUTCOME_NONE ? op->outcome : op->attempt_outcome;
+    const char *const strs[][2] = {
+        {"vm", op->vm_name},
+        {"device", op->device},
+        {"kind", hotplug_kind_name(op->kind)},
+        {"action", hotplug_action_name(op->action)},
+        {"outcome", hotplug_outcome_name(shown)},
+        {"state", hotplug_op_state_name(op->state)},
+    };
+
+    g_string_append(out, "{\"op\":");
+    qmp_json_write_int(out, (gint64)op->id);
+    for (guint i = 0; i < G_N_ELEMENTS(strs); i++) {
+        hotplug_op_write_name(out, strs[i][0]);
+        if (strs[i][1])
+            hotplug_op_write_text(out, strs[i][1]);
+        else
+            g_string_append(out, "null");
+    }
+    hotplug_op_write_name(out, "attempts");
+    qmp_json_write_int(out, op->attempts);
+    hotplug_op_write_name(out, "max_attempts");
+    qmp_json_write_int(out, op->max_attempts);
+    hotplug_op_write_name(out, "elapsed_ms");
+    qmp_json_write_int(out, hotplug_op_get_elapsed_ms(op));
+    if (op->action == HOTPLUG_ACTION_UNPLUG) {
+        hotplug_op_write_name(out, "timeout_ms");
+        qmp_json_write_int(out, op->timeout_ms);
+    }
+    /* once a deadline fired: how late (for benchmarks) */
+    if (op->deadline && timeout_deadline_last_lateness_us(op->deadline) > 0) {
+        hotplug_op_write_name(out, "deadline_late_us");
+        qmp_json_write_int(out, timeout_deadline_last_lateness_us(op->deadline));
+    }
+    if (op->error) {
+        g_string_append(out, ",\"error\":{\"class\":");
+        qmp_json_write_string(out, hotplug_op_error_class(op->error));
+        g_string_append(out, ",\"desc\":");
+        hotplug_op_write_text(out, op->error->message);
+        g_string_append_c(out, '}');
+    }
+    if (op->detail) {
+        hotplug_op_write_name(out, "detail");
+        hotplug_op_write_text(out, op->detail);
+    }
+    g_string_append_c(out, '}');
+}
+
 JsonNode *
 hotplug_op_to_json(const HotplugOp *op)
 {
-    JsonObject *o = json_object_new();
-    HotplugOutcome shown = op->outcome != HOTPLUG_OUTCOME_NONE ? op->outcome : op->attempt_outcome;
+    g_autoptr(GString) text = g_string_sized_new(320);
+    g_autoptr(GError) error = NULL;
     JsonNode *n;
 
-    json_object_set_int_member(o, "op", (gint64)op->id);
-    json_object_set_string_member(o, "vm", op->vm_name);
-    json_object_set_string_member(o, "device", op->device);
-    json_object_set_string_member(o, "kind", hotplug_kind_name(op->kind));
-    json_object_set_string_member(o, "action", hotplug_action_name(op->action));
-    json_object_set_string_member(o, "outcome", hotplug_outcome_name(shown));
-    json_object_set_string_member(o, "state", hotplug_op_state_name(op->state));
-    json_object_set_int_member(o, "attempts", op->attempts);
-    json_object_set_int_member(o, "max_attempts", op->max_attempts);
-    json_object_set_int_member(o, "elapsed_ms", hotplug_op_get_elapsed_ms(op));
-    if (op->action == HOTPLUG_ACTION_UNPLUG)
-        json_object_set_int_member(o, "timeout_ms", op->timeout_ms);
-    /* once a deadline fired: how late (for benchmarks) */
-    if (op->deadline && timeout_deadline_last_lateness_us(op->deadline) > 0)
-        json_object_set_int_member(o, "deadline_late_us",
-                                   timeout_deadline_last_lateness_us(op->deadline));
-    if (op->error) {
-        JsonObject *e = json_object_new();
-
-        json_object_set_string_member(e, "class", hotplug_op_error_class(op->error));
-        json_object_set_string_member(e, "desc", op->error->message);
-        json_object_set_object_member(o, "error", e);
+    /* one writer of an op's members: the object is read back from it */
+    hotplug_op_write_json(op, text);
+    n = qmp_json_parse(text->str, text->len, 4, &error);
+    if (!n) {
+        /* cannot be (strings are made UTF-8 and escaped): a bug, not a crash */
+        g_critical("op %" G_GUINT64_FORMAT ": its JSON is not JSON: %s", op->id, error->message);
+        n = json_node_new(JSON_NODE_OBJECT);
+        json_node_take_object(n, json_object_new());
     }
-    if (op->detail)
-        json_object_set_string_member(o, "detail", op->detail);
-    n = json_node_init_object(json_node_alloc(), o);
-    json_object_unref(o);
     return n;
 }

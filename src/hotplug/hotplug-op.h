@@ -91,5 +91,7 @@ gboolean hotplug_op_is_final(const HotplugOp *op);
 /* The SPEC result object: vm, device, kind, action, outcome, attempts,
  * elapsed_ms, op, and error {class, desc} / detail when present. */
 JsonNode *hotplug_op_to_json(const HotplugOp *op);
+/* The same object as JSON text, appended to out. */
+void hotplug_op_write_json(const HotplugOp *op, GString *out);
 
 G_END_DECLS

@@ -656,6 +656,23 @@ service_request_event(ServiceRequest *req, const char *name, JsonNode *data)
         req->cb.event(req, name, data, req->opaque);
 }
 
+/* An op's progress: its object as data (as text to event_text when set) */
+static void
+service_request_op_event(ServiceRequest *req, const char *name, HotplugOp *op)
+{
+    if (req->cancelled)
+        return;
+    if (req->cb.event_text) {
+        g_autoptr(GString) text = g_string_sized_new(320);
+
+        hotplug_op_write_json(op, text);
+        req->cb.event_text(req, name, text->str, text->len, req->opaque);
+    } else if (req->cb.event) {
+        g_autoptr(JsonNode) data = hotplug_op_to_json(op);
+        req->cb.event(req, name, data, req->opaque);
+    }
+}
+
 static gboolean
 service_request_ops_settled(ServiceRequest *req)
 {
@@ -698,6 +715,19 @@ service_request_check_ops(ServiceRequest *req)
 
     if (!service_request_ops_settled(req))
         return;
+    if (!req->multi && !req->reply_func && req->cb.reply_text) {
+        /* the op's text as it is: no object to build, write and free */
+        HotplugOp *op = req->ops->pdata[0];
+        g_autoptr(GString) text = g_string_sized_new(320);
+
+        hotplug_op_write_json(op, text);
+        if (!req->replied && !req->cancelled)
+            req->cb.reply_text(req, text->str, text->len,
+                               hotplug_outcome_name(hotplug_op_get_outcome(op)), req->opaque);
+        req->replied = TRUE;
+        service_request_free(req);
+        return;
+    }
     if (!req->multi) {
         service_request_return_ops(req, hotplug_op_to_json(req->ops->pdata[0]));
         return;
@@ -720,11 +750,9 @@ service_request_op_cb(HotplugVm *vm, HotplugOp *op, HotplugOpEvent ev, gpointer 
 
     if (!g_ptr_array_find(req->ops, op, NULL))
         return;
-    if (ev == HOTPLUG_OP_EV_ATTEMPT_RESULT || ev == HOTPLUG_OP_EV_ATTEMPT) {
-        g_autoptr(JsonNode) data = hotplug_op_to_json(op);
-        service_request_event(req, ev == HOTPLUG_OP_EV_ATTEMPT ? "ATTEMPT" : "ATTEMPT_RESULT",
-                              data);
-    }
+    if (ev == HOTPLUG_OP_EV_ATTEMPT_RESULT || ev == HOTPLUG_OP_EV_ATTEMPT)
+        service_request_op_event(req, ev == HOTPLUG_OP_EV_ATTEMPT ? "ATTEMPT" : "ATTEMPT_RESULT",
+                                 op);
     if (ev == HOTPLUG_OP_EV_OUTCOME)
         service_request_check_ops(req);
 }
@@ -755,10 +783,8 @@ service_request_wait(ServiceRequest *req, HotplugVm *vm, GPtrArray *ops, gboolea
     /* an attempt already under way was announced before we listened */
     for (guint i = 0; i < req->ops->len; i++) {
         HotplugOp *op = req->ops->pdata[i];
-        if (!hotplug_op_is_final(op) && hotplug_op_get_attempts(op) > 0) {
-            g_autoptr(JsonNode) data = hotplug_op_to_json(op);
-            service_request_event(req, "ATTEMPT", data);
-        }
+        if (!hotplug_op_is_final(op) && hotplug_op_get_attempts(op) > 0)
+            service_request_op_event(req, "ATTEMPT", op);
     }
     if (no_wait) {
         /* acceptance is a reply, not an op event: look every 10 ms */

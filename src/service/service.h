@@ -35,6 +35,15 @@ typedef struct {
     void (*reply)(ServiceRequest *req, JsonNode *ret, const GError *error, gpointer opaque);
     /* Progress of the request ("ATTEMPT", "ATTEMPT_RESULT"), data borrowed. */
     void (*event)(ServiceRequest *req, const char *name, JsonNode *data, gpointer opaque);
+    /* Optional, for a caller that only writes them out (hotplugd): the reply
+     * of a request that waited for one operation, as ret's JSON text (len
+     * bytes, borrowed) with the op's outcome, instead of reply; and an op's
+     * progress with data as text, instead of event.  Replies built by
+     * parts, or of several ops, still go to reply. */
+    void (*reply_text)(ServiceRequest *req, const char *ret, gsize len, const char *outcome,
+                       gpointer opaque);
+    void (*event_text)(ServiceRequest *req, const char *name, const char *data, gsize len,
+                       gpointer opaque);
 } ServiceRequestCallbacks;
 
 typedef struct {
