@@ -48,9 +48,10 @@ struct Syncer {
     gpointer opaque;
     GThread *threads[SYNC_LANES];
     GMutex lock;
-    GCond cond;
+    GCond cond;       /* a batch came back (syncer_wait, syncer_free) */
+    GCond lane_cond[SYNC_LANES]; /* a batch for the lane, or quit */
     SyncBatch *todo;  /* handed to the threads */
-    guint64 gen;      /* batches handed so far */
+    guint64 gen[SYNC_LANES]; /* batches handed to each lane so far */
     guint running;    /* lanes of todo not finished */
     SyncBatch *ready; /* back from them, for the loop */
     gboolean busy;
@@ -264,11 +265,11 @@ syncer_thread(gpointer opaque)
         SyncBatch *b;
         char c = 1;
 
-        while (s->gen == seen && !s->quit)
-            g_cond_wait(&s->cond, &s->lock);
-        if (s->gen == seen)
+        while (s->gen[me->lane] == seen && !s->quit)
+            g_cond_wait(&s->lane_cond[me->lane], &s->lock);
+        if (s->gen[me->lane] == seen)
             break;
-        seen = s->gen;
+        seen = s->gen[me->lane];
         b = s->todo;
         g_mutex_unlock(&s->lock);
         sync_batch_exec(b, me->lane);
@@ -329,6 +330,8 @@ syncer_new(struct event_base *base, SyncerDoneFunc done, gpointer opaque, GError
     s->pipe_wr = p[1];
     g_mutex_init(&s->lock);
     g_cond_init(&s->cond);
+    for (guint lane = 0; lane < SYNC_LANES; lane++)
+        g_cond_init(&s->lane_cond[lane]);
     s->ev = event_new(base, s->pipe_rd, EV_READ | EV_PERSIST, syncer_pipe_cb, s);
     event_priority_set(s->ev, 0);
     event_add(s->ev, NULL);
@@ -356,7 +359,8 @@ syncer_free(Syncer *s)
     while (s->todo)
         g_cond_wait(&s->cond, &s->lock);
     s->quit = TRUE;
-    g_cond_broadcast(&s->cond);
+    for (guint lane = 0; lane < SYNC_LANES; lane++)
+        g_cond_signal(&s->lane_cond[lane]);
     g_mutex_unlock(&s->lock);
     for (guint lane = 0; lane < SYNC_LANES; lane++)
         if (s->threads[lane])
@@ -368,22 +372,38 @@ syncer_free(Syncer *s)
     close(s->pipe_wr);
     g_mutex_clear(&s->lock);
     g_cond_clear(&s->cond);
+    for (guint lane = 0; lane < SYNC_LANES; lane++)
+        g_cond_clear(&s->lane_cond[lane]);
     g_free(s);
 }
 
 void
 syncer_submit(Syncer *s, SyncBatch *b)
 {
+    gboolean busy_lane[SYNC_LANES] = {FALSE};
+
     g_return_if_fail(s != NULL && b != NULL);
     g_return_if_fail(!s->busy);
 
+    /* only the threads of lanes with steps wake (a batch of the log alone
+     * is most of them): a second thread woken for nothing costs the first
+     * a contended lock and the batch a later end */
+    for (guint i = 0; i < b->steps->len; i++)
+        busy_lane[g_array_index(b->steps, SyncStep, i).lane] = TRUE;
+    if (!b->steps->len)
+        busy_lane[0] = TRUE; /* it still comes back through a thread */
     s->busy = TRUE;
     b->submitted_us = g_get_monotonic_time();
     g_mutex_lock(&s->lock);
     s->todo = b;
-    s->running = SYNC_LANES;
-    s->gen++;
-    g_cond_broadcast(&s->cond);
+    s->running = 0;
+    for (guint lane = 0; lane < SYNC_LANES; lane++) {
+        if (!busy_lane[lane])
+            continue;
+        s->running++;
+        s->gen[lane]++;
+        g_cond_signal(&s->lane_cond[lane]);
+    }
     g_mutex_unlock(&s->lock);
 }
 
