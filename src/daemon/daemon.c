@@ -207,13 +207,13 @@ daemon_log_event_line(const char *text)
     GString *line = g_string_sized_new(strlen(text) + 96);
     char num[24];
 
-    g_string_append(line, "{\"event\":\"LOG\",\"data\":");
-    g_string_append(line, text);
-    g_string_append(line, ",\"timestamp\":{\"seconds\":");
-    g_string_append_len(line, num, qmp_json_format_uint(num, (guint64)(now / G_USEC_PER_SEC)));
-    g_string_append(line, ",\"microseconds\":");
-    g_string_append_len(line, num, qmp_json_format_uint(num, (guint64)(now % G_USEC_PER_SEC)));
-    g_string_append(line, "}}");
+    qmp_json_append_lit(line, "{\"event\":\"LOG\",\"data\":");
+    qmp_json_append(line, text, strlen(text));
+    qmp_json_append_lit(line, ",\"timestamp\":{\"seconds\":");
+    qmp_json_append(line, num, qmp_json_format_uint(num, (guint64)(now / G_USEC_PER_SEC)));
+    qmp_json_append_lit(line, ",\"microseconds\":");
+    qmp_json_append(line, num, qmp_json_format_uint(num, (guint64)(now % G_USEC_PER_SEC)));
+    qmp_json_append_lit(line, "}}");
     return g_string_free(line, FALSE);
 }
 
@@ -625,9 +625,9 @@ daemon_write_steps(GString *out, const char *name, GPtrArray *steps)
 static void
 daemon_write_name(GString *out, const char *name)
 {
-    g_string_append(out, ",\"");
-    g_string_append(out, name);
-    g_string_append(out, "\":");
+    qmp_json_append_lit(out, ",\"");
+    qmp_json_append(out, name, strlen(name));
+    qmp_json_append_lit(out, "\":");
 }
 
 static void
@@ -665,13 +665,13 @@ daemon_op_detail(GString *m, HotplugOp *op)
     const GError *err = hotplug_op_get_error(op);
     const char *text = hotplug_op_get_detail(op);
 
-    g_string_append(m, ",\"detail\":{\"device_kind\":");
+    qmp_json_append_lit(m, ",\"detail\":{\"device_kind\":");
     qmp_json_write_string(m, hotplug_kind_name(hotplug_op_get_kind(op)));
     if (text)
         daemon_write_str(m, "text", text);
     g_string_append_c(m, '}');
     if (err) {
-        g_string_append(m, ",\"error\":{\"class\":");
+        qmp_json_append_lit(m, ",\"error\":{\"class\":");
         qmp_json_write_string(m, service_error_class(err));
         daemon_write_str(m, "desc", err->message);
         g_string_append_c(m, '}');
@@ -690,8 +690,8 @@ daemon_journal_record(HotplugOp *op, guint64 log_seq)
     const char *instance = hotplug_op_get_instance(op);
     char num[24];
 
-    g_string_append(j, "{\"op\":");
-    g_string_append_len(j, num, qmp_json_format_uint(num, hotplug_op_get_id(op)));
+    qmp_json_append_lit(j, "{\"op\":");
+    qmp_json_append(j, num, qmp_json_format_uint(num, hotplug_op_get_id(op)));
     daemon_write_str(j, "vm", hotplug_op_get_vm_name(op));
     daemon_write_str(j, "device", hotplug_op_get_device(op));
     daemon_write_str(j, "device_kind", hotplug_kind_name(hotplug_op_get_kind(op)));

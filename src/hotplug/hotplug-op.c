@@ -263,9 +263,9 @@ hotplug_op_error_class(const GError *error)
 static void
 hotplug_op_write_name(GString *out, const char *name)
 {
-    g_string_append(out, ",\"");
-    g_string_append(out, name);
-    g_string_append(out, "\":");
+    qmp_json_append_lit(out, ",\"");
+    qmp_json_append(out, name, strlen(name));
+    qmp_json_append_lit(out, "\":");
 }
 
 /* A string as JSON; what is not UTF-8 (a message from the host, say) is
@@ -293,14 +293,14 @@ hotplug_op_write_json(const HotplugOp *op, GString *out)
         {"state", hotplug_op_state_name(op->state)},
     };
 
-    g_string_append(out, "{\"op\":");
+    qmp_json_append_lit(out, "{\"op\":");
     qmp_json_write_int(out, (gint64)op->id);
     for (guint i = 0; i < G_N_ELEMENTS(strs); i++) {
         hotplug_op_write_name(out, strs[i][0]);
         if (strs[i][1])
             hotplug_op_write_text(out, strs[i][1]);
         else
-            g_string_append(out, "null");
+            qmp_json_append_lit(out, "null");
     }
     hotplug_op_write_name(out, "attempts");
     qmp_json_write_int(out, op->attempts);
@@ -318,9 +318,9 @@ hotplug_op_write_json(const HotplugOp *op, GString *out)
         qmp_json_write_int(out, timeout_deadline_last_lateness_us(op->deadline));
     }
     if (op->error) {
-        g_string_append(out, ",\"error\":{\"class\":");
+        qmp_json_append_lit(out, ",\"error\":{\"class\":");
         qmp_json_write_string(out, hotplug_op_error_class(op->error));
-        g_string_append(out, ",\"desc\":");
+        qmp_json_append_lit(out, ",\"desc\":");
         hotplug_op_write_text(out, op->error->message);
         g_string_append_c(out, '}');
     }

@@ -39,11 +39,11 @@ qmp_json_write_string(GString *out, const char *s)
             u[6] = '\0';
             esc = u;
         }
-        g_string_append_len(out, run, p - run);
-        g_string_append(out, esc);
+        qmp_json_append(out, run, (gsize)(p - run));
+        qmp_json_append(out, esc, strlen(esc));
         run = p + 1;
     }
-    g_string_append(out, run);
+    qmp_json_append(out, run, strlen(run));
     g_string_append_c(out, '"');
 }
 
@@ -71,9 +71,9 @@ qmp_json_write_int(GString *out, gint64 v)
     if (v < 0) {
         g_string_append_c(out, '-');
         /* -(v + 1) + 1: G_MININT64 too */
-        g_string_append_len(out, buf, qmp_json_format_uint(buf, (guint64)(-(v + 1)) + 1));
+        qmp_json_append(out, buf, qmp_json_format_uint(buf, (guint64)(-(v + 1)) + 1));
     } else {
-        g_string_append_len(out, buf, qmp_json_format_uint(buf, (guint64)v));
+        qmp_json_append(out, buf, qmp_json_format_uint(buf, (guint64)v));
     }
 }
 

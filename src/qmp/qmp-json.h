@@ -3,6 +3,8 @@
  * type reads as absent, never as a critical warning. */
 #pragma once
 
+#include <string.h>
+
 #include <glib.h>
 #include <json-glib/json-glib.h>
 
@@ -31,6 +33,23 @@ JsonNode *qmp_json_deep_copy(JsonNode *node);
  * to splice into an object being written (after_others: a comma before
  * the first one); qmp_json_write_string: s as a JSON string, quotes
  * included; qmp_json_write_int: v. */
+/* Append len bytes of s to out, in place when out has the room (glib
+ * before 2.76 has no inline g_string_append, and the writers below append
+ * short pieces by the hundred per operation); qmp_json_append_lit: a
+ * string literal, its length known when compiled. */
+static inline void
+qmp_json_append(GString *out, const char *s, gsize len)
+{
+    if (out->len + len < out->allocated_len) {
+        memcpy(out->str + out->len, s, len);
+        out->len += len;
+        out->str[out->len] = '\0';
+    } else {
+        g_string_append_len(out, s, (gssize)len);
+    }
+}
+#define qmp_json_append_lit(out, lit) qmp_json_append((out), "" lit "", sizeof(lit) - 1)
+
 void qmp_json_write_node(GString *out, JsonNode *node);
 void qmp_json_write_object(GString *out, JsonObject *obj);
 void qmp_json_write_members(GString *out, JsonObject *obj, gboolean after_others,
