@@ -459,7 +459,7 @@ daemon_flush(Daemon *d, gboolean inline_sync)
     }
     /* the journal's syncs run beside the event log's.  A removal of an op
      * whose outcome is in this batch's log records waits for a later sync
-     * (two files synced take about twice as long as one, and nothing
+     * (two files synced take longer than one, bench/bench-sync, and nothing
      * depends on it: a restart drops an op whose outcome it finds logged) */
     sync_batch_set_lane(b, 1);
     if (!journal_sync_prepare(d->journal, b, inline_sync || d->journal_sweep, &error)) {
@@ -620,27 +620,18 @@ daemon_write_steps(GString *out, const char *name, GPtrArray *steps)
     g_string_append_c(out, ']');
 }
 
-/* ,"name":v into an object being written; names are our own (nothing in
- * them to escape) */
-static void
-daemon_write_name(GString *out, const char *name)
-{
-    qmp_json_append_lit(out, ",\"");
-    qmp_json_append(out, name, strlen(name));
-    qmp_json_append_lit(out, "\":");
-}
-
+/* ,"name":v into an object being written (qmp_json_append_name) */
 static void
 daemon_write_int(GString *out, const char *name, gint64 v)
 {
-    daemon_write_name(out, name);
+    qmp_json_append_name(out, name);
     qmp_json_write_int(out, v);
 }
 
 static void
 daemon_write_str(GString *out, const char *name, const char *v)
 {
-    daemon_write_name(out, name);
+    qmp_json_append_name(out, name);
     qmp_json_write_string(out, v ? v : "");
 }
 

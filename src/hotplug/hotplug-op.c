@@ -257,17 +257,6 @@ hotplug_op_error_class(const GError *error)
     }
 }
 
-/* Built member by member (a JsonBuilder cost twice as much: the daemon
- * makes one per op event). */
-/* ,"name": into the object being written (our names: nothing to escape) */
-static void
-hotplug_op_write_name(GString *out, const char *name)
-{
-    qmp_json_append_lit(out, ",\"");
-    qmp_json_append(out, name, strlen(name));
-    qmp_json_append_lit(out, "\":");
-}
-
 /* A string as JSON; what is not UTF-8 (a message from the host, say) is
  * made so: the object goes out as text and is read back by a strict reader */
 static void
@@ -296,25 +285,25 @@ hotplug_op_write_json(const HotplugOp *op, GString *out)
     qmp_json_append_lit(out, "{\"op\":");
     qmp_json_write_int(out, (gint64)op->id);
     for (guint i = 0; i < G_N_ELEMENTS(strs); i++) {
-        hotplug_op_write_name(out, strs[i][0]);
+        qmp_json_append_name(out, strs[i][0]);
         if (strs[i][1])
             hotplug_op_write_text(out, strs[i][1]);
         else
             qmp_json_append_lit(out, "null");
     }
-    hotplug_op_write_name(out, "attempts");
+    qmp_json_append_name(out, "attempts");
     qmp_json_write_int(out, op->attempts);
-    hotplug_op_write_name(out, "max_attempts");
+    qmp_json_append_name(out, "max_attempts");
     qmp_json_write_int(out, op->max_attempts);
-    hotplug_op_write_name(out, "elapsed_ms");
+    qmp_json_append_name(out, "elapsed_ms");
     qmp_json_write_int(out, hotplug_op_get_elapsed_ms(op));
     if (op->action == HOTPLUG_ACTION_UNPLUG) {
-        hotplug_op_write_name(out, "timeout_ms");
+        qmp_json_append_name(out, "timeout_ms");
         qmp_json_write_int(out, op->timeout_ms);
     }
     /* once a deadline fired: how late (for benchmarks) */
     if (op->deadline && timeout_deadline_last_lateness_us(op->deadline) > 0) {
-        hotplug_op_write_name(out, "deadline_late_us");
+        qmp_json_append_name(out, "deadline_late_us");
         qmp_json_write_int(out, timeout_deadline_last_lateness_us(op->deadline));
     }
     if (op->error) {
@@ -325,7 +314,7 @@ hotplug_op_write_json(const HotplugOp *op, GString *out)
         g_string_append_c(out, '}');
     }
     if (op->detail) {
-        hotplug_op_write_name(out, "detail");
+        qmp_json_append_name(out, "detail");
         hotplug_op_write_text(out, op->detail);
     }
     g_string_append_c(out, '}');

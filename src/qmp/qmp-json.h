@@ -49,6 +49,15 @@ qmp_json_append(GString *out, const char *s, gsize len)
     }
 }
 #define qmp_json_append_lit(out, lit) qmp_json_append((out), "" lit "", sizeof(lit) - 1)
+/* ,"name": into an object being written, after other members; name is
+ * one of ours (an identifier: nothing in it to escape). */
+static inline void
+qmp_json_append_name(GString *out, const char *name)
+{
+    qmp_json_append_lit(out, ",\"");
+    qmp_json_append(out, name, strlen(name));
+    qmp_json_append_lit(out, "\":");
+}
 
 void qmp_json_write_node(GString *out, JsonNode *node);
 void qmp_json_write_object(GString *out, JsonObject *obj);

@@ -719,11 +719,15 @@ service_request_check_ops(ServiceRequest *req)
         /* the op's text as it is: no object to build, write and free */
         HotplugOp *op = req->ops->pdata[0];
         g_autoptr(GString) text = g_string_sized_new(320);
+        /* the outcome the text shows (the attempt's while there is none) */
+        HotplugOutcome shown = hotplug_op_get_outcome(op) != HOTPLUG_OUTCOME_NONE
+                                   ? hotplug_op_get_outcome(op)
+                                   : hotplug_op_get_attempt_outcome(op);
 
         hotplug_op_write_json(op, text);
         if (!req->replied && !req->cancelled)
-            req->cb.reply_text(req, text->str, text->len,
-                               hotplug_outcome_name(hotplug_op_get_outcome(op)), req->opaque);
+            req->cb.reply_text(req, text->str, text->len, hotplug_outcome_name(shown),
+                               req->opaque);
         req->replied = TRUE;
         service_request_free(req);
         return;
