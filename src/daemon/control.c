@@ -178,13 +178,10 @@ control_client_send_node(ControlClient *cl, JsonNode *node)
     control_client_write(cl, text->str, text->len);
 }
 
-GString *
-control_render_return(JsonNode *id, const char *ret, gsize len)
+/* ,"id":id} after the return value */
+static GString *
+control_render_return_end(GString *text, JsonNode *id)
 {
-    GString *text = g_string_sized_new(len + 64);
-
-    g_string_append(text, "{\"return\":");
-    g_string_append_len(text, ret, (gssize)len);
     if (id) {
         g_string_append(text, ",\"id\":");
         qmp_json_write_node(text, id);
@@ -193,20 +190,37 @@ control_render_return(JsonNode *id, const char *ret, gsize len)
     return text;
 }
 
+GString *
+control_render_return(JsonNode *id, const char *ret, gsize len)
+{
+    GString *text = g_string_sized_new(len + 64);
+
+    g_string_append(text, "{\"return\":");
+    g_string_append_len(text, ret, (gssize)len);
+    return control_render_return_end(text, id);
+}
+
+GString *
+control_render_return_node(JsonNode *id, JsonNode *ret)
+{
+    GString *text = g_string_sized_new(256);
+
+    g_string_append(text, "{\"return\":");
+    if (ret)
+        qmp_json_write_node(text, ret);
+    else
+        g_string_append(text, "{}");
+    return control_render_return_end(text, id);
+}
+
 void
 control_client_return(ControlClient *cl, JsonNode *id, JsonNode *ret)
 {
-    g_autoptr(GString) value = NULL;
     g_autoptr(GString) text = NULL;
 
     if (!cl->bev || cl->closing)
         return;
-    value = g_string_sized_new(256);
-    if (ret)
-        qmp_json_write_node(value, ret);
-    else
-        g_string_append(value, "{}");
-    text = control_render_return(id, value->str, value->len);
+    text = control_render_return_node(id, ret);
     control_client_write(cl, text->str, text->len);
 }
 

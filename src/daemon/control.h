@@ -57,10 +57,11 @@ guint control_server_n_clients(ControlServer *srv);
 ControlClient *control_server_add_fd(ControlServer *srv, int fd);
 
 void control_client_return(ControlClient *cl, JsonNode *id, JsonNode *ret);
-/* The same in two steps: the reply's line (no line ending), with ret as
- * JSON text (len bytes), now; sent later (a reply held until the disk has
- * its records). */
+/* The same in two steps: the reply's line (no line ending) now, with ret
+ * as JSON text (len bytes) or as a node (NULL: {}); sent later (a reply
+ * held until the disk has its records). */
 GString *control_render_return(JsonNode *id, const char *ret, gsize len);
+GString *control_render_return_node(JsonNode *id, JsonNode *ret);
 void control_client_return_line(ControlClient *cl, const char *line, gsize len);
 void control_client_error(ControlClient *cl, JsonNode *id, const char *cls, const char *desc);
 void control_client_event(ControlClient *cl, const char *name, JsonNode *data);

@@ -1649,11 +1649,10 @@ daemon_call_free(DaemonCall *c)
     g_free(c);
 }
 
-/* The reply to call c: ret (its return value as JSON text, len bytes) or
- * error; outcome is the op's when the reply is one op's. */
+/* The reply to call c: line (its return line, rendered; taken) or error;
+ * outcome is the op's when the reply is one op's. */
 static void
-daemon_call_reply(DaemonCall *c, const char *ret, gsize len, const GError *error,
-                  const char *outcome)
+daemon_call_reply(DaemonCall *c, GString *line, const GError *error, const char *outcome)
 {
     DaemonReply *r = g_new0(DaemonReply, 1);
 
@@ -1669,8 +1668,10 @@ daemon_call_reply(DaemonCall *c, const char *ret, gsize len, const GError *error
         r->cls = g_strdup(service_error_class(error));
         r->desc = g_strdup(error->message);
     } else {
-        r->ret = control_render_return(r->id, ret, len);
+        r->ret = g_steal_pointer(&line);
     }
+    if (line)
+        g_string_free(line, TRUE);
     if (c->mutates && c->d->storage_error && !r->cls && g_strcmp0(outcome, "rejected") != 0) {
         /* done, but its records are not on disk yet: heard once they are */
         g_ptr_array_add(c->d->deferred, r);
@@ -1693,13 +1694,9 @@ daemon_call_reply(DaemonCall *c, const char *ret, gsize len, const GError *error
 static void
 daemon_call_reply_cb(ServiceRequest *req, JsonNode *ret, const GError *error, gpointer opaque)
 {
-    g_autoptr(GString) text = g_string_sized_new(256);
+    DaemonCall *c = opaque;
 
-    if (ret)
-        qmp_json_write_node(text, ret);
-    else
-        g_string_append(text, "{}");
-    daemon_call_reply(opaque, text->str, text->len, error,
+    daemon_call_reply(c, error ? NULL : control_render_return_node(c->id, ret), error,
                       qmp_json_get_string(qmp_json_node_object(ret), "outcome"));
 }
 
@@ -1707,7 +1704,9 @@ static void
 daemon_call_reply_text_cb(ServiceRequest *req, const char *ret, gsize len, const char *outcome,
                           gpointer opaque)
 {
-    daemon_call_reply(opaque, ret, len, NULL, outcome);
+    DaemonCall *c = opaque;
+
+    daemon_call_reply(c, control_render_return(c->id, ret, len), NULL, outcome);
 }
 
 static void
