@@ -49,6 +49,7 @@ struct Syncer {
     GThread *threads[SYNC_LANES];
     GMutex lock;
     GCond cond;       /* a batch came back (syncer_wait, syncer_free) */
+    guint waiting;    /* threads in g_cond_wait on cond */
     GCond lane_cond[SYNC_LANES]; /* a batch for the lane, or quit */
     SyncBatch *todo;  /* handed to the threads */
     guint64 gen[SYNC_LANES]; /* batches handed to each lane so far */
@@ -277,9 +278,14 @@ syncer_thread(gpointer opaque)
         if (--s->running == 0) {
             s->todo = NULL;
             s->ready = b;
-            g_cond_broadcast(&s->cond);
+            if (s->waiting) /* a broadcast is a system call even to no one */
+                g_cond_broadcast(&s->cond);
+            /* the loop takes the lock when it reads the pipe: tell it once
+             * the lock is free, or it wakes to block on it */
+            g_mutex_unlock(&s->lock);
             while (write(s->pipe_wr, &c, 1) < 0 && errno == EINTR)
                 ;
+            g_mutex_lock(&s->lock);
         }
     }
     g_mutex_unlock(&s->lock);
@@ -295,7 +301,8 @@ syncer_pipe_cb(evutil_socket_t fd, short what, void *opaque)
     g_autoptr(GError) error = NULL;
     char buf[16];
 
-    while (read(s->pipe_rd, buf, sizeof buf) > 0)
+    /* one byte per batch and one batch at a time: a short read emptied it */
+    while (read(s->pipe_rd, buf, sizeof buf) == (ssize_t)sizeof buf)
         ;
     g_mutex_lock(&s->lock);
     b = g_steal_pointer(&s->ready);
@@ -356,8 +363,10 @@ syncer_free(Syncer *s)
     if (!s)
         return;
     g_mutex_lock(&s->lock);
+    s->waiting++;
     while (s->todo)
         g_cond_wait(&s->cond, &s->lock);
+    s->waiting--;
     s->quit = TRUE;
     for (guint lane = 0; lane < SYNC_LANES; lane++)
         g_cond_signal(&s->lane_cond[lane]);
@@ -402,9 +411,15 @@ syncer_submit(Syncer *s, SyncBatch *b)
             continue;
         s->running++;
         s->gen[lane]++;
-        g_cond_signal(&s->lane_cond[lane]);
     }
     g_mutex_unlock(&s->lock);
+    /* signalled once the lock is free: a thread woken while the loop holds
+     * it would run only to block on it again (on a shared CPU, two more
+     * context switches before the sync starts).  gen, which the threads
+     * wait on, was set under the lock, so no wake-up is lost */
+    for (guint lane = 0; lane < SYNC_LANES; lane++)
+        if (busy_lane[lane])
+            g_cond_signal(&s->lane_cond[lane]);
 }
 
 gboolean
@@ -427,8 +442,10 @@ syncer_wait(Syncer *s)
     if (!s->busy)
         return;
     g_mutex_lock(&s->lock);
+    s->waiting++;
     while (!s->ready)
         g_cond_wait(&s->cond, &s->lock);
+    s->waiting--;
     g_mutex_unlock(&s->lock);
     syncer_pipe_cb(s->pipe_rd, EV_READ, s);
 }
