@@ -30,11 +30,15 @@ usage: bench/run-overhead.sh [options]
   --builddir DIR   where bench/qmp-floor etc. were built (default: . if it
                    has them, else the source tree's build/)
   --cycles N       cycles and query-status round trips per client (default 500)
+  --target-cycles N  the same for floor and hotplugd, the two the targets compare
+                   (default: --cycles)
   --rounds R       split them into R alternating rounds (default 10)
   --ctl-cycles N   hotplugctl cycles, a process per command (default 50)
   --burst K        time K unplugs at once against one (default 10)
   --bursts N       rounds of that per client (default 50)
-  --short          a quick run: 100 cycles, 2 rounds, 10 hotplugctl cycles, 10 bursts
+  --short          a quick run: 100 cycles (300 for floor and hotplugd: a p99 of 100
+                   samples is their second worst), 2 rounds, 10 hotplugctl cycles,
+                   10 bursts
   --no-disk-load   skip the rounds of floor and hotplugd beside a disk writer (a loop of
                    dd oflag=dsync on the state directory's filesystem)
   --keep           keep the samples directory and print its path
@@ -49,6 +53,7 @@ EOF
 SRCDIR=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 BUILDDIR=""
 CYCLES=500
+TARGET_CYCLES=""
 ROUNDS=10
 CTL_CYCLES=50
 BURST=10
@@ -62,11 +67,12 @@ while [ $# -gt 0 ]; do
     case "$1" in
     --builddir) BUILDDIR=$2; shift 2 ;;
     --cycles) CYCLES=$2; shift 2 ;;
+    --target-cycles) TARGET_CYCLES=$2; shift 2 ;;
     --rounds) ROUNDS=$2; shift 2 ;;
     --ctl-cycles) CTL_CYCLES=$2; shift 2 ;;
     --burst) BURST=$2; shift 2 ;;
     --bursts) BURSTS=$2; shift 2 ;;
-    --short) CYCLES=100; ROUNDS=2; CTL_CYCLES=10; BURSTS=10; shift ;;
+    --short) CYCLES=100; TARGET_CYCLES=300; ROUNDS=2; CTL_CYCLES=10; BURSTS=10; shift ;;
     --keep) KEEP=1; shift ;;
     --no-disk-load) DISK_LOAD=0; shift ;;
     --qemu) QEMU=$2; shift 2 ;;
@@ -75,7 +81,8 @@ while [ $# -gt 0 ]; do
     *) usage >&2; exit 2 ;;
     esac
 done
-for v in CYCLES ROUNDS CTL_CYCLES BURST BURSTS; do
+TARGET_CYCLES=${TARGET_CYCLES:-$CYCLES}
+for v in CYCLES TARGET_CYCLES ROUNDS CTL_CYCLES BURST BURSTS; do
     case "${!v}" in '' | *[!0-9]*) echo "run-overhead: bad number for $v: ${!v}" >&2; exit 2 ;; esac
 done
 [ "$ROUNDS" -ge 1 ] || { echo "run-overhead: --rounds must be at least 1" >&2; exit 2; }
@@ -235,7 +242,7 @@ stop_disk_load() {
 
 run_floor() {
     local n b
-    n=$(per_round "$CYCLES" "$1")
+    n=$(per_round "$TARGET_CYCLES" "$1")
     b=$(per_round "$BURSTS" "$1")
     run_child "${CLIENT_PIN[@]}" "$FLOOR" "$SOCK_DIRECT" --cycles "$n" --queries "$n" --lists "$n" \
         --burst "$BURST" --bursts "$b" --prefix "f${SUFFIX#-}$1x" --samples "$T/floor$SUFFIX.samples" >>"$T/floor.log"
@@ -253,7 +260,7 @@ run_engine() {
 # for the whole run)
 run_hotplugd() {
     local n b
-    n=$(per_round "$CYCLES" "$1")
+    n=$(per_round "$TARGET_CYCLES" "$1")
     b=$(per_round "$BURSTS" "$1")
     run_child "${CLIENT_PIN[@]}" "$HDCLIENT" "$SOCK_CONTROL" bench --cycles "$n" --queries "$n" \
         --lists "$n" --burst "$BURST" --bursts "$b" --prefix "h${SUFFIX#-}$1x" \
@@ -394,7 +401,8 @@ fi
 echo "qmp-hotplug overhead benchmark, $(date -u +%Y-%m-%dT%H:%M:%SZ)"
 echo "QEMU: $("$QEMU" --version | head -1); q35, TCG, qemu-xhci + usb-kbd, paused (-S): $PAUSED"
 echo "host: $(nproc) CPUs, load average $(cut -d' ' -f1-3 /proc/loadavg); placement (--pin): $PIN"
-echo "runs: $CYCLES cycles and $CYCLES query-status per client in $ROUNDS alternating rounds," \
+echo "runs: $TARGET_CYCLES cycles and as many query-status for floor and hotplugd, $CYCLES for" \
+    "engine, in $ROUNDS alternating rounds," \
     "$BURSTS x (1 vs $BURST unplugs), hotplugctl $CTL_CYCLES cycles"
 
 start_clients
