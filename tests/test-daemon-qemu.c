@@ -554,6 +554,76 @@ test_kill9(void **state)
     assert_int_equal(rig_hotplugd_term(f->d), 0);
 }
 
+/* ---- a kill between an op's journal record and its request record ------------------ */
+
+/* hotplugd(8) DURABILITY: a new op goes into the journal before its request
+ * record.  A kill -9 between the two leaves the op in the journal and no
+ * request in the log; the restart finishes the op (an unplug not sent yet
+ * ends rejected) and must log its request first.  test_kill9 hits that
+ * window only by chance; here the journal is left as the kill leaves it. */
+static void
+test_killed_before_request(void **state)
+{
+    Fixture *f = *state;
+    g_autoptr(GPtrArray) before = NULL;
+    g_autoptr(GPtrArray) recs = NULL;
+    g_autofree char *journal = NULL, *put = NULL;
+    gint64 last = 0, req_seq = -1, out_seq = -1;
+    guint n_deleted, n_late;
+    const char *text;
+    int fd;
+
+    write_config(f, FALSE);
+    daemon_restart(f);
+    before = read_log(f);
+    if (before->len)
+        last = qmp_json_get_int_default(before->pdata[before->len - 1], "seq", 0);
+    assert_int_equal(rig_hotplugd_term(f->d), 0);
+
+    /* the op's first journal record, as the daemon writes it just before
+     * the request record (attempts 0; log_seq the log's last seq) */
+    journal = g_build_filename(rig_hotplugd_state_dir(f->d), "journal", NULL);
+    put = g_strdup_printf("{\"put\":{\"op\":900,\"vm\":\"vm1\",\"device\":\"ghost0\","
+                          "\"device_kind\":\"device\",\"action\":\"unplug\",\"state\":\"sending\","
+                          "\"attempts\":0,\"max_attempts\":1,\"timeout_ms\":5000,"
+                          "\"retry_interval_ms\":2000,\"start_wall_us\":%" G_GINT64_FORMAT ","
+                          "\"deadline_wall_us\":-1,\"log_seq\":%" G_GINT64_FORMAT "}}\n",
+                          g_get_real_time(), last);
+    fd = open(journal, O_WRONLY | O_APPEND | O_CLOEXEC);
+    if (fd < 0)
+        fail_msg("%s: %s", journal, g_strerror(errno));
+    assert_int_equal(write(fd, put, strlen(put)), (ssize_t)strlen(put));
+    close(fd);
+
+    daemon_restart(f);
+    recs = read_log(f);
+    /* every outcome after its op's request, every request with an outcome */
+    check_ops(recs, &n_deleted, &n_late);
+    for (guint i = 0; i < recs->len; i++) {
+        JsonObject *rec = recs->pdata[i];
+        const char *kind = qmp_json_get_string(rec, "kind");
+
+        if (qmp_json_get_int_default(rec, "op", 0) != 900)
+            continue;
+        if (g_strcmp0(kind, "request") == 0) {
+            req_seq = qmp_json_get_int_default(rec, "seq", -1);
+            assert_string_equal(qmp_json_get_string(rec, "device"), "ghost0");
+            assert_string_equal(qmp_json_get_string(rec, "action"), "unplug");
+            text = qmp_json_get_string(qmp_json_get_object(rec, "detail"), "text");
+            assert_non_null(text);
+            assert_non_null(strstr(text, "restart"));
+        } else if (g_strcmp0(kind, "outcome") == 0) {
+            out_seq = qmp_json_get_int_default(rec, "seq", -1);
+            assert_string_equal(qmp_json_get_string(rec, "outcome"), "rejected");
+        }
+    }
+    if (req_seq <= last || out_seq <= req_seq)
+        fail_msg("op 900: request at seq %" G_GINT64_FORMAT ", outcome at seq %" G_GINT64_FORMAT
+                 " (the log ended at %" G_GINT64_FORMAT " before)", req_seq, out_seq, last);
+    assert_seq_complete(recs);
+    assert_int_equal(rig_hotplugd_term(f->d), 0);
+}
+
 /* ---- SIGTERM ---------------------------------------------------------------------------- */
 
 static void
@@ -615,6 +685,7 @@ main(void)
         T(test_two_vms),
         T(test_subscriber),
         T(test_kill9),
+        T(test_killed_before_request),
         T(test_sigterm),
     };
 

@@ -1300,18 +1300,53 @@ daemon_reload(Daemon *d, GError **error)
 
 typedef struct {
     GHashTable *outcomes;  /* op -> JsonObject (the latest outcome record) */
+    GHashTable *requested; /* ops with a request record */
 } DaemonScan;
 
 static gboolean
 daemon_scan_cb(JsonObject *rec, gpointer opaque)
 {
     DaemonScan *scan = opaque;
+    const char *kind = qmp_json_get_string(rec, "kind");
     gint64 op;
 
-    if (g_strcmp0(qmp_json_get_string(rec, "kind"), "outcome") == 0 &&
-        qmp_json_get_int(rec, "op", &op))
+    if (!qmp_json_get_int(rec, "op", &op))
+        return TRUE;
+    if (g_strcmp0(kind, "outcome") == 0)
         g_hash_table_insert(scan->outcomes, GSIZE_TO_POINTER((gsize)op), json_object_ref(rec));
+    else if (g_strcmp0(kind, "request") == 0)
+        g_hash_table_add(scan->requested, GSIZE_TO_POINTER((gsize)op));
     return TRUE;
+}
+
+/* The request record of an op that a kill took between its first journal
+ * record and its request record (hotplugd(8) DURABILITY: the journal goes
+ * first): written at the restart, before whatever becomes of the op, so
+ * the log never has an outcome without its request. */
+static void
+daemon_log_lost_request(Daemon *d, JsonObject *j, guint64 id)
+{
+    JsonObject *rec = json_object_new();
+    JsonObject *detail = json_object_new();
+    const char *action = qmp_json_get_string(j, "action") ?: "";
+
+    json_object_set_string_member(rec, "vm", qmp_json_get_string(j, "vm") ?: "");
+    json_object_set_string_member(rec, "kind", "request");
+    json_object_set_int_member(rec, "op", (gint64)id);
+    json_object_set_string_member(rec, "device", qmp_json_get_string(j, "device") ?: "");
+    json_object_set_string_member(rec, "action", action);
+    if (g_str_equal(action, "unplug")) {
+        json_object_set_int_member(rec, "timeout_ms", qmp_json_get_int_default(j, "timeout_ms", 0));
+        json_object_set_int_member(rec, "retries",
+                                   MAX(0, qmp_json_get_int_default(j, "max_attempts", 1) - 1));
+    }
+    json_object_set_string_member(detail, "device_kind",
+                                  qmp_json_get_string(j, "device_kind") ?: "device");
+    json_object_set_string_member(detail, "text",
+                                  "logged at a restart: hotplugd stopped after it took the "
+                                  "operation and before it logged the request");
+    json_object_set_object_member(rec, "detail", detail);
+    daemon_log_record(d, rec, NULL);
 }
 
 static GPtrArray *
@@ -1344,7 +1379,8 @@ daemon_reconcile(Daemon *d)
 {
     g_autoptr(GPtrArray) open = journal_open_records(d->journal);
     DaemonScan scan = {g_hash_table_new_full(g_direct_hash, g_direct_equal, NULL,
-                                             (GDestroyNotify)json_object_unref)};
+                                             (GDestroyNotify)json_object_unref),
+                       g_hash_table_new(g_direct_hash, g_direct_equal)};
     guint64 since = G_MAXUINT64;
     g_autoptr(GError) error = NULL;
 
@@ -1376,6 +1412,12 @@ daemon_reconcile(Daemon *d)
             journal_remove(d->journal, id, NULL);
             continue;
         }
+        /* its first journal record (no attempt yet) is written just before
+         * its request record, and names the log's last seq before it: the
+         * scan covers where the request would be */
+        if (!logged_outcome && qmp_json_get_int_default(j, "attempts", 1) == 0 &&
+            !g_hash_table_contains(scan.requested, GSIZE_TO_POINTER((gsize)id)))
+            daemon_log_lost_request(d, j, id);
         if (logged_outcome)
             tracked = logged_outcome;
         if (!vm) {
@@ -1436,6 +1478,7 @@ daemon_reconcile(Daemon *d)
     }
 out:
     g_hash_table_unref(scan.outcomes);
+    g_hash_table_unref(scan.requested);
 }
 
 /* ---- subscriptions ------------------------------------------------------------------ */
