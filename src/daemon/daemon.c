@@ -1383,6 +1383,7 @@ daemon_reconcile(Daemon *d)
                        g_hash_table_new(g_direct_hash, g_direct_equal)};
     guint64 since = G_MAXUINT64;
     g_autoptr(GError) error = NULL;
+    gboolean scanned = TRUE;
 
     hotplug_op_set_next_id(journal_max_op(d->journal) + 1);
     if (!open->len)
@@ -1391,8 +1392,10 @@ daemon_reconcile(Daemon *d)
         since = MIN(since, (guint64)qmp_json_get_int_default(open->pdata[i], "log_seq", 0));
     /* outcomes logged after the journal's last word on each op */
     if (!event_log_read_since(d->log, since ? since - 1 : 0, daemon_scan_cb, &scan, NULL, NULL,
-                              &error))
+                              &error)) {
         g_warning("reading the event log: %s", error->message);
+        scanned = FALSE;
+    }
 
     for (guint i = 0; i < open->len; i++) {
         JsonObject *j = open->pdata[i];
@@ -1414,8 +1417,8 @@ daemon_reconcile(Daemon *d)
         }
         /* its first journal record (no attempt yet) is written just before
          * its request record, and names the log's last seq before it: the
-         * scan covers where the request would be */
-        if (!logged_outcome && qmp_json_get_int_default(j, "attempts", 1) == 0 &&
+         * scan covers where the request would be (when it could read) */
+        if (scanned && !logged_outcome && qmp_json_get_int_default(j, "attempts", 1) == 0 &&
             !g_hash_table_contains(scan.requested, GSIZE_TO_POINTER((gsize)id)))
             daemon_log_lost_request(d, j, id);
         if (logged_outcome)
