@@ -1319,6 +1319,21 @@ daemon_scan_cb(JsonObject *rec, gpointer opaque)
     return TRUE;
 }
 
+/* A log record of kind for op id, from its journal record j: what every
+ * op's record starts with (as daemon_op_record writes it for a live op). */
+static JsonObject *
+daemon_journal_log_record(JsonObject *j, guint64 id, const char *kind)
+{
+    JsonObject *rec = json_object_new();
+
+    json_object_set_string_member(rec, "vm", qmp_json_get_string(j, "vm") ?: "");
+    json_object_set_string_member(rec, "kind", kind);
+    json_object_set_int_member(rec, "op", (gint64)id);
+    json_object_set_string_member(rec, "device", qmp_json_get_string(j, "device") ?: "");
+    json_object_set_string_member(rec, "action", qmp_json_get_string(j, "action") ?: "");
+    return rec;
+}
+
 /* The request record of an op that a kill took between its first journal
  * record and its request record (hotplugd(8) DURABILITY: the journal goes
  * first): written at the restart, before whatever becomes of the op, so
@@ -1326,16 +1341,10 @@ daemon_scan_cb(JsonObject *rec, gpointer opaque)
 static void
 daemon_log_lost_request(Daemon *d, JsonObject *j, guint64 id)
 {
-    JsonObject *rec = json_object_new();
+    JsonObject *rec = daemon_journal_log_record(j, id, "request");
     JsonObject *detail = json_object_new();
-    const char *action = qmp_json_get_string(j, "action") ?: "";
 
-    json_object_set_string_member(rec, "vm", qmp_json_get_string(j, "vm") ?: "");
-    json_object_set_string_member(rec, "kind", "request");
-    json_object_set_int_member(rec, "op", (gint64)id);
-    json_object_set_string_member(rec, "device", qmp_json_get_string(j, "device") ?: "");
-    json_object_set_string_member(rec, "action", action);
-    if (g_str_equal(action, "unplug")) {
+    if (g_strcmp0(qmp_json_get_string(j, "action"), "unplug") == 0) {
         json_object_set_int_member(rec, "timeout_ms", qmp_json_get_int_default(j, "timeout_ms", 0));
         json_object_set_int_member(rec, "retries",
                                    MAX(0, qmp_json_get_int_default(j, "max_attempts", 1) - 1));
@@ -1424,15 +1433,11 @@ daemon_reconcile(Daemon *d)
         if (logged_outcome)
             tracked = logged_outcome;
         if (!vm) {
-            JsonObject *rec = json_object_new();
+            JsonObject *rec;
             journal_remove(d->journal, id, NULL);
             if (tracked)
                 continue; /* it has its outcome already */
-            json_object_set_string_member(rec, "vm", vm_name ? vm_name : "");
-            json_object_set_string_member(rec, "kind", "outcome");
-            json_object_set_int_member(rec, "op", (gint64)id);
-            json_object_set_string_member(rec, "device", qmp_json_get_string(j, "device") ?: "");
-            json_object_set_string_member(rec, "action", qmp_json_get_string(j, "action") ?: "");
+            rec = daemon_journal_log_record(j, id, "outcome");
             json_object_set_string_member(rec, "outcome", "vm-gone");
             json_object_set_int_member(rec, "attempt", qmp_json_get_int_default(j, "attempts", 0));
             json_object_set_int_member(rec, "elapsed_ms",
