@@ -442,6 +442,40 @@ test_deadline_by_mechanism(void **state)
     }
 }
 
+/* With the machine known and the device not (yet) in a topology, the
+ * unplug goes out first and the topology is asked after it: QEMU answers
+ * in order, and device_del must not wait behind 5 + 2 per device queries.
+ * The answer still moves the deadline to the slot's mechanism. */
+static void
+test_topology_asked_after_device_del(void **state)
+{
+    const TopologyCapture *caps[] = {set->q35_native, set->virt, set->q35_acpi};
+    const guint ms[] = {15000, 15000, 5000};
+
+    for (guint i = 0; i < G_N_ELEMENTS(caps); i++) {
+        Fixture *f = fixture_new(caps[i]);
+        g_autoptr(HotplugOp) op = NULL;
+        guint before, n_pci = 0;
+
+        /* hotplug_vm_new asked the machine type: let it be answered */
+        for (guint k = 0; k < 50 && fake_peer_n_unanswered(f->peer); k++)
+            qmp_loop_run_until(f->base, &f->done, 10);
+        qmp_loop_run_until(f->base, &f->done, 50);
+        before = fake_peer_n_received(f->peer);
+        fake_peer_expect(f->peer, "device_del", "{\"id\": \"nic0\"}");
+        op = unplug(f, "nic0", 0);
+        run_until_waiting(f, op);
+        assert_true(fake_peer_n_received(f->peer) > before + 1);
+        assert_string_equal(fake_peer_received_command(f->peer, before), "device_del");
+        for (guint k = before + 1; k < fake_peer_n_received(f->peer); k++)
+            n_pci += g_str_equal(fake_peer_received_command(f->peer, k), "query-pci");
+        assert_int_equal(n_pci, 1);
+        assert_int_equal(hotplug_op_get_timeout_ms(op), ms[i]);
+        g_clear_pointer(&op, hotplug_op_unref);
+        fixture_free(f);
+    }
+}
+
 static void
 test_native_blinking_is_pending(void **state)
 {
@@ -541,6 +575,7 @@ main(void)
         cmocka_unit_test(test_place_concurrent),
         cmocka_unit_test(test_place_by_hand),
         cmocka_unit_test(test_deadline_by_mechanism),
+        cmocka_unit_test(test_topology_asked_after_device_del),
         cmocka_unit_test(test_native_blinking_is_pending),
         cmocka_unit_test(test_native_retry_in_progress_presses_later),
         cmocka_unit_test(test_late_after_not_deleted),

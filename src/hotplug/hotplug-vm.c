@@ -926,6 +926,18 @@ hotplug_vm_resolve_op(HotplugVm *vm, HotplugOp *op, gboolean ask)
         hotplug_vm_arm_deadline(vm, op);
 }
 
+/* Whether op's mechanism can only come from asking the topology: a q35
+ * or virt VM whose topology does not know the device (yet). */
+static gboolean
+hotplug_vm_mech_needs_topology(HotplugVm *vm, HotplugOp *op)
+{
+    if (!vm->machine_known ||
+        (vm->machine != HOTPLUG_MACHINE_Q35 && vm->machine != HOTPLUG_MACHINE_VIRT))
+        return FALSE;
+    return !vm->topology ||
+           hotplug_topology_device_mechanism(vm->topology, op->device) == HOTPLUG_MECH_NONE;
+}
+
 static void
 hotplug_vm_resolve_all(HotplugVm *vm, gboolean ask)
 {
@@ -1058,7 +1070,7 @@ hotplug_vm_unplug_full(HotplugVm *vm, HotplugKind kind, const char *device,
     g_autoptr(GPtrArray) owned_cleanup = cleanup;
     HotplugOp *op = device ? g_hash_table_lookup(vm->ops, device) : NULL;
     HotplugUnplugOptions none = {0};
-    gboolean tracked;
+    gboolean tracked, ask_topology = FALSE;
 
     if (attached)
         *attached = FALSE;
@@ -1089,11 +1101,16 @@ hotplug_vm_unplug_full(HotplugVm *vm, HotplugKind kind, const char *device,
     op->was_tracked = tracked;
     op->timeout_by_class = opts->timeout_ms == 0;
     if (op->timeout_by_class && hotplug_kind_is_pci(kind)) {
-        /* the mechanism of the device's slot decides its deadline: known,
-         * or asked now (answered before device_del's reply arms the
-         * deadline, or the deadline moves when it comes) */
+        /* the mechanism of the device's slot decides its deadline: known
+         * now, or asked.  Asking the topology is 5 queries and 2 per
+         * device: they go after device_del, which would otherwise wait
+         * behind them in QEMU's queue; the deadline moves when the
+         * answer comes */
         hotplug_vm_ask_target(vm);
-        hotplug_vm_resolve_op(vm, op, TRUE);
+        if (hotplug_vm_mech_needs_topology(vm, op))
+            ask_topology = TRUE;
+        else
+            hotplug_vm_resolve_op(vm, op, TRUE);
     }
     op->timeout_ms = opts->timeout_ms
                          ? opts->timeout_ms
@@ -1112,6 +1129,8 @@ hotplug_vm_unplug_full(HotplugVm *vm, HotplugKind kind, const char *device,
     hotplug_op_ref(op);
     if (op->state == HOTPLUG_OP_SENDING && !hold)
         hotplug_vm_send_unplug(vm, op);
+    if (ask_topology)
+        hotplug_vm_resolve_op(vm, op, TRUE);
     return op;
 }
 
