@@ -13,7 +13,14 @@
  *
  * Like qmp-floor, plain C with blocking I/O, poll() for timeouts and
  * string search on the daemon's replies (compact JSON from json-glib,
- * "id" last), so the client adds as little as the floor's client does. */
+ * "id" last), so the client adds as little as the floor's client does.
+ *
+ * With --floor SOCKET it also runs the floor (bench-floor.h) on QEMU's own
+ * QMP socket, sample by sample beside the daemon: each floor sample and
+ * its daemon sample run back to back, the order turned every pair, so
+ * whatever slows the machine for a while slows both alike.  Run in
+ * separate blocks instead, the floor's median moved 10-20 % between
+ * blocks of one run, more than the margins the targets leave. */
 #include "config.h"
 
 #include <errno.h>
@@ -27,6 +34,7 @@
 #include <sys/un.h>
 #include <unistd.h>
 
+#include "bench-floor.h"
 #include "bench-line.h"
 #include "bench-stats.h"
 
@@ -268,6 +276,30 @@ hd_wait_vm_ready(Hd *h)
     }
 }
 
+/* One pair of --floor: "METRIC ORDER FLOOR_US DAEMON_US" to out (if any). */
+static void
+hd_pair(FILE *out, const char *metric, int floor_first, double floor_us, double daemon_us)
+{
+    if (out)
+        fprintf(out, "%s %s %.1f %.1f\n", metric, floor_first ? "floor-first" : "daemon-first",
+                floor_us, daemon_us);
+}
+
+/* Print the seven metrics' RESULT lines under label, append their samples
+ * to path (if any), and free them. */
+static void
+hd_report(BenchSamples *all[7], const char *label, const char *path)
+{
+    for (size_t i = 0; i < 7; i++) {
+        if (!all[i]->n)
+            continue;
+        bench_samples_report(all[i], label, stdout);
+        if (path && bench_samples_save(all[i], path) < 0)
+            bench_die("cannot write %s: %s", path, strerror(errno));
+        bench_samples_clear(all[i]);
+    }
+}
+
 static void
 hd_usage(FILE *out)
 {
@@ -283,7 +315,14 @@ hd_usage(FILE *out)
                  "  --prefix P      device ids P0, P1, ... (default hotplugd)\n"
                  "  --label L       label of the RESULT lines (default hotplugd)\n"
                  "  --samples FILE  append every sample as \"METRIC MICROSECONDS\"\n"
-                 "  --timeout MS    give up waiting after MS (default 10000)\n");
+                 "  --timeout MS    give up waiting after MS (default 10000)\n"
+                 "  --floor SOCKET  also run the floor on this QMP socket of the same QEMU,\n"
+                 "                  each sample paired with the daemon's (order turned every pair)\n"
+                 "  --floor-prefix P     the floor's device ids (default floor)\n"
+                 "  --floor-label L      label of the floor's RESULT lines (default floor)\n"
+                 "  --floor-samples FILE the floor's samples, as --samples\n"
+                 "  --pairs FILE    append every pair as \"METRIC ORDER FLOOR_US DAEMON_US\",\n"
+                 "                  ORDER floor-first or daemon-first\n");
 }
 
 static long
@@ -310,13 +349,21 @@ main(int argc, char **argv)
         {"driver", required_argument, NULL, 'd'},  {"bus", required_argument, NULL, 'b'},
         {"prefix", required_argument, NULL, 'p'},  {"label", required_argument, NULL, 'l'},
         {"samples", required_argument, NULL, 's'}, {"timeout", required_argument, NULL, 't'},
+        {"floor", required_argument, NULL, 'F'},   {"floor-prefix", required_argument, NULL, 'P'},
+        {"floor-label", required_argument, NULL, 'B'}, {"floor-samples", required_argument, NULL, 'S'},
+        {"pairs", required_argument, NULL, 'A'},
         {"help", no_argument, NULL, 'h'},          {0},
     };
     long cycles = 500, queries = 500, lists = 500, warmup = 10, burst = 0, bursts = 50;
     const char *label = "hotplugd", *samples = NULL;
+    const char *floor_path = NULL, *floor_label = "floor", *floor_samples = NULL, *pairs_path = NULL;
+    FILE *pairs = NULL;
     HdDevs devs = {"usb-kbd", "xhci.0", "hotplugd", 0};
+    BenchFloorDevs fdevs = {"usb-kbd", "xhci.0", "floor", 0};
     Hd h = {.line = {.timeout_ms = 10000, .peer = "hotplugd"}, .next_id = 1};
+    BenchFloor fl = {.line = {.timeout_ms = 10000, .peer = "QEMU"}};
     BenchSamples s_cycle, s_add, s_del, s_query, s_list, s_one, s_burst;
+    BenchSamples f_cycle, f_add, f_del, f_query, f_list, f_one, f_burst;
     char burst_metric[32];
     double c, a, d;
     int ch;
@@ -359,6 +406,22 @@ main(int argc, char **argv)
             break;
         case 't':
             h.line.timeout_ms = (int)hd_parse_count("timeout", optarg, 3600000);
+            fl.line.timeout_ms = h.line.timeout_ms;
+            break;
+        case 'A':
+            pairs_path = optarg;
+            break;
+        case 'F':
+            floor_path = optarg;
+            break;
+        case 'P':
+            fdevs.prefix = optarg;
+            break;
+        case 'B':
+            floor_label = optarg;
+            break;
+        case 'S':
+            floor_samples = optarg;
             break;
         case 'h':
             hd_usage(stdout);
@@ -379,6 +442,13 @@ main(int argc, char **argv)
     hd_wait_reply(&h, hd_send(&h, "qmp_capabilities", NULL));
     hd_wait_vm_ready(&h);
 
+    if (floor_path)
+        bench_floor_open(&fl, floor_path);
+    if (pairs_path && !(pairs = fopen(pairs_path, "a")))
+        bench_die("cannot open %s: %s", pairs_path, strerror(errno));
+    fdevs.driver = devs.driver;
+    fdevs.bus = devs.bus;
+
     bench_samples_init(&s_cycle, "cycle");
     bench_samples_init(&s_add, "add");
     bench_samples_init(&s_del, "del");
@@ -387,38 +457,101 @@ main(int argc, char **argv)
     bench_samples_init(&s_one, "unplug1");
     snprintf(burst_metric, sizeof(burst_metric), "unplug%ld", burst);
     bench_samples_init(&s_burst, burst_metric);
+    bench_samples_init(&f_cycle, "cycle");
+    bench_samples_init(&f_add, "add");
+    bench_samples_init(&f_del, "del");
+    bench_samples_init(&f_query, "query");
+    bench_samples_init(&f_list, "qomlist");
+    bench_samples_init(&f_one, "unplug1");
+    bench_samples_init(&f_burst, burst_metric);
 
     for (long i = 0; i < warmup; i++) {
         hd_cycle(&h, &devs, &c, &a, &d);
         hd_ctlquery(&h);
         hd_qomlist(&h);
+        if (floor_path) {
+            bench_floor_cycle(&fl, &fdevs, &c, &a, &d);
+            bench_floor_query(&fl);
+            bench_floor_qomlist(&fl);
+        }
     }
+    /* With --floor, pair i runs the floor first when i is even, the
+     * daemon first when odd. */
     for (long i = 0; i < cycles; i++) {
+        int floor_first = floor_path && i % 2 == 0;
+        double fc = 0, fa = 0, fd = 0;
+
+        if (floor_first)
+            bench_floor_cycle(&fl, &fdevs, &fc, &fa, &fd);
         hd_cycle(&h, &devs, &c, &a, &d);
+        if (floor_path && !floor_first)
+            bench_floor_cycle(&fl, &fdevs, &fc, &fa, &fd);
         bench_samples_add(&s_cycle, c);
         bench_samples_add(&s_add, a);
         bench_samples_add(&s_del, d);
-    }
-    for (long i = 0; i < queries; i++)
-        bench_samples_add(&s_query, hd_ctlquery(&h));
-    for (long i = 0; i < lists; i++)
-        bench_samples_add(&s_list, hd_qomlist(&h));
-    for (long i = 0; burst > 1 && i < bursts; i++) {
-        bench_samples_add(&s_one, hd_burst(&h, &devs, 1));
-        bench_samples_add(&s_burst, hd_burst(&h, &devs, (int)burst));
-    }
-
-    {
-        BenchSamples *all[] = {&s_cycle, &s_add, &s_del, &s_query, &s_list, &s_one, &s_burst};
-        for (size_t i = 0; i < sizeof(all) / sizeof(all[0]); i++) {
-            if (!all[i]->n)
-                continue;
-            bench_samples_report(all[i], label, stdout);
-            if (samples && bench_samples_save(all[i], samples) < 0)
-                bench_die("cannot write %s: %s", samples, strerror(errno));
-            bench_samples_clear(all[i]);
+        if (floor_path) {
+            bench_samples_add(&f_cycle, fc);
+            bench_samples_add(&f_add, fa);
+            bench_samples_add(&f_del, fd);
+            hd_pair(pairs, "cycle", floor_first, fc, c);
+            hd_pair(pairs, "add", floor_first, fa, a);
+            hd_pair(pairs, "del", floor_first, fd, d);
         }
     }
+    for (long i = 0; i < queries; i++) {
+        int floor_first = floor_path && i % 2 == 0;
+        double fq = 0, q;
+
+        if (floor_first)
+            fq = bench_floor_query(&fl);
+        q = hd_ctlquery(&h);
+        if (floor_path && !floor_first)
+            fq = bench_floor_query(&fl);
+        bench_samples_add(&s_query, q);
+        if (floor_path) {
+            bench_samples_add(&f_query, fq);
+            hd_pair(pairs, "query", floor_first, fq, q);
+        }
+    }
+    for (long i = 0; i < lists; i++) {
+        int floor_first = floor_path && i % 2 == 0;
+        double fl_us = 0, l;
+
+        if (floor_first)
+            fl_us = bench_floor_qomlist(&fl);
+        l = hd_qomlist(&h);
+        if (floor_path && !floor_first)
+            fl_us = bench_floor_qomlist(&fl);
+        bench_samples_add(&s_list, l);
+        if (floor_path) {
+            bench_samples_add(&f_list, fl_us);
+            hd_pair(pairs, "qomlist", floor_first, fl_us, l);
+        }
+    }
+    for (long i = 0; burst > 1 && i < bursts; i++) {
+        int floor_first = floor_path && i % 2 == 0;
+
+        if (floor_first) {
+            bench_samples_add(&f_one, bench_floor_burst(&fl, &fdevs, 1));
+            bench_samples_add(&f_burst, bench_floor_burst(&fl, &fdevs, (int)burst));
+        }
+        bench_samples_add(&s_one, hd_burst(&h, &devs, 1));
+        bench_samples_add(&s_burst, hd_burst(&h, &devs, (int)burst));
+        if (floor_path && !floor_first) {
+            bench_samples_add(&f_one, bench_floor_burst(&fl, &fdevs, 1));
+            bench_samples_add(&f_burst, bench_floor_burst(&fl, &fdevs, (int)burst));
+        }
+    }
+
+    hd_report((BenchSamples *[]){&s_cycle, &s_add, &s_del, &s_query, &s_list, &s_one, &s_burst}, label,
+              samples);
+    if (floor_path) {
+        hd_report((BenchSamples *[]){&f_cycle, &f_add, &f_del, &f_query, &f_list, &f_one, &f_burst},
+                  floor_label, floor_samples);
+        bench_floor_close(&fl);
+    }
+    if (pairs && fclose(pairs) != 0)
+        bench_die("cannot write %s: %s", pairs_path, strerror(errno));
     bench_line_close(&h.line);
     return 0;
 }

@@ -11,7 +11,13 @@
 #              bench-hotplugd drives the daemon over one control connection
 #              per round
 # Runs the clients alternately in rounds (the order flips every round, so
-# drift on a shared machine hits all of them alike), collects every sample
+# drift on a shared machine hits all of them alike).  With --paired, the
+# floor and hotplugd run in one client instead (bench-hotplugd --floor),
+# each floor sample back to back with a daemon sample, the order turned
+# every pair, and a second table compares the pairs by order (QEMU sends
+# every event to both monitors: the daemon also logs the floor's
+# DEVICE_DELETED, as it does in the blocks of the other clients).  Collects
+# every sample
 # as "METRIC MICROSECONDS" in $T/<client>.samples, and prints median and
 # p99 per metric and client, with ratios against the floor of the same run.
 #
@@ -39,6 +45,10 @@ usage: bench/run-overhead.sh [options]
   --short          a quick run: 100 cycles (300 for floor and hotplugd: a p99 of 100
                    samples is their second worst), 2 rounds, 10 hotplugctl cycles,
                    10 bursts
+  --paired         run the floor and hotplugd sample by sample (bench-hotplugd --floor)
+                   instead of in blocks of their own, and compare the pairs by order:
+                   a daemon sample after a floor sample finds the daemon idle since
+                   its last request (cold), after its own it does not
   --no-disk-load   skip the rounds of floor and hotplugd beside a disk writer (a loop of
                    dd oflag=dsync on the state directory's filesystem)
   --keep           keep the samples directory and print its path
@@ -59,6 +69,7 @@ CTL_CYCLES=50
 BURST=10
 BURSTS=50
 KEEP=0
+PAIRED=0
 DISK_LOAD=1
 PIN=""
 QEMU=${QEMU:-qemu-system-x86_64}
@@ -75,6 +86,7 @@ while [ $# -gt 0 ]; do
     --short) CYCLES=100; TARGET_CYCLES=300; ROUNDS=2; CTL_CYCLES=10; BURSTS=10; shift ;;
     --keep) KEEP=1; shift ;;
     --no-disk-load) DISK_LOAD=0; shift ;;
+    --paired) PAIRED=1; shift ;;
     --qemu) QEMU=$2; shift 2 ;;
     --pin) PIN=$2; shift 2 ;;
     -h | --help) usage; exit 0 ;;
@@ -180,6 +192,8 @@ start_qemu() {
 
 # ---- the clients ------------------------------------------------------------
 
+# the rows of the table; RUN_CLIENTS: what each round runs ("pair" is the
+# floor and hotplugd, sample by sample)
 CLIENTS="floor engine hotplugctl hotplugd"
 
 # hotplugd: one daemon for the whole run, VM "bench" on qmp2.sock, its state
@@ -266,6 +280,20 @@ run_hotplugd() {
         --lists "$n" --burst "$BURST" --bursts "$b" --prefix "h${SUFFIX#-}$1x" \
         --samples "$T/hotplugd$SUFFIX.samples" >>"$T/hotplugd.out" ||
         { echo "run-overhead: bench-hotplugd failed; hotplugd's log:" >&2; tail -5 "$T/hotplugd.log" >&2; exit 1; }
+}
+
+# the floor and hotplugd in one client, each floor sample beside a daemon
+# sample (bench-hotplugd --floor); their samples go to the same files as
+# run_floor's and run_hotplugd's
+run_pair() {
+    local n b
+    n=$(per_round "$TARGET_CYCLES" "$1")
+    b=$(per_round "$BURSTS" "$1")
+    run_child "${CLIENT_PIN[@]}" "$HDCLIENT" "$SOCK_CONTROL" bench --cycles "$n" --queries "$n" \
+        --lists "$n" --burst "$BURST" --bursts "$b" --prefix "h${SUFFIX#-}$1x" \
+        --samples "$T/hotplugd$SUFFIX.samples" --floor "$SOCK_DIRECT" --floor-prefix "f${SUFFIX#-}$1x" \
+        --floor-samples "$T/floor$SUFFIX.samples" --pairs "$T/pairs$SUFFIX" >>"$T/hotplugd.out" ||
+        { echo "run-overhead: bench-hotplugd --floor failed; hotplugd's log:" >&2; tail -5 "$T/hotplugd.log" >&2; exit 1; }
 }
 
 # $EPOCHREALTIME ("s.µs", always 6 decimals; "," in some locales) as integer µs
@@ -361,6 +389,17 @@ EOF
             done
         done
     fi
+    if [ -f "$T/pairs" ]; then
+        printf '\npairs by order (--paired; medians, us): the sample that ran second in its pair\n'
+        printf 'followed the other client; the first followed its own client\n'
+        printf '%-9s %-13s %6s %10s %10s %8s\n' metric order n floor hotplugd ratio
+        for metric in add del qomlist; do
+            for order in floor-first daemon-first; do
+                awk -v m="$metric" -v o="$order" '$1 == m && $2 == o { print $3, $4 }' "$T/pairs" |
+                    pair_medians "$metric" "$order"
+            done
+        done
+    fi
     printf '\ntargets (ratios against the floor in this run):\n'
     target_row "add through hotplugd, median" "$T/hotplugd.samples" "$T/floor.samples" add median 1.15
     target_row "add through hotplugd, p99" "$T/hotplugd.samples" "$T/floor.samples" add p99 1.5
@@ -368,6 +407,21 @@ EOF
         "$T/floor-load.samples" add median 2
     target_row "qomlist passthrough (device-list), median" "$T/hotplugd.samples" "$T/floor.samples" qomlist median 1.10
     target_row "cycle through hotplugd, p99" "$T/hotplugd.samples" "$T/floor.samples" cycle p99 1.05
+}
+
+pair_medians() { # METRIC ORDER < "FLOOR_US DAEMON_US" lines
+    awk -v m="$1" -v o="$2" '
+        { f[NR] = $1; d[NR] = $2 }
+        function med(a, n,   i, j, t) {
+            for (i = 2; i <= n; i++) { t = a[i]; for (j = i - 1; j >= 1 && a[j] > t; j--) a[j + 1] = a[j]; a[j + 1] = t }
+            r = int(0.5 * n); if (r < 0.5 * n) r++; if (r < 1) r = 1
+            return a[r]
+        }
+        END {
+            if (NR == 0) exit
+            mf = med(f, NR); md = med(d, NR)
+            printf "%-9s %-13s %6d %10.1f %10.1f %8.2f\n", m, o, NR, mf, md, (mf > 0 ? md / mf : 0)
+        }'
 }
 
 target_row() { # NAME CLIENT_FILE FLOOR_FILE METRIC median|p99 LIMIT
@@ -401,15 +455,17 @@ fi
 echo "qmp-hotplug overhead benchmark, $(date -u +%Y-%m-%dT%H:%M:%SZ)"
 echo "QEMU: $("$QEMU" --version | head -1); q35, TCG, qemu-xhci + usb-kbd, paused (-S): $PAUSED"
 echo "host: $(nproc) CPUs, load average $(cut -d' ' -f1-3 /proc/loadavg); placement (--pin): $PIN"
-echo "runs: $TARGET_CYCLES cycles and as many query-status for floor and hotplugd, $CYCLES for" \
+echo "runs: $TARGET_CYCLES cycles and as many query-status for floor and hotplugd" \
+    "($([ "$PAIRED" = 1 ] && echo "paired, sample by sample" || echo "unpaired")), $CYCLES for" \
     "engine, in $ROUNDS alternating rounds," \
     "$BURSTS x (1 vs $BURST unplugs), hotplugctl $CTL_CYCLES cycles"
 
+if [ "$PAIRED" = 1 ]; then RUN_CLIENTS="pair engine hotplugctl"; else RUN_CLIENTS=$CLIENTS; fi
 start_clients
 for ((round = 1; round <= ROUNDS; round++)); do
-    order=$CLIENTS
+    order=$RUN_CLIENTS
     # flip the order every other round
-    if ((round % 2 == 0)); then order=$(echo "$CLIENTS" | tr ' ' '\n' | tac | tr '\n' ' '); fi
+    if ((round % 2 == 0)); then order=$(echo "$RUN_CLIENTS" | tr ' ' '\n' | tac | tr '\n' ' '); fi
     for client in $order; do
         "run_$client" "$round"
     done
@@ -421,6 +477,7 @@ if [ "$DISK_LOAD" = 1 ]; then
     for ((round = 1; round <= ROUNDS; round++)); do
         order="floor hotplugd"
         if ((round % 2 == 0)); then order="hotplugd floor"; fi
+        if [ "$PAIRED" = 1 ]; then order=pair; fi
         for client in $order; do
             "run_$client" "$round"
         done
