@@ -476,6 +476,122 @@ test_topology_asked_after_device_del(void **state)
     }
 }
 
+/* The model: a device noted since the topology was asked is known, on
+ * its place's mechanism, or on none for a bus that is no place (USB);
+ * forgotten, it is unknown again. */
+static void
+test_note_device(void **state)
+{
+    Fixture *f = fixture_new(set->q35_native);
+    HotplugTopology *t = query(f);
+
+    assert_false(hotplug_topology_knows_device(t, "hp1"));
+    hotplug_topology_note_device(t, "hp1", "rp1");
+    assert_true(hotplug_topology_knows_device(t, "hp1"));
+    assert_int_equal(hotplug_topology_device_mechanism(t, "hp1"), HOTPLUG_MECH_PCIE_NATIVE);
+    hotplug_topology_note_device(t, "kbd1", "xhci.0");
+    assert_true(hotplug_topology_knows_device(t, "kbd1"));
+    assert_int_equal(hotplug_topology_device_mechanism(t, "kbd1"), HOTPLUG_MECH_NONE);
+    hotplug_topology_note_device(t, "hp3", "rp3"); /* hotplug=off */
+    assert_int_equal(hotplug_topology_device_mechanism(t, "hp3"), HOTPLUG_MECH_NONE);
+    hotplug_topology_forget_device(t, "hp1");
+    assert_false(hotplug_topology_knows_device(t, "hp1"));
+    assert_int_equal(hotplug_topology_device_mechanism(t, "hp1"), HOTPLUG_MECH_NONE);
+    assert_true(hotplug_topology_knows_device(t, "nic0")); /* QEMU's answer had it */
+    fixture_free(f);
+}
+
+static guint
+received_since(Fixture *f, guint from, const char *cmd)
+{
+    guint n = 0;
+
+    for (guint k = from; k < fake_peer_n_received(f->peer); k++)
+        n += g_str_equal(fake_peer_received_command(f->peer, k), cmd);
+    return n;
+}
+
+/* Plug id with device_add on bus (through hotplug_vm_plug), until added. */
+static void
+plug_on(Fixture *f, const char *driver, const char *id, const char *bus)
+{
+    g_autoptr(GError) error = NULL;
+    g_autoptr(HotplugOp) op = NULL;
+    g_autofree char *json =
+        g_strdup_printf("{\"driver\": \"%s\", \"id\": \"%s\", \"bus\": \"%s\"}", driver, id, bus);
+    GPtrArray *steps = g_ptr_array_new_with_free_func((GDestroyNotify)hotplug_step_free);
+    guint had = f->outcomes->len;
+
+    fake_peer_expect(f->peer, "device_add", json);
+    g_ptr_array_add(steps, hotplug_step_new("device_add", json_from_string(json, NULL), NULL, NULL));
+    op = hotplug_vm_plug(f->vm, HOTPLUG_KIND_DEVICE, id, steps, &error);
+    if (!op)
+        fail_msg("plug %s: %s", id, error->message);
+    for (guint k = 0; k < 250 && f->outcomes->len == had; k++)
+        qmp_loop_run_until(f->base, &f->done, 20);
+    assert_int_equal(f->outcomes->len, had + 1);
+    assert_int_equal(hotplug_op_get_outcome(op), HOTPLUG_OUTCOME_ADDED);
+}
+
+/* A device plugged here is noted in the cached topology: its unplug asks
+ * QEMU nothing but device_del, and still gets its mechanism's deadline.
+ * Once QEMU says it is gone, it is forgotten. */
+static void
+test_unplug_after_plug_asks_no_topology(void **state)
+{
+    const TopologyCapture *caps[] = {set->q35_native, set->virt};
+
+    for (guint i = 0; i < G_N_ELEMENTS(caps); i++) {
+        Fixture *f = fixture_new(caps[i]);
+        g_autoptr(GError) error = NULL;
+        PlaceWait w = {0};
+        guint before;
+
+        /* placing hp1 asks the topology, which the VM keeps */
+        assert_true(hotplug_vm_place(f->vm, "hp1", "rp1", place_cb, &w, &error));
+        assert_true(qmp_loop_run_until(f->base, &w.done, WAIT_MS));
+        assert_string_equal(w.bus, "rp1");
+        place_wait_clear(&w);
+        plug_on(f, "virtio-net-pci", "hp1", "rp1");
+        plug_on(f, "usb-kbd", "kbd1", "xhci.0");
+
+        for (guint d = 0; d < 2; d++) {
+            const char *dev = d == 0 ? "hp1" : "kbd1";
+            g_autofree char *args = g_strdup_printf("{\"id\": \"%s\"}", dev);
+            g_autoptr(HotplugOp) op = NULL;
+
+            before = fake_peer_n_received(f->peer);
+            fake_peer_expect(f->peer, "device_del", args);
+            op = unplug(f, dev, 0);
+            run_until_waiting(f, op);
+            assert_int_equal(fake_peer_n_received(f->peer), before + 1);
+            assert_int_equal(received_since(f, before, "device_del"), 1);
+            /* native PCIe on rp1; a USB device has no mechanism: the default */
+            assert_int_equal(hotplug_op_get_timeout_ms(op), d == 0 ? 15000 : 5000);
+            fake_peer_event(f->peer, "DEVICE_DELETED",
+                            d == 0 ? "{\"device\": \"hp1\", \"path\": \"/machine/peripheral/hp1\"}"
+                                   : "{\"device\": \"kbd1\", \"path\": \"/machine/peripheral/kbd1\"}");
+            for (guint k = 0; k < 100 && hotplug_op_get_state(op) != HOTPLUG_OP_DONE; k++)
+                qmp_loop_run_until(f->base, &f->done, 10);
+            assert_int_equal(hotplug_op_get_outcome(op), HOTPLUG_OUTCOME_DELETED);
+        }
+        /* gone: a device of that id later is not taken for the old one */
+        before = fake_peer_n_received(f->peer);
+        {
+            g_autoptr(HotplugOp) op = NULL;
+
+            fake_peer_expect(f->peer, "device_del", "{\"id\": \"hp1\"}");
+            op = unplug(f, "hp1", 0);
+            run_until_waiting(f, op);
+            assert_string_equal(fake_peer_received_command(f->peer, before), "device_del");
+            assert_int_equal(received_since(f, before, "query-pci"), 1);
+        }
+        if (!fake_peer_all_done(f->peer))
+            fail_msg("%s", fake_peer_describe_failures(f->peer));
+        fixture_free(f);
+    }
+}
+
 static void
 test_native_blinking_is_pending(void **state)
 {
@@ -576,6 +692,8 @@ main(void)
         cmocka_unit_test(test_place_by_hand),
         cmocka_unit_test(test_deadline_by_mechanism),
         cmocka_unit_test(test_topology_asked_after_device_del),
+        cmocka_unit_test(test_note_device),
+        cmocka_unit_test(test_unplug_after_plug_asks_no_topology),
         cmocka_unit_test(test_native_blinking_is_pending),
         cmocka_unit_test(test_native_retry_in_progress_presses_later),
         cmocka_unit_test(test_late_after_not_deleted),

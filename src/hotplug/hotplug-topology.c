@@ -462,6 +462,37 @@ hotplug_topology_device_mechanism(const HotplugTopology *t, const char *device)
     return p ? p->mechanism : HOTPLUG_MECH_NONE;
 }
 
+gboolean
+hotplug_topology_knows_device(const HotplugTopology *t, const char *device)
+{
+    return device && g_hash_table_contains(t->device_bus, device);
+}
+
+void
+hotplug_topology_note_device(HotplugTopology *t, const char *device, const char *bus)
+{
+    const char *path = "";
+
+    g_return_if_fail(device != NULL && bus != NULL);
+    for (guint i = 0; i < t->places->len; i++) {
+        const HotplugPlace *p = t->places->pdata[i];
+
+        if (!p->anonymous && p->bus_path && g_str_equal(p->bus, bus)) {
+            path = p->bus_path;
+            break;
+        }
+    }
+    /* "": a bus of no place, so no mechanism (device_bus keys no place by "") */
+    g_hash_table_insert(t->device_bus, g_strdup(device), g_strdup(path));
+}
+
+void
+hotplug_topology_forget_device(HotplugTopology *t, const char *device)
+{
+    if (device)
+        g_hash_table_remove(t->device_bus, device);
+}
+
 GArray *
 hotplug_topology_mechanisms(const HotplugTopology *t)
 {

@@ -77,6 +77,15 @@ GPtrArray *hotplug_topology_get_places(const HotplugTopology *t);
 const HotplugPlace *hotplug_topology_find(const HotplugTopology *t, const char *bus, gint slot);
 /* The mechanism serving the peripheral device id (NONE when unknown). */
 HotplugMechanism hotplug_topology_device_mechanism(const HotplugTopology *t, const char *device);
+/* Whether the topology knows where device is (QEMU's answer had it, or
+ * it was noted since), also when that is no place of its own (a USB bus). */
+gboolean hotplug_topology_knows_device(const HotplugTopology *t, const char *device);
+/* A device plugged since the topology was asked: device_add put it on bus
+ * (the bus= name given).  A bus that is no place of this topology (a USB,
+ * SCSI or virtio-serial bus) is noted as no mechanism. */
+void hotplug_topology_note_device(HotplugTopology *t, const char *device, const char *bus);
+/* device is gone (DEVICE_DELETED): where it was is known no more. */
+void hotplug_topology_forget_device(HotplugTopology *t, const char *device);
 /* The mechanisms that serve some place of the VM, lowest enum first. */
 GArray *hotplug_topology_mechanisms(const HotplugTopology *t);
 /* {machine, machine_type, places: [{bus, slot, addr, kind, port, mechanism,

@@ -245,6 +245,27 @@ hotplug_vm_mark_instance(HotplugVm *vm, HotplugOp *op)
 
 /* The final outcome.  not-deleted and guest-error stay tracked, so a
  * later removal is reported as deleted-late. */
+/* A device plugged here: the cached topology learns its bus from its
+ * device_add, so that its unplug need not ask QEMU for the whole topology
+ * again (q35, virt).  Without bus= QEMU chose: nothing to note. */
+static void
+hotplug_vm_note_plugged(HotplugVm *vm, HotplugOp *op)
+{
+    if (!vm->topology || !op->steps)
+        return;
+    for (guint i = 0; i < op->steps->len; i++) {
+        HotplugStep *s = op->steps->pdata[i];
+        JsonObject *args = s->args ? qmp_json_node_object(s->args) : NULL;
+        const char *bus = qmp_json_get_string(args, "bus");
+
+        if (g_str_equal(s->cmd, "device_add") &&
+            g_strcmp0(qmp_json_get_string(args, "id"), op->device) == 0 && bus && *bus) {
+            hotplug_topology_note_device(vm->topology, op->device, bus);
+            return;
+        }
+    }
+}
+
 static void
 hotplug_vm_finish(HotplugVm *vm, HotplugOp *op, HotplugOutcome outcome)
 {
@@ -260,6 +281,8 @@ hotplug_vm_finish(HotplugVm *vm, HotplugOp *op, HotplugOutcome outcome)
     op->attempt_outcome = outcome;
     if (op->action == HOTPLUG_ACTION_PLUG)
         hotplug_placement_settle(vm->placement, op->device);
+    if (op->action == HOTPLUG_ACTION_PLUG && outcome == HOTPLUG_OUTCOME_ADDED)
+        hotplug_vm_note_plugged(vm, op);
     if (late && outcome == HOTPLUG_OUTCOME_DELETED) {
         op->outcome = HOTPLUG_OUTCOME_DELETED_LATE;
         op->state = HOTPLUG_OP_DONE;
@@ -912,7 +935,10 @@ hotplug_vm_resolve_op(HotplugVm *vm, HotplugOp *op, gboolean ask)
     case HOTPLUG_MACHINE_VIRT:
         if (vm->topology)
             m = hotplug_topology_device_mechanism(vm->topology, op->device);
-        if (m == HOTPLUG_MECH_NONE && ask) {
+        /* a device the topology knows on no place of its own (a USB bus)
+         * has no mechanism: asking again would not change that */
+        if (m == HOTPLUG_MECH_NONE && ask &&
+            !(vm->topology && hotplug_topology_knows_device(vm->topology, op->device))) {
             hotplug_vm_ask_topology(vm);
             return;
         }
@@ -934,8 +960,7 @@ hotplug_vm_mech_needs_topology(HotplugVm *vm, HotplugOp *op)
     if (!vm->machine_known ||
         (vm->machine != HOTPLUG_MACHINE_Q35 && vm->machine != HOTPLUG_MACHINE_VIRT))
         return FALSE;
-    return !vm->topology ||
-           hotplug_topology_device_mechanism(vm->topology, op->device) == HOTPLUG_MECH_NONE;
+    return !vm->topology || !hotplug_topology_knows_device(vm->topology, op->device);
 }
 
 static void
@@ -1587,6 +1612,8 @@ hotplug_vm_on_device_deleted(HotplugVm *vm, const QmpEvent *ev)
     HotplugOp *op = hotplug_vm_event_op(vm, ev->data, &child);
 
     hotplug_vm_emit_qemu_event(vm, ev, op);
+    if (vm->topology)
+        hotplug_topology_forget_device(vm->topology, qmp_json_get_string(ev->data, "device"));
     if (!op || op->action != HOTPLUG_ACTION_UNPLUG)
         return;
     if (child) {
