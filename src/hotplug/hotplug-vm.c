@@ -243,8 +243,6 @@ hotplug_vm_mark_instance(HotplugVm *vm, HotplugOp *op)
     op->instance = g_strdup(hotplug_vm_instance(vm));
 }
 
-/* The final outcome.  not-deleted and guest-error stay tracked, so a
- * later removal is reported as deleted-late. */
 /* A device plugged here: the cached topology learns its bus from its
  * device_add, so that its unplug need not ask QEMU for the whole topology
  * again (q35, virt).  Without bus= QEMU chose: nothing to note. */
@@ -266,6 +264,8 @@ hotplug_vm_note_plugged(HotplugVm *vm, HotplugOp *op)
     }
 }
 
+/* The final outcome.  not-deleted and guest-error stay tracked, so a
+ * later removal is reported as deleted-late. */
 static void
 hotplug_vm_finish(HotplugVm *vm, HotplugOp *op, HotplugOutcome outcome)
 {
@@ -908,6 +908,13 @@ hotplug_kind_is_pci(HotplugKind kind)
            kind == HOTPLUG_KIND_HOSTDEV;
 }
 
+/* No topology yet, or one that does not know op's device. */
+static gboolean
+hotplug_vm_topology_lacks(HotplugVm *vm, HotplugOp *op)
+{
+    return !vm->topology || !hotplug_topology_knows_device(vm->topology, op->device);
+}
+
 /* The mechanism of op's slot decides its default deadline: pc is ACPI,
  * pseries DRC, q35 and virt by the port (from the topology; asked when
  * ask and it does not know the device yet).  An armed deadline moves to
@@ -933,15 +940,14 @@ hotplug_vm_resolve_op(HotplugVm *vm, HotplugOp *op, gboolean ask)
         break;
     case HOTPLUG_MACHINE_Q35:
     case HOTPLUG_MACHINE_VIRT:
-        if (vm->topology)
-            m = hotplug_topology_device_mechanism(vm->topology, op->device);
         /* a device the topology knows on no place of its own (a USB bus)
          * has no mechanism: asking again would not change that */
-        if (m == HOTPLUG_MECH_NONE && ask &&
-            !(vm->topology && hotplug_topology_knows_device(vm->topology, op->device))) {
+        if (ask && hotplug_vm_topology_lacks(vm, op)) {
             hotplug_vm_ask_topology(vm);
             return;
         }
+        if (vm->topology)
+            m = hotplug_topology_device_mechanism(vm->topology, op->device);
         break;
     default:
         break;
@@ -957,10 +963,9 @@ hotplug_vm_resolve_op(HotplugVm *vm, HotplugOp *op, gboolean ask)
 static gboolean
 hotplug_vm_mech_needs_topology(HotplugVm *vm, HotplugOp *op)
 {
-    if (!vm->machine_known ||
-        (vm->machine != HOTPLUG_MACHINE_Q35 && vm->machine != HOTPLUG_MACHINE_VIRT))
-        return FALSE;
-    return !vm->topology || !hotplug_topology_knows_device(vm->topology, op->device);
+    return vm->machine_known &&
+           (vm->machine == HOTPLUG_MACHINE_Q35 || vm->machine == HOTPLUG_MACHINE_VIRT) &&
+           hotplug_vm_topology_lacks(vm, op);
 }
 
 static void
