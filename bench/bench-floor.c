@@ -134,25 +134,29 @@ bench_floor_cycle(BenchFloor *f, BenchFloorDevs *d, double *cycle, double *add, 
     *del = t2 - t1;
 }
 
-double
-bench_floor_query(BenchFloor *f)
+/* One round trip of cmd (the command's members, without "id"), in µs. */
+static double
+bench_floor_round_trip(BenchFloor *f, const char *cmd)
 {
     double t0 = bench_now_us();
 
-    bench_floor_send(f, "\"execute\":\"query-status\"");
+    bench_floor_send(f, "%s", cmd);
     bench_floor_wait_reply(f);
     return bench_now_us() - t0;
+}
+
+double
+bench_floor_query(BenchFloor *f)
+{
+    return bench_floor_round_trip(f, "\"execute\":\"query-status\"");
 }
 
 /* qom-list /machine/peripheral: what the engine's device list asks */
 double
 bench_floor_qomlist(BenchFloor *f)
 {
-    double t0 = bench_now_us();
-
-    bench_floor_send(f, "\"execute\":\"qom-list\",\"arguments\":{\"path\":\"/machine/peripheral\"}");
-    bench_floor_wait_reply(f);
-    return bench_now_us() - t0;
+    return bench_floor_round_trip(
+        f, "\"execute\":\"qom-list\",\"arguments\":{\"path\":\"/machine/peripheral\"}");
 }
 
 /* Plug k devices, then time k device_del sent at once until every

@@ -285,6 +285,29 @@ hd_pair(FILE *out, const char *metric, int floor_first, double floor_us, double 
                 floor_us, daemon_us);
 }
 
+/* n round trips of hd_fn into hs; with a floor (fl), each beside one of
+ * floor_fn into fs, the floor first in even pairs (see main). */
+static void
+hd_paired(long n, Hd *h, double (*hd_fn)(Hd *), BenchSamples *hs, BenchFloor *fl,
+          double (*floor_fn)(BenchFloor *), BenchSamples *fs, FILE *pairs, const char *metric)
+{
+    for (long i = 0; i < n; i++) {
+        int floor_first = fl && i % 2 == 0;
+        double f_us = 0, h_us;
+
+        if (floor_first)
+            f_us = floor_fn(fl);
+        h_us = hd_fn(h);
+        if (fl && !floor_first)
+            f_us = floor_fn(fl);
+        bench_samples_add(hs, h_us);
+        if (fl) {
+            bench_samples_add(fs, f_us);
+            hd_pair(pairs, metric, floor_first, f_us, h_us);
+        }
+    }
+}
+
 /* Print the seven metrics' RESULT lines under label, append their samples
  * to path (if any), and free them. */
 static void
@@ -498,36 +521,10 @@ main(int argc, char **argv)
             hd_pair(pairs, "del", floor_first, fd, d);
         }
     }
-    for (long i = 0; i < queries; i++) {
-        int floor_first = floor_path && i % 2 == 0;
-        double fq = 0, q;
-
-        if (floor_first)
-            fq = bench_floor_query(&fl);
-        q = hd_ctlquery(&h);
-        if (floor_path && !floor_first)
-            fq = bench_floor_query(&fl);
-        bench_samples_add(&s_query, q);
-        if (floor_path) {
-            bench_samples_add(&f_query, fq);
-            hd_pair(pairs, "query", floor_first, fq, q);
-        }
-    }
-    for (long i = 0; i < lists; i++) {
-        int floor_first = floor_path && i % 2 == 0;
-        double fl_us = 0, l;
-
-        if (floor_first)
-            fl_us = bench_floor_qomlist(&fl);
-        l = hd_qomlist(&h);
-        if (floor_path && !floor_first)
-            fl_us = bench_floor_qomlist(&fl);
-        bench_samples_add(&s_list, l);
-        if (floor_path) {
-            bench_samples_add(&f_list, fl_us);
-            hd_pair(pairs, "qomlist", floor_first, fl_us, l);
-        }
-    }
+    hd_paired(queries, &h, hd_ctlquery, &s_query, floor_path ? &fl : NULL, bench_floor_query,
+              &f_query, pairs, "query");
+    hd_paired(lists, &h, hd_qomlist, &s_list, floor_path ? &fl : NULL, bench_floor_qomlist,
+              &f_list, pairs, "qomlist");
     for (long i = 0; burst > 1 && i < bursts; i++) {
         int floor_first = floor_path && i % 2 == 0;
 

@@ -271,29 +271,24 @@ run_engine() {
 }
 
 # one control connection per round (the daemon's QMP connection stays up
-# for the whole run)
+# for the whole run); run_hotplugd ROUND [more bench-hotplugd options]
 run_hotplugd() {
-    local n b
-    n=$(per_round "$TARGET_CYCLES" "$1")
-    b=$(per_round "$BURSTS" "$1")
+    local n b round=$1
+    shift
+    n=$(per_round "$TARGET_CYCLES" "$round")
+    b=$(per_round "$BURSTS" "$round")
     run_child "${CLIENT_PIN[@]}" "$HDCLIENT" "$SOCK_CONTROL" bench --cycles "$n" --queries "$n" \
-        --lists "$n" --burst "$BURST" --bursts "$b" --prefix "h${SUFFIX#-}$1x" \
-        --samples "$T/hotplugd$SUFFIX.samples" >>"$T/hotplugd.out" ||
-        { echo "run-overhead: bench-hotplugd failed; hotplugd's log:" >&2; tail -5 "$T/hotplugd.log" >&2; exit 1; }
+        --lists "$n" --burst "$BURST" --bursts "$b" --prefix "h${SUFFIX#-}${round}x" \
+        --samples "$T/hotplugd$SUFFIX.samples" "$@" >>"$T/hotplugd.out" ||
+        { echo "run-overhead: bench-hotplugd $* failed; hotplugd's log:" >&2; tail -5 "$T/hotplugd.log" >&2; exit 1; }
 }
 
 # the floor and hotplugd in one client, each floor sample beside a daemon
 # sample (bench-hotplugd --floor); their samples go to the same files as
 # run_floor's and run_hotplugd's
 run_pair() {
-    local n b
-    n=$(per_round "$TARGET_CYCLES" "$1")
-    b=$(per_round "$BURSTS" "$1")
-    run_child "${CLIENT_PIN[@]}" "$HDCLIENT" "$SOCK_CONTROL" bench --cycles "$n" --queries "$n" \
-        --lists "$n" --burst "$BURST" --bursts "$b" --prefix "h${SUFFIX#-}$1x" \
-        --samples "$T/hotplugd$SUFFIX.samples" --floor "$SOCK_DIRECT" --floor-prefix "f${SUFFIX#-}$1x" \
-        --floor-samples "$T/floor$SUFFIX.samples" --pairs "$T/pairs$SUFFIX" >>"$T/hotplugd.out" ||
-        { echo "run-overhead: bench-hotplugd --floor failed; hotplugd's log:" >&2; tail -5 "$T/hotplugd.log" >&2; exit 1; }
+    run_hotplugd "$1" --floor "$SOCK_DIRECT" --floor-prefix "f${SUFFIX#-}$1x" \
+        --floor-samples "$T/floor$SUFFIX.samples" --pairs "$T/pairs$SUFFIX"
 }
 
 # $EPOCHREALTIME ("s.µs", always 6 decimals; "," in some locales) as integer µs
